@@ -1,0 +1,129 @@
+# dfns-operator: see README.md. `make help` lists the targets.
+
+IMG ?= ghcr.io/dfns-operator/dfns-operator:latest
+
+SHELL = /usr/bin/env bash -o pipefail
+.SHELLFLAGS = -ec
+
+LOCALBIN ?= $(shell pwd)/bin
+$(LOCALBIN):
+	mkdir -p "$(LOCALBIN)"
+
+## Tools: controller-gen and ginkgo are `tool` directives in go.mod (built by the module proxy,
+## cached by Go); the envtest control plane and golangci-lint are built from source by hack/.
+CONTROLLER_GEN ?= go tool controller-gen
+GINKGO ?= go tool ginkgo
+ENVTEST_K8S_VERSION ?= 1.37.2
+ENVTEST_ETCD_VERSION ?= 3.6.16
+GOLANGCI_LINT_VERSION ?= $(shell sed -n 's/^version: *//p' .custom-gcl.yml)
+GOLANGCI_LINT = $(LOCALBIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
+FUZZTIME ?= 10s
+
+ENVTEST_ASSETS = K8S_VERSION=$(ENVTEST_K8S_VERSION) ETCD_VERSION=$(ENVTEST_ETCD_VERSION) LOCALBIN=$(LOCALBIN) hack/setup-envtest.sh
+
+.PHONY: all
+all: build
+
+##@ General
+
+.PHONY: help
+help: ## Display this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "\nUsage:\n  make \033[36m<target>\033[0m\n"} /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) } ' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: manifests
+manifests: ## Generate the CRDs and the manager's ClusterRole.
+	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./..." output:crd:artifacts:config=config/crd/bases
+
+.PHONY: generate
+generate: ## Generate the DeepCopy methods.
+	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./..."
+
+.PHONY: fmt
+fmt: ## Run go fmt.
+	go fmt ./...
+
+.PHONY: vet
+vet: ## Run go vet (the e2e suite too).
+	go vet ./...
+	go vet -tags e2e ./test/...
+
+.PHONY: setup-envtest
+setup-envtest: ## Build etcd, kube-apiserver and kubectl into bin/k8s (first run: about 7 minutes).
+	@WITH_KUBECTL=1 $(ENVTEST_ASSETS)
+
+.PHONY: test
+test: manifests generate fmt vet ## Run the tests (envtest control plane + Dfns sandbox).
+	@assets="$$($(ENVTEST_ASSETS))"; \
+	echo "KUBEBUILDER_ASSETS=$$assets"; \
+	KUBEBUILDER_ASSETS="$$assets" go test $$(go list ./... | grep -v /test/e2e) -coverprofile cover.out
+
+.PHONY: fuzz
+fuzz: ## Run every fuzz target for FUZZTIME each (default 10s).
+	@for pkg in $$(go list ./...); do \
+		dir=$$(go list -f '{{.Dir}}' $$pkg); \
+		for f in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | sed 's/^func //'); do \
+			echo "fuzz $$pkg $$f"; \
+			go test $$pkg -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME); \
+		done; \
+	done
+
+.PHONY: lint
+lint: $(GOLANGCI_LINT) ## Run golangci-lint (with the logcheck plugin).
+	$(GOLANGCI_LINT) run
+
+.PHONY: lint-fix
+lint-fix: $(GOLANGCI_LINT) ## Run golangci-lint and apply its fixes.
+	$(GOLANGCI_LINT) run --fix
+
+$(GOLANGCI_LINT): | $(LOCALBIN)
+	hack/build-golangci-lint.sh $(GOLANGCI_LINT_VERSION) $(GOLANGCI_LINT)
+
+##@ Build
+
+.PHONY: build
+build: manifests generate fmt vet ## Build the manager and dfns-sandbox binaries into bin/.
+	go build -o $(LOCALBIN)/manager ./cmd
+	go build -o $(LOCALBIN)/dfns-sandbox ./cmd/dfns-sandbox
+
+.PHONY: run
+run: manifests generate fmt vet ## Run the manager against the cluster of the current kubeconfig.
+	go run ./cmd
+
+.PHONY: demo
+demo: ## Run the operator end to end on this machine: control plane, Dfns sandbox, manager, samples.
+	hack/demo.sh
+
+.PHONY: demo-down
+demo-down: ## Stop everything `make demo` started and remove its state.
+	hack/demo.sh down
+
+.PHONY: docker-build
+docker-build: ## Build the manager image (needs a container engine).
+	docker build -t $(IMG) .
+
+.PHONY: build-installer
+build-installer: manifests generate ## Render CRDs and the deployment into dist/install.yaml.
+	mkdir -p dist
+	$$(WITH_KUBECTL=1 $(ENVTEST_ASSETS))/kubectl kustomize config/default > dist/install.yaml
+
+##@ Deployment
+
+KUBECTL ?= $$(WITH_KUBECTL=1 $(ENVTEST_ASSETS))/kubectl
+
+.PHONY: install
+install: manifests ## Install the CRDs into the cluster of the current kubeconfig.
+	$(KUBECTL) apply -k config/crd
+
+.PHONY: uninstall
+uninstall: manifests ## Remove the CRDs from the cluster of the current kubeconfig.
+	$(KUBECTL) delete --ignore-not-found -k config/crd
+
+.PHONY: deploy
+deploy: manifests ## Deploy the operator to the cluster of the current kubeconfig.
+	$(KUBECTL) apply -k config/default
+
+.PHONY: undeploy
+undeploy: ## Remove the operator from the cluster of the current kubeconfig.
+	$(KUBECTL) delete --ignore-not-found -k config/default
