@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# make demo: the operator end to end on this machine, without a cluster or container engine.
+# Starts etcd + kube-apiserver (envtest-up), the Dfns sandbox and the manager as processes,
+# applies config/samples, waits for them to be Ready and shows what an app gets.
+# `hack/demo.sh down` (make demo-down) stops everything it started and removes its state.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+STATE=$ROOT/bin/demo
+KUBECONFIG_FILE=$STATE/kubeconfig
+TIMEOUT=${DEMO_TIMEOUT:-180s}
+
+step_no=0
+step() { step_no=$((step_no + 1)); printf '\n[%d] %s\n' "$step_no" "$*"; }
+fail() { printf '\ndemo: step %d failed: %s\n' "$step_no" "$*" >&2; exit 1; }
+
+down() {
+	local name pid
+	for name in manager sandbox envtest; do
+		[ -f "$STATE/$name.pid" ] || continue
+		pid=$(cat "$STATE/$name.pid")
+		if kill -0 "$pid" 2>/dev/null; then
+			kill -TERM "$pid" 2>/dev/null || true
+			for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+			kill -KILL "$pid" 2>/dev/null || true
+		fi
+	done
+	rm -rf "$STATE"
+}
+
+if [ "${1:-}" = down ]; then
+	down
+	echo "demo: stopped and cleaned up"
+	exit 0
+fi
+
+# wait_for FILE PATTERN SECONDS PROCESS: until FILE has a line matching PATTERN.
+wait_for() {
+	local i
+	for i in $(seq $(($3 * 5))); do
+		grep -q "$2" "$1" 2>/dev/null && return 0
+		kill -0 "$(cat "$STATE/$4.pid")" 2>/dev/null || fail "$4 exited; see $1"
+		sleep 0.2
+	done
+	fail "$4 not ready after $3 s; see $1"
+}
+
+start() { # start NAME LOG CMD...: run CMD in the background, remember its PID
+	local name=$1 logf=$2
+	shift 2
+	"$@" >"$logf" 2>&1 &
+	echo $! >"$STATE/$name.pid"
+}
+
+down
+mkdir -p "$STATE"
+trap 'echo; echo "demo: stopping"; down' EXIT
+trap 'exit 130' INT TERM
+
+step "Building etcd, kube-apiserver and kubectl (first run: about 7 minutes) -> log $STATE/build.log"
+ASSETS=$(WITH_KUBECTL=1 hack/setup-envtest.sh 2>"$STATE/build.log") || fail "see $STATE/build.log"
+KUBECTL="$ASSETS/kubectl --kubeconfig $KUBECONFIG_FILE"
+
+step "Building the manager, dfns-sandbox and envtest-up"
+go build -o bin/manager ./cmd >>"$STATE/build.log" 2>&1 || fail "see $STATE/build.log"
+go build -o bin/dfns-sandbox ./cmd/dfns-sandbox >>"$STATE/build.log" 2>&1 || fail "see $STATE/build.log"
+go build -o bin/envtest-up ./hack/envtest-up >>"$STATE/build.log" 2>&1 || fail "see $STATE/build.log"
+go build -o bin/demo-app ./hack/demo-app >>"$STATE/build.log" 2>&1 || fail "see $STATE/build.log"
+
+step "Starting etcd + kube-apiserver -> log $STATE/envtest.log"
+KUBEBUILDER_ASSETS=$ASSETS start envtest "$STATE/envtest.log" bin/envtest-up --kubeconfig-out "$KUBECONFIG_FILE"
+wait_for "$STATE/envtest.log" "control plane up" 60 envtest
+
+step "Starting the Dfns sandbox -> log $STATE/sandbox.log"
+start sandbox "$STATE/sandbox.log" bin/dfns-sandbox --listen 127.0.0.1:0 --bootstrap-dir "$STATE/bootstrap"
+wait_for "$STATE/sandbox.log" "dfns-sandbox ready" 30 sandbox
+grep "dfns-sandbox ready" "$STATE/sandbox.log"
+
+step "Installing the CRDs"
+$KUBECTL apply -k config/crd >/dev/null || fail "kubectl apply -k config/crd"
+$KUBECTL wait --for=condition=Established crd --all --timeout=60s >/dev/null || fail "CRDs not established"
+
+step "Creating namespace dfns-system and the dfns-credentials Secret from the sandbox's bootstrap"
+$KUBECTL create namespace dfns-system >/dev/null
+$KUBECTL apply -f "$STATE/bootstrap/dfns-credentials.yaml" >/dev/null || fail "applying dfns-credentials"
+
+step "Starting the manager (credentials from the bootstrap directory, as a mounted Secret) -> log $STATE/manager.log"
+start manager "$STATE/manager.log" bin/manager --kubeconfig "$KUBECONFIG_FILE" \
+	--dfns-credentials-dir "$STATE/bootstrap" --metrics-bind-address 0 --health-probe-bind-address 127.0.0.1:0 \
+	--sync-period 30s
+wait_for "$STATE/manager.log" "Starting workers" 60 manager
+
+step "Applying config/samples"
+$KUBECTL apply -k config/samples || fail "kubectl apply -k config/samples"
+
+step "Waiting for every sample to be Ready (timeout $TIMEOUT)"
+kinds=$($KUBECTL api-resources --api-group=access.dfns.io -o name | paste -sd, -)
+$KUBECTL wait --for=condition=Ready "$kinds" --all -A --timeout="$TIMEOUT" ||
+	{ $KUBECTL get dfns -A -o wide; fail "samples not Ready; see $STATE/manager.log"; }
+
+step "kubectl get dfns -A"
+$KUBECTL get dfns -A
+
+step "Generated Secrets (keys only; values are secret)"
+$KUBECTL get secrets -A -l app.kubernetes.io/managed-by=dfns-operator \
+	-o go-template='{{range .items}}{{.metadata.namespace}}/{{.metadata.name}}:{{range $k, $v := .data}} {{$k}}{{end}}{{"\n"}}{{end}}'
+
+step "Calling Dfns the way an app would: the Secret as environment, a signed request as the service account"
+sa_secret=$($KUBECTL get dfnsserviceaccounts -A -o jsonpath='{.items[0].metadata.namespace}/{.items[0].status.secretName}')
+env_args=()
+for key in DFNS_API_URL DFNS_ORG_ID DFNS_AUTH_TOKEN DFNS_CRED_ID DFNS_PRIVATE_KEY; do
+	val=$($KUBECTL get secret -n "${sa_secret%/*}" "${sa_secret#*/}" -o "jsonpath={.data.$key}" | base64 -d)
+	env_args+=("$key=$val")
+done
+env "${env_args[@]}" DFNS_CA_FILE="$STATE/bootstrap/ca.crt" bin/demo-app || fail "the app call failed"
+
+cat <<MSG
+
+The demo is running. Try:
+  export KUBECONFIG=$KUBECONFIG_FILE
+  $ASSETS/kubectl get dfns -A
+  $ASSETS/kubectl describe dfnsserviceaccount -A
+  $ASSETS/kubectl delete dfnsserviceaccount --all -A
+Logs: $STATE/{manager,sandbox,envtest}.log
+Ctrl-C (or 'make demo-down' from another shell) stops everything.
+MSG
+if [ -n "${DEMO_NO_WAIT:-}" ]; then exit 0; fi
+while [ -f "$STATE/manager.pid" ] && kill -0 "$(cat "$STATE/manager.pid")" 2>/dev/null; do sleep 1; done
+[ -d "$STATE" ] || { trap - EXIT; exit 0; } # stopped by make demo-down
+fail "the manager exited; see $STATE/manager.log"
