@@ -1,0 +1,319 @@
+package dfns
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+)
+
+// pageLimit is the page size asked for on paginated lists (Dfns allows 1..500 on permissions).
+const pageLimit = 100
+
+// maxPages stops a pagination that never ends.
+const maxPages = 10000
+
+// page is one page of a list answer.
+type page[T any] struct {
+	Items         []T    `json:"items"`
+	NextPageToken string `json:"nextPageToken"`
+}
+
+// listAll reads every page of a paginated list (query limit + paginationToken).
+func listAll[T any](ctx context.Context, c *Client, op, path string, filters url.Values) ([]T, error) {
+	all := []T{}
+	seen := map[string]bool{}
+	token := ""
+	for range maxPages {
+		q := url.Values{}
+		for k, v := range filters {
+			q[k] = v
+		}
+		q.Set("limit", strconv.Itoa(pageLimit))
+		if token != "" {
+			q.Set("paginationToken", token)
+		}
+		var p page[T]
+		if err := c.get(ctx, op, path+"?"+q.Encode(), &p); err != nil {
+			return nil, err
+		}
+		all = append(all, p.Items...)
+		if p.NextPageToken == "" {
+			return all, nil
+		}
+		if seen[p.NextPageToken] {
+			return nil, fmt.Errorf("dfns %s: pagination token repeats", op)
+		}
+		seen[p.NextPageToken] = true
+		token = p.NextPageToken
+	}
+	return nil, fmt.Errorf("dfns %s: more than %d pages", op, maxPages)
+}
+
+// listOnce reads a list that Dfns does not paginate.
+func listOnce[T any](ctx context.Context, c *Client, op, path string) ([]T, error) {
+	var p page[T]
+	if err := c.get(ctx, op, path, &p); err != nil {
+		return nil, err
+	}
+	if p.Items == nil {
+		p.Items = []T{}
+	}
+	return p.Items, nil
+}
+
+func pathOf(parts ...string) string {
+	p := ""
+	for i, part := range parts {
+		if i%2 == 1 {
+			part = url.PathEscape(part)
+		}
+		p += part
+	}
+	return p
+}
+
+// ListServiceAccounts lists the org's service accounts (not paginated by Dfns).
+func (c *Client) ListServiceAccounts(ctx context.Context) ([]ServiceAccount, error) {
+	return listOnce[ServiceAccount](ctx, c, "ListServiceAccounts", "/auth/service-accounts")
+}
+
+// GetServiceAccount reads one service account.
+func (c *Client) GetServiceAccount(ctx context.Context, id string) (*ServiceAccount, error) {
+	var out ServiceAccount
+	return orNil(&out, c.get(ctx, "GetServiceAccount", pathOf("/auth/service-accounts/", id), &out))
+}
+
+// CreateServiceAccount creates a service account; the answer holds its only token copy.
+func (c *Client) CreateServiceAccount(ctx context.Context, req CreateServiceAccountRequest) (*ServiceAccount, error) {
+	var out ServiceAccount
+	err := c.change(ctx, "CreateServiceAccount", http.MethodPost, "/auth/service-accounts", req, &out, callMutation)
+	return orNil(&out, err)
+}
+
+// UpdateServiceAccount renames a service account or changes its externalId.
+func (c *Client) UpdateServiceAccount(ctx context.Context, id string, req UpdateServiceAccountRequest) (*ServiceAccount, error) {
+	var out ServiceAccount
+	err := c.change(ctx, "UpdateServiceAccount", http.MethodPut, pathOf("/auth/service-accounts/", id), req, &out, callMutation)
+	return orNil(&out, err)
+}
+
+// ActivateServiceAccount activates a service account.
+func (c *Client) ActivateServiceAccount(ctx context.Context, id string) (*ServiceAccount, error) {
+	var out ServiceAccount
+	err := c.change(ctx, "ActivateServiceAccount", http.MethodPut, pathOf("/auth/service-accounts/", id, "/activate"), nil, &out, callMutation)
+	return orNil(&out, err)
+}
+
+// DeactivateServiceAccount deactivates a service account (body {} as the Go SDK sends it).
+func (c *Client) DeactivateServiceAccount(ctx context.Context, id string) (*ServiceAccount, error) {
+	var out ServiceAccount
+	err := c.change(ctx, "DeactivateServiceAccount", http.MethodPut, pathOf("/auth/service-accounts/", id, "/deactivate"), struct{}{}, &out, callMutation)
+	return orNil(&out, err)
+}
+
+// DeleteServiceAccount deletes (archives) a service account.
+func (c *Client) DeleteServiceAccount(ctx context.Context, id string) error {
+	return c.change(ctx, "DeleteServiceAccount", http.MethodDelete, pathOf("/auth/service-accounts/", id), nil, nil, callMutation)
+}
+
+// ListPersonalAccessTokens lists the calling user's PATs (not paginated by Dfns).
+func (c *Client) ListPersonalAccessTokens(ctx context.Context) ([]AccessToken, error) {
+	return listOnce[AccessToken](ctx, c, "ListPersonalAccessTokens", "/auth/pats")
+}
+
+// GetPersonalAccessToken reads one PAT.
+func (c *Client) GetPersonalAccessToken(ctx context.Context, id string) (*AccessToken, error) {
+	var out AccessToken
+	return orNil(&out, c.get(ctx, "GetPersonalAccessToken", pathOf("/auth/pats/", id), &out))
+}
+
+// CreatePersonalAccessToken creates a PAT; the answer holds its only token copy.
+func (c *Client) CreatePersonalAccessToken(ctx context.Context, req CreatePersonalAccessTokenRequest) (*AccessToken, error) {
+	var out AccessToken
+	err := c.change(ctx, "CreatePersonalAccessToken", http.MethodPost, "/auth/pats", req, &out, callMutation)
+	return orNil(&out, err)
+}
+
+// UpdatePersonalAccessToken renames a PAT or changes its externalId.
+func (c *Client) UpdatePersonalAccessToken(ctx context.Context, id string, req UpdatePersonalAccessTokenRequest) (*AccessToken, error) {
+	var out AccessToken
+	err := c.change(ctx, "UpdatePersonalAccessToken", http.MethodPut, pathOf("/auth/pats/", id), req, &out, callMutation)
+	return orNil(&out, err)
+}
+
+// ActivatePersonalAccessToken activates a PAT.
+func (c *Client) ActivatePersonalAccessToken(ctx context.Context, id string) (*AccessToken, error) {
+	var out AccessToken
+	err := c.change(ctx, "ActivatePersonalAccessToken", http.MethodPut, pathOf("/auth/pats/", id, "/activate"), nil, &out, callMutation)
+	return orNil(&out, err)
+}
+
+// DeactivatePersonalAccessToken deactivates a PAT.
+func (c *Client) DeactivatePersonalAccessToken(ctx context.Context, id string) (*AccessToken, error) {
+	var out AccessToken
+	err := c.change(ctx, "DeactivatePersonalAccessToken", http.MethodPut, pathOf("/auth/pats/", id, "/deactivate"), nil, &out, callMutation)
+	return orNil(&out, err)
+}
+
+// DeletePersonalAccessToken deletes (archives) a PAT.
+func (c *Client) DeletePersonalAccessToken(ctx context.Context, id string) error {
+	return c.change(ctx, "DeletePersonalAccessToken", http.MethodDelete, pathOf("/auth/pats/", id), nil, nil, callMutation)
+}
+
+// ListPermissions lists every permission of the org, following every page.
+func (c *Client) ListPermissions(ctx context.Context) ([]Permission, error) {
+	return listAll[Permission](ctx, c, "ListPermissions", "/permissions", nil)
+}
+
+// GetPermission reads one permission.
+func (c *Client) GetPermission(ctx context.Context, id string) (*Permission, error) {
+	var out Permission
+	return orNil(&out, c.get(ctx, "GetPermission", pathOf("/permissions/", id), &out))
+}
+
+// CreatePermission creates a permission.
+func (c *Client) CreatePermission(ctx context.Context, req CreatePermissionRequest) (*Permission, error) {
+	var out Permission
+	err := c.change(ctx, "CreatePermission", http.MethodPost, "/permissions", req, &out, callMutation)
+	return orNil(&out, err)
+}
+
+// UpdatePermission changes a permission; a 202 gives an error satisfying IsPendingApproval.
+func (c *Client) UpdatePermission(ctx context.Context, id string, req UpdatePermissionRequest) (*Permission, error) {
+	var out Permission
+	err := c.change(ctx, "UpdatePermission", http.MethodPut, pathOf("/permissions/", id), req, &out, callPendable)
+	return orNil(&out, err)
+}
+
+// archiveRequest is the body of PUT /permissions/{id}/archive.
+type archiveRequest struct {
+	IsArchived bool `json:"isArchived"`
+}
+
+// ArchivePermission archives (or unarchives) a permission; a 202 gives an error satisfying
+// IsPendingApproval.
+func (c *Client) ArchivePermission(ctx context.Context, id string, archived bool) (*Permission, error) {
+	var out Permission
+	err := c.change(ctx, "ArchivePermission", http.MethodPut, pathOf("/permissions/", id, "/archive"),
+		archiveRequest{IsArchived: archived}, &out, callPendable)
+	return orNil(&out, err)
+}
+
+// ListAssignments lists a permission's assignments, following every page.
+func (c *Client) ListAssignments(ctx context.Context, permissionID string) ([]Assignment, error) {
+	return listAll[Assignment](ctx, c, "ListPermissionAssignments", pathOf("/permissions/", permissionID, "/assignments"), nil)
+}
+
+// assignRequest is the body of POST /permissions/{id}/assignments.
+type assignRequest struct {
+	IdentityID string `json:"identityId"`
+}
+
+// AssignPermission assigns a permission to an identity; a 202 gives an error satisfying
+// IsPendingApproval.
+func (c *Client) AssignPermission(ctx context.Context, permissionID, identityID string) (*Assignment, error) {
+	var out Assignment
+	err := c.change(ctx, "AssignPermission", http.MethodPost, pathOf("/permissions/", permissionID, "/assignments"),
+		assignRequest{IdentityID: identityID}, &out, callPendable)
+	return orNil(&out, err)
+}
+
+// RevokePermission removes an assignment; one already gone counts as success, and a 202
+// gives an error satisfying IsPendingApproval.
+func (c *Client) RevokePermission(ctx context.Context, permissionID, assignmentID string) error {
+	err := c.change(ctx, "RevokePermission", http.MethodDelete,
+		pathOf("/permissions/", permissionID, "/assignments/", assignmentID), nil, nil, callPendable)
+	if IsNotFound(err) {
+		return nil
+	}
+	return err
+}
+
+// ListWebhooks lists the org's webhooks, following every page.
+func (c *Client) ListWebhooks(ctx context.Context) ([]Webhook, error) {
+	return listAll[Webhook](ctx, c, "ListWebhooks", "/webhooks", nil)
+}
+
+// GetWebhook reads one webhook (without its secret).
+func (c *Client) GetWebhook(ctx context.Context, id string) (*Webhook, error) {
+	var out Webhook
+	return orNil(&out, c.get(ctx, "GetWebhook", pathOf("/webhooks/", id), &out))
+}
+
+// CreateWebhook creates a webhook; the answer holds its only secret copy.
+func (c *Client) CreateWebhook(ctx context.Context, req CreateWebhookRequest) (*Webhook, error) {
+	var out Webhook
+	err := c.change(ctx, "CreateWebhook", http.MethodPost, "/webhooks", req, &out, callMutation)
+	return orNil(&out, err)
+}
+
+// UpdateWebhook changes a webhook.
+func (c *Client) UpdateWebhook(ctx context.Context, id string, req UpdateWebhookRequest) (*Webhook, error) {
+	var out Webhook
+	err := c.change(ctx, "UpdateWebhook", http.MethodPut, pathOf("/webhooks/", id), req, &out, callMutation)
+	return orNil(&out, err)
+}
+
+// DeleteWebhook deletes a webhook.
+func (c *Client) DeleteWebhook(ctx context.Context, id string) error {
+	return c.change(ctx, "DeleteWebhook", http.MethodDelete, pathOf("/webhooks/", id), nil, nil, callMutation)
+}
+
+// ListPolicies lists policies, following every page; status (Active, Archived) filters when set.
+func (c *Client) ListPolicies(ctx context.Context, status string) ([]Policy, error) {
+	var filters url.Values
+	if status != "" {
+		filters = url.Values{"status": {status}}
+	}
+	return listAll[Policy](ctx, c, "ListPolicies", "/v2/policies", filters)
+}
+
+// GetPolicy reads one policy.
+func (c *Client) GetPolicy(ctx context.Context, id string) (*Policy, error) {
+	var out Policy
+	return orNil(&out, c.get(ctx, "GetPolicy", pathOf("/v2/policies/", id), &out))
+}
+
+// CreatePolicy creates a policy.
+func (c *Client) CreatePolicy(ctx context.Context, req PolicyBody) (*Policy, error) {
+	var out Policy
+	err := c.change(ctx, "CreatePolicy", http.MethodPost, "/v2/policies", req, &out, callMutation)
+	return orNil(&out, err)
+}
+
+// UpdatePolicy replaces a policy; a 202 gives an error satisfying IsPendingApproval.
+func (c *Client) UpdatePolicy(ctx context.Context, id string, req PolicyBody) (*Policy, error) {
+	var out Policy
+	err := c.change(ctx, "UpdatePolicy", http.MethodPut, pathOf("/v2/policies/", id), req, &out, callPendable)
+	return orNil(&out, err)
+}
+
+// ArchivePolicy archives a policy (DELETE); a 202 gives an error satisfying IsPendingApproval.
+func (c *Client) ArchivePolicy(ctx context.Context, id string) (*Policy, error) {
+	var out Policy
+	err := c.change(ctx, "ArchivePolicy", http.MethodDelete, pathOf("/v2/policies/", id), nil, &out, callPendable)
+	return orNil(&out, err)
+}
+
+// GetApproval reads a policy approval.
+func (c *Client) GetApproval(ctx context.Context, id string) (*Approval, error) {
+	var out Approval
+	return orNil(&out, c.get(ctx, "GetPolicyApproval", pathOf("/v2/policy-approvals/", id), &out))
+}
+
+// DecideApproval approves or denies a policy approval.
+func (c *Client) DecideApproval(ctx context.Context, id string, req ApprovalDecisionRequest) (*Approval, error) {
+	var out Approval
+	err := c.change(ctx, "CreateApprovalDecision", http.MethodPost, pathOf("/v2/policy-approvals/", id, "/decisions"), req, &out, callMutation)
+	return orNil(&out, err)
+}
+
+// orNil returns out, or nil and the error.
+func orNil[T any](out *T, err error) (*T, error) {
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}

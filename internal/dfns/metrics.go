@@ -1,0 +1,68 @@
+package dfns
+
+import (
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the client's Prometheus metrics. Every HTTP attempt counts once.
+type Metrics struct {
+	// Requests is dfns_api_requests_total{operation,code}; code is the HTTP status or "error".
+	Requests *prometheus.CounterVec
+	// Duration is dfns_api_request_duration_seconds{operation}.
+	Duration *prometheus.HistogramVec
+}
+
+// NewMetrics creates the metrics and registers them with reg (nil: not registered). When reg
+// already holds them (a second client in the same process), the registered ones are reused.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dfns_api_requests_total",
+			Help: "Requests sent to the Dfns API, by operation (official SDK method name) and HTTP status code (\"error\" when no answer came).",
+		}, []string{"operation", "code"}),
+		Duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "dfns_api_request_duration_seconds",
+			Help:    "Duration of requests to the Dfns API, by operation.",
+			Buckets: []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30},
+		}, []string{"operation"}),
+	}
+	if reg == nil {
+		return m
+	}
+	m.Requests = register(reg, m.Requests)
+	m.Duration = register(reg, m.Duration)
+	return m
+}
+
+// register registers c, or returns the collector already registered under its name.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	err := reg.Register(c)
+	if err == nil {
+		return c
+	}
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		if existing, ok := are.ExistingCollector.(C); ok {
+			return existing
+		}
+	}
+	// A different collector of the same name: keep ours unregistered rather than fail.
+	return c
+}
+
+// observe records one attempt; status 0 means no answer.
+func (m *Metrics) observe(op string, status int, d time.Duration) {
+	if m == nil {
+		return
+	}
+	code := "error"
+	if status > 0 {
+		code = strconv.Itoa(status)
+	}
+	m.Requests.WithLabelValues(op, code).Inc()
+	m.Duration.WithLabelValues(op).Observe(d.Seconds())
+}
