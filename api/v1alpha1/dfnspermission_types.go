@@ -21,38 +21,46 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
-// EDIT THIS FILE!  THIS IS SCAFFOLDING FOR YOU TO OWN!
-// NOTE: json tags are required.  Any new fields you add must have json tags for the fields to be serialized.
+// Operation is a Dfns operation name, from the main list of the newest Dfns API.
+// +kubebuilder:validation:Enum=Auth:Logs:Read;Auth:Users:Create;Auth:Users:Read;Auth:Users:Update;Auth:Users:Activate;Auth:Users:Deactivate;Auth:Users:Delete;Auth:ServiceAccounts:Create;Auth:ServiceAccounts:Read;Auth:ServiceAccounts:Update;Auth:ServiceAccounts:Deactivate;Auth:ServiceAccounts:Activate;Auth:ServiceAccounts:Delete;Auth:Pats:Create;Auth:Register:Delegated;Auth:Login:Delegated;Auth:Recover:Delegated;Permissions:Archive;Permissions:Create;Permissions:Read;Permissions:Update;Permissions:Assign;Permissions:Revoke;Permissions:Assignments:Read;Policies:Archive;Policies:Create;Policies:Read;Policies:Update;Policies:Approvals:Read;Policies:Approvals:Approve;Webhooks:Create;Webhooks:Read;Webhooks:Update;Webhooks:Delete;Webhooks:Ping;Webhooks:Events:Read;Events:Read;Orgs:Read;Orgs:Update;Orgs:Settings:Read;Orgs:Settings:Update;Billing:Read;Billing:Write;Analytics:Read;Registry:Addresses:Create;Registry:Addresses:Delete;Registry:Addresses:Read;Registry:Addresses:Update;Registry:ContractSchemas:Create;Registry:ContractSchemas:Delete;Registry:ContractSchemas:Read;Agreements:Acceptance:Create;Agreements:Acceptance:Read;Exchanges:Create;Exchanges:Read;Exchanges:Delete;Exchanges:Deposits:Create;Exchanges:Withdrawals:Create;FeeSponsors:Create;FeeSponsors:Read;FeeSponsors:Update;FeeSponsors:Delete;FeeSponsors:Use;Signers:ListSigners;Stakes:Create;Stakes:Read;Stakes:Update;Swaps:Create;Swaps:Read;Payouts:Create;Payouts:Read;Payouts:Write;Allocations:Create;Allocations:Update;Allocations:Read;Keys:Create;Keys:Delete;Keys:Read;Keys:Update;Keys:Reuse;Keys:Delegate;Keys:Import;Keys:Export;Keys:Derive;Keys:ChildKeys:Create;Keys:Signatures:Create;Keys:Signatures:Read;KeyStores:Read;KeyStores:Fleets:Create;KeyStores:Fleets:Clone;KeyStores:ProofOfControl:Create;KeyStores:OnchainSignatures:Create;Networks:CantonValidators:Create;Networks:CantonValidators:Read;Networks:CantonValidators:Update;Networks:CantonValidators:Delete;Wallets:Create;Wallets:Read;Wallets:Update;Wallets:Tags:Add;Wallets:Tags:Delete;Wallets:Transactions:Create;Wallets:Transactions:Read;Wallets:Transactions:Abort;Wallets:Transfers:Create;Wallets:Transfers:Read;Wallets:Transfers:Abort;Wallets:Offers:Read;Wallets:Offers:Settle;Vaults:Create;Vaults:Read;Vaults:Update;Vaults:Tags:Add;Vaults:Tags:Delete
+type Operation string
 
-// DfnsPermissionSpec defines the desired state of DfnsPermission
+// DfnsPermissionSpec is the desired state of a Dfns permission.
 type DfnsPermissionSpec struct {
-	// INSERT ADDITIONAL SPEC FIELDS - desired state of cluster
-	// Important: Run "make" to regenerate code after modifying this file
-	// The following markers will use OpenAPI v3 schema to validate the value
-	// More info: https://book.kubebuilder.io/reference/markers/crd-validation.html
-
-	// foo is an example field of DfnsPermission. Edit dfnspermission_types.go to remove/update
+	// name is the permission's name in Dfns, unique in the org including archived permissions.
+	// Default: <namespace>-<name>.
 	// +optional
-	Foo *string `json:"foo,omitempty"`
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=100
+	Name string `json:"name,omitempty"`
+
+	// operations are the Dfns operations the permission grants.
+	// +required
+	// +listType=set
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=200
+	Operations []Operation `json:"operations"`
+
+	// deletionPolicy says what happens in Dfns when the resource is deleted: Delete archives the
+	// permission, Orphan leaves it.
+	// +optional
+	// +kubebuilder:default=Delete
+	// +kubebuilder:validation:XValidation:rule="self != 'Deactivate'",message="deletionPolicy of a permission is Delete or Orphan"
+	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
 }
 
-// DfnsPermissionStatus defines the observed state of DfnsPermission.
+// DfnsPermissionStatus is the observed state of a Dfns permission.
 type DfnsPermissionStatus struct {
-	// INSERT ADDITIONAL STATUS FIELD - define observed state of cluster
-	// Important: Run "make" to regenerate code after modifying this file
-
-	// For Kubernetes API conventions, see:
-	// https://github.com/kubernetes/community/blob/master/contributors/devel/sig-architecture/api-conventions.md#typical-status-properties
-
-	// conditions represent the current state of the DfnsPermission resource.
-	// Each condition has a unique type and reflects the status of a specific aspect of the resource.
-	//
-	// Standard condition types include:
-	// - "Available": the resource is fully functional
-	// - "Progressing": the resource is being created or updated
-	// - "Degraded": the resource failed to reach or maintain its desired state
-	//
-	// The status of each condition is one of True, False, or Unknown.
+	// permissionId is the Dfns permission ID (pm-…).
+	// +optional
+	PermissionID string `json:"permissionId,omitempty"`
+	// pendingChangeRequest is the change request Dfns holds for approval, if any.
+	// +optional
+	PendingChangeRequest *ChangeRequestStatus `json:"pendingChangeRequest,omitempty"`
+	// observedGeneration is the generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// conditions are Ready and Synced.
 	// +listType=map
 	// +listMapKey=type
 	// +optional
@@ -61,31 +69,40 @@ type DfnsPermissionStatus struct {
 
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=dfnsperm,categories=dfns
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Synced",type=string,JSONPath=`.status.conditions[?(@.type=="Synced")].status`
+// +kubebuilder:printcolumn:name="ID",type=string,JSONPath=`.status.permissionId`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 
-// DfnsPermission is the Schema for the dfnspermissions API
+// DfnsPermission is a named set of Dfns operations that can be assigned to identities.
 type DfnsPermission struct {
 	metav1.TypeMeta `json:",inline"`
-
-	// metadata is a standard object metadata
 	// +optional
 	metav1.ObjectMeta `json:"metadata,omitzero"`
-
-	// spec defines the desired state of DfnsPermission
+	// spec is the desired state.
 	// +required
 	Spec DfnsPermissionSpec `json:"spec"`
-
-	// status defines the observed state of DfnsPermission
+	// status is the observed state.
 	// +optional
 	Status DfnsPermissionStatus `json:"status,omitzero"`
 }
 
 // +kubebuilder:object:root=true
 
-// DfnsPermissionList contains a list of DfnsPermission
+// DfnsPermissionList is a list of DfnsPermission.
 type DfnsPermissionList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitzero"`
 	Items           []DfnsPermission `json:"items"`
+}
+
+// DfnsName returns the permission's name in Dfns: spec.name, or <namespace>-<name>.
+func (p *DfnsPermission) DfnsName() string {
+	if p.Spec.Name != "" {
+		return p.Spec.Name
+	}
+	return p.Namespace + "-" + p.Name
 }
 
 func init() {

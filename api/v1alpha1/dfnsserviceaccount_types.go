@@ -21,38 +21,85 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
-// EDIT THIS FILE!  THIS IS SCAFFOLDING FOR YOU TO OWN!
-// NOTE: json tags are required.  Any new fields you add must have json tags for the fields to be serialized.
+// KeyAlgorithm is the type of the key pair the operator generates for a Dfns identity.
+// +kubebuilder:validation:Enum=ECDSA-P256;Ed25519;RSA-2048
+type KeyAlgorithm string
 
-// DfnsServiceAccountSpec defines the desired state of DfnsServiceAccount
+// DfnsServiceAccountSpec is the desired state of a Dfns service account.
+// +kubebuilder:validation:XValidation:rule="has(self.name) == has(oldSelf.name)",message="name is immutable"
+// +kubebuilder:validation:XValidation:rule="has(self.daysValid) == has(oldSelf.daysValid)",message="daysValid is immutable"
+// +kubebuilder:validation:XValidation:rule="has(self.secretName) == has(oldSelf.secretName)",message="secretName is immutable"
 type DfnsServiceAccountSpec struct {
-	// INSERT ADDITIONAL SPEC FIELDS - desired state of cluster
-	// Important: Run "make" to regenerate code after modifying this file
-	// The following markers will use OpenAPI v3 schema to validate the value
-	// More info: https://book.kubebuilder.io/reference/markers/crd-validation.html
-
-	// foo is an example field of DfnsServiceAccount. Edit dfnsserviceaccount_types.go to remove/update
+	// name is the service account's name in Dfns, unique in the org. Default: <namespace>-<name>.
 	// +optional
-	Foo *string `json:"foo,omitempty"`
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=100
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="name is immutable"
+	Name string `json:"name,omitempty"`
+
+	// permissionRef is the permission the service account is created with. It is required:
+	// Dfns may give a service account created without one the permissions of its creator.
+	// +required
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="permissionRef is immutable"
+	PermissionRef PermissionRef `json:"permissionRef"`
+
+	// daysValid is the lifetime of the service account's token in days.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=730
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="daysValid is immutable"
+	DaysValid *int32 `json:"daysValid,omitempty"`
+
+	// active says whether the service account is active in Dfns; false deactivates it.
+	// +optional
+	// +kubebuilder:default=true
+	Active *bool `json:"active,omitempty"`
+
+	// keyAlgorithm is the type of the key pair the operator generates for the service account.
+	// +optional
+	// +kubebuilder:default=ECDSA-P256
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="keyAlgorithm is immutable"
+	KeyAlgorithm KeyAlgorithm `json:"keyAlgorithm,omitempty"`
+
+	// secretName is the Secret that receives the token and key. Default: the resource's name.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="secretName is immutable"
+	SecretName string `json:"secretName,omitempty"`
+
+	// secretTemplate holds labels and annotations added to the Secret.
+	// +optional
+	SecretTemplate SecretTemplate `json:"secretTemplate,omitempty,omitzero"`
+
+	// deletionPolicy says what happens in Dfns when the resource is deleted.
+	// +optional
+	// +kubebuilder:default=Delete
+	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
 }
 
-// DfnsServiceAccountStatus defines the observed state of DfnsServiceAccount.
+// DfnsServiceAccountStatus is the observed state of a Dfns service account.
 type DfnsServiceAccountStatus struct {
-	// INSERT ADDITIONAL STATUS FIELD - define observed state of cluster
-	// Important: Run "make" to regenerate code after modifying this file
-
-	// For Kubernetes API conventions, see:
-	// https://github.com/kubernetes/community/blob/master/contributors/devel/sig-architecture/api-conventions.md#typical-status-properties
-
-	// conditions represent the current state of the DfnsServiceAccount resource.
-	// Each condition has a unique type and reflects the status of a specific aspect of the resource.
-	//
-	// Standard condition types include:
-	// - "Available": the resource is fully functional
-	// - "Progressing": the resource is being created or updated
-	// - "Degraded": the resource failed to reach or maintain its desired state
-	//
-	// The status of each condition is one of True, False, or Unknown.
+	// serviceAccountId is the Dfns user ID of the service account (us-…).
+	// +optional
+	ServiceAccountID string `json:"serviceAccountId,omitempty"`
+	// tokenId is the ID of the service account's access token (to-…).
+	// +optional
+	TokenID string `json:"tokenId,omitempty"`
+	// expiresAt is when the token expires.
+	// +optional
+	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
+	// secretName is the Secret holding the token and key.
+	// +optional
+	SecretName string `json:"secretName,omitempty"`
+	// secretFingerprint is the SHA-256 of the token and key written to the Secret (a hash, never
+	// the values): a Secret whose contents no longer match gets a newly minted service account.
+	// +optional
+	SecretFingerprint string `json:"secretFingerprint,omitempty"`
+	// observedGeneration is the generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// conditions are Ready and Synced.
 	// +listType=map
 	// +listMapKey=type
 	// +optional
@@ -61,31 +108,56 @@ type DfnsServiceAccountStatus struct {
 
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=dfnssa,categories=dfns
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Synced",type=string,JSONPath=`.status.conditions[?(@.type=="Synced")].status`
+// +kubebuilder:printcolumn:name="ID",type=string,JSONPath=`.status.serviceAccountId`
+// +kubebuilder:printcolumn:name="Secret",type=string,JSONPath=`.status.secretName`
+// +kubebuilder:printcolumn:name="Expires",type=date,JSONPath=`.status.expiresAt`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 
-// DfnsServiceAccount is the Schema for the dfnsserviceaccounts API
+// DfnsServiceAccount is a Dfns service account whose token and generated key are written to a
+// Secret in the resource's namespace.
 type DfnsServiceAccount struct {
 	metav1.TypeMeta `json:",inline"`
-
-	// metadata is a standard object metadata
 	// +optional
 	metav1.ObjectMeta `json:"metadata,omitzero"`
-
-	// spec defines the desired state of DfnsServiceAccount
+	// spec is the desired state.
 	// +required
 	Spec DfnsServiceAccountSpec `json:"spec"`
-
-	// status defines the observed state of DfnsServiceAccount
+	// status is the observed state.
 	// +optional
 	Status DfnsServiceAccountStatus `json:"status,omitzero"`
 }
 
 // +kubebuilder:object:root=true
 
-// DfnsServiceAccountList contains a list of DfnsServiceAccount
+// DfnsServiceAccountList is a list of DfnsServiceAccount.
 type DfnsServiceAccountList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitzero"`
 	Items           []DfnsServiceAccount `json:"items"`
+}
+
+// DfnsName returns the service account's name in Dfns: spec.name, or <namespace>-<name>.
+func (sa *DfnsServiceAccount) DfnsName() string {
+	if sa.Spec.Name != "" {
+		return sa.Spec.Name
+	}
+	return sa.Namespace + "-" + sa.Name
+}
+
+// SecretName returns the name of the Secret the token and key are written to.
+func (sa *DfnsServiceAccount) SecretName() string {
+	if sa.Spec.SecretName != "" {
+		return sa.Spec.SecretName
+	}
+	return sa.Name
+}
+
+// WantActive reports whether the service account should be active in Dfns.
+func (sa *DfnsServiceAccount) WantActive() bool {
+	return sa.Spec.Active == nil || *sa.Spec.Active
 }
 
 func init() {

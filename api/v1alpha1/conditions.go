@@ -1,0 +1,67 @@
+/*
+Copyright 2026 The dfns-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package v1alpha1
+
+// Condition types. Both have positive polarity.
+const (
+	// ConditionReady is True when the Dfns object exists, matches the spec, and the Secret, if
+	// any, is written.
+	ConditionReady = "Ready"
+	// ConditionSynced is True when the last reconcile reached Dfns and converged.
+	ConditionSynced = "Synced"
+)
+
+// Condition reasons. They are API: tools and users match on them.
+const (
+	// ReasonAvailable (Ready=True): the Dfns object exists and matches the spec.
+	ReasonAvailable = "Available"
+	// ReasonCreating (Ready=False): the Dfns object does not exist yet or is being created.
+	ReasonCreating = "Creating"
+	// ReasonDeleting (Ready=False): the resource is being deleted.
+	ReasonDeleting = "Deleting"
+	// ReasonUnavailable (Ready=False): the Dfns object cannot be used (deactivated, archived,
+	// or not converged yet).
+	ReasonUnavailable = "Unavailable"
+
+	// ReasonReconcileSuccess (Synced=True): the last reconcile converged.
+	ReasonReconcileSuccess = "ReconcileSuccess"
+	// ReasonReconcileError (Synced=False): a transient failure, retried with backoff.
+	ReasonReconcileError = "ReconcileError"
+	// ReasonAwaitingApproval (Synced=False): a Dfns change request waits for approval.
+	ReasonAwaitingApproval = "AwaitingApproval"
+	// ReasonChangeRejected (Synced=False): a Dfns change request was rejected; nothing is sent
+	// again until the spec changes.
+	ReasonChangeRejected = "ChangeRejected"
+	// ReasonInvalidSpec (Synced=False): the spec cannot be applied; fix the spec.
+	ReasonInvalidSpec = "InvalidSpec"
+	// ReasonNameConflict (Synced=False): the Dfns name is taken by an object this resource does
+	// not own; change the name or adopt the object.
+	ReasonNameConflict = "NameConflict"
+	// ReasonSecretConflict (Synced=False): a Secret of that name exists and is not owned by this
+	// resource; it is never overwritten.
+	ReasonSecretConflict = "SecretConflict"
+	// ReasonPermissionNotReady (Synced=False): the referenced DfnsPermission is missing or not
+	// Ready yet.
+	ReasonPermissionNotReady = "PermissionNotReady"
+	// ReasonForbidden (Synced=False): the operator's Dfns identity may not do this.
+	ReasonForbidden = "Forbidden"
+	// ReasonRateLimited (Synced=False): Dfns asked the operator to slow down.
+	ReasonRateLimited = "RateLimited"
+	// ReasonCredentialsUnavailable (Synced=False): the operator's Dfns credentials are missing
+	// or rejected.
+	ReasonCredentialsUnavailable = "CredentialsUnavailable"
+)
