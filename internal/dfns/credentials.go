@@ -340,7 +340,8 @@ func (f *FileCredentials) Dir() string { return f.dir }
 func (f *FileCredentials) Credentials() (*Credentials, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.now().Sub(f.checked) >= f.interval {
+	// A clock that went backwards also triggers a read.
+	if elapsed := f.now().Sub(f.checked); elapsed >= f.interval || elapsed < 0 {
 		f.reload()
 	}
 	return f.creds, f.err
