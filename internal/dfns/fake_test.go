@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -61,10 +62,12 @@ func newFakeDfns(t *testing.T, pub crypto.PublicKey, tlsServer bool) *fakeDfns {
 		hits: map[string]int{}, challenges: map[string]string{}, userAct: map[string]userActionSeen{},
 		tokens: map[string]bool{}, routes: map[string]http.HandlerFunc{},
 	}
+	f.srv = httptest.NewUnstartedServer(http.HandlerFunc(f.serve))
+	f.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
 	if tlsServer {
-		f.srv = httptest.NewTLSServer(http.HandlerFunc(f.serve))
+		f.srv.StartTLS()
 	} else {
-		f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
+		f.srv.Start()
 	}
 	t.Cleanup(f.srv.Close)
 	return f
