@@ -1,0 +1,122 @@
+package sandbox
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"time"
+)
+
+// faultsJSON is Faults on the wire, durations as Go duration strings.
+type faultsJSON struct {
+	Latency    string      `json:"latency,omitempty"`
+	ErrorRate  float64     `json:"errorRate"`
+	Kinds      []FaultKind `json:"kinds,omitempty"`
+	Operations []string    `json:"operations,omitempty"`
+}
+
+// serveControls serves the test controls under /sandbox/ (no auth, no faults, no latency).
+func (s *Server) serveControls(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	if err != nil {
+		writeError(w, errBadRequest("request body is too large or unreadable"))
+		return
+	}
+	switch r.Method + " " + r.URL.Path {
+	case "GET /sandbox/healthz":
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	case "GET /sandbox/faults":
+		f := s.GetFaults()
+		writeJSON(w, http.StatusOK, faultsJSON{Latency: f.Latency.String(), ErrorRate: f.ErrorRate, Kinds: f.Kinds, Operations: f.Operations})
+	case "PUT /sandbox/faults":
+		s.putFaults(w, body)
+	case "POST /sandbox/inject":
+		s.postInject(w, body)
+	case "GET /sandbox/counters":
+		writeJSON(w, http.StatusOK, s.Counters())
+	case "DELETE /sandbox/counters":
+		s.ResetCounters()
+		w.WriteHeader(http.StatusNoContent)
+	case "POST /sandbox/users":
+		s.postUser(w, body)
+	default:
+		writeError(w, errNotFound("route not found: %s %s", r.Method, r.URL.Path))
+	}
+}
+
+func (s *Server) putFaults(w http.ResponseWriter, body []byte) {
+	var in faultsJSON
+	if err := decodeJSON(body, &in); err != nil {
+		writeError(w, err)
+		return
+	}
+	f := Faults{ErrorRate: in.ErrorRate, Kinds: in.Kinds, Operations: in.Operations}
+	if in.Latency != "" {
+		d, err := time.ParseDuration(in.Latency)
+		if err != nil || d < 0 {
+			writeError(w, errBadRequest("latency must be a non-negative Go duration such as \"20ms\""))
+			return
+		}
+		f.Latency = d
+	}
+	if f.ErrorRate < 0 || f.ErrorRate > 1 {
+		writeError(w, errBadRequest("errorRate must be between 0 and 1"))
+		return
+	}
+	for _, k := range f.Kinds {
+		if !validFaultKind(k) {
+			writeError(w, errBadRequest("unknown fault kind %q", k))
+			return
+		}
+	}
+	s.SetFaults(f)
+	writeJSON(w, http.StatusOK, in)
+}
+
+func (s *Server) postInject(w http.ResponseWriter, body []byte) {
+	var in struct {
+		Operation string    `json:"operation"`
+		Kind      FaultKind `json:"kind"`
+	}
+	if err := decodeJSON(body, &in); err != nil {
+		writeError(w, err)
+		return
+	}
+	if in.Operation == "" || !validFaultKind(in.Kind) {
+		writeError(w, errBadRequest("operation and a valid kind are required"))
+		return
+	}
+	s.InjectOnce(in.Operation, in.Kind)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) postUser(w http.ResponseWriter, body []byte) {
+	var in struct {
+		Email     string `json:"email"`
+		Admin     bool   `json:"admin"`
+		PublicKey string `json:"publicKey"`
+	}
+	if err := decodeJSON(body, &in); err != nil {
+		writeError(w, err)
+		return
+	}
+	var creds *UserCredentials
+	var err error
+	if in.PublicKey != "" {
+		creds, err = s.CreateUserWithPublicKey(in.Email, in.Admin, []byte(in.PublicKey))
+	} else {
+		creds, err = s.CreateUser(in.Email, in.Admin)
+	}
+	if err != nil {
+		writeError(w, errBadRequest("%s", err.Error()))
+		return
+	}
+	out := map[string]string{"userId": creds.UserID, "username": creds.Username, "orgId": creds.OrgID, "credId": creds.CredID}
+	if creds.PrivateKeyPEM != nil {
+		out["privateKey"] = string(creds.PrivateKeyPEM)
+	}
+	raw, _ := json.Marshal(out)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(raw)
+}

@@ -1,0 +1,396 @@
+package sandbox
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"time"
+)
+
+// Activity kinds whose policies the sandbox enforces, and change-request statuses.
+const (
+	activityPermissionsModify = "Permissions:Modify"
+	activityPermissionsAssign = "Permissions:Assign"
+	activityPoliciesModify    = "Policies:Modify"
+
+	crPending  = "Pending"
+	crApplied  = "Applied"
+	crFailed   = "Failed"
+	crRejected = "Rejected"
+
+	policyActive   = "Active"
+	policyArchived = "Archived"
+)
+
+// inFilter is {"in": [...]}.
+type inFilter struct {
+	In []string `json:"in"`
+}
+
+// tagsFilter is the walletTags filter.
+type tagsFilter struct {
+	HasAny []string `json:"hasAny,omitempty"`
+	HasAll []string `json:"hasAll,omitempty"`
+}
+
+// policyFilters holds every filter key of any activity kind; validation allows only the
+// activity's own keys.
+type policyFilters struct {
+	PermissionID *inFilter   `json:"permissionId,omitempty"`
+	PolicyID     *inFilter   `json:"policyId,omitempty"`
+	WalletID     *inFilter   `json:"walletId,omitempty"`
+	WalletTags   *tagsFilter `json:"walletTags,omitempty"`
+}
+
+// policyRule is a rule; configuration is kept as sent (only its JSON shape is checked).
+type policyRule struct {
+	Kind          string          `json:"kind"`
+	Configuration json.RawMessage `json:"configuration,omitempty"`
+}
+
+// approverSpec is {} (anyone in the org) or {"userId":{"in":[...]}}.
+type approverSpec struct {
+	UserID *inFilter `json:"userId,omitempty"`
+}
+
+// approvalGroup is one group of a RequestApproval action.
+type approvalGroup struct {
+	Name                      *string      `json:"name,omitempty"`
+	Quorum                    int          `json:"quorum"`
+	Approvers                 approverSpec `json:"approvers"`
+	InitiatorCanApprove       *bool        `json:"initiatorCanApprove,omitempty"`
+	ServiceAccountsCanApprove *bool        `json:"serviceAccountsCanApprove,omitempty"`
+}
+
+// policyAction is RequestApproval, Block or NoAction.
+type policyAction struct {
+	Kind              string          `json:"kind"`
+	ApprovalGroups    []approvalGroup `json:"approvalGroups,omitempty"`
+	AutoRejectTimeout *int            `json:"autoRejectTimeout,omitempty"`
+}
+
+// policyBody is the policy as sent on create/update and as shown in change requests.
+type policyBody struct {
+	ID           string         `json:"id,omitempty"`
+	Name         string         `json:"name"`
+	ActivityKind string         `json:"activityKind"`
+	Rule         policyRule     `json:"rule"`
+	Action       policyAction   `json:"action"`
+	Filters      *policyFilters `json:"filters,omitempty"`
+	Status       string         `json:"status,omitempty"`
+}
+
+// policyRec is a stored policy.
+type policyRec struct {
+	policyBody
+	DateCreated time.Time `json:"dateCreated"`
+	DateUpdated time.Time `json:"dateUpdated"`
+	Seq         int64     `json:"seq"`
+	PendingCR   string    `json:"pendingCr,omitempty"`
+}
+
+// activitySpec is one row of the activity/rule/action/filter combination table (§3.8).
+type activitySpec struct {
+	rules   []string
+	actions []string
+	filters []string
+}
+
+var walletSignRules = []string{
+	"AlwaysTrigger", "TransactionRecipientWhitelist", "TransactionAmountLimit", "TransactionAmountVelocity",
+	"TransactionCountVelocity", "ChainalysisTransactionPrescreening", "GlobalLedgerTransactionPrescreening",
+	"TravelRuleTransactionPrescreening",
+}
+
+var activitySpecs = map[string]activitySpec{
+	"Wallets:Sign":                    {walletSignRules, []string{"RequestApproval", "Block", "NoAction"}, []string{"walletId", "walletTags"}},
+	"Wallets:IncomingTransaction":     {[]string{"ChainalysisTransactionScreening"}, []string{"NoAction"}, []string{"walletId", "walletTags"}},
+	activityPermissionsAssign:         {[]string{"AlwaysTrigger"}, []string{"RequestApproval", "Block"}, []string{"permissionId"}},
+	activityPermissionsModify:         {[]string{"AlwaysTrigger"}, []string{"RequestApproval", "Block"}, []string{"permissionId"}},
+	activityPoliciesModify:            {[]string{"AlwaysTrigger"}, []string{"RequestApproval"}, []string{"policyId"}},
+	"Registry:Addresses:Modify":       {[]string{"AlwaysTrigger"}, []string{"RequestApproval", "Block"}, nil},
+	"Registry:ContractSchemas:Modify": {[]string{"AlwaysTrigger"}, []string{"RequestApproval", "Block"}, nil},
+}
+
+// policyRequest is the create/update body; fields are raw so that each can be validated
+// with a precise message.
+type policyRequest struct {
+	Name         *string         `json:"name"`
+	ActivityKind *string         `json:"activityKind"`
+	Rule         *policyRule     `json:"rule"`
+	Action       *policyAction   `json:"action"`
+	Filters      json.RawMessage `json:"filters"`
+}
+
+// parsePolicy validates a policy body against the combination table.
+func parsePolicy(body []byte) (*policyBody, error) {
+	var req policyRequest
+	if err := decodeJSON(body, &req); err != nil {
+		return nil, err
+	}
+	if err := checkName("name", req.Name); err != nil {
+		return nil, err
+	}
+	if req.ActivityKind == nil || req.Rule == nil || req.Action == nil {
+		return nil, errBadRequest("activityKind, rule and action are required")
+	}
+	spec, found := activitySpecs[*req.ActivityKind]
+	if !found {
+		return nil, errBadRequest("activityKind %q is not supported", *req.ActivityKind)
+	}
+	p := &policyBody{Name: *req.Name, ActivityKind: *req.ActivityKind, Rule: *req.Rule, Action: *req.Action}
+	if err := checkRule(p.ActivityKind, spec, &p.Rule); err != nil {
+		return nil, err
+	}
+	if err := checkAction(p.ActivityKind, spec, &p.Action); err != nil {
+		return nil, err
+	}
+	f, err := parseFilters(p.ActivityKind, spec, req.Filters)
+	if err != nil {
+		return nil, err
+	}
+	p.Filters = f
+	return p, nil
+}
+
+func checkRule(activity string, spec activitySpec, r *policyRule) error {
+	if !slices.Contains(spec.rules, r.Kind) {
+		return errBadRequest("rule kind %q is not allowed for activityKind %s", r.Kind, activity)
+	}
+	cfg := bytes.TrimSpace(r.Configuration)
+	if len(cfg) == 0 || string(cfg) == "null" {
+		r.Configuration = nil
+		if r.Kind != "AlwaysTrigger" {
+			return errBadRequest("rule.configuration is required for rule kind %s", r.Kind)
+		}
+		return nil
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(cfg, &obj); err != nil {
+		return errBadRequest("rule.configuration must be an object")
+	}
+	if r.Kind == "AlwaysTrigger" && len(obj) > 0 {
+		return errBadRequest("rule.configuration must be empty for AlwaysTrigger")
+	}
+	return nil
+}
+
+func checkAction(activity string, spec activitySpec, a *policyAction) error {
+	if !slices.Contains(spec.actions, a.Kind) {
+		return errBadRequest("action kind %q is not allowed for activityKind %s", a.Kind, activity)
+	}
+	if a.Kind != "RequestApproval" {
+		if len(a.ApprovalGroups) > 0 || a.AutoRejectTimeout != nil {
+			return errBadRequest("action kind %s takes no approvalGroups or autoRejectTimeout", a.Kind)
+		}
+		return nil
+	}
+	if len(a.ApprovalGroups) == 0 {
+		return errBadRequest("action.approvalGroups must contain at least one group")
+	}
+	for _, g := range a.ApprovalGroups {
+		if g.Quorum < 1 {
+			return errBadRequest("action.approvalGroups[].quorum must be at least 1")
+		}
+		if g.Approvers.UserID != nil && len(g.Approvers.UserID.In) == 0 {
+			return errBadRequest("action.approvalGroups[].approvers.userId.in must not be empty")
+		}
+	}
+	if a.AutoRejectTimeout != nil && *a.AutoRejectTimeout < 1 {
+		return errBadRequest("action.autoRejectTimeout must be at least 1 minute")
+	}
+	return nil
+}
+
+func parseFilters(activity string, spec activitySpec, raw json.RawMessage) (*policyFilters, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	var keys map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &keys); err != nil {
+		return nil, errBadRequest("filters must be an object")
+	}
+	for k := range keys {
+		if !slices.Contains(spec.filters, k) {
+			return nil, errBadRequest("filter %q is not allowed for activityKind %s", k, activity)
+		}
+	}
+	var f policyFilters
+	if err := json.Unmarshal(raw, &f); err != nil {
+		return nil, decodeError(err)
+	}
+	for _, in := range []*inFilter{f.PermissionID, f.PolicyID, f.WalletID} {
+		if in != nil && in.In == nil {
+			return nil, errBadRequest("filters: \"in\" is required")
+		}
+	}
+	return &f, nil
+}
+
+// matches reports whether the policy's filters select the entity.
+func (p *policyRec) matches(entityID string) bool {
+	f := p.Filters
+	if f == nil {
+		return true
+	}
+	switch p.ActivityKind {
+	case activityPermissionsAssign, activityPermissionsModify:
+		return f.PermissionID == nil || slices.Contains(f.PermissionID.In, entityID)
+	case activityPoliciesModify:
+		return f.PolicyID == nil || slices.Contains(f.PolicyID.In, entityID)
+	}
+	return true
+}
+
+// evaluatePolicies returns the active RequestApproval policies that cover the activity on
+// the entity, or a 403 when a Block policy does.
+func (s *Server) evaluatePolicies(activity, entityID string) ([]*policyRec, error) {
+	var out []*policyRec
+	for _, p := range s.sortedPolicies() {
+		if p.Status != policyActive || p.ActivityKind != activity || !p.matches(entityID) {
+			continue
+		}
+		if p.Action.Kind == "Block" {
+			return nil, errForbidden("the request was blocked by policy %s (%s)", p.ID, p.Name)
+		}
+		if p.Action.Kind == "RequestApproval" {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+func (s *Server) sortedPolicies() []*policyRec {
+	var list []*policyRec
+	for _, p := range s.st.Policies {
+		list = append(list, p)
+	}
+	slices.SortFunc(list, func(a, b *policyRec) int { return int(a.Seq - b.Seq) })
+	return list
+}
+
+func (s *Server) policyJSON(p *policyRec) map[string]any {
+	m := map[string]any{
+		"id": p.ID, "name": p.Name, "activityKind": p.ActivityKind, "rule": p.Rule, "action": p.Action,
+		"status": p.Status, "dateCreated": isoTime(p.DateCreated), "dateUpdated": isoTime(p.DateUpdated),
+	}
+	if p.Filters != nil {
+		m["filters"] = p.Filters
+	}
+	if cr := s.pendingCR(p.PendingCR); cr != nil {
+		m["pendingChangeRequest"] = s.changeRequestJSON(cr)
+	}
+	return m
+}
+
+func (s *Server) createPolicy(c *call) (*reply, error) {
+	body, err := parsePolicy(c.body)
+	if err != nil {
+		return nil, err
+	}
+	p := &policyRec{policyBody: *body, DateCreated: c.now, DateUpdated: c.now, Seq: s.nextSeq()}
+	p.ID = s.newID("plc")
+	p.Status = policyActive
+	s.st.Policies[p.ID] = p
+	return ok(s.policyJSON(p)), nil
+}
+
+func (s *Server) findPolicy(id string) (*policyRec, error) {
+	p := s.st.Policies[id]
+	if p == nil {
+		return nil, errNotFound("policy %s not found", id)
+	}
+	return p, nil
+}
+
+func (s *Server) getPolicy(c *call) (*reply, error) {
+	p, err := s.findPolicy(c.param("id"))
+	if err != nil {
+		return nil, err
+	}
+	return ok(s.policyJSON(p)), nil
+}
+
+func (s *Server) listPolicies(c *call) (*reply, error) {
+	status := c.r.URL.Query().Get("status")
+	if status != "" {
+		if err := checkEnum("status", status, policyActive, policyArchived); err != nil {
+			return nil, err
+		}
+	}
+	var all []*policyRec
+	for _, p := range s.st.Policies {
+		if status == "" || p.Status == status {
+			all = append(all, p)
+		}
+	}
+	items, next, err := paginate(c, all, func(p *policyRec) int64 { return p.Seq }, 20)
+	if err != nil {
+		return nil, err
+	}
+	out := page[map[string]any]{Items: []map[string]any{}, NextPageToken: next}
+	for _, p := range items {
+		out.Items = append(out.Items, s.policyJSON(p))
+	}
+	return ok(out), nil
+}
+
+func (s *Server) modifiablePolicy(id string) (*policyRec, error) {
+	p, err := s.findPolicy(id)
+	if err != nil {
+		return nil, err
+	}
+	if cr := s.pendingCR(p.PendingCR); cr != nil {
+		return nil, pendingConflict(cr)
+	}
+	return p, nil
+}
+
+func (s *Server) updatePolicy(c *call) (*reply, error) {
+	body, err := parsePolicy(c.body)
+	if err != nil {
+		return nil, err
+	}
+	p, err := s.modifiablePolicy(c.param("id"))
+	if err != nil {
+		return nil, err
+	}
+	if p.Status == policyArchived {
+		return nil, errBadRequest("policy %s is archived", p.ID)
+	}
+	body.ID, body.Status = p.ID, p.Status
+	return s.changePolicy(c, p, *body, "Update")
+}
+
+func (s *Server) archivePolicy(c *call) (*reply, error) {
+	if err := decodeOptionalJSON(c.body, &struct{}{}); err != nil {
+		return nil, err
+	}
+	p, err := s.modifiablePolicy(c.param("id"))
+	if err != nil {
+		return nil, err
+	}
+	if p.Status == policyArchived {
+		return ok(s.policyJSON(p)), nil
+	}
+	next := p.policyBody
+	next.Status = policyArchived
+	return s.changePolicy(c, p, next, "Delete")
+}
+
+func (s *Server) changePolicy(c *call, p *policyRec, next policyBody, opKind string) (*reply, error) {
+	pols, err := s.evaluatePolicies(activityPoliciesModify, p.ID)
+	if err != nil {
+		return nil, err
+	}
+	if len(pols) > 0 {
+		cr := s.openChangeRequest(c, activityPoliciesModify, "Policy", opKind, p.ID, next, pols)
+		p.PendingCR = cr.ID
+		return &reply{status: http.StatusAccepted, body: s.changeRequestJSON(cr)}, nil
+	}
+	p.policyBody = next
+	p.DateUpdated = c.now
+	return ok(s.policyJSON(p)), nil
+}
