@@ -117,7 +117,7 @@ func run(f flags) error {
 		BaseURL:     f.apiURL,
 		QPS:         f.qps,
 		Burst:       f.burst,
-		Metrics:     dfns.NewMetrics(metrics.Registry),
+		Registerer:  metrics.Registry,
 	})
 	if err != nil {
 		return fmt.Errorf("creating the Dfns client: %w", err)
