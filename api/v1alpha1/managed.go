@@ -1,0 +1,67 @@
+/*
+Copyright 2026 The dfns-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package v1alpha1
+
+import metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+// The methods below let the operator's generic reconcile driver read and write the parts of
+// status every kind shares.
+
+// StatusConditions returns a pointer to the resource's conditions.
+func (sa *DfnsServiceAccount) StatusConditions() *[]metav1.Condition { return &sa.Status.Conditions }
+
+// SetObservedGeneration records the generation the status describes.
+func (sa *DfnsServiceAccount) SetObservedGeneration(g int64) { sa.Status.ObservedGeneration = g }
+
+// GetDeletionPolicy returns spec.deletionPolicy, Delete when unset.
+func (sa *DfnsServiceAccount) GetDeletionPolicy() DeletionPolicy {
+	if sa.Spec.DeletionPolicy == "" {
+		return DeletionPolicyDelete
+	}
+	return sa.Spec.DeletionPolicy
+}
+
+// SetStatusID mirrors the Dfns ID into status.
+func (sa *DfnsServiceAccount) SetStatusID(id string) { sa.Status.ServiceAccountID = id }
+
+// GetStatus returns a pointer to the status, for change detection.
+func (sa *DfnsServiceAccount) GetStatus() any { return &sa.Status }
+
+// StatusConditions returns a pointer to the resource's conditions.
+func (p *DfnsPermission) StatusConditions() *[]metav1.Condition { return &p.Status.Conditions }
+
+// SetObservedGeneration records the generation the status describes.
+func (p *DfnsPermission) SetObservedGeneration(g int64) { p.Status.ObservedGeneration = g }
+
+// GetDeletionPolicy returns spec.deletionPolicy, Delete when unset.
+func (p *DfnsPermission) GetDeletionPolicy() DeletionPolicy {
+	if p.Spec.DeletionPolicy == "" {
+		return DeletionPolicyDelete
+	}
+	return p.Spec.DeletionPolicy
+}
+
+// SetStatusID mirrors the Dfns ID into status.
+func (p *DfnsPermission) SetStatusID(id string) { p.Status.PermissionID = id }
+
+// GetStatus returns a pointer to the status, for change detection.
+func (p *DfnsPermission) GetStatus() any { return &p.Status }
+
+// SetPendingChangeRequest records (or, with nil, clears) the change request Dfns holds for approval.
+func (p *DfnsPermission) SetPendingChangeRequest(cr *ChangeRequestStatus) {
+	p.Status.PendingChangeRequest = cr
+}

@@ -1,0 +1,244 @@
+/*
+Copyright 2026 The dfns-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/dfns-operator/dfns-operator/api/v1alpha1"
+	"github.com/dfns-operator/dfns-operator/internal/dfns"
+)
+
+// Change request and approval statuses the permission controller acts on.
+const (
+	crPending  = "Pending"
+	crApplied  = "Applied"
+	crRejected = "Rejected"
+	crFailed   = "Failed"
+)
+
+// permissions is the External of DfnsPermission.
+type permissions struct {
+	api dfns.API
+}
+
+var _ External[*v1alpha1.DfnsPermission] = (*permissions)(nil)
+
+// Validate checks the default name's length, which the API server cannot.
+func (e *permissions) Validate(_ context.Context, p *v1alpha1.DfnsPermission) error {
+	if n := p.DfnsName(); len(n) > maxDfnsNameLen {
+		return stopf(v1alpha1.ReasonInvalidSpec, "the Dfns name %q is longer than %d characters; set spec.name", n, maxDfnsNameLen)
+	}
+	return nil
+}
+
+// Secret: a permission publishes none.
+func (e *permissions) Secret(*v1alpha1.DfnsPermission) (string, v1alpha1.SecretTemplate) {
+	return "", v1alpha1.SecretTemplate{}
+}
+
+// Observe reads the recorded permission, follows a pending change request, and compares.
+// With no recorded ID it looks the name up: ours after a lost create answer (create-pending
+// set) is adopted, anyone else's is a NameConflict.
+func (e *permissions) Observe(ctx context.Context, p *v1alpha1.DfnsPermission, id string) (Observation, error) {
+	if id == "" {
+		return e.find(ctx, p)
+	}
+	got, err := e.api.GetPermission(ctx, id)
+	if dfns.IsNotFound(err) {
+		return Observation{Replace: &Replacement{Reason: EventRecreated,
+			Message: fmt.Sprintf("permission %s is gone from Dfns; created a new one", id)}}, nil
+	}
+	if err != nil {
+		return Observation{}, fmt.Errorf("reading permission %s: %w", id, err)
+	}
+	pending, err := e.followChange(ctx, p, got)
+	if err != nil || pending != nil {
+		return Observation{ID: id, Exists: true, Pending: pending, Current: got}, err
+	}
+	return comparePermission(p, got), nil
+}
+
+// find looks the permission up by name.
+func (e *permissions) find(ctx context.Context, p *v1alpha1.DfnsPermission) (Observation, error) {
+	all, err := e.api.ListPermissions(ctx)
+	if err != nil {
+		return Observation{}, fmt.Errorf("listing permissions: %w", err)
+	}
+	name := p.DfnsName()
+	for i := range all {
+		if all[i].Name != name {
+			continue
+		}
+		if _, pending := p.Annotations[v1alpha1.AnnotationCreatePending]; !pending {
+			return Observation{}, stopf(v1alpha1.ReasonNameConflict,
+				"a Dfns permission named %q (%s) exists and was not made by this resource; set another spec.name, or adopt it with the annotation %s",
+				name, all[i].ID, v1alpha1.AnnotationExternalID)
+		}
+		return comparePermission(p, &all[i]), nil
+	}
+	return Observation{}, nil
+}
+
+// followChange polls the recorded change request: still pending → returned; applied →
+// cleared; rejected → ChangeRejected until the spec changes past the rejected generation.
+func (e *permissions) followChange(ctx context.Context, p *v1alpha1.DfnsPermission, got *dfns.Permission) (*dfns.ChangeRequest, error) {
+	cr := p.Status.PendingChangeRequest
+	if cr == nil {
+		return nil, nil
+	}
+	if cr.Status == crPending {
+		status, err := e.changeStatus(ctx, cr, got)
+		if err != nil {
+			return nil, err
+		}
+		cr.Status = status
+	}
+	switch cr.Status {
+	case crPending:
+		return &dfns.ChangeRequest{ID: cr.ID, ApprovalID: cr.ApprovalID, Status: crPending}, nil
+	case crRejected, crFailed:
+		if cr.Generation == p.Generation {
+			return nil, stopf(v1alpha1.ReasonChangeRejected,
+				"change request %s (approval %s) was rejected in Dfns; change the spec to try again", cr.ID, cr.ApprovalID)
+		}
+	}
+	p.SetPendingChangeRequest(nil)
+	return nil, nil
+}
+
+// changeStatus finds out what became of a pending change request: from its approval when it
+// has one, else from whether the permission still shows it pending.
+func (e *permissions) changeStatus(ctx context.Context, cr *v1alpha1.ChangeRequestStatus, got *dfns.Permission) (string, error) {
+	if got.PendingChangeRequest != nil && got.PendingChangeRequest.ID == cr.ID {
+		return crPending, nil
+	}
+	if cr.ApprovalID == "" {
+		return crApplied, nil
+	}
+	ap, err := e.api.GetApproval(ctx, cr.ApprovalID)
+	if err != nil {
+		return "", fmt.Errorf("reading approval %s: %w", cr.ApprovalID, err)
+	}
+	switch ap.Status {
+	case "Pending":
+		return crPending, nil
+	case "Approved":
+		return crApplied, nil
+	}
+	return crRejected, nil
+}
+
+// comparePermission reports whether the permission is active with the spec's name and operations.
+func comparePermission(p *v1alpha1.DfnsPermission, got *dfns.Permission) Observation {
+	var diff []string
+	if got.IsArchived {
+		diff = append(diff, "archived")
+	}
+	if got.Name != p.DfnsName() {
+		diff = append(diff, fmt.Sprintf("name %q, want %q", got.Name, p.DfnsName()))
+	}
+	want := wantOperations(p)
+	have := slices.Sorted(slices.Values(got.Operations))
+	if !slices.Equal(want, have) {
+		diff = append(diff, fmt.Sprintf("operations [%s], want [%s]", strings.Join(have, " "), strings.Join(want, " ")))
+	}
+	return Observation{ID: got.ID, Exists: true, UpToDate: len(diff) == 0, Diff: strings.Join(diff, ", "), Current: got}
+}
+
+// wantOperations is spec.operations, sorted.
+func wantOperations(p *v1alpha1.DfnsPermission) []string {
+	out := make([]string, 0, len(p.Spec.Operations))
+	for _, op := range p.Spec.Operations {
+		out = append(out, string(op))
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// Create creates the permission.
+func (e *permissions) Create(ctx context.Context, p *v1alpha1.DfnsPermission, obs Observation, mark func(context.Context) error) (Creation, error) {
+	var c Creation
+	if err := mark(ctx); err != nil {
+		return c, fmt.Errorf("marking the create as pending: %w", err)
+	}
+	got, err := e.api.CreatePermission(ctx, dfns.CreatePermissionRequest{Name: p.DfnsName(), Operations: wantOperations(p)})
+	if err != nil {
+		return c, fmt.Errorf("creating permission %q: %w", p.DfnsName(), err)
+	}
+	c.ID = got.ID
+	if obs.Replace != nil {
+		c.Notes = append(c.Notes, Note{Reason: obs.Replace.Reason, Message: obs.Replace.Message})
+	}
+	return c, nil
+}
+
+// Update unarchives the permission and sets its name and operations; either call may answer
+// with a change request to approve.
+func (e *permissions) Update(ctx context.Context, p *v1alpha1.DfnsPermission, obs Observation) ([]Note, error) {
+	got, _ := obs.Current.(*dfns.Permission)
+	if got == nil {
+		return nil, fmt.Errorf("no observed permission to update")
+	}
+	var notes []Note
+	if got.IsArchived {
+		if _, err := e.api.ArchivePermission(ctx, obs.ID, false); err != nil {
+			return notes, fmt.Errorf("unarchiving permission %s: %w", obs.ID, err)
+		}
+		notes = append(notes, Note{EventUnarchived, fmt.Sprintf("permission %s was archived; unarchived it", obs.ID)})
+	}
+	if cmp := comparePermission(p, &dfns.Permission{ID: got.ID, Name: got.Name, Operations: got.Operations}); cmp.UpToDate {
+		return notes, nil
+	}
+	req := dfns.UpdatePermissionRequest{Operations: wantOperations(p)}
+	if got.Name != p.DfnsName() {
+		req.Name = p.DfnsName()
+	}
+	if _, err := e.api.UpdatePermission(ctx, obs.ID, req); err != nil {
+		return notes, fmt.Errorf("updating permission %s: %w", obs.ID, err)
+	}
+	return append(notes, Note{EventUpdated, fmt.Sprintf("updated permission %s: %s", obs.ID, obs.Diff)}), nil
+}
+
+// Delete archives the permission. An archive already waiting for approval is followed, never
+// sent again.
+func (e *permissions) Delete(ctx context.Context, p *v1alpha1.DfnsPermission, id string) error {
+	got, err := e.api.GetPermission(ctx, id)
+	if dfns.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading permission %s: %w", id, err)
+	}
+	pending, err := e.followChange(ctx, p, got)
+	if err != nil {
+		return err
+	}
+	if pending != nil {
+		return waitf(v1alpha1.ReasonAwaitingApproval, "%s", approvalMessage(pending))
+	}
+	if got.IsArchived {
+		return nil
+	}
+	if _, err := e.api.ArchivePermission(ctx, id, true); err != nil && !dfns.IsNotFound(err) {
+		return fmt.Errorf("archiving permission %s: %w", id, err)
+	}
+	return nil
+}

@@ -1,0 +1,134 @@
+/*
+Copyright 2026 The dfns-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"maps"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	"github.com/dfns-operator/dfns-operator/api/v1alpha1"
+)
+
+// secretConflict is the error for a Secret that this resource does not control.
+func secretConflict(name string) error {
+	return stopf(v1alpha1.ReasonSecretConflict,
+		"Secret %s exists and is not owned by this resource; it is never overwritten: delete it or choose another spec.secretName", name)
+}
+
+// checkSecret makes sure the Secret a create will write is free or ours, before Dfns is called:
+// a token that cannot be stored must not be minted.
+func (r *Reconciler[T]) checkSecret(ctx context.Context, obj T) error {
+	name, _ := r.ext.Secret(obj)
+	if name == "" {
+		return nil
+	}
+	var s corev1.Secret
+	err := r.reader.Get(ctx, types.NamespacedName{Namespace: obj.GetNamespace(), Name: name}, &s)
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil
+	case err != nil:
+		return fmt.Errorf("reading Secret %s: %w", name, err)
+	case !metav1.IsControlledBy(&s, obj):
+		return secretConflict(name)
+	}
+	return nil
+}
+
+// publish writes a one-time secret into the resource's Secret, retrying with a short backoff:
+// the values exist nowhere else.
+func (r *Reconciler[T]) publish(ctx context.Context, obj T, content *SecretContent) error {
+	name, tmpl := r.ext.Secret(obj)
+	backoff := r.secretBackoff
+	var err error
+	for attempt := 0; attempt <= r.secretRetries; attempt++ {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("writing Secret %s: %w", name, ctx.Err())
+			case <-time.After(backoff):
+			}
+			backoff *= 2
+		}
+		err = r.writeSecret(ctx, obj, name, tmpl, content)
+		if err == nil || isStop(err) {
+			return err
+		}
+	}
+	return fmt.Errorf("writing Secret %s: %w", name, err)
+}
+
+// writeSecret creates the Secret or replaces the data of the one this resource controls.
+func (r *Reconciler[T]) writeSecret(ctx context.Context, obj T, name string, tmpl v1alpha1.SecretTemplate, content *SecretContent) error {
+	var s corev1.Secret
+	err := r.reader.Get(ctx, types.NamespacedName{Namespace: obj.GetNamespace(), Name: name}, &s)
+	if err != nil && !apierrors.IsNotFound(err) {
+		return err
+	}
+	exists := err == nil
+	if exists && !metav1.IsControlledBy(&s, obj) {
+		return secretConflict(name)
+	}
+	s.Name, s.Namespace, s.Type = name, obj.GetNamespace(), corev1.SecretTypeOpaque
+	s.Labels = mergeMaps(s.Labels, tmpl.Labels, map[string]string{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue})
+	s.Annotations = mergeMaps(s.Annotations, tmpl.Annotations, content.Annotations)
+	s.Data = maps.Clone(content.Data)
+	if err := controllerutil.SetControllerReference(obj, &s, r.scheme); err != nil {
+		return stopf(v1alpha1.ReasonInvalidSpec, "cannot own Secret %s: %v", name, err)
+	}
+	if exists {
+		return r.client.Update(ctx, &s)
+	}
+	err = r.client.Create(ctx, &s)
+	if apierrors.IsAlreadyExists(err) {
+		return secretConflict(name)
+	}
+	return err
+}
+
+// isStop reports whether err stops the reconcile until the spec changes.
+func isStop(err error) bool { return classify(err).policy == stop }
+
+// mergeMaps returns the union of the maps, later ones winning.
+func mergeMaps(ms ...map[string]string) map[string]string {
+	out := map[string]string{}
+	for _, m := range ms {
+		maps.Copy(out, m)
+	}
+	return out
+}
+
+// fingerprint is the SHA-256 of the given Secret values, in order, as hex; it identifies the
+// values without revealing them.
+func fingerprint(values ...[]byte) string {
+	h := sha256.New()
+	for _, v := range values {
+		_, _ = fmt.Fprintf(h, "%d:", len(v))
+		h.Write(v)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
