@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -223,7 +224,10 @@ type page[T any] struct {
 // paginate sorts items by seq and cuts the page selected by the limit and paginationToken
 // query parameters (limit 1..500).
 func paginate[T any](c *call, items []T, seq func(T) int64, def int) ([]T, string, error) {
-	q := c.r.URL.Query()
+	q, qerr := url.ParseQuery(c.r.URL.RawQuery)
+	if qerr != nil {
+		return nil, "", errBadRequest("query string is malformed")
+	}
 	limit := def
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
