@@ -144,6 +144,9 @@ func (s *Sandbox) ReadyLine() string {
 	return fmt.Sprintf("dfns-sandbox ready url=%s org=%s bootstrap=%s", s.URL, s.Bootstrap.OrgID, s.cfg.BootstrapDir)
 }
 
+// BootstrapDir returns the directory the credentials were written into.
+func (s *Sandbox) BootstrapDir() string { return s.cfg.BootstrapDir }
+
 // Done delivers the HTTP server's error when it stops serving (http.ErrServerClosed after
 // Shutdown).
 func (s *Sandbox) Done() <-chan error { return s.served }
