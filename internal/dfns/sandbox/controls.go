@@ -111,11 +111,11 @@ func (s *Server) postUser(w http.ResponseWriter, body []byte) {
 		writeError(w, errBadRequest("%s", err.Error()))
 		return
 	}
-	out := map[string]string{"userId": creds.UserID, "username": creds.Username, "orgId": creds.OrgID, "credId": creds.CredID}
-	if creds.PrivateKeyPEM != nil {
-		out["privateKey"] = string(creds.PrivateKeyPEM)
+	raw, err := json.Marshal(creds)
+	if err != nil {
+		writeError(w, errInternal("credentials could not be encoded"))
+		return
 	}
-	raw, _ := json.Marshal(out)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(raw)

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"slices"
@@ -21,13 +22,41 @@ const (
 	maxDaysValid = 730
 )
 
-// UserCredentials are what a test or the sandbox binary needs to log in as a user.
+// UserCredentials are what a test or the sandbox binary needs to log in as a user. In JSON
+// (the /sandbox/users answer) the private key is a PEM string under "privateKey".
 type UserCredentials struct {
-	UserID        string `json:"userId"`
-	Username      string `json:"username"`
-	OrgID         string `json:"orgId"`
-	CredID        string `json:"credId"`
-	PrivateKeyPEM []byte `json:"privateKey,omitempty"` // PKCS#8 PEM
+	UserID        string
+	Username      string
+	OrgID         string
+	CredID        string
+	PrivateKeyPEM []byte // PKCS#8 PEM
+}
+
+// userCredentialsJSON is the JSON form of UserCredentials.
+type userCredentialsJSON struct {
+	UserID     string `json:"userId"`
+	Username   string `json:"username"`
+	OrgID      string `json:"orgId"`
+	CredID     string `json:"credId"`
+	PrivateKey string `json:"privateKey,omitempty"`
+}
+
+// MarshalJSON encodes the credentials with the private key as a PEM string.
+func (u UserCredentials) MarshalJSON() ([]byte, error) {
+	return json.Marshal(userCredentialsJSON{u.UserID, u.Username, u.OrgID, u.CredID, string(u.PrivateKeyPEM)})
+}
+
+// UnmarshalJSON decodes what MarshalJSON produces.
+func (u *UserCredentials) UnmarshalJSON(b []byte) error {
+	var j userCredentialsJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*u = UserCredentials{UserID: j.UserID, Username: j.Username, OrgID: j.OrgID, CredID: j.CredID}
+	if j.PrivateKey != "" {
+		u.PrivateKeyPEM = []byte(j.PrivateKey)
+	}
+	return nil
 }
 
 // CreateUser makes a registered CustomerEmployee user with a fresh ECDSA P-256 Key
