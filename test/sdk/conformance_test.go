@@ -140,7 +140,8 @@ func TestGoSDKClientDataLogin(t *testing.T) {
 			Challenge           string `json:"challenge"`
 			ChallengeIdentifier string `json:"challengeIdentifier"`
 		}
-		postJSON(t, client, sb.URL+"/auth/login/init", map[string]string{"username": b.Username, "orgId": b.OrgID}, &challenge)
+		initBody := map[string]string{"username": b.Username, "orgId": b.OrgID}
+		postJSON(t, client, sb.URL+"/auth/login/init", initBody, &challenge)
 		clientData := []byte(`{"challenge":"` + challenge.Challenge + `","crossOrigin":false,"type":"key.get"}`)
 		assertion := map[string]any{
 			"kind": "Key",
@@ -168,7 +169,8 @@ func httpsClient(t *testing.T, caPEM []byte) *http.Client {
 	if !roots.AppendCertsFromPEM(caPEM) {
 		t.Fatal("ca.crt holds no certificate")
 	}
-	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	transport := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}
+	return &http.Client{Timeout: 10 * time.Second, Transport: transport}
 }
 
 func postJSON(t *testing.T, c *http.Client, url string, body, out any) {

@@ -49,7 +49,8 @@ type Bootstrap struct {
 
 // String describes the bootstrap without the private key.
 func (b Bootstrap) String() string {
-	return fmt.Sprintf("Bootstrap{APIURL: %s, OrgID: %s, Username: %s, CredID: %s}", b.APIURL, b.OrgID, b.Username, b.CredID)
+	return fmt.Sprintf("Bootstrap{APIURL: %s, OrgID: %s, Username: %s, CredID: %s}",
+		b.APIURL, b.OrgID, b.Username, b.CredID)
 }
 
 type entry struct {
@@ -160,7 +161,8 @@ func SecretManifest(b *Bootstrap) []byte {
 	buf.WriteString("# It holds a private key: keep it out of version control.\n")
 	buf.WriteString("apiVersion: v1\nkind: Secret\nmetadata:\n")
 	fmt.Fprintf(&buf, "  name: %s\n  namespace: %s\n", SecretName, SecretNamespace)
-	buf.WriteString("  labels:\n    app.kubernetes.io/name: dfns-operator\n    app.kubernetes.io/created-by: dfns-sandbox\n")
+	buf.WriteString("  labels:\n")
+	buf.WriteString("    app.kubernetes.io/name: dfns-operator\n    app.kubernetes.io/created-by: dfns-sandbox\n")
 	buf.WriteString("type: Opaque\nstringData:\n")
 	for _, e := range b.entries() {
 		writeYAMLValue(&buf, e.name, string(e.value))

@@ -35,7 +35,13 @@ func parseManifest(t *testing.T, data []byte) secretManifest {
 	return m
 }
 
-const testPEM = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n-----END PRIVATE KEY-----\n"
+const testOrg = "or-a"
+
+const (
+	testPEM = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n" +
+		"-----END PRIVATE KEY-----\n"
+	testCA = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+)
 
 func TestSecretManifestRoundTrips(t *testing.T) {
 	cases := map[string]struct {
@@ -44,12 +50,12 @@ func TestSecretManifestRoundTrips(t *testing.T) {
 	}{
 		"TLS": {
 			reason: "the normal case: PEM key and CA as block scalars, the rest quoted",
-			b: Bootstrap{APIURL: "https://127.0.0.1:8443", OrgID: "or-a", Username: "operator@dfns-sandbox.local",
-				CredID: "Y2ktYWJj", PrivateKeyPEM: []byte(testPEM), CACertPEM: []byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")},
+			b: Bootstrap{APIURL: "https://127.0.0.1:8443", OrgID: testOrg, Username: "operator@dfns-sandbox.local",
+				CredID: "Y2ktYWJj", PrivateKeyPEM: []byte(testPEM), CACertPEM: []byte(testCA)},
 		},
 		"InsecureHTTP": {
 			reason: "no CA: the manifest has no ca.crt key",
-			b: Bootstrap{APIURL: "http://127.0.0.1:1", OrgID: "or-a", Username: "u@x.y", CredID: "c",
+			b: Bootstrap{APIURL: "http://127.0.0.1:1", OrgID: testOrg, Username: "u@x.y", CredID: "c",
 				PrivateKeyPEM: []byte(testPEM)},
 		},
 		"AwkwardValues": {
@@ -96,7 +102,9 @@ func TestWriteBootstrapLayout(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	b := &Bootstrap{APIURL: "http://127.0.0.1:1", OrgID: "or-a", Username: "u@x.y", CredID: "c", PrivateKeyPEM: []byte(testPEM)}
+	b := &Bootstrap{
+		APIURL: "http://127.0.0.1:1", OrgID: testOrg, Username: "u@x.y", CredID: "c", PrivateKeyPEM: []byte(testPEM),
+	}
 	if err := WriteBootstrap(dir, b); err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +113,7 @@ func TestWriteBootstrapLayout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var names []string
+	names := make([]string, 0, len(entries))
 	for _, e := range entries {
 		names = append(names, e.Name())
 		assertMode(t, filepath.Join(dir, e.Name()), 0o600)
@@ -159,9 +167,9 @@ func TestNewTLSMaterial(t *testing.T) {
 		host   string
 		valid  bool
 	}{
-		"IPv4Loopback":  {"clients dial 127.0.0.1", "127.0.0.1", true},
+		"IPv4Loopback":  {"clients dial 127.0.0.1", loopbackIPv4, true},
 		"IPv6Loopback":  {"clients may dial ::1", "::1", true},
-		"Localhost":     {"clients may dial localhost", "localhost", true},
+		"Localhost":     {"clients may dial localhost", localhost, true},
 		"ListenIP":      {"the listen host, when an IP, is a SAN", "10.1.2.3", true},
 		"ListenName":    {"the listen host, when a name, is a SAN", "dfns.test", true},
 		"Wildcard":      {"0.0.0.0 is not a name a client can verify", "0.0.0.0", false},
@@ -169,7 +177,8 @@ func TestNewTLSMaterial(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			_, err := leaf.Verify(x509.VerifyOptions{Roots: roots, DNSName: tc.host, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+			opts := x509.VerifyOptions{Roots: roots, DNSName: tc.host, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+			_, err := leaf.Verify(opts)
 			if (err == nil) != tc.valid {
 				t.Errorf("%s\nVerify(%s) error = %v, want valid=%v", tc.reason, tc.host, err, tc.valid)
 			}

@@ -68,7 +68,8 @@ func ParseFlags(args []string, output io.Writer) (Config, error) {
 	fs.DurationVar(&cfg.Faults.Latency, "latency", 0, "latency added to every API call, e.g. 20ms")
 	fs.Float64Var(&cfg.Faults.ErrorRate, "error-rate", 0, "share (0..1) of API calls that get a fault")
 	kinds := fs.String("fault-kinds", "", "comma-separated fault kinds to inject (default all): "+kindNames())
-	ops := fs.String("fault-operations", "", "comma-separated operations that get faults (default all), e.g. CreateServiceAccount")
+	ops := fs.String("fault-operations", "",
+		"comma-separated operations that get faults (default all), e.g. CreateServiceAccount")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}

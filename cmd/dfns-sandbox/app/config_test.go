@@ -12,6 +12,11 @@ import (
 	"github.com/dfns-operator/dfns-operator/internal/dfns/sandbox"
 )
 
+const (
+	flagBootstrap = "--bootstrap-dir"
+	flagListen    = "--listen"
+)
+
 func TestParseFlags(t *testing.T) {
 	cases := map[string]struct {
 		reason  string
@@ -21,19 +26,19 @@ func TestParseFlags(t *testing.T) {
 	}{
 		"Defaults": {
 			reason: "only --bootstrap-dir is required; the listen address defaults to 127.0.0.1:8443 and no faults are set",
-			args:   []string{"--bootstrap-dir", "/b"},
+			args:   []string{flagBootstrap, "/b"},
 			want:   Config{Listen: DefaultListen, BootstrapDir: "/b"},
 		},
 		"Everything": {
 			reason: "every flag maps to its Config field, fault kinds and operations are comma lists with blanks ignored",
 			args: []string{
-				"--listen", "127.0.0.1:0", "--bootstrap-dir", "/b", "--insecure-http", "--state-file", "/s.json",
+				flagListen, anyPort, flagBootstrap, "/b", "--insecure-http", "--state-file", "/s.json",
 				"--org-id", "or-aaaaa-bbbbb-cccccccccccccc", "--seed", "42", "--token-ttl", "5m",
 				"--latency", "20ms", "--error-rate", "0.2", "--fault-kinds", "internal, rate-limited,,answer-lost",
 				"--fault-operations", "CreateServiceAccount,Login",
 			},
 			want: Config{
-				Listen: "127.0.0.1:0", BootstrapDir: "/b", InsecureHTTP: true, StateFile: "/s.json",
+				Listen: anyPort, BootstrapDir: "/b", InsecureHTTP: true, StateFile: "/s.json",
 				OrgID: "or-aaaaa-bbbbb-cccccccccccccc", Seed: 42, TokenTTL: 5 * time.Minute,
 				Faults: sandbox.Faults{
 					Latency: 20 * time.Millisecond, ErrorRate: 0.2,
@@ -44,37 +49,37 @@ func TestParseFlags(t *testing.T) {
 		},
 		"MissingBootstrapDir": {
 			reason:  "without a bootstrap directory nobody could use the sandbox",
-			args:    []string{"--listen", "127.0.0.1:0"},
+			args:    []string{flagListen, anyPort},
 			wantErr: "--bootstrap-dir is required",
 		},
 		"UnknownFaultKind": {
 			reason:  "a misspelt fault kind must not silently inject nothing",
-			args:    []string{"--bootstrap-dir", "/b", "--fault-kinds", "internal,slow"},
+			args:    []string{flagBootstrap, "/b", "--fault-kinds", "internal,slow"},
 			wantErr: `unknown kind "slow"`,
 		},
 		"ErrorRateAboveOne": {
 			reason:  "the error rate is a share of calls",
-			args:    []string{"--bootstrap-dir", "/b", "--error-rate", "1.5"},
+			args:    []string{flagBootstrap, "/b", "--error-rate", "1.5"},
 			wantErr: "--error-rate 1.5",
 		},
 		"NegativeLatency": {
 			reason:  "a negative latency makes no sense",
-			args:    []string{"--bootstrap-dir", "/b", "--latency", "-1s"},
+			args:    []string{flagBootstrap, "/b", "--latency", "-1s"},
 			wantErr: "must not be negative",
 		},
 		"ListenWithoutPort": {
 			reason:  "the listen address needs a port (0 for a free one)",
-			args:    []string{"--bootstrap-dir", "/b", "--listen", "127.0.0.1"},
+			args:    []string{flagBootstrap, "/b", flagListen, "127.0.0.1"},
 			wantErr: "want host:port",
 		},
 		"PositionalArgument": {
 			reason:  "a stray argument is probably a forgotten flag name",
-			args:    []string{"--bootstrap-dir", "/b", "extra"},
+			args:    []string{flagBootstrap, "/b", "extra"},
 			wantErr: `unexpected argument "extra"`,
 		},
 		"UnknownFlag": {
 			reason:  "unknown flags are errors",
-			args:    []string{"--bootstrap-dir", "/b", "--nope"},
+			args:    []string{flagBootstrap, "/b", "--nope"},
 			wantErr: "flag provided but not defined",
 		},
 	}
@@ -103,7 +108,10 @@ func TestParseFlagsHelp(t *testing.T) {
 	if !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("ParseFlags(-h) error = %v, want flag.ErrHelp", err)
 	}
-	for _, name := range []string{"-listen", "-bootstrap-dir", "-insecure-http", "-state-file", "-latency", "-error-rate", "-fault-kinds", "-seed"} {
+	flags := []string{
+		"-listen", "-bootstrap-dir", "-insecure-http", "-state-file", "-latency", "-error-rate", "-fault-kinds", "-seed",
+	}
+	for _, name := range flags {
 		if !strings.Contains(out.String(), name) {
 			t.Errorf("usage does not mention %s:\n%s", name, out.String())
 		}

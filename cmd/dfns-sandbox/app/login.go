@@ -73,7 +73,8 @@ func canLogIn(h http.Handler, b *Bootstrap) error {
 		Challenge           string `json:"challenge"`
 		ChallengeIdentifier string `json:"challengeIdentifier"`
 	}
-	if err := callHandler(h, "/auth/login/init", map[string]string{"username": b.Username, "orgId": b.OrgID}, &challenge); err != nil {
+	initBody := map[string]string{"username": b.Username, "orgId": b.OrgID}
+	if err := callHandler(h, "/auth/login/init", initBody, &challenge); err != nil {
 		return err
 	}
 	assertion, err := SignChallenge(b.PrivateKeyPEM, b.CredID, challenge.Challenge)

@@ -104,7 +104,7 @@ func start(cfg Config, srv *sandbox.Server, ln net.Listener, errorLog *log.Logge
 func clientHost(host string) string {
 	switch host {
 	case "", "0.0.0.0":
-		return "127.0.0.1"
+		return loopbackIPv4
 	case "::":
 		return "::1"
 	}

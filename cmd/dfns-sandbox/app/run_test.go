@@ -25,6 +25,9 @@ import (
 	"github.com/dfns-operator/dfns-operator/internal/dfns/sandbox"
 )
 
+// anyPort makes the sandbox listen on a free loopback port.
+const anyPort = "127.0.0.1:0"
+
 // logBuffer collects what the sandbox logs, safely across goroutines.
 type logBuffer struct {
 	mu  sync.Mutex
@@ -47,7 +50,7 @@ func (l *logBuffer) String() string {
 func startSandbox(t *testing.T, cfg Config) *Sandbox {
 	t.Helper()
 	if cfg.Listen == "" {
-		cfg.Listen = "127.0.0.1:0"
+		cfg.Listen = anyPort
 	}
 	if cfg.BootstrapDir == "" {
 		cfg.BootstrapDir = filepath.Join(t.TempDir(), "bootstrap")
@@ -165,8 +168,8 @@ func TestStartServesHTTPSWithBootstrap(t *testing.T) {
 			t.Fatal("ca.crt holds no certificate")
 		}
 		_, port, _ := net.SplitHostPort(strings.TrimPrefix(sb.URL, "https://"))
-		for _, name := range []string{"127.0.0.1", "localhost"} {
-			conn, err := tls.Dial("tcp", net.JoinHostPort("127.0.0.1", port), &tls.Config{RootCAs: roots, ServerName: name})
+		for _, name := range []string{loopbackIPv4, localhost} {
+			conn, err := tls.Dial("tcp", net.JoinHostPort(loopbackIPv4, port), &tls.Config{RootCAs: roots, ServerName: name})
 			if err != nil {
 				t.Errorf("TLS to %s with ca.crt: %v", name, err)
 				continue
@@ -262,7 +265,7 @@ func TestStateFileKeepsAdmin(t *testing.T) {
 	tmp := t.TempDir()
 	state := filepath.Join(tmp, "state.json")
 	dir := filepath.Join(tmp, "bootstrap")
-	first, err := Start(Config{Listen: "127.0.0.1:0", BootstrapDir: dir, StateFile: state}, log.New(io.Discard, "", 0))
+	first, err := Start(Config{Listen: anyPort, BootstrapDir: dir, StateFile: state}, log.New(io.Discard, "", 0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,7 +301,8 @@ func TestStateFileKeepsAdmin(t *testing.T) {
 		otherDir := filepath.Join(tmp, "other")
 		third := startSandbox(t, Config{BootstrapDir: otherDir, StateFile: state})
 		if third.ReusedAdmin || third.Bootstrap.Username != "operator+2@dfns-sandbox.local" {
-			t.Errorf("admin = %s (reused %v), want a new operator+2@dfns-sandbox.local", third.Bootstrap.Username, third.ReusedAdmin)
+			t.Errorf("admin = %s (reused %v), want a new operator+2@dfns-sandbox.local",
+				third.Bootstrap.Username, third.ReusedAdmin)
 		}
 		assertAdminLogin(t, otherDir)
 	})
@@ -312,7 +316,7 @@ func TestRunPrintsReadyLineAndStopsOnCancel(t *testing.T) {
 	logs := &logBuffer{}
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(ctx, Config{Listen: "127.0.0.1:0", BootstrapDir: dir}, pw, log.New(logs, "", 0))
+		done <- Run(ctx, Config{Listen: anyPort, BootstrapDir: dir}, pw, log.New(logs, "", 0))
 		_ = pw.Close()
 	}()
 	lines := bufio.NewScanner(pr)
@@ -320,7 +324,9 @@ func TestRunPrintsReadyLineAndStopsOnCancel(t *testing.T) {
 		t.Fatalf("no ready line; Run returned %v", <-done)
 	}
 	line := lines.Text()
-	m := regexp.MustCompile(`^dfns-sandbox ready url=(https://127\.0\.0\.1:[0-9]+) org=(or-[a-z0-9-]+) bootstrap=(.+)$`).FindStringSubmatch(line)
+	readyRE := regexp.MustCompile(
+		`^dfns-sandbox ready url=(https://127\.0\.0\.1:[0-9]+) org=(or-[a-z0-9-]+) bootstrap=(.+)$`)
+	m := readyRE.FindStringSubmatch(line)
 	if m == nil || m[3] != dir {
 		t.Fatalf("ready line = %q, want url, org and bootstrap=%s", line, dir)
 	}
@@ -355,13 +361,14 @@ func TestRunPrintsReadyLineAndStopsOnCancel(t *testing.T) {
 }
 
 func TestRunFailsWhenPortIsTaken(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", anyPort)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = ln.Close() }()
 	dir := filepath.Join(t.TempDir(), "bootstrap")
-	err = Run(context.Background(), Config{Listen: ln.Addr().String(), BootstrapDir: dir}, io.Discard, log.New(io.Discard, "", 0))
+	cfg := Config{Listen: ln.Addr().String(), BootstrapDir: dir}
+	err = Run(context.Background(), cfg, io.Discard, log.New(io.Discard, "", 0))
 	if err == nil || !strings.Contains(err.Error(), "listen") {
 		t.Errorf("Run on a taken port = %v, want a listen error", err)
 	}

@@ -15,6 +15,13 @@ import (
 	"time"
 )
 
+// Names every server certificate carries, and the organisation of the generated certificates.
+const (
+	loopbackIPv4 = "127.0.0.1"
+	localhost    = "localhost"
+	certOrg      = "dfns-sandbox"
+)
+
 // certValidity is how long the generated CA and server certificate are valid; a sandbox
 // lives for one test run or one demo, and a fresh CA is made at every start.
 const certValidity = 30 * 24 * time.Hour
@@ -37,7 +44,7 @@ func NewTLSMaterial(hosts ...string) (*TLSMaterial, error) {
 	}
 	caTmpl := &x509.Certificate{
 		SerialNumber:          serial(),
-		Subject:               pkix.Name{CommonName: "dfns-sandbox CA", Organization: []string{"dfns-sandbox"}},
+		Subject:               pkix.Name{CommonName: certOrg + " CA", Organization: []string{certOrg}},
 		NotBefore:             now.Add(-time.Hour),
 		NotAfter:              now.Add(certValidity),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
@@ -64,14 +71,16 @@ func NewTLSMaterial(hosts ...string) (*TLSMaterial, error) {
 	}, nil
 }
 
-func newServerCert(ca *x509.Certificate, caKey *ecdsa.PrivateKey, now time.Time, hosts []string) (tls.Certificate, error) {
+func newServerCert(
+	ca *x509.Certificate, caKey *ecdsa.PrivateKey, now time.Time, hosts []string,
+) (tls.Certificate, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("generate server key: %w", err)
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(),
-		Subject:      pkix.Name{CommonName: "dfns-sandbox", Organization: []string{"dfns-sandbox"}},
+		Subject:      pkix.Name{CommonName: certOrg, Organization: []string{certOrg}},
 		NotBefore:    now.Add(-time.Hour),
 		NotAfter:     now.Add(certValidity),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
@@ -88,8 +97,8 @@ func newServerCert(ca *x509.Certificate, caKey *ecdsa.PrivateKey, now time.Time,
 // subjectAltNames returns the loopback names plus the given hosts, without duplicates;
 // unspecified addresses (0.0.0.0, ::) are not names a client can verify, so they are left out.
 func subjectAltNames(hosts []string) ([]net.IP, []string) {
-	ips := []net.IP{net.IPv4(127, 0, 0, 1).To4(), net.IPv6loopback}
-	dns := []string{"localhost"}
+	ips := []net.IP{net.ParseIP(loopbackIPv4).To4(), net.IPv6loopback}
+	dns := []string{localhost}
 	for _, h := range hosts {
 		if h == "" {
 			continue
