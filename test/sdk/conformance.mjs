@@ -7,6 +7,7 @@
 // with the failing step, HTTP status, URL and Dfns error body on the first failure.
 import crypto from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import http from 'node:http';
 import { join } from 'node:path';
 import sdk from '@dfns/sdk';
 import keysigner from '@dfns/sdk-keysigner';
@@ -115,6 +116,39 @@ async function listAllPermissions(client) {
   return { items, pages };
 }
 
+// startReceiver serves webhook deliveries on a loopback port and keeps them with their raw body.
+async function startReceiver() {
+  const deliveries = [];
+  const server = http.createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      deliveries.push({ signature: req.headers['x-dfns-webhook-signature'], raw: Buffer.concat(chunks).toString('utf8') });
+      res.writeHead(200).end();
+    });
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { url: `http://127.0.0.1:${server.address().port}/dfns`, deliveries, close: () => server.close() };
+}
+
+// checkDelivery verifies a delivery as the Dfns docs do: HMAC-SHA256 of the body with the
+// webhook secret, and a compact body (the docs' verifier re-serialises the parsed JSON).
+function checkDelivery(d, secret) {
+  const want = 'sha256=' + crypto.createHmac('sha256', secret).update(d.raw).digest('hex');
+  check(d.signature === want, 'X-DFNS-WEBHOOK-SIGNATURE does not match the HMAC of the body');
+  const event = JSON.parse(d.raw);
+  check(JSON.stringify(event) === d.raw, 'the delivery body is not compact JSON');
+  return event;
+}
+
+async function waitFor(what, cond, timeoutMs = 10000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    check(Date.now() < deadline, `timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 async function main() {
   const dir = process.env.DFNS_BOOTSTRAP_DIR;
   if (!dir) {
@@ -206,6 +240,39 @@ async function main() {
     check(items.some((a) => a.identityId === sa.id && /^as-/.test(a.id)), `assignments ${JSON.stringify(items)}`);
   });
 
+  await step('deactivate the service account (no body): its token stops working; activate it: it works again', async () => {
+    const off = await admin.auth.deactivateServiceAccount({ serviceAccountId: sa.id });
+    check(off.userInfo.isActive === false, 'still active');
+    await expectDfnsError(401, () => saClient.permissions.getPermission({ permissionId: perm.id }));
+    const on = await admin.auth.activateServiceAccount({ serviceAccountId: sa.id });
+    check(on.userInfo.isActive === true, 'not active again');
+    await saClient.permissions.getPermission({ permissionId: perm.id });
+  });
+
+  const user = await step('invite a user; get it and find it in the paged list', async () => {
+    const u = await admin.auth.createUser({ body: { email: `invitee-${run}@example.com`, kind: 'CustomerEmployee' } });
+    check(/^us-/.test(u.userId) && u.kind === 'CustomerEmployee' && u.isServiceAccount === false, `unexpected ${JSON.stringify(u)}`);
+    const got = await admin.auth.getUser({ userId: u.userId });
+    check(got.username === `invitee-${run}@example.com`, `username ${got.username}`);
+    const seen = [];
+    let paginationToken;
+    do {
+      const page = await admin.auth.listUsers({ query: { limit: 1, paginationToken, kind: 'CustomerEmployee' } });
+      seen.push(...page.items.map((i) => i.userId));
+      paginationToken = page.nextPageToken;
+    } while (paginationToken && seen.length < 1000);
+    check(seen.includes(u.userId), 'the invited user is not listed');
+    return u;
+  });
+  await step('update, deactivate, activate and archive the user', async () => {
+    const upd = await admin.auth.updateUser({ userId: user.userId, body: { isSSORequired: false } });
+    check(upd.userId === user.userId, 'update answered another user');
+    check((await admin.auth.deactivateUser({ userId: user.userId })).isActive === false, 'still active');
+    check((await admin.auth.activateUser({ userId: user.userId })).isActive === true, 'not active again');
+    await admin.auth.archiveUser({ userId: user.userId });
+    await expectDfnsError(404, () => admin.auth.getUser({ userId: user.userId }));
+  });
+
   const patKeys = keyPair('ed25519');
   const pat = await step('create a personal access token (Ed25519 key, the permission)', async () => {
     const t = await admin.auth.createPersonalAccessToken({
@@ -239,19 +306,24 @@ async function main() {
     await patClient.permissions.getPermission({ permissionId: perm.id });
   });
 
-  const webhook = await step('create a webhook: the secret is shown once', async () => {
+  const receiver = await startReceiver();
+  const webhook = await step('create a webhook for the approval events: the secret is shown once', async () => {
     const w = await admin.webhooks.createWebhook({
-      body: { url: 'https://127.0.0.1:9/dfns', events: ['*'], status: 'Disabled', description: `sdk-${run}` },
+      body: { url: receiver.url, events: ['policy.approval.pending', 'policy.approval.resolved'], description: `sdk-${run}` },
     });
     check(/^wh-/.test(w.id) && typeof w.secret === 'string' && w.secret.length > 0, 'no webhook id or secret');
+    check(w.status === 'Enabled', `status ${w.status}`);
     const got = await admin.webhooks.getWebhook({ webhookId: w.id });
-    check(got.secret === undefined && got.status === 'Disabled', 'get shows the secret or the wrong status');
+    check(got.secret === undefined && got.url === receiver.url, 'get shows the secret or another url');
+    const { items } = await admin.webhooks.listWebhooks({ query: { limit: 100 } });
+    check(items.some((i) => i.id === w.id && i.secret === undefined), 'not listed, or listed with its secret');
     return w;
   });
-  await step('delete the webhook', async () => {
-    const res = await admin.webhooks.deleteWebhook({ webhookId: webhook.id });
-    check(res.deleted === true, `answer ${JSON.stringify(res)}`);
-    await expectDfnsError(404, () => admin.webhooks.getWebhook({ webhookId: webhook.id }));
+  await step('ping the webhook: a signed delivery reaches the receiver', async () => {
+    const res = await admin.webhooks.pingWebhook({ webhookId: webhook.id });
+    check(res.status === '200', `ping answered ${JSON.stringify(res)}`);
+    await waitFor('the ping delivery', () => receiver.deliveries.length >= 1);
+    checkDelivery(receiver.deliveries[0], webhook.secret);
   });
 
   const policy = await step('create a policy: Permissions:Modify on the permission requests approval', async () => {
@@ -320,6 +392,35 @@ async function main() {
     check(got.decisions?.some((d) => d.value === 'Denied'), 'the denial is not among the decisions');
     const p = await admin.permissions.getPermission({ permissionId: perm.id });
     check(p.name === renamedPerm && !p.pendingChangeRequest, `after denial: ${JSON.stringify(p)}`);
+  });
+  await step('the approval events were delivered, signed, and are listed', async () => {
+    const kinds = () => receiver.deliveries.slice(1).map((d) => JSON.parse(d.raw).kind);
+    await waitFor('policy.approval.pending and policy.approval.resolved deliveries', () =>
+      kinds().filter((k) => k === 'policy.approval.pending').length >= 2 &&
+      kinds().filter((k) => k === 'policy.approval.resolved').length >= 2,
+    );
+    for (const d of receiver.deliveries.slice(1)) checkDelivery(d, webhook.secret);
+    const { items } = await admin.webhooks.listWebhookEvents({ webhookId: webhook.id, query: { limit: 100 } });
+    check(items.length >= 4, `listed ${items.length} events, want the 4 delivered ones`);
+    const ev = await admin.webhooks.getWebhookEvent({ webhookId: webhook.id, webhookEventId: items[0].id });
+    check(ev.id === items[0].id && /^whe-/.test(ev.id), `event ${JSON.stringify(ev.id)}`);
+  });
+  await step('disable, then delete the webhook', async () => {
+    const w = await admin.webhooks.updateWebhook({ webhookId: webhook.id, body: { status: 'Disabled' } });
+    check(w.status === 'Disabled' && w.secret === undefined, `update answered ${JSON.stringify(w.status)}`);
+    const res = await admin.webhooks.deleteWebhook({ webhookId: webhook.id });
+    check(res.deleted === true, `answer ${JSON.stringify(res)}`);
+    await expectDfnsError(404, () => admin.webhooks.getWebhook({ webhookId: webhook.id }));
+    receiver.close();
+  });
+  await step('get, list and rename the policy', async () => {
+    const got = await admin.policies.getPolicy({ policyId: policy.id });
+    check(got.id === policy.id && got.activityKind === 'Permissions:Modify', `got ${JSON.stringify(got.id)}`);
+    const { items } = await admin.policies.listPolicies({ query: { status: 'Active' } });
+    check(items.some((p) => p.id === policy.id), 'the policy is not listed as Active');
+    const { id, status, dateCreated, dateUpdated, pendingChangeRequest, ...body } = got;
+    const upd = await admin.policies.updatePolicy({ policyId: policy.id, body: { ...body, name: `${body.name}-renamed` } });
+    check(upd.name === `sdk-policy-${run}-renamed`, `name ${upd.name}`);
   });
   await step('archive the policy', async () => {
     const p = await admin.policies.archivePolicy({ policyId: policy.id });

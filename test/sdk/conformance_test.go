@@ -92,7 +92,8 @@ func TestTypeScriptSDKConformance(t *testing.T) {
 		"CreateLoginChallenge", "Login", "CreateUserActionChallenge", "CreateUserActionSignature",
 		"CreatePermission", "CreateServiceAccount", "CreatePersonalAccessToken", "CreatePolicy",
 		"UpdatePermission", "CreateApprovalDecision", "RevokePermission", "DeleteServiceAccount",
-		"DeletePersonalAccessToken", "CreateWebhook", "DeleteWebhook",
+		"DeletePersonalAccessToken", "CreateWebhook", "DeleteWebhook", "PingWebhook", "ListWebhookEvents",
+		"CreateUser", "DeleteUser", "DeactivateServiceAccount", "UpdatePolicy", "ArchivePolicy",
 	} {
 		if counters[op] == 0 {
 			t.Errorf("the SDK run made no %s call (counters %v)", op, counters)
