@@ -443,8 +443,9 @@ async function main() {
     check(!items.some((t) => t.tokenId === pat.id), 'the archived PAT is still listed');
     await expectDfnsError(401, () => patClient.permissions.getPermission({ permissionId: perm.id }));
   });
-  await step('archive the service account: gone from the list, its token stops working', async () => {
-    await admin.auth.archiveServiceAccount({ serviceAccountId: sa.id });
+  await step('archive the service account (?force=true): gone from the list, its token stops working', async () => {
+    // ?force=true: the SDK signs the path without its query string.
+    await admin.auth.archiveServiceAccount({ serviceAccountId: sa.id, query: { force: true } });
     const { items } = await admin.auth.listServiceAccounts();
     check(!items.some((i) => i.userInfo.userId === sa.id), 'the archived service account is still listed');
     await expectDfnsError(401, () => saClient.permissions.getPermission({ permissionId: perm.id }));
