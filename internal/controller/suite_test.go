@@ -17,96 +17,282 @@ limitations under the License.
 package controller
 
 import (
+	"bytes"
+	"encoding/base64"
 	"context"
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr/funcr"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
-
-	"k8s.io/client-go/kubernetes/scheme"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	accessv1alpha1 "github.com/dfns-operator/dfns-operator/api/v1alpha1"
+	"github.com/dfns-operator/dfns-operator/api/v1alpha1"
+	"github.com/dfns-operator/dfns-operator/internal/dfns"
+	"github.com/dfns-operator/dfns-operator/internal/dfns/sandbox"
 	// +kubebuilder:scaffold:imports
 )
 
-// These tests use Ginkgo (BDD-style Go testing framework). Refer to
-// http://onsi.github.io/ginkgo/ to learn more about Ginkgo.
+// The envtest suite runs the real manager (Setup + CacheOptions) against an API server and the
+// Dfns sandbox served over HTTP, with a real dfns.Client in login mode.
+
+// syncPeriod is short so that drift and approvals are seen quickly.
+const syncPeriod = time.Second
+
+// testModeLabel selects which of the suite's two managers reconciles a resource: the main one
+// (login mode) or the token-mode one.
+const testModeLabel = "test.dfns.io/mode"
 
 var (
-	ctx       context.Context
-	cancel    context.CancelFunc
-	testEnv   *envtest.Environment
-	cfg       *rest.Config
-	k8sClient client.Client
+	ctx        context.Context
+	cancel     context.CancelFunc
+	testEnv    *envtest.Environment
+	cfg        *rest.Config
+	k8sClient  client.Client
+	testScheme = runtime.NewScheme()
+
+	sb        *sandbox.Server
+	sbServer  *httptest.Server
+	admin     *sandbox.UserCredentials
+	approver  *sandbox.UserCredentials
+	operator  dfns.API // the operator's client
+	dashboard dfns.API // a human acting in the Dfns dashboard (same admin user)
+	approverC dfns.API // a second user who approves or denies change requests
+
+	capture = &captured{}
 )
+
+// captured collects every log line, event and status written during the suite, and every
+// secret value issued, for the leak check in AfterSuite.
+type captured struct {
+	mu      sync.Mutex
+	logs    bytes.Buffer
+	events  []string
+	status  []string
+	secrets map[string]bool
+}
+
+func (c *captured) log(line string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.logs.WriteString(line)
+	c.logs.WriteByte('\n')
+}
+
+func (c *captured) addStatus(obj any) {
+	b, _ := json.Marshal(obj)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.status = append(c.status, string(b))
+}
+
+func (c *captured) addSecret(s *corev1.Secret) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.secrets == nil {
+		c.secrets = map[string]bool{}
+	}
+	for _, k := range []string{KeyAuthToken, KeyPrivateKey} {
+		if v := string(s.Data[k]); v != "" {
+			c.secrets[v] = true
+		}
+	}
+}
+
+// eventsFor returns the captured events ("type reason message") of one object.
+func (c *captured) eventsFor(obj client.Object) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	prefix := obj.GetNamespace() + "/" + obj.GetName() + " "
+	var out []string
+	for _, e := range c.events {
+		if strings.HasPrefix(e, prefix) {
+			out = append(out, strings.TrimPrefix(e, prefix))
+		}
+	}
+	return out
+}
+
+// Eventf records an event into the capture.
+func (c *captured) Eventf(obj runtime.Object, eventtype, reason, messageFmt string, args ...any) {
+	o := obj.(client.Object)
+	line := fmt.Sprintf("%s/%s %s %s %s", o.GetNamespace(), o.GetName(), eventtype, reason, fmt.Sprintf(messageFmt, args...))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.events = append(c.events, line)
+}
 
 func TestControllers(t *testing.T) {
 	RegisterFailHandler(Fail)
-
 	RunSpecs(t, "Controller Suite")
 }
 
 var _ = BeforeSuite(func() {
-	logf.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
-
-	ctx, cancel = context.WithCancel(context.TODO())
-
-	var err error
-	err = accessv1alpha1.AddToScheme(scheme.Scheme)
-	Expect(err).NotTo(HaveOccurred())
-
+	logf.SetLogger(funcr.New(func(prefix, args string) {
+		capture.log(prefix + " " + args)
+		fmt.Fprintln(GinkgoWriter, prefix, args)
+	}, funcr.Options{Verbosity: 4}))
+	ctx, cancel = context.WithCancel(context.Background())
+	Expect(clientgoscheme.AddToScheme(testScheme)).To(Succeed())
+	Expect(v1alpha1.AddToScheme(testScheme)).To(Succeed())
 	// +kubebuilder:scaffold:scheme
 
-	By("bootstrapping test environment")
+	By("starting the Dfns sandbox over HTTP")
+	var err error
+	sb, err = sandbox.New(sandbox.Options{Seed: 1})
+	Expect(err).NotTo(HaveOccurred())
+	sbServer = httptest.NewServer(sb.Handler())
+	admin, err = sb.CreateUser("operator@example.com", true)
+	Expect(err).NotTo(HaveOccurred())
+	approver, err = sb.CreateUser("approver@example.com", true)
+	Expect(err).NotTo(HaveOccurred())
+	operator = loginClient(admin)
+	dashboard = loginClient(admin)
+	approverC = loginClient(approver)
+
+	By("bootstrapping the test environment")
 	testEnv = &envtest.Environment{
 		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
 	}
-
-	// Retrieve the first found binary directory to allow running tests from IDEs
-	if getFirstFoundEnvTestBinaryDir() != "" {
-		testEnv.BinaryAssetsDirectory = getFirstFoundEnvTestBinaryDir()
+	if dir := getFirstFoundEnvTestBinaryDir(); dir != "" && os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		testEnv.BinaryAssetsDirectory = dir
 	}
-
-	// cfg is defined in this file globally.
 	cfg, err = testEnv.Start()
 	Expect(err).NotTo(HaveOccurred())
-	Expect(cfg).NotTo(BeNil())
-
-	k8sClient, err = client.New(cfg, client.Options{Scheme: scheme.Scheme})
+	k8sClient, err = client.New(cfg, client.Options{Scheme: testScheme})
 	Expect(err).NotTo(HaveOccurred())
-	Expect(k8sClient).NotTo(BeNil())
+
+	By("starting the manager")
+	startManager(operator, "login")
 })
 
 var _ = AfterSuite(func() {
+	By("checking that no issued token or private key appears in logs, events or status")
+	checkNoLeaks()
 	By("tearing down the test environment")
 	cancel()
-	Eventually(func() error {
-		return testEnv.Stop()
-	}, time.Minute, time.Second).Should(Succeed())
+	if sbServer != nil {
+		sbServer.Close()
+	}
+	Eventually(func() error { return testEnv.Stop() }, time.Minute, time.Second).Should(Succeed())
 })
 
-// getFirstFoundEnvTestBinaryDir locates the first binary in the specified path.
-// ENVTEST-based tests depend on specific binaries, usually located in paths set by
-// controller-runtime. When running tests directly (e.g., via an IDE) without using
-// Makefile targets, the 'BinaryAssetsDirectory' must be explicitly configured.
-//
-// This function streamlines the process by finding the required binaries, similar to
-// setting the 'KUBEBUILDER_ASSETS' environment variable. To ensure the binaries are
-// properly set up, run 'make setup-envtest' beforehand.
+// loginClient is a real dfns.Client logged in as the user.
+func loginClient(u *sandbox.UserCredentials) dfns.API {
+	return newClient(dfns.Credentials{APIURL: sbServer.URL, OrgID: u.OrgID, Username: u.Username,
+		CredID: u.CredID, PrivateKeyPEM: u.PrivateKeyPEM})
+}
+
+// newClient builds a real dfns.Client against the sandbox.
+func newClient(creds dfns.Credentials) dfns.API {
+	c, err := dfns.New(dfns.Options{Credentials: dfns.NewStaticCredentials(creds), QPS: 1000, Burst: 1000,
+		MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond})
+	Expect(err).NotTo(HaveOccurred())
+	return c
+}
+
+// startManager runs a manager with the operator's Setup and CacheOptions. The suite runs two
+// (login mode and token mode); each sees only the resources labelled with its mode.
+func startManager(api dfns.API, mode string) {
+	sel := labels.SelectorFromSet(labels.Set{testModeLabel: mode})
+	if mode == "login" {
+		sel = labels.NewSelector()
+		req, err := labels.NewRequirement(testModeLabel, "!=", []string{"token"})
+		Expect(err).NotTo(HaveOccurred())
+		sel = sel.Add(*req)
+	}
+	opts := CacheOptions()
+	opts.ByObject[&v1alpha1.DfnsServiceAccount{}] = cache.ByObject{Label: sel}
+	opts.ByObject[&v1alpha1.DfnsPermission{}] = cache.ByObject{Label: sel}
+	skip := true
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme: testScheme, Cache: opts, Metrics: metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0", Controller: config.Controller{SkipNameValidation: &skip},
+	})
+	Expect(err).NotTo(HaveOccurred())
+	Expect(Setup(mgr, Options{API: api, SyncPeriod: syncPeriod, EventRecorder: capture, MaxConcurrentReconciles: 2})).To(Succeed())
+	watchForCapture(mgr)
+	go func() {
+		defer GinkgoRecover()
+		Expect(mgr.Start(ctx)).To(Succeed())
+	}()
+}
+
+// watchForCapture records every status and every Secret value the manager's cache sees.
+func watchForCapture(mgr ctrl.Manager) {
+	add := func(obj client.Object, f func(any)) {
+		inf, err := mgr.GetCache().GetInformer(ctx, obj)
+		Expect(err).NotTo(HaveOccurred())
+		_, err = inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+			AddFunc:    f,
+			UpdateFunc: func(_, o any) { f(o) },
+		})
+		Expect(err).NotTo(HaveOccurred())
+	}
+	add(&v1alpha1.DfnsServiceAccount{}, func(o any) { capture.addStatus(o.(*v1alpha1.DfnsServiceAccount).Status) })
+	add(&v1alpha1.DfnsPermission{}, func(o any) { capture.addStatus(o.(*v1alpha1.DfnsPermission).Status) })
+	add(&corev1.Secret{}, func(o any) { capture.addSecret(o.(*corev1.Secret)) })
+}
+
+// checkNoLeaks fails when a token or private key (or a line of its PEM body) appears in the
+// captured logs, events or statuses.
+func checkNoLeaks() {
+	capture.mu.Lock()
+	defer capture.mu.Unlock()
+	Expect(capture.secrets).NotTo(BeEmpty(), "the suite issued no secrets to check")
+	haystack := capture.logs.String() + strings.Join(capture.events, "\n") + strings.Join(capture.status, "\n")
+	Expect(haystack).To(ContainSubstring("Created"), "the capture saw nothing")
+	needles := []string{string(admin.PrivateKeyPEM)}
+	for v := range capture.secrets {
+		needles = append(needles, v)
+	}
+	for _, v := range needles {
+		for _, part := range secretParts(v) {
+			Expect(strings.Contains(haystack, part)).To(BeFalse(), "a secret value leaked")
+		}
+	}
+}
+
+// secretParts is the value itself, its base64 form and, for a PEM, each line of its body.
+func secretParts(v string) []string {
+	parts := []string{v, base64.StdEncoding.EncodeToString([]byte(v))}
+	for _, line := range strings.Split(v, "\n") {
+		if len(line) >= 32 && !strings.HasPrefix(line, "-----") {
+			parts = append(parts, line)
+		}
+	}
+	return parts
+}
+
+// getFirstFoundEnvTestBinaryDir finds the control plane built by hack/setup-envtest.sh, for
+// runs without KUBEBUILDER_ASSETS (e.g. from an IDE).
 func getFirstFoundEnvTestBinaryDir() string {
 	basePath := filepath.Join("..", "..", "bin", "k8s")
 	entries, err := os.ReadDir(basePath)
 	if err != nil {
-		logf.Log.Error(err, "Failed to read directory", "path", basePath)
 		return ""
 	}
 	for _, entry := range entries {
@@ -115,4 +301,52 @@ func getFirstFoundEnvTestBinaryDir() string {
 		}
 	}
 	return ""
+}
+
+// newNamespace makes a namespace for one spec.
+func newNamespace() string {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "t-"}}
+	Expect(k8sClient.Create(ctx, ns)).To(Succeed())
+	return ns.Name
+}
+
+// conditionOf reads a condition of a resource.
+func conditionOf(obj interface {
+	client.Object
+	StatusConditions() *[]metav1.Condition
+}, typ string) func(g Gomega) *metav1.Condition {
+	return func(g Gomega) *metav1.Condition {
+		g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(obj), obj)).To(Succeed())
+		return meta.FindStatusCondition(*obj.StatusConditions(), typ)
+	}
+}
+
+// haveCondition matches a condition's status and reason.
+func haveCondition(status metav1.ConditionStatus, reason string) OmegaMatcher {
+	return And(Not(BeNil()), HaveField("Status", status), HaveField("Reason", reason))
+}
+
+// eventually is Eventually with the suite's patience.
+func eventually(actual any) AsyncAssertion {
+	return Eventually(actual).WithTimeout(20 * time.Second).WithPolling(100 * time.Millisecond)
+}
+
+// waitReady waits until the resource is Ready and Synced.
+func waitReady(obj interface {
+	client.Object
+	StatusConditions() *[]metav1.Condition
+}) {
+	GinkgoHelper()
+	eventually(conditionOf(obj, v1alpha1.ConditionReady)).Should(haveCondition(metav1.ConditionTrue, v1alpha1.ReasonAvailable))
+	eventually(conditionOf(obj, v1alpha1.ConditionSynced)).Should(haveCondition(metav1.ConditionTrue, v1alpha1.ReasonReconcileSuccess))
+}
+
+// deleteAndWait deletes a resource and waits until it is gone.
+func deleteAndWait(obj client.Object) {
+	GinkgoHelper()
+	Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, obj))).To(Succeed())
+	eventually(func() bool {
+		err := k8sClient.Get(ctx, client.ObjectKeyFromObject(obj), obj)
+		return err != nil
+	}).Should(BeTrue())
 }
