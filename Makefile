@@ -53,8 +53,12 @@ vet: ## Run go vet (the e2e suite too).
 setup-envtest: ## Build etcd, kube-apiserver and kubectl into bin/k8s (first run: about 7 minutes).
 	@WITH_KUBECTL=1 $(ENVTEST_ASSETS)
 
+.PHONY: sdk-deps
+sdk-deps: ## Install the pinned official Dfns TypeScript SDK for test/sdk (npm ci).
+	@test -d test/sdk/node_modules/@dfns/sdk-keysigner || (cd test/sdk && npm ci --no-audit --no-fund)
+
 .PHONY: test
-test: manifests generate fmt vet ## Run the tests (envtest control plane + Dfns sandbox).
+test: manifests generate fmt vet sdk-deps ## Run the tests (envtest control plane + Dfns sandbox + official TS SDK).
 	@assets="$$($(ENVTEST_ASSETS))"; \
 	echo "KUBEBUILDER_ASSETS=$$assets"; \
 	KUBEBUILDER_ASSETS="$$assets" go test $$(go list ./... | grep -v /test/e2e) -coverprofile cover.out
