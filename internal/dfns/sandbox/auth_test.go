@@ -310,3 +310,33 @@ func TestLoginFailures(t *testing.T) {
 		}
 	})
 }
+
+// TestErrorsNeverEchoSecrets checks that tokens, signatures and keys sent in failing
+// requests do not come back in error messages.
+func TestErrorsNeverEchoSecrets(t *testing.T) {
+	e := newEnv(t, Options{})
+	admin := e.user("admin@example.com", true)
+	bogusToken := admin.token[:len(admin.token)-4] + "AAAA"
+	signature := base64.RawURLEncoding.EncodeToString(admin.key.sign(t, []byte("x")))
+	cases := []struct {
+		reason string
+		method string
+		path   string
+		token  string
+		ua     string
+		body   string
+		secret string
+	}{
+		{"tampered bearer token", "GET", "/permissions", bogusToken, "", "", bogusToken},
+		{"garbage user action", "POST", "/permissions", admin.token, bogusToken, "{}", bogusToken},
+		{"bad signature at /auth/action", "POST", "/auth/action", admin.token, "", `{"challengeIdentifier":"x","firstFactor":{"kind":"Key","credentialAssertion":{"credId":"c","clientData":"e30","signature":"` + signature + `"}}}`, signature},
+	}
+	for _, tc := range cases {
+		t.Run(tc.reason, func(t *testing.T) {
+			st, out := e.request(tc.method, tc.path, tc.token, tc.ua, []byte(tc.body))
+			if st < 400 || strings.Contains(string(out), tc.secret) {
+				t.Errorf("status %d, body %s", st, out)
+			}
+		})
+	}
+}

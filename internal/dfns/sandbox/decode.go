@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"strings"
 	"unicode/utf8"
 )
@@ -31,7 +32,7 @@ func decodeOptionalJSON(body []byte, v any) error {
 	if err := dec.Decode(v); err != nil {
 		return decodeError(err)
 	}
-	if dec.More() {
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return errBadRequest("request body has trailing data after the JSON object")
 	}
 	return nil
@@ -84,7 +85,7 @@ func checkLen(field, v string, lo, hi int) error {
 	return nil
 }
 
-// enumField is a string that must be one of a fixed set; unmarshalling rejects other values.
+// checkEnum validates that v is one of the allowed values.
 func checkEnum(field, v string, allowed ...string) error {
 	for _, a := range allowed {
 		if v == a {

@@ -1,10 +1,3 @@
-// Package sandbox is an in-memory implementation of the Dfns access API (authentication,
-// user-action signing, service accounts, personal access tokens, users, permissions,
-// assignments, policies, approvals and webhooks) for tests, benchmarks and local demos.
-//
-// It models Dfns independently of the project's client (it imports nothing from
-// internal/dfns), so that a wire mismatch in the client is caught by tests instead of being
-// hidden by shared types. Test controls live under /sandbox/, outside the Dfns API.
 package sandbox
 
 import (
