@@ -1,0 +1,206 @@
+/*
+Copyright 2026 The dfns-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	"slices"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/dfns-operator/dfns-operator/api/v1alpha1"
+	"github.com/dfns-operator/dfns-operator/internal/dfns"
+)
+
+// dfnsPermission reads a permission from the sandbox.
+func dfnsPermission(id string) func(g Gomega) *dfns.Permission {
+	return func(g Gomega) *dfns.Permission {
+		got, err := dashboard.GetPermission(ctx, id)
+		g.Expect(err).NotTo(HaveOccurred())
+		slices.Sort(got.Operations)
+		return got
+	}
+}
+
+// requireApproval makes a sandbox policy that holds every change of the permission for the
+// approver's decision; it is archived when the spec ends.
+func requireApproval(permissionID string) {
+	GinkgoHelper()
+	pol, err := dashboard.CreatePolicy(ctx, dfns.PolicyBody{
+		Name: "approve " + permissionID, ActivityKind: "Permissions:Modify",
+		Rule: dfns.PolicyRule{Kind: "AlwaysTrigger"},
+		Action: dfns.PolicyAction{Kind: "RequestApproval", ApprovalGroups: []dfns.ApprovalGroup{{
+			Name: "security", Quorum: 1, Approvers: map[string]any{"userId": map[string]any{"in": []string{approver.UserID}}},
+		}}},
+		Filters: map[string]any{"permissionId": map[string]any{"in": []string{permissionID}}},
+	})
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(func() {
+		_, err := dashboard.ArchivePolicy(ctx, pol.ID)
+		Expect(err).NotTo(HaveOccurred())
+	})
+}
+
+// pendingOf waits for a pending change request in status and returns it.
+func pendingOf(p *v1alpha1.DfnsPermission) *v1alpha1.ChangeRequestStatus {
+	GinkgoHelper()
+	eventually(conditionOf(p, v1alpha1.ConditionSynced)).Should(And(
+		haveCondition(metav1.ConditionFalse, v1alpha1.ReasonAwaitingApproval),
+		HaveField("Message", MatchRegexp(`cr-\S+ waits for approval ap-\S+`))))
+	Expect(p.Status.PendingChangeRequest).NotTo(BeNil())
+	Expect(p.Status.PendingChangeRequest.Status).To(Equal("Pending"))
+	return p.Status.PendingChangeRequest
+}
+
+// setOperations edits spec.operations.
+func setOperations(p *v1alpha1.DfnsPermission, ops ...v1alpha1.Operation) {
+	GinkgoHelper()
+	Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(p), p)).To(Succeed())
+	p.Spec.Operations = ops
+	Expect(k8sClient.Update(ctx, p)).To(Succeed())
+}
+
+var _ = Describe("DfnsPermission", func() {
+	var ns string
+	BeforeEach(func() { ns = newNamespace() })
+
+	It("creates the permission, applies edits, and repairs drift", func() {
+		p := readyPermission(ns, "perm", "Wallets:Read")
+		id := p.Status.PermissionID
+		Expect(id).To(HavePrefix("pm-"))
+		Expect(p.Annotations[v1alpha1.AnnotationExternalID]).To(Equal(id))
+		Expect(dfnsPermission(id)(Default)).To(And(HaveField("Name", ns+"-perm"), HaveField("Operations", []string{"Wallets:Read"})))
+
+		By("updating the operations when the spec changes")
+		setOperations(p, "Wallets:Read", "Wallets:Transfers:Create")
+		eventually(dfnsPermission(id)).Should(HaveField("Operations", []string{"Wallets:Read", "Wallets:Transfers:Create"}))
+		waitReady(p)
+
+		By("setting back operations edited in Dfns")
+		_, err := dashboard.UpdatePermission(ctx, id, dfns.UpdatePermissionRequest{Operations: []string{"Keys:Read"}})
+		Expect(err).NotTo(HaveOccurred())
+		eventually(dfnsPermission(id)).Should(HaveField("Operations", []string{"Wallets:Read", "Wallets:Transfers:Create"}))
+
+		By("unarchiving a permission archived in Dfns")
+		_, err = dashboard.ArchivePermission(ctx, id, true)
+		Expect(err).NotTo(HaveOccurred())
+		eventually(dfnsPermission(id)).Should(HaveField("IsArchived", false))
+		eventually(hasEvent(p, corev1.EventTypeNormal, EventUnarchived)).Should(BeTrue())
+
+		By("archiving it when the resource is deleted")
+		deleteAndWait(p)
+		Expect(dfnsPermission(id)(Default).IsArchived).To(BeTrue())
+	})
+
+	It("stops with NameConflict on a permission it did not make", func() {
+		_, err := dashboard.CreatePermission(ctx, dfns.CreatePermissionRequest{Name: ns + "-taken", Operations: []string{"Wallets:Read"}})
+		Expect(err).NotTo(HaveOccurred())
+		p := &v1alpha1.DfnsPermission{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "taken"},
+			Spec: v1alpha1.DfnsPermissionSpec{Operations: []v1alpha1.Operation{"Wallets:Read"}}}
+		Expect(k8sClient.Create(ctx, p)).To(Succeed())
+		eventually(conditionOf(p, v1alpha1.ConditionSynced)).Should(haveCondition(metav1.ConditionFalse, v1alpha1.ReasonNameConflict))
+		Expect(hasEvent(p, corev1.EventTypeWarning, v1alpha1.ReasonNameConflict)()).To(BeTrue())
+	})
+
+	It("adopts the permission named by the external-id annotation and leaves it on Orphan", func() {
+		existing, err := dashboard.CreatePermission(ctx, dfns.CreatePermissionRequest{Name: ns + "-existing", Operations: []string{"Wallets:Read"}})
+		Expect(err).NotTo(HaveOccurred())
+		sb.ResetCounters()
+		p := &v1alpha1.DfnsPermission{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "adopted", Annotations: map[string]string{v1alpha1.AnnotationExternalID: existing.ID}},
+			Spec: v1alpha1.DfnsPermissionSpec{Name: ns + "-existing", Operations: []v1alpha1.Operation{"Keys:Read"},
+				DeletionPolicy: v1alpha1.DeletionPolicyOrphan}}
+		Expect(k8sClient.Create(ctx, p)).To(Succeed())
+		waitReady(p)
+		Expect(p.Status.PermissionID).To(Equal(existing.ID))
+		Expect(dfnsPermission(existing.ID)(Default).Operations).To(Equal([]string{"Keys:Read"}))
+		Expect(sb.Counters()["CreatePermission"]).To(BeZero())
+		deleteAndWait(p)
+		Expect(dfnsPermission(existing.ID)(Default).IsArchived).To(BeFalse())
+	})
+
+	It("waits for approval without resending, then applies an approved change and stops on a denied one", func() {
+		p := readyPermission(ns, "guarded", "Wallets:Read")
+		id := p.Status.PermissionID
+		requireApproval(id)
+		sb.ResetCounters()
+
+		By("waiting for approval of an edit, sending it once")
+		setOperations(p, "Wallets:Read", "Wallets:Create")
+		cr := pendingOf(p)
+		Consistently(func() int { return sb.Counters()["UpdatePermission"] }, 3*syncPeriod, 200*time.Millisecond).Should(Equal(1))
+		Expect(conditionOf(p, v1alpha1.ConditionReady)(Default)).To(HaveField("Status", metav1.ConditionFalse))
+		Expect(hasEvent(p, corev1.EventTypeNormal, EventChangePendingApproval)()).To(BeTrue())
+
+		By("applying the change once approved")
+		_, err := approverC.DecideApproval(ctx, cr.ApprovalID, dfns.ApprovalDecisionRequest{Value: "Approved"})
+		Expect(err).NotTo(HaveOccurred())
+		waitReady(p)
+		Expect(p.Status.PendingChangeRequest).To(BeNil())
+		Expect(dfnsPermission(id)(Default).Operations).To(Equal([]string{"Wallets:Create", "Wallets:Read"}))
+
+		By("stopping with ChangeRejected when denied, until the spec changes")
+		setOperations(p, "Wallets:Read")
+		cr = pendingOf(p)
+		_, err = approverC.DecideApproval(ctx, cr.ApprovalID, dfns.ApprovalDecisionRequest{Value: "Denied"})
+		Expect(err).NotTo(HaveOccurred())
+		eventually(conditionOf(p, v1alpha1.ConditionSynced)).Should(haveCondition(metav1.ConditionFalse, v1alpha1.ReasonChangeRejected))
+		Expect(hasEvent(p, corev1.EventTypeWarning, v1alpha1.ReasonChangeRejected)()).To(BeTrue())
+		sent := sb.Counters()["UpdatePermission"]
+		Consistently(func() int { return sb.Counters()["UpdatePermission"] }, 3*syncPeriod, 200*time.Millisecond).Should(Equal(sent))
+
+		By("sending a new change once the spec changes")
+		setOperations(p, "Wallets:Read", "Keys:Read")
+		pendingOf(p)
+		Expect(sb.Counters()["UpdatePermission"]).To(Equal(sent + 1))
+	})
+})
+
+var _ = Describe("The operator in token mode", func() {
+	It("reports Forbidden for a service account, saying login mode is needed", func() {
+		ns := newNamespace()
+		perm, err := dashboard.CreatePermission(ctx, dfns.CreatePermissionRequest{Name: ns + "-operator",
+			Operations: []string{"Auth:ServiceAccounts:Read", "Permissions:Read", "Permissions:Create", "Permissions:Update", "Permissions:Archive"}})
+		Expect(err).NotTo(HaveOccurred())
+		keyPEM, pub, err := dfns.GenerateKey(dfns.KeyECDSAP256)
+		Expect(err).NotTo(HaveOccurred())
+		opSA, err := dashboard.CreateServiceAccount(ctx, dfns.CreateServiceAccountRequest{Name: ns + "-operator", PublicKey: pub, PermissionID: perm.ID})
+		Expect(err).NotTo(HaveOccurred())
+		tok := opSA.AccessTokens[0]
+		startManager(newClient(dfns.Credentials{APIURL: sbServer.URL, OrgID: sb.OrgID(), AuthToken: tok.Token,
+			CredID: tok.CredID, PrivateKeyPEM: keyPEM}), "token")
+
+		sa := newSA(ns, "tm", "")
+		sa.Labels = map[string]string{testModeLabel: "token"}
+		sa.Spec.PermissionRef = v1alpha1.PermissionRef{ID: perm.ID}
+		Expect(k8sClient.Create(ctx, sa)).To(Succeed())
+		eventually(conditionOf(sa, v1alpha1.ConditionSynced)).Should(And(
+			haveCondition(metav1.ConditionFalse, v1alpha1.ReasonForbidden),
+			HaveField("Message", ContainSubstring("login mode"))))
+		Expect(activeNamed(ns + "-tm")(Default)).To(BeEmpty())
+
+		By("still managing permissions")
+		p := &v1alpha1.DfnsPermission{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "tp", Labels: sa.Labels},
+			Spec: v1alpha1.DfnsPermissionSpec{Operations: []v1alpha1.Operation{"Wallets:Read"}}}
+		Expect(k8sClient.Create(ctx, p)).To(Succeed())
+		waitReady(p)
+	})
+})
