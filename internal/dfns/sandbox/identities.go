@@ -141,11 +141,12 @@ func (s *Server) newCredential(userID, tokenID, name, pemStr string, now time.Ti
 	return cr
 }
 
-// credentialUUID is the credentialUuid shown in userInfo: the user's (or SA token's) first credential.
-func (s *Server) credentialUUID(userID string) string {
+// credentialUUID is the credentialUuid shown in userInfo: a user's first own Key credential
+// (not one of its PATs'), or a service account's token credential.
+func (s *Server) credentialUUID(u *userRec) string {
 	var list []*credRec
 	for _, cr := range s.st.Credentials {
-		if cr.UserID == userID {
+		if cr.UserID == u.ID && (u.IsServiceAccount || cr.TokenID == "") {
 			list = append(list, cr)
 		}
 	}
@@ -159,7 +160,7 @@ func (s *Server) credentialUUID(userID string) string {
 func (s *Server) userInfoJSON(u *userRec) map[string]any {
 	m := map[string]any{
 		"username": u.Username, "name": u.Name, "userId": u.ID, "kind": u.Kind,
-		"credentialUuid": s.credentialUUID(u.ID), "orgId": s.st.OrgID, "isActive": u.IsActive,
+		"credentialUuid": s.credentialUUID(u), "orgId": s.st.OrgID, "isActive": u.IsActive,
 		"isServiceAccount": u.IsServiceAccount, "isRegistered": u.IsRegistered,
 		"permissionAssignments": s.permissionAssignments(u.ID),
 	}

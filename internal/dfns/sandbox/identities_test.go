@@ -80,6 +80,7 @@ func TestServiceAccountLifecycle(t *testing.T) {
 		{"no externalId in the answer", info["externalId"] == nil && tok["externalId"] == nil},
 		{"assignment of permissionId", len(info["permissionAssignments"].([]any)) == 1},
 		{"dateCreated has milliseconds", strings.HasSuffix(tok["dateCreated"].(string), ".000Z")},
+		{"credentialUuid is the token credential", strings.HasPrefix(info["credentialUuid"].(string), "cr-")},
 	}
 	for _, c := range checks {
 		if !c.ok {
