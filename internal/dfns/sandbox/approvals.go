@@ -425,11 +425,15 @@ func (s *Server) applyPolicyChange(cr *changeRec, now time.Time) bool {
 	return true
 }
 
-// sweepExpiredApprovals expires pending approvals past their autoRejectTimeout.
-func (s *Server) sweepExpiredApprovals(now time.Time) {
+// sweepExpiredApprovals expires pending approvals past their autoRejectTimeout; it reports
+// whether any expired.
+func (s *Server) sweepExpiredApprovals(now time.Time) bool {
+	expired := false
 	for _, ap := range s.st.Approvals {
 		if ap.Status == approvalPending && ap.ExpirationDate != nil && now.After(*ap.ExpirationDate) {
 			s.resolveApproval(ap, approvalExpired, now)
+			expired = true
 		}
 	}
+	return expired
 }

@@ -266,9 +266,9 @@ func (s *Server) execute(rt *route, params map[string]string, r *http.Request) (
 	}
 	s.mu.Lock()
 	c := &call{r: r, params: params, body: body, now: s.now()}
-	s.sweepExpiredApprovals(c.now)
+	expired := s.sweepExpiredApprovals(c.now)
 	rep, herr := s.runLocked(rt, c)
-	if r.Method != http.MethodGet {
+	if r.Method != http.MethodGet || expired {
 		if perr := s.persistLocked(); perr != nil {
 			s.mu.Unlock()
 			return nil, errInternal("state could not be saved")
