@@ -252,8 +252,8 @@ func TestTokenLifecycle(t *testing.T) {
 	})
 	t.Run("expired login token", func(t *testing.T) {
 		u := e.user("expiring@example.com", true)
-		e.now = e.now.Add(2 * time.Minute)
-		defer func() { e.now = e.now.Add(-2 * time.Minute) }()
+		e.advance(2 * time.Minute)
+		defer e.advance(-2 * time.Minute)
 		st, body := e.request("GET", "/permissions", u.token, "", nil)
 		if st != 401 || errMessage(t, body) != "user token has expired" {
 			t.Errorf("got %d %s", st, body)

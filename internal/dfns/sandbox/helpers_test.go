@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -119,14 +120,29 @@ type env struct {
 	t   testing.TB
 	sb  *Server
 	srv *httptest.Server
-	now time.Time
+
+	clockMu sync.Mutex
+	now     time.Time
+}
+
+// advance moves the sandbox clock.
+func (e *env) advance(d time.Duration) {
+	e.clockMu.Lock()
+	defer e.clockMu.Unlock()
+	e.now = e.now.Add(d)
+}
+
+func (e *env) clock() time.Time {
+	e.clockMu.Lock()
+	defer e.clockMu.Unlock()
+	return e.now
 }
 
 func newEnv(t testing.TB, opts Options) *env {
 	t.Helper()
 	e := &env{t: t, now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
 	if opts.Now == nil {
-		opts.Now = func() time.Time { return e.now }
+		opts.Now = e.clock
 	}
 	if opts.Seed == 0 {
 		opts.Seed = 42

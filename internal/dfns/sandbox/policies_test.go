@@ -198,7 +198,7 @@ func TestBlockPolicyAndExpiry(t *testing.T) {
 	timeout["action"].(map[string]any)["autoRejectTimeout"] = 5
 	e.mustCall(admin, 200, "POST", "/v2/policies", timeout)
 	cr := e.mustCall(admin, 202, "PUT", "/permissions/"+pm, map[string]any{"name": "y"})
-	e.now = e.now.Add(10 * time.Minute)
+	e.advance(10 * time.Minute)
 	ap := e.mustCall(admin, 200, "GET", "/v2/policy-approvals/"+cr["approvalId"].(string), nil)
 	if ap["status"] != "Expired" {
 		t.Errorf("approval after timeout: %v", ap["status"])
