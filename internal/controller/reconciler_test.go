@@ -1,0 +1,522 @@
+/*
+Copyright 2026 The dfns-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/record"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	"github.com/dfns-operator/dfns-operator/api/v1alpha1"
+	"github.com/dfns-operator/dfns-operator/internal/dfns"
+)
+
+// extFns is a function-field External for driver tests; it records the calls it gets.
+type extFns[T Object] struct {
+	validate func(T) error
+	observe  func(T, string) (Observation, error)
+	create   func(T, Observation) (Creation, error)
+	update   func(T, Observation) ([]Note, error)
+	delete   func(T, string) error
+	secret   string
+	calls    []string
+}
+
+func (e *extFns[T]) Validate(_ context.Context, obj T) error {
+	e.calls = append(e.calls, "Validate")
+	if e.validate == nil {
+		return nil
+	}
+	return e.validate(obj)
+}
+
+func (e *extFns[T]) Observe(_ context.Context, obj T, id string) (Observation, error) {
+	e.calls = append(e.calls, "Observe")
+	if e.observe == nil {
+		return Observation{}, errors.New("unexpected Observe")
+	}
+	return e.observe(obj, id)
+}
+
+func (e *extFns[T]) Create(ctx context.Context, obj T, obs Observation, mark func(context.Context) error) (Creation, error) {
+	e.calls = append(e.calls, "Create")
+	if e.create == nil {
+		return Creation{}, errors.New("unexpected Create")
+	}
+	if err := mark(ctx); err != nil {
+		return Creation{}, err
+	}
+	if obj.GetAnnotations()[v1alpha1.AnnotationCreatePending] == "" {
+		return Creation{}, errors.New("create-pending not set before the create call")
+	}
+	return e.create(obj, obs)
+}
+
+func (e *extFns[T]) Update(_ context.Context, obj T, obs Observation) ([]Note, error) {
+	e.calls = append(e.calls, "Update")
+	if e.update == nil {
+		return nil, errors.New("unexpected Update")
+	}
+	return e.update(obj, obs)
+}
+
+func (e *extFns[T]) Delete(_ context.Context, obj T, id string) error {
+	e.calls = append(e.calls, "Delete:"+id)
+	if e.delete == nil {
+		return errors.New("unexpected Delete")
+	}
+	return e.delete(obj, id)
+}
+
+func (e *extFns[T]) Secret(T) (string, v1alpha1.SecretTemplate) { return e.secret, v1alpha1.SecretTemplate{} }
+
+// testSchemeUnit holds the types of the unit tests.
+func testSchemeUnit(t *testing.T) *runtime.Scheme {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		t.Fatal(err)
+	}
+	if err := v1alpha1.AddToScheme(s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// newDriver builds a driver over a fake client holding objs.
+func newDriver[T Object](t *testing.T, ext External[T], newObj func() T, objs ...client.Object) (*Reconciler[T], client.Client, *record.FakeRecorder) {
+	s := testSchemeUnit(t)
+	c := fake.NewClientBuilder().WithScheme(s).WithObjects(objs...).
+		WithStatusSubresource(&v1alpha1.DfnsPermission{}, &v1alpha1.DfnsServiceAccount{}).Build()
+	rec := record.NewFakeRecorder(100)
+	return &Reconciler[T]{client: c, reader: c, scheme: s, ext: ext, newObject: newObj, recorder: rec,
+		syncPeriod: time.Minute, timeout: time.Minute, secretRetries: 1, secretBackoff: time.Millisecond,
+		now: func() time.Time { return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) }}, c, rec
+}
+
+// drain returns the "Type Reason" of each recorded event.
+func drain(rec *record.FakeRecorder) []string {
+	var out []string
+	for {
+		select {
+		case e := <-rec.Events:
+			f := strings.Fields(e)
+			out = append(out, f[0]+" "+f[1])
+		default:
+			return out
+		}
+	}
+}
+
+// perm is a DfnsPermission fixture.
+func perm(mods ...func(*v1alpha1.DfnsPermission)) *v1alpha1.DfnsPermission {
+	p := &v1alpha1.DfnsPermission{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "p", Generation: 1, UID: "uid-1"},
+		Spec: v1alpha1.DfnsPermissionSpec{Operations: []v1alpha1.Operation{"Wallets:Read"}}}
+	for _, m := range mods {
+		m(p)
+	}
+	return p
+}
+
+func withFinalizer(p *v1alpha1.DfnsPermission) { p.Finalizers = []string{finalizer} }
+
+func withID(id string) func(*v1alpha1.DfnsPermission) {
+	return func(p *v1alpha1.DfnsPermission) { setAnnotation(p, v1alpha1.AnnotationExternalID, id) }
+}
+
+func deleting(p *v1alpha1.DfnsPermission) {
+	now := metav1.Now()
+	p.DeletionTimestamp = &now
+	p.Finalizers = []string{finalizer}
+}
+
+func orphan(p *v1alpha1.DfnsPermission) { p.Spec.DeletionPolicy = v1alpha1.DeletionPolicyOrphan }
+
+var (
+	pendingErr = &dfns.Error{StatusCode: http.StatusAccepted, Operation: "UpdatePermission",
+		ChangeRequest: &dfns.ChangeRequest{ID: "cr-1", ApprovalID: "ap-1", Status: "Pending"}}
+	rateErr      = &dfns.Error{StatusCode: http.StatusTooManyRequests, RetryAfter: 7 * time.Second, Operation: "GetPermission"}
+	forbiddenErr = &dfns.Error{StatusCode: http.StatusForbidden, MissingOperation: "Permissions:Read", Operation: "GetPermission"}
+	serverErr    = &dfns.Error{StatusCode: http.StatusInternalServerError, Operation: "GetPermission"}
+	exists       = func(_ *v1alpha1.DfnsPermission, id string) (Observation, error) {
+		return Observation{ID: "pm-1", Exists: true, UpToDate: true}, nil
+	}
+)
+
+func TestReconcilePhases(t *testing.T) {
+	type want struct {
+		result  ctrl.Result
+		err     bool
+		calls   []string
+		synced  string // "Status/Reason", "" = unset
+		ready   string
+		events  []string
+		id      string // external-id annotation afterwards
+		removed bool   // the resource is gone (finalizer removed)
+	}
+	cases := map[string]struct {
+		reason string
+		obj    *v1alpha1.DfnsPermission
+		ext    *extFns[*v1alpha1.DfnsPermission]
+		want   want
+	}{
+		"AddsFinalizerFirst": {
+			reason: "the finalizer is added before any Dfns call, and an object in sync is Ready without events",
+			obj:    perm(withID("pm-1")),
+			ext: &extFns[*v1alpha1.DfnsPermission]{observe: func(p *v1alpha1.DfnsPermission, id string) (Observation, error) {
+				if len(p.Finalizers) == 0 || id != "pm-1" {
+					return Observation{}, errors.New("no finalizer or wrong id")
+				}
+				return Observation{ID: id, Exists: true, UpToDate: true}, nil
+			}},
+			want: want{result: ctrl.Result{RequeueAfter: time.Minute}, calls: []string{"Validate", "Observe"},
+				synced: "True/ReconcileSuccess", ready: "True/Available", id: "pm-1"},
+		},
+		"Creates": {
+			reason: "nothing found: create with create-pending set, record the ID and clear create-pending",
+			obj:    perm(withFinalizer),
+			ext: &extFns[*v1alpha1.DfnsPermission]{
+				observe: func(*v1alpha1.DfnsPermission, string) (Observation, error) { return Observation{}, nil },
+				create: func(*v1alpha1.DfnsPermission, Observation) (Creation, error) {
+					return Creation{ID: "pm-new", Notes: []Note{{EventRecreated, "was gone"}}}, nil
+				}},
+			want: want{result: ctrl.Result{RequeueAfter: time.Millisecond}, calls: []string{"Validate", "Observe", "Create"},
+				synced: "True/ReconcileSuccess", ready: "False/Creating", id: "pm-new",
+				events: []string{"Normal Recreated", "Normal Created"}},
+		},
+		"CreateOutcomeUnknown": {
+			reason: "a lost create answer is retried with backoff; create-pending stays for the next look",
+			obj:    perm(withFinalizer),
+			ext: &extFns[*v1alpha1.DfnsPermission]{
+				observe: func(*v1alpha1.DfnsPermission, string) (Observation, error) { return Observation{}, nil },
+				create: func(*v1alpha1.DfnsPermission, Observation) (Creation, error) {
+					return Creation{}, dfns.ErrOutcomeUnknown
+				}},
+			want: want{err: true, calls: []string{"Validate", "Observe", "Create"},
+				synced: "False/ReconcileError", ready: "False/Creating", events: []string{"Warning ReconcileError"}},
+		},
+		"Adopts": {
+			reason: "an object found without a recorded ID gets its ID recorded and an event",
+			obj:    perm(withFinalizer),
+			ext:    &extFns[*v1alpha1.DfnsPermission]{observe: exists},
+			want: want{result: ctrl.Result{RequeueAfter: time.Minute}, calls: []string{"Validate", "Observe"},
+				synced: "True/ReconcileSuccess", ready: "True/Available", id: "pm-1", events: []string{"Normal AdoptedExisting"}},
+		},
+		"InvalidSpecStops": {
+			reason: "a spec error stops without a requeue or a Dfns call",
+			obj:    perm(withFinalizer),
+			ext: &extFns[*v1alpha1.DfnsPermission]{validate: func(*v1alpha1.DfnsPermission) error {
+				return stopf(v1alpha1.ReasonInvalidSpec, "bad")
+			}},
+			want: want{calls: []string{"Validate"}, synced: "False/InvalidSpec", ready: "False/Creating",
+				events: []string{"Warning InvalidSpec"}},
+		},
+		"Updates": {
+			reason: "drift is updated with the kind's notes as events",
+			obj:    perm(withFinalizer, withID("pm-1")),
+			ext: &extFns[*v1alpha1.DfnsPermission]{
+				observe: func(*v1alpha1.DfnsPermission, string) (Observation, error) {
+					return Observation{ID: "pm-1", Exists: true, Diff: "archived"}, nil
+				},
+				update: func(*v1alpha1.DfnsPermission, Observation) ([]Note, error) {
+					return []Note{{EventUnarchived, "unarchived"}}, nil
+				}},
+			want: want{result: ctrl.Result{RequeueAfter: time.Minute}, calls: []string{"Validate", "Observe", "Update"},
+				synced: "True/ReconcileSuccess", ready: "True/Available", id: "pm-1", events: []string{"Normal Unarchived"}},
+		},
+		"UpdatePendingApproval": {
+			reason: "a 202 is recorded, reported and polled at the sync period",
+			obj:    perm(withFinalizer, withID("pm-1")),
+			ext: &extFns[*v1alpha1.DfnsPermission]{
+				observe: func(*v1alpha1.DfnsPermission, string) (Observation, error) {
+					return Observation{ID: "pm-1", Exists: true}, nil
+				},
+				update: func(*v1alpha1.DfnsPermission, Observation) ([]Note, error) { return nil, pendingErr }},
+			want: want{result: ctrl.Result{RequeueAfter: time.Minute}, calls: []string{"Validate", "Observe", "Update"},
+				synced: "False/AwaitingApproval", ready: "False/Unavailable", id: "pm-1",
+				events: []string{"Normal ChangePendingApproval"}},
+		},
+		"PendingIsNotResent": {
+			reason: "while a change request is pending nothing is sent and no event is recorded",
+			obj:    perm(withFinalizer, withID("pm-1")),
+			ext: &extFns[*v1alpha1.DfnsPermission]{observe: func(*v1alpha1.DfnsPermission, string) (Observation, error) {
+				return Observation{ID: "pm-1", Exists: true, Pending: pendingErr.ChangeRequest}, nil
+			}},
+			want: want{result: ctrl.Result{RequeueAfter: time.Minute}, calls: []string{"Validate", "Observe"},
+				synced: "False/AwaitingApproval", ready: "False/Unavailable", id: "pm-1"},
+		},
+		"RateLimitedWaits": {
+			reason: "a 429 waits for Retry-After without an error",
+			obj:    perm(withFinalizer, withID("pm-1")),
+			ext: &extFns[*v1alpha1.DfnsPermission]{observe: func(*v1alpha1.DfnsPermission, string) (Observation, error) {
+				return Observation{}, rateErr
+			}},
+			want: want{result: ctrl.Result{RequeueAfter: 7 * time.Second}, calls: []string{"Validate", "Observe"},
+				synced: "False/RateLimited", ready: "False/Unavailable", id: "pm-1", events: []string{"Warning RateLimited"}},
+		},
+		"ForbiddenWaits": {
+			reason: "a 403 waits at the sync period",
+			obj:    perm(withFinalizer, withID("pm-1")),
+			ext: &extFns[*v1alpha1.DfnsPermission]{observe: func(*v1alpha1.DfnsPermission, string) (Observation, error) {
+				return Observation{}, forbiddenErr
+			}},
+			want: want{result: ctrl.Result{RequeueAfter: time.Minute}, calls: []string{"Validate", "Observe"},
+				synced: "False/Forbidden", ready: "False/Unavailable", id: "pm-1", events: []string{"Warning Forbidden"}},
+		},
+		"TransientRetries": {
+			reason: "anything else is returned for backoff",
+			obj:    perm(withFinalizer, withID("pm-1")),
+			ext: &extFns[*v1alpha1.DfnsPermission]{observe: func(*v1alpha1.DfnsPermission, string) (Observation, error) {
+				return Observation{}, serverErr
+			}},
+			want: want{err: true, calls: []string{"Validate", "Observe"},
+				synced: "False/ReconcileError", ready: "False/Unavailable", id: "pm-1", events: []string{"Warning ReconcileError"}},
+		},
+		"DeleteDeletes": {
+			reason: "deletion calls Delete with the recorded ID and removes the finalizer",
+			obj:    perm(deleting, withID("pm-1")),
+			ext:    &extFns[*v1alpha1.DfnsPermission]{delete: func(*v1alpha1.DfnsPermission, string) error { return nil }},
+			want:   want{calls: []string{"Delete:pm-1"}, events: []string{"Normal Deleted"}, removed: true},
+		},
+		"DeleteOrphan": {
+			reason: "deletionPolicy Orphan leaves Dfns alone",
+			obj:    perm(deleting, withID("pm-1"), orphan),
+			ext:    &extFns[*v1alpha1.DfnsPermission]{},
+			want:   want{removed: true},
+		},
+		"DeleteNeverCreated": {
+			reason: "a resource that never got an ID is released without a Dfns call",
+			obj:    perm(deleting),
+			ext:    &extFns[*v1alpha1.DfnsPermission]{},
+			want:   want{removed: true},
+		},
+		"DeletePendingApproval": {
+			reason: "an archive held for approval keeps the finalizer and polls",
+			obj:    perm(deleting, withID("pm-1")),
+			ext:    &extFns[*v1alpha1.DfnsPermission]{delete: func(*v1alpha1.DfnsPermission, string) error { return pendingErr }},
+			want: want{result: ctrl.Result{RequeueAfter: time.Minute}, calls: []string{"Delete:pm-1"},
+				synced: "False/AwaitingApproval", ready: "False/Deleting", id: "pm-1", events: []string{"Normal ChangePendingApproval"}},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			r, c, rec := newDriver[*v1alpha1.DfnsPermission](t, tc.ext, func() *v1alpha1.DfnsPermission { return &v1alpha1.DfnsPermission{} }, tc.obj)
+			res, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(tc.obj)})
+			if (err != nil) != tc.want.err {
+				t.Fatalf("%s\nerror = %v, want error %t", tc.reason, err, tc.want.err)
+			}
+			if res.RequeueAfter < tc.want.result.RequeueAfter || res.RequeueAfter > tc.want.result.RequeueAfter*11/10 {
+				t.Errorf("%s\nRequeueAfter = %v, want %v (+10%%)", tc.reason, res.RequeueAfter, tc.want.result.RequeueAfter)
+			}
+			if got := strings.Join(tc.ext.calls, ","); got != strings.Join(tc.want.calls, ",") {
+				t.Errorf("%s\ncalls = %s, want %s", tc.reason, got, strings.Join(tc.want.calls, ","))
+			}
+			if got := strings.Join(drain(rec), ","); got != strings.Join(tc.want.events, ",") {
+				t.Errorf("%s\nevents = %s, want %s", tc.reason, got, strings.Join(tc.want.events, ","))
+			}
+			var got v1alpha1.DfnsPermission
+			err = c.Get(context.Background(), client.ObjectKeyFromObject(tc.obj), &got)
+			if tc.want.removed {
+				if err == nil {
+					t.Errorf("%s\nthe resource is still there with finalizers %v", tc.reason, got.Finalizers)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkCondition(t, tc.reason, &got, v1alpha1.ConditionSynced, tc.want.synced)
+			checkCondition(t, tc.reason, &got, v1alpha1.ConditionReady, tc.want.ready)
+			if id := externalID(&got); id != tc.want.id {
+				t.Errorf("%s\nexternal-id = %q, want %q", tc.reason, id, tc.want.id)
+			}
+			if _, ok := got.Annotations[v1alpha1.AnnotationCreatePending]; ok && tc.want.id != "" {
+				t.Errorf("%s\ncreate-pending left set after the ID was recorded", tc.reason)
+			}
+			if tc.want.synced != "" && got.Status.ObservedGeneration != got.Generation {
+				t.Errorf("%s\nobservedGeneration = %d, want %d", tc.reason, got.Status.ObservedGeneration, got.Generation)
+			}
+		})
+	}
+}
+
+// checkCondition compares a condition with "Status/Reason" ("" = absent).
+func checkCondition(t *testing.T, reason string, obj Object, typ, want string) {
+	t.Helper()
+	c := meta.FindStatusCondition(*obj.StatusConditions(), typ)
+	got := ""
+	if c != nil {
+		got = string(c.Status) + "/" + c.Reason
+		if c.ObservedGeneration != obj.GetGeneration() {
+			t.Errorf("%s\n%s observedGeneration = %d, want %d", reason, typ, c.ObservedGeneration, obj.GetGeneration())
+		}
+	}
+	if got != want {
+		t.Errorf("%s\n%s = %s, want %s", reason, typ, got, want)
+	}
+}
+
+func TestStatusWrittenOnlyOnChange(t *testing.T) {
+	ext := &extFns[*v1alpha1.DfnsPermission]{observe: func(*v1alpha1.DfnsPermission, string) (Observation, error) {
+		return Observation{ID: "pm-1", Exists: true, UpToDate: true}, nil
+	}}
+	obj := perm(withFinalizer, withID("pm-1"))
+	r, c, rec := newDriver[*v1alpha1.DfnsPermission](t, ext, func() *v1alpha1.DfnsPermission { return &v1alpha1.DfnsPermission{} }, obj)
+	req := ctrl.Request{NamespacedName: client.ObjectKeyFromObject(obj)}
+	if _, err := r.Reconcile(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	var first v1alpha1.DfnsPermission
+	if err := c.Get(context.Background(), req.NamespacedName, &first); err != nil {
+		t.Fatal(err)
+	}
+	drain(rec)
+	if _, err := r.Reconcile(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	var second v1alpha1.DfnsPermission
+	if err := c.Get(context.Background(), req.NamespacedName, &second); err != nil {
+		t.Fatal(err)
+	}
+	if first.ResourceVersion != second.ResourceVersion {
+		t.Errorf("a reconcile that changed nothing wrote the resource (%s → %s)", first.ResourceVersion, second.ResourceVersion)
+	}
+	if ev := drain(rec); len(ev) != 0 {
+		t.Errorf("a reconcile that changed nothing recorded events %v", ev)
+	}
+}
+
+func TestCreatePublishesSecretFirst(t *testing.T) {
+	sa := func() *v1alpha1.DfnsServiceAccount {
+		return &v1alpha1.DfnsServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "sa", UID: "uid-sa", Generation: 1,
+			Finalizers: []string{finalizer}}}
+	}
+	foreign := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "sa-secret"}}
+	cases := map[string]struct {
+		reason     string
+		objs       []client.Object
+		wantCalls  string
+		wantSynced string
+		wantID     string
+		wantSecret bool
+	}{
+		"Publishes": {
+			reason: "the Secret is written, owned and labelled, and the ID recorded after it",
+			objs:   []client.Object{sa()}, wantCalls: "Validate,Observe,Create",
+			wantSynced: "True/ReconcileSuccess", wantID: "us-1", wantSecret: true,
+		},
+		"SecretConflict": {
+			reason: "an unowned Secret stops the create before Dfns is called",
+			objs:   []client.Object{sa(), foreign}, wantCalls: "Validate,Observe",
+			wantSynced: "False/SecretConflict",
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			ext := &extFns[*v1alpha1.DfnsServiceAccount]{secret: "sa-secret",
+				observe: func(*v1alpha1.DfnsServiceAccount, string) (Observation, error) { return Observation{}, nil },
+				create: func(*v1alpha1.DfnsServiceAccount, Observation) (Creation, error) {
+					return Creation{ID: "us-1", Secret: &SecretContent{Data: map[string][]byte{KeyAuthToken: []byte("t")},
+						Annotations: map[string]string{v1alpha1.AnnotationExternalID: "us-1"}}}, nil
+				}}
+			r, c, _ := newDriver[*v1alpha1.DfnsServiceAccount](t, ext, func() *v1alpha1.DfnsServiceAccount { return &v1alpha1.DfnsServiceAccount{} }, tc.objs...)
+			res, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKey{Namespace: "ns", Name: "sa"}})
+			if err != nil {
+				t.Fatalf("%s\nerror = %v", tc.reason, err)
+			}
+			if tc.wantSecret == (res.RequeueAfter == 0) {
+				t.Errorf("%s\nresult = %+v", tc.reason, res)
+			}
+			if got := strings.Join(ext.calls, ","); got != tc.wantCalls {
+				t.Errorf("%s\ncalls = %s, want %s", tc.reason, got, tc.wantCalls)
+			}
+			var got v1alpha1.DfnsServiceAccount
+			if err := c.Get(context.Background(), client.ObjectKey{Namespace: "ns", Name: "sa"}, &got); err != nil {
+				t.Fatal(err)
+			}
+			checkCondition(t, tc.reason, &got, v1alpha1.ConditionSynced, tc.wantSynced)
+			if externalID(&got) != tc.wantID {
+				t.Errorf("%s\nexternal-id = %q, want %q", tc.reason, externalID(&got), tc.wantID)
+			}
+			var s corev1.Secret
+			if err := c.Get(context.Background(), client.ObjectKey{Namespace: "ns", Name: "sa-secret"}, &s); err != nil {
+				t.Fatal(err)
+			}
+			owned := metav1.IsControlledBy(&s, &got)
+			if owned != tc.wantSecret {
+				t.Errorf("%s\nSecret owned = %t, want %t", tc.reason, owned, tc.wantSecret)
+			}
+			if tc.wantSecret && (s.Labels[v1alpha1.LabelManagedBy] != v1alpha1.ManagedByValue || string(s.Data[KeyAuthToken]) != "t" ||
+				s.Annotations[v1alpha1.AnnotationExternalID] != "us-1") {
+				t.Errorf("%s\nSecret = %+v", tc.reason, s.ObjectMeta)
+			}
+			if !tc.wantSecret && len(s.Data) != 0 {
+				t.Errorf("%s\nthe foreign Secret was written", tc.reason)
+			}
+		})
+	}
+}
+
+func TestClassify(t *testing.T) {
+	cases := map[string]struct {
+		reason string
+		err    error
+		want   string // reason/policy
+	}{
+		"Stop":        {"terminal errors stop", stopf(v1alpha1.ReasonNameConflict, "x"), "NameConflict/stop"},
+		"Wait":        {"waiting errors wait", waitf(v1alpha1.ReasonPermissionNotReady, "x"), "PermissionNotReady/wait"},
+		"Pending":     {"202 waits for approval", pendingErr, "AwaitingApproval/wait"},
+		"RateLimited": {"429 waits", rateErr, "RateLimited/wait"},
+		"Forbidden":   {"403 waits", forbiddenErr, "Forbidden/wait"},
+		"Conflict":    {"409 from Dfns is a name conflict", &dfns.Error{StatusCode: http.StatusConflict}, "NameConflict/stop"},
+		"Unauthorized": {"401 is a credentials problem, retried", &dfns.Error{StatusCode: http.StatusUnauthorized},
+			"CredentialsUnavailable/retry"},
+		"Credentials": {"unusable credentials are retried", dfns.ErrCredentials, "CredentialsUnavailable/retry"},
+		"Unknown":     {"an unknown outcome is retried", dfns.ErrOutcomeUnknown, "ReconcileError/retry"},
+		"Wrapped":     {"wrapping keeps the class", errors.Join(errors.New("ctx"), rateErr), "RateLimited/wait"},
+	}
+	names := map[policy]string{retry: "retry", wait: "wait", stop: "stop"}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			v := classify(tc.err)
+			if got := v.reason + "/" + names[v.policy]; got != tc.want {
+				t.Errorf("%s\nclassify = %s, want %s", tc.reason, got, tc.want)
+			}
+			if v.message == "" {
+				t.Errorf("%s\nempty message", tc.reason)
+			}
+		})
+	}
+	if v := classify(forbiddenErr); !strings.Contains(v.message, "Permissions:Read") {
+		t.Errorf("the Forbidden message does not name the missing operation: %s", v.message)
+	}
+	if v := classify(pendingErr); !strings.Contains(v.message, "cr-1") || !strings.Contains(v.message, "ap-1") {
+		t.Errorf("the AwaitingApproval message does not name the change request and approval: %s", v.message)
+	}
+}
