@@ -95,7 +95,9 @@ func (e *extFns[T]) Delete(_ context.Context, obj T, id string) error {
 	return e.delete(obj, id)
 }
 
-func (e *extFns[T]) Secret(T) (string, v1alpha1.SecretTemplate) { return e.secret, v1alpha1.SecretTemplate{} }
+func (e *extFns[T]) Secret(T) (string, v1alpha1.SecretTemplate) {
+	return e.secret, v1alpha1.SecretTemplate{}
+}
 
 // testSchemeUnit holds the types of the unit tests.
 func testSchemeUnit(t *testing.T) *runtime.Scheme {
