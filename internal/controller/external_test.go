@@ -1,0 +1,412 @@
+/*
+Copyright 2026 The dfns-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	"github.com/dfns-operator/dfns-operator/api/v1alpha1"
+	"github.com/dfns-operator/dfns-operator/internal/dfns"
+)
+
+// fakeAPI is a function-field dfns.API: a test sets the calls it expects; any other call
+// panics through the nil embedded interface, failing the test.
+type fakeAPI struct {
+	dfns.API
+	listSAs       func() ([]dfns.ServiceAccount, error)
+	getSA         func(id string) (*dfns.ServiceAccount, error)
+	createSA      func(req dfns.CreateServiceAccountRequest) (*dfns.ServiceAccount, error)
+	deleteSA      func(id string) error
+	getPermission func(id string) (*dfns.Permission, error)
+	getApproval   func(id string) (*dfns.Approval, error)
+	canCreate     bool
+	calls         []string
+}
+
+func (f *fakeAPI) call(name string) { f.calls = append(f.calls, name) }
+
+func (f *fakeAPI) ListServiceAccounts(context.Context) ([]dfns.ServiceAccount, error) {
+	f.call("ListServiceAccounts")
+	return f.listSAs()
+}
+
+func (f *fakeAPI) GetServiceAccount(_ context.Context, id string) (*dfns.ServiceAccount, error) {
+	f.call("GetServiceAccount")
+	return f.getSA(id)
+}
+
+func (f *fakeAPI) CreateServiceAccount(_ context.Context, req dfns.CreateServiceAccountRequest) (*dfns.ServiceAccount, error) {
+	f.call("CreateServiceAccount")
+	return f.createSA(req)
+}
+
+func (f *fakeAPI) DeleteServiceAccount(_ context.Context, id string) error {
+	f.call("DeleteServiceAccount:" + id)
+	return f.deleteSA(id)
+}
+
+func (f *fakeAPI) CanCreateIdentities(context.Context) (bool, error) { return f.canCreate, nil }
+
+func (f *fakeAPI) Endpoint(context.Context) (string, string, error) {
+	return "https://dfns.test", "or-1", nil
+}
+
+func (f *fakeAPI) GetPermission(_ context.Context, id string) (*dfns.Permission, error) {
+	f.call("GetPermission")
+	return f.getPermission(id)
+}
+
+func (f *fakeAPI) GetApproval(_ context.Context, id string) (*dfns.Approval, error) {
+	f.call("GetApproval")
+	return f.getApproval(id)
+}
+
+var notFound = &dfns.Error{StatusCode: http.StatusNotFound}
+
+// saFixture is a DfnsServiceAccount referencing permission pm-1 by ID.
+func saFixture(annotations map[string]string) *v1alpha1.DfnsServiceAccount {
+	return &v1alpha1.DfnsServiceAccount{
+		TypeMeta:   metav1.TypeMeta{APIVersion: v1alpha1.GroupVersion.String(), Kind: "DfnsServiceAccount"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "api", UID: "uid-sa", Annotations: annotations},
+		Spec:       v1alpha1.DfnsServiceAccountSpec{PermissionRef: v1alpha1.PermissionRef{ID: "pm-1"}},
+	}
+}
+
+// ownedSecret is the resource's Secret holding the token of service account id.
+func ownedSecret(sa *v1alpha1.DfnsServiceAccount, id, token string) *corev1.Secret {
+	return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "api",
+		Labels:          map[string]string{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue},
+		Annotations:     map[string]string{v1alpha1.AnnotationExternalID: id},
+		OwnerReferences: []metav1.OwnerReference{{APIVersion: v1alpha1.GroupVersion.String(), Kind: "DfnsServiceAccount", Name: "api", UID: "uid-sa", Controller: ptr.To(true)}}},
+		Data: map[string][]byte{KeyAuthToken: []byte(token), KeyPrivateKey: []byte("key")}}
+}
+
+func account(id, name string, active bool) dfns.ServiceAccount {
+	return dfns.ServiceAccount{UserInfo: dfns.UserInfo{UserID: id, Name: name, IsActive: active},
+		AccessTokens: []dfns.AccessToken{{TokenID: "to-" + id}}}
+}
+
+func TestServiceAccountObserve(t *testing.T) {
+	pending := map[string]string{v1alpha1.AnnotationCreatePending: "2026-01-01T00:00:00Z"}
+	recorded := map[string]string{v1alpha1.AnnotationExternalID: "us-1"}
+	cases := map[string]struct {
+		reason string
+		sa     *v1alpha1.DfnsServiceAccount
+		secret bool
+		fp     string // status.secretFingerprint
+		api    *fakeAPI
+		want   string // "exists/uptodate/id" or "replace:<id>:<reason>" or "err:<reason>"
+	}{
+		"NothingFound": {
+			reason: "no recorded ID and no account of that name: create",
+			sa:     saFixture(nil),
+			api: &fakeAPI{listSAs: func() ([]dfns.ServiceAccount, error) {
+				return []dfns.ServiceAccount{account("us-9", "other", true)}, nil
+			}},
+			want: "false/false/",
+		},
+		"NameConflict": {
+			reason: "an account with our name that we did not make is a conflict",
+			sa:     saFixture(nil),
+			api: &fakeAPI{listSAs: func() ([]dfns.ServiceAccount, error) {
+				return []dfns.ServiceAccount{account("us-9", "ns-api", true)}, nil
+			}},
+			want: "err:NameConflict",
+		},
+		"OrphanAfterLostAnswer": {
+			reason: "create-pending set and no Secret with its token: the account is an orphan, replaced",
+			sa:     saFixture(pending),
+			api: &fakeAPI{listSAs: func() ([]dfns.ServiceAccount, error) {
+				return []dfns.ServiceAccount{account("us-9", "ns-api", true)}, nil
+			}},
+			want: "replace:us-9:OrphanDeleted",
+		},
+		"AdoptAfterLostIDPatch": {
+			reason: "our Secret holds the account's token: only the ID patch was lost, adopt",
+			sa:     saFixture(nil), secret: true,
+			api: &fakeAPI{listSAs: func() ([]dfns.ServiceAccount, error) {
+				return []dfns.ServiceAccount{account("us-1", "ns-api", true)}, nil
+			}},
+			want: "true/true/us-1",
+		},
+		"DeletedInDfns": {
+			reason: "the recorded account is gone: create a new one",
+			sa:     saFixture(recorded),
+			api:    &fakeAPI{getSA: func(string) (*dfns.ServiceAccount, error) { return nil, notFound }},
+			want:   "replace::Recreated",
+		},
+		"SecretGone": {
+			reason: "the Secret is gone: mint a new account, deleting the old",
+			sa:     saFixture(recorded), fp: "x",
+			api: &fakeAPI{getSA: func(string) (*dfns.ServiceAccount, error) {
+				a := account("us-1", "ns-api", true)
+				return &a, nil
+			}},
+			want: "replace:us-1:Reminted",
+		},
+		"SecretEdited": {
+			reason: "the token in the Secret no longer matches the fingerprint: mint a new account",
+			sa:     saFixture(recorded), secret: true, fp: "not-the-fingerprint",
+			api: &fakeAPI{getSA: func(string) (*dfns.ServiceAccount, error) {
+				a := account("us-1", "ns-api", true)
+				return &a, nil
+			}},
+			want: "replace:us-1:Reminted",
+		},
+		"Deactivated": {
+			reason: "deactivated in Dfns while active is wanted: update",
+			sa:     saFixture(recorded), secret: true,
+			api: &fakeAPI{getSA: func(string) (*dfns.ServiceAccount, error) {
+				a := account("us-1", "ns-api", false)
+				return &a, nil
+			}},
+			want: "true/false/us-1",
+		},
+		"Renamed": {
+			reason: "renamed in Dfns: update",
+			sa:     saFixture(recorded), secret: true,
+			api: &fakeAPI{getSA: func(string) (*dfns.ServiceAccount, error) {
+				a := account("us-1", "renamed", true)
+				return &a, nil
+			}},
+			want: "true/false/us-1",
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			objs := []client.Object{tc.sa}
+			if tc.secret {
+				objs = append(objs, ownedSecret(tc.sa, "us-1", "tok"))
+			}
+			c := fake.NewClientBuilder().WithScheme(testSchemeUnit(t)).WithObjects(objs...).Build()
+			tc.sa.Status.SecretFingerprint = tc.fp
+			e := &serviceAccounts{api: tc.api, client: c, reader: c}
+			obs, err := e.Observe(context.Background(), tc.sa, externalID(tc.sa))
+			var got string
+			switch {
+			case err != nil:
+				got = "err:" + classify(err).reason
+			case obs.Replace != nil:
+				got = "replace:" + obs.Replace.ID + ":" + obs.Replace.Reason
+			default:
+				got = strings.Join([]string{boolString(obs.Exists), boolString(obs.UpToDate), obs.ID}, "/")
+			}
+			if got != tc.want {
+				t.Errorf("%s\nObserve = %s, want %s", tc.reason, got, tc.want)
+			}
+		})
+	}
+}
+
+func boolString(b bool) string {
+	if b {
+		return "true"
+	}
+	return "false"
+}
+
+func TestServiceAccountCreate(t *testing.T) {
+	created := func(req dfns.CreateServiceAccountRequest) (*dfns.ServiceAccount, error) {
+		if req.ExternalID != "uid-sa" || req.PermissionID != "pm-1" || req.Name != "ns-api" || !strings.Contains(req.PublicKey, "PUBLIC KEY") {
+			return nil, errors.New("unexpected request")
+		}
+		a := account("us-2", req.Name, true)
+		a.AccessTokens[0].Token = "header.eyJleHAiOjE4OTM0NTYwMDB9.sig"
+		a.AccessTokens[0].CredID = "cred-2"
+		return &a, nil
+	}
+	cases := map[string]struct {
+		reason    string
+		api       *fakeAPI
+		obs       Observation
+		wantCalls string
+		wantErr   string // classified reason, "" = success
+	}{
+		"Creates": {
+			reason: "a create sends the UID as externalId and the resolved permission, and returns the Secret",
+			api:    &fakeAPI{canCreate: true, createSA: created}, wantCalls: "mark,CreateServiceAccount",
+		},
+		"ReplacesOrphanFirst": {
+			reason:    "an orphan is deleted before the new account is created (names are unique)",
+			api:       &fakeAPI{canCreate: true, createSA: created, deleteSA: func(string) error { return nil }},
+			obs:       Observation{Replace: &Replacement{ID: "us-9", Reason: EventOrphanDeleted}},
+			wantCalls: "DeleteServiceAccount:us-9,mark,CreateServiceAccount",
+		},
+		"TokenMode": {
+			reason: "in token mode nothing is sent and the operator reports Forbidden",
+			api:    &fakeAPI{canCreate: false}, wantErr: v1alpha1.ReasonForbidden,
+		},
+		"OutcomeUnknown": {
+			reason: "a lost answer is returned for a retry, after create-pending was marked",
+			api: &fakeAPI{canCreate: true, createSA: func(dfns.CreateServiceAccountRequest) (*dfns.ServiceAccount, error) {
+				return nil, dfns.ErrOutcomeUnknown
+			}},
+			wantCalls: "mark,CreateServiceAccount", wantErr: v1alpha1.ReasonReconcileError,
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			sa := saFixture(nil)
+			c := fake.NewClientBuilder().WithScheme(testSchemeUnit(t)).WithObjects(sa).Build()
+			e := &serviceAccounts{api: tc.api, client: c, reader: c}
+			mark := func(context.Context) error { tc.api.call("mark"); return nil }
+			cr, err := e.Create(context.Background(), sa, tc.obs, mark)
+			if got := strings.Join(tc.api.calls, ","); got != tc.wantCalls {
+				t.Errorf("%s\ncalls = %s, want %s", tc.reason, got, tc.wantCalls)
+			}
+			if tc.wantErr != "" {
+				if err == nil || classify(err).reason != tc.wantErr {
+					t.Errorf("%s\nerror = %v, want reason %s", tc.reason, err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("%s\nerror = %v", tc.reason, err)
+			}
+			d := cr.Secret.Data
+			if cr.ID != "us-2" || string(d[KeyAPIURL]) != "https://dfns.test" || string(d[KeyOrgID]) != "or-1" ||
+				string(d[KeyCredID]) != "cred-2" || !strings.Contains(string(d[KeyPrivateKey]), "PRIVATE KEY") || len(d[KeyAuthToken]) == 0 {
+				t.Errorf("%s\ncreation = %s, keys %v", tc.reason, cr.ID, len(d))
+			}
+			if sa.Status.SecretFingerprint != fingerprint(d[KeyAuthToken], d[KeyPrivateKey]) || sa.Status.ExpiresAt == nil ||
+				sa.Status.TokenID != "to-us-2" {
+				t.Errorf("%s\nstatus = %+v", tc.reason, sa.Status)
+			}
+			if tc.obs.Replace != nil && (len(cr.Notes) != 1 || cr.Notes[0].Reason != EventOrphanDeleted) {
+				t.Errorf("%s\nnotes = %v", tc.reason, cr.Notes)
+			}
+		})
+	}
+}
+
+func TestResolvePermission(t *testing.T) {
+	ready := &v1alpha1.DfnsPermission{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "ready",
+		Annotations: map[string]string{v1alpha1.AnnotationExternalID: "pm-7"}},
+		Status: v1alpha1.DfnsPermissionStatus{Conditions: []metav1.Condition{{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: "Available"}}}}
+	notReady := &v1alpha1.DfnsPermission{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "new"}}
+	cases := map[string]struct {
+		reason string
+		ref    v1alpha1.PermissionRef
+		want   string
+	}{
+		"ByID":     {"an ID is used as is", v1alpha1.PermissionRef{ID: "pm-1"}, "pm-1"},
+		"Ready":    {"a Ready DfnsPermission gives its recorded ID", v1alpha1.PermissionRef{Name: "ready"}, "pm-7"},
+		"NotReady": {"a DfnsPermission not Ready yet is waited for", v1alpha1.PermissionRef{Name: "new"}, "err:PermissionNotReady"},
+		"Missing":  {"a missing DfnsPermission is waited for", v1alpha1.PermissionRef{Name: "nope"}, "err:PermissionNotReady"},
+	}
+	c := fake.NewClientBuilder().WithScheme(testSchemeUnit(t)).WithObjects(ready, notReady).Build()
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			id, err := resolvePermission(context.Background(), c, "ns", tc.ref)
+			got := id
+			if err != nil {
+				got = "err:" + classify(err).reason
+			}
+			if got != tc.want {
+				t.Errorf("%s\nresolvePermission = %s, want %s", tc.reason, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestPermissionFollowChange(t *testing.T) {
+	const gen = 3
+	cases := map[string]struct {
+		reason   string
+		status   *v1alpha1.ChangeRequestStatus
+		got      *dfns.Permission
+		approval string
+		want     string // "pending", "clear", "err:<reason>", "none"
+	}{
+		"NoChange": {reason: "nothing recorded: nothing to follow", got: &dfns.Permission{}, want: "none"},
+		"StillPending": {
+			reason: "the permission still shows the change request",
+			status: &v1alpha1.ChangeRequestStatus{ID: "cr-1", ApprovalID: "ap-1", Status: "Pending", Generation: gen},
+			got:    &dfns.Permission{PendingChangeRequest: &dfns.ChangeRequest{ID: "cr-1"}}, want: "pending",
+		},
+		"Approved": {
+			reason: "an approved change is cleared",
+			status: &v1alpha1.ChangeRequestStatus{ID: "cr-1", ApprovalID: "ap-1", Status: "Pending", Generation: gen},
+			got:    &dfns.Permission{}, approval: "Approved", want: "clear",
+		},
+		"Denied": {
+			reason: "a denied change stops at the same generation",
+			status: &v1alpha1.ChangeRequestStatus{ID: "cr-1", ApprovalID: "ap-1", Status: "Pending", Generation: gen},
+			got:    &dfns.Permission{}, approval: "Denied", want: "err:ChangeRejected",
+		},
+		"RejectedOldGeneration": {
+			reason: "a rejection of an older spec is cleared so the new spec is sent",
+			status: &v1alpha1.ChangeRequestStatus{ID: "cr-1", ApprovalID: "ap-1", Status: "Rejected", Generation: gen - 1},
+			got:    &dfns.Permission{}, want: "clear",
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			p := &v1alpha1.DfnsPermission{ObjectMeta: metav1.ObjectMeta{Generation: gen}}
+			p.Status.PendingChangeRequest = tc.status
+			api := &fakeAPI{getApproval: func(string) (*dfns.Approval, error) { return &dfns.Approval{Status: tc.approval}, nil }}
+			e := &permissions{api: api}
+			cr, err := e.followChange(context.Background(), p, tc.got)
+			var got string
+			switch {
+			case err != nil:
+				got = "err:" + classify(err).reason
+			case cr != nil:
+				got = "pending"
+			case tc.status == nil:
+				got = "none"
+			case p.Status.PendingChangeRequest == nil:
+				got = "clear"
+			}
+			if got != tc.want {
+				t.Errorf("%s\nfollowChange = %s, want %s", tc.reason, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestComparePermission(t *testing.T) {
+	p := &v1alpha1.DfnsPermission{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "p"},
+		Spec: v1alpha1.DfnsPermissionSpec{Operations: []v1alpha1.Operation{"Wallets:Read", "Keys:Read"}}}
+	cases := map[string]struct {
+		reason string
+		got    dfns.Permission
+		want   bool
+	}{
+		"Same":     {"the same operations in another order match", dfns.Permission{Name: "ns-p", Operations: []string{"Keys:Read", "Wallets:Read"}}, true},
+		"Edited":   {"edited operations differ", dfns.Permission{Name: "ns-p", Operations: []string{"Keys:Read"}}, false},
+		"Archived": {"an archived permission differs", dfns.Permission{Name: "ns-p", IsArchived: true, Operations: []string{"Keys:Read", "Wallets:Read"}}, false},
+		"Renamed":  {"a renamed permission differs", dfns.Permission{Name: "x", Operations: []string{"Keys:Read", "Wallets:Read"}}, false},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if got := comparePermission(p, &tc.got).UpToDate; got != tc.want {
+				t.Errorf("%s\nUpToDate = %t, want %t", tc.reason, got, tc.want)
+			}
+		})
+	}
+}
