@@ -165,16 +165,11 @@ func (r *Reconciler[T]) Reconcile(ctx context.Context, req ctrl.Request) (res ct
 	return r.converge(ctx, st, obs)
 }
 
-// get reads the resource and reports whether it exists. A resource without a recorded ID is read
-// again past the cache, so that a stale copy never makes a second Dfns object.
+// get reads the resource past the cache and reports whether it exists: a stale copy (an ID or
+// a Secret fingerprint not yet seen) could otherwise make a second Dfns object or re-mint a
+// token that was just written.
 func (r *Reconciler[T]) get(ctx context.Context, req ctrl.Request) (T, bool, error) {
 	obj := r.newObject()
-	if err := r.client.Get(ctx, req.NamespacedName, obj); err != nil {
-		return obj, false, client.IgnoreNotFound(err)
-	}
-	if externalID(obj) != "" || !obj.GetDeletionTimestamp().IsZero() {
-		return obj, true, nil
-	}
 	if err := r.reader.Get(ctx, req.NamespacedName, obj); err != nil {
 		return obj, false, client.IgnoreNotFound(err)
 	}
