@@ -23,6 +23,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -140,6 +141,17 @@ var _ = Describe("DfnsServiceAccount", func() {
 		Expect(err).NotTo(HaveOccurred())
 		Expect(created.ID).To(HavePrefix("pm-"))
 		Expect(hasEvent(sa, corev1.EventTypeNormal, EventCreated)()).To(BeTrue())
+		eventually(func(g Gomega) []string {
+			var list eventsv1.EventList
+			g.Expect(k8sClient.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
+			var reasons []string
+			for _, e := range list.Items {
+				if e.Regarding.Name == sa.Name {
+					reasons = append(reasons, e.Reason)
+				}
+			}
+			return reasons
+		}).Should(ContainElement(EventCreated))
 	})
 
 	It("recovers from a create whose answer was lost, leaving exactly one active service account", func() {

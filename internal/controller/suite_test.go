@@ -200,6 +200,16 @@ var _ = AfterSuite(func() {
 	Eventually(func() error { return testEnv.Stop() }, time.Minute, time.Second).Should(Succeed())
 })
 
+// tee records events into the capture and through the manager's real recorder.
+type tee []EventRecorder
+
+// Eventf records the event with every recorder.
+func (t tee) Eventf(obj runtime.Object, eventtype, reason, messageFmt string, args ...any) {
+	for _, r := range t {
+		r.Eventf(obj, eventtype, reason, messageFmt, args...)
+	}
+}
+
 // loginClient is a real dfns.Client logged in as the user.
 func loginClient(u *sandbox.UserCredentials) dfns.API {
 	return newClient(dfns.Credentials{APIURL: sbServer.URL, OrgID: u.OrgID, Username: u.Username,
@@ -233,7 +243,8 @@ func startManager(api dfns.API, mode string) {
 		HealthProbeBindAddress: "0", Controller: config.Controller{SkipNameValidation: &skip},
 	})
 	Expect(err).NotTo(HaveOccurred())
-	Expect(Setup(mgr, Options{API: api, SyncPeriod: syncPeriod, EventRecorder: capture, MaxConcurrentReconciles: 2})).To(Succeed())
+	rec := tee{capture, recorderAdapter{mgr.GetEventRecorder("dfns-operator")}}
+	Expect(Setup(mgr, Options{API: api, SyncPeriod: syncPeriod, EventRecorder: rec, MaxConcurrentReconciles: 2})).To(Succeed())
 	watchForCapture(mgr)
 	go func() {
 		defer GinkgoRecover()
