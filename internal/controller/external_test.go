@@ -33,6 +33,11 @@ import (
 	"github.com/dfns-operator/dfns-operator/internal/dfns"
 )
 
+const (
+	nsP       = "ns-p"
+	wantClear = "clear"
+)
+
 // fakeAPI is a function-field dfns.API: a test sets the calls it expects; any other call
 // panics through the nil embedded interface, failing the test.
 type fakeAPI struct {
@@ -91,17 +96,17 @@ var notFound = &dfns.Error{StatusCode: http.StatusNotFound}
 func saFixture(annotations map[string]string) *v1alpha1.DfnsServiceAccount {
 	return &v1alpha1.DfnsServiceAccount{
 		TypeMeta:   metav1.TypeMeta{APIVersion: v1alpha1.GroupVersion.String(), Kind: "DfnsServiceAccount"},
-		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "api", UID: "uid-sa", Annotations: annotations},
-		Spec:       v1alpha1.DfnsServiceAccountSpec{PermissionRef: v1alpha1.PermissionRef{ID: "pm-1"}},
+		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: tSAName, UID: tUID, Annotations: annotations},
+		Spec:       v1alpha1.DfnsServiceAccountSpec{PermissionRef: v1alpha1.PermissionRef{ID: tPermID}},
 	}
 }
 
 // ownedSecret is the resource's Secret holding the token of service account id.
-func ownedSecret(sa *v1alpha1.DfnsServiceAccount, id, token string) *corev1.Secret {
-	return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "api",
+func ownedSecret(id, token string) *corev1.Secret {
+	return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: tSAName,
 		Labels:          map[string]string{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue},
 		Annotations:     map[string]string{v1alpha1.AnnotationExternalID: id},
-		OwnerReferences: []metav1.OwnerReference{{APIVersion: v1alpha1.GroupVersion.String(), Kind: "DfnsServiceAccount", Name: "api", UID: "uid-sa", Controller: ptr.To(true)}}},
+		OwnerReferences: []metav1.OwnerReference{{APIVersion: v1alpha1.GroupVersion.String(), Kind: "DfnsServiceAccount", Name: tSAName, UID: tUID, Controller: ptr.To(true)}}},
 		Data: map[string][]byte{KeyAuthToken: []byte(token), KeyPrivateKey: []byte("key")}}
 }
 
@@ -112,7 +117,7 @@ func account(id, name string, active bool) dfns.ServiceAccount {
 
 func TestServiceAccountObserve(t *testing.T) {
 	pending := map[string]string{v1alpha1.AnnotationCreatePending: "2026-01-01T00:00:00Z"}
-	recorded := map[string]string{v1alpha1.AnnotationExternalID: "us-1"}
+	recorded := map[string]string{v1alpha1.AnnotationExternalID: tSAID}
 	cases := map[string]struct {
 		reason string
 		sa     *v1alpha1.DfnsServiceAccount
@@ -149,7 +154,7 @@ func TestServiceAccountObserve(t *testing.T) {
 			reason: "our Secret holds the account's token: only the ID patch was lost, adopt",
 			sa:     saFixture(nil), secret: true,
 			api: &fakeAPI{listSAs: func() ([]dfns.ServiceAccount, error) {
-				return []dfns.ServiceAccount{account("us-1", "ns-api", true)}, nil
+				return []dfns.ServiceAccount{account(tSAID, "ns-api", true)}, nil
 			}},
 			want: "true/true/us-1",
 		},
@@ -163,7 +168,7 @@ func TestServiceAccountObserve(t *testing.T) {
 			reason: "the Secret is gone: mint a new account, deleting the old",
 			sa:     saFixture(recorded), fp: "x",
 			api: &fakeAPI{getSA: func(string) (*dfns.ServiceAccount, error) {
-				a := account("us-1", "ns-api", true)
+				a := account(tSAID, "ns-api", true)
 				return &a, nil
 			}},
 			want: "replace:us-1:Reminted",
@@ -172,7 +177,7 @@ func TestServiceAccountObserve(t *testing.T) {
 			reason: "the token in the Secret no longer matches the fingerprint: mint a new account",
 			sa:     saFixture(recorded), secret: true, fp: "not-the-fingerprint",
 			api: &fakeAPI{getSA: func(string) (*dfns.ServiceAccount, error) {
-				a := account("us-1", "ns-api", true)
+				a := account(tSAID, "ns-api", true)
 				return &a, nil
 			}},
 			want: "replace:us-1:Reminted",
@@ -181,7 +186,7 @@ func TestServiceAccountObserve(t *testing.T) {
 			reason: "deactivated in Dfns while active is wanted: update",
 			sa:     saFixture(recorded), secret: true,
 			api: &fakeAPI{getSA: func(string) (*dfns.ServiceAccount, error) {
-				a := account("us-1", "ns-api", false)
+				a := account(tSAID, "ns-api", false)
 				return &a, nil
 			}},
 			want: "true/false/us-1",
@@ -190,7 +195,7 @@ func TestServiceAccountObserve(t *testing.T) {
 			reason: "renamed in Dfns: update",
 			sa:     saFixture(recorded), secret: true,
 			api: &fakeAPI{getSA: func(string) (*dfns.ServiceAccount, error) {
-				a := account("us-1", "renamed", true)
+				a := account(tSAID, "renamed", true)
 				return &a, nil
 			}},
 			want: "true/false/us-1",
@@ -200,7 +205,7 @@ func TestServiceAccountObserve(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			objs := []client.Object{tc.sa}
 			if tc.secret {
-				objs = append(objs, ownedSecret(tc.sa, "us-1", "tok"))
+				objs = append(objs, ownedSecret(tSAID, "tok"))
 			}
 			c := fake.NewClientBuilder().WithScheme(testSchemeUnit(t)).WithObjects(objs...).Build()
 			tc.sa.Status.SecretFingerprint = tc.fp
@@ -231,7 +236,7 @@ func boolString(b bool) string {
 
 func TestServiceAccountCreate(t *testing.T) {
 	created := func(req dfns.CreateServiceAccountRequest) (*dfns.ServiceAccount, error) {
-		if req.ExternalID != "uid-sa" || req.PermissionID != "pm-1" || req.Name != "ns-api" || !strings.Contains(req.PublicKey, "PUBLIC KEY") {
+		if req.ExternalID != tUID || req.PermissionID != tPermID || req.Name != "ns-api" || !strings.Contains(req.PublicKey, "PUBLIC KEY") {
 			return nil, errors.New("unexpected request")
 		}
 		a := account("us-2", req.Name, true)
@@ -313,7 +318,7 @@ func TestResolvePermission(t *testing.T) {
 		ref    v1alpha1.PermissionRef
 		want   string
 	}{
-		"ByID":     {"an ID is used as is", v1alpha1.PermissionRef{ID: "pm-1"}, "pm-1"},
+		"ByID":     {"an ID is used as is", v1alpha1.PermissionRef{ID: tPermID}, tPermID},
 		"Ready":    {"a Ready DfnsPermission gives its recorded ID", v1alpha1.PermissionRef{Name: "ready"}, "pm-7"},
 		"NotReady": {"a DfnsPermission not Ready yet is waited for", v1alpha1.PermissionRef{Name: "new"}, "err:PermissionNotReady"},
 		"Missing":  {"a missing DfnsPermission is waited for", v1alpha1.PermissionRef{Name: "nope"}, "err:PermissionNotReady"},
@@ -340,28 +345,28 @@ func TestPermissionFollowChange(t *testing.T) {
 		status   *v1alpha1.ChangeRequestStatus
 		got      *dfns.Permission
 		approval string
-		want     string // "pending", "clear", "err:<reason>", "none"
+		want     string // "pending", wantClear, "err:<reason>", "none"
 	}{
 		"NoChange": {reason: "nothing recorded: nothing to follow", got: &dfns.Permission{}, want: "none"},
 		"StillPending": {
 			reason: "the permission still shows the change request",
-			status: &v1alpha1.ChangeRequestStatus{ID: "cr-1", ApprovalID: "ap-1", Status: "Pending", Generation: gen},
-			got:    &dfns.Permission{PendingChangeRequest: &dfns.ChangeRequest{ID: "cr-1"}}, want: "pending",
+			status: &v1alpha1.ChangeRequestStatus{ID: tChange, ApprovalID: tApproval, Status: crPending, Generation: gen},
+			got:    &dfns.Permission{PendingChangeRequest: &dfns.ChangeRequest{ID: tChange}}, want: "pending",
 		},
-		"Approved": {
+		apApproved: {
 			reason: "an approved change is cleared",
-			status: &v1alpha1.ChangeRequestStatus{ID: "cr-1", ApprovalID: "ap-1", Status: "Pending", Generation: gen},
-			got:    &dfns.Permission{}, approval: "Approved", want: "clear",
+			status: &v1alpha1.ChangeRequestStatus{ID: tChange, ApprovalID: tApproval, Status: crPending, Generation: gen},
+			got:    &dfns.Permission{}, approval: apApproved, want: wantClear,
 		},
-		"Denied": {
+		tDenied: {
 			reason: "a denied change stops at the same generation",
-			status: &v1alpha1.ChangeRequestStatus{ID: "cr-1", ApprovalID: "ap-1", Status: "Pending", Generation: gen},
-			got:    &dfns.Permission{}, approval: "Denied", want: "err:ChangeRejected",
+			status: &v1alpha1.ChangeRequestStatus{ID: tChange, ApprovalID: tApproval, Status: crPending, Generation: gen},
+			got:    &dfns.Permission{}, approval: tDenied, want: "err:ChangeRejected",
 		},
 		"RejectedOldGeneration": {
 			reason: "a rejection of an older spec is cleared so the new spec is sent",
-			status: &v1alpha1.ChangeRequestStatus{ID: "cr-1", ApprovalID: "ap-1", Status: "Rejected", Generation: gen - 1},
-			got:    &dfns.Permission{}, want: "clear",
+			status: &v1alpha1.ChangeRequestStatus{ID: tChange, ApprovalID: tApproval, Status: "Rejected", Generation: gen - 1},
+			got:    &dfns.Permission{}, want: wantClear,
 		},
 	}
 	for name, tc := range cases {
@@ -380,7 +385,7 @@ func TestPermissionFollowChange(t *testing.T) {
 			case tc.status == nil:
 				got = "none"
 			case p.Status.PendingChangeRequest == nil:
-				got = "clear"
+				got = wantClear
 			}
 			if got != tc.want {
 				t.Errorf("%s\nfollowChange = %s, want %s", tc.reason, got, tc.want)
@@ -391,16 +396,16 @@ func TestPermissionFollowChange(t *testing.T) {
 
 func TestComparePermission(t *testing.T) {
 	p := &v1alpha1.DfnsPermission{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "p"},
-		Spec: v1alpha1.DfnsPermissionSpec{Operations: []v1alpha1.Operation{"Wallets:Read", "Keys:Read"}}}
+		Spec: v1alpha1.DfnsPermissionSpec{Operations: []v1alpha1.Operation{tOpRead, tOpKeys}}}
 	cases := map[string]struct {
 		reason string
 		got    dfns.Permission
 		want   bool
 	}{
-		"Same":     {"the same operations in another order match", dfns.Permission{Name: "ns-p", Operations: []string{"Keys:Read", "Wallets:Read"}}, true},
-		"Edited":   {"edited operations differ", dfns.Permission{Name: "ns-p", Operations: []string{"Keys:Read"}}, false},
-		"Archived": {"an archived permission differs", dfns.Permission{Name: "ns-p", IsArchived: true, Operations: []string{"Keys:Read", "Wallets:Read"}}, false},
-		"Renamed":  {"a renamed permission differs", dfns.Permission{Name: "x", Operations: []string{"Keys:Read", "Wallets:Read"}}, false},
+		"Same":     {"the same operations in another order match", dfns.Permission{Name: nsP, Operations: []string{tOpKeys, tOpRead}}, true},
+		"Edited":   {"edited operations differ", dfns.Permission{Name: nsP, Operations: []string{tOpKeys}}, false},
+		"Archived": {"an archived permission differs", dfns.Permission{Name: nsP, IsArchived: true, Operations: []string{tOpKeys, tOpRead}}, false},
+		"Renamed":  {"a renamed permission differs", dfns.Permission{Name: "x", Operations: []string{tOpKeys, tOpRead}}, false},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -32,6 +32,7 @@ const (
 	crApplied  = "Applied"
 	crRejected = "Rejected"
 	crFailed   = "Failed"
+	apApproved = "Approved"
 )
 
 // permissions is the External of DfnsPermission.
@@ -138,9 +139,9 @@ func (e *permissions) changeStatus(ctx context.Context, cr *v1alpha1.ChangeReque
 		return "", fmt.Errorf("reading approval %s: %w", cr.ApprovalID, err)
 	}
 	switch ap.Status {
-	case "Pending":
+	case crPending:
 		return crPending, nil
-	case "Approved":
+	case apApproved:
 		return crApplied, nil
 	}
 	return crRejected, nil

@@ -83,21 +83,21 @@ var _ = Describe("DfnsPermission", func() {
 	BeforeEach(func() { ns = newNamespace() })
 
 	It("creates the permission, applies edits, and repairs drift", func() {
-		p := readyPermission(ns, "perm", "Wallets:Read")
+		p := readyPermission(ns, "perm", tOpRead)
 		id := p.Status.PermissionID
 		Expect(id).To(HavePrefix("pm-"))
 		Expect(p.Annotations[v1alpha1.AnnotationExternalID]).To(Equal(id))
-		Expect(dfnsPermission(id)(Default)).To(And(HaveField("Name", ns+"-perm"), HaveField("Operations", []string{"Wallets:Read"})))
+		Expect(dfnsPermission(id)(Default)).To(And(HaveField("Name", ns+"-perm"), HaveField("Operations", []string{tOpRead})))
 
 		By("updating the operations when the spec changes")
-		setOperations(p, "Wallets:Read", "Wallets:Transfers:Create")
-		eventually(dfnsPermission(id)).Should(HaveField("Operations", []string{"Wallets:Read", "Wallets:Transfers:Create"}))
+		setOperations(p, tOpRead, "Wallets:Transfers:Create")
+		eventually(dfnsPermission(id)).Should(HaveField("Operations", []string{tOpRead, "Wallets:Transfers:Create"}))
 		waitReady(p)
 
 		By("setting back operations edited in Dfns")
-		_, err := dashboard.UpdatePermission(ctx, id, dfns.UpdatePermissionRequest{Operations: []string{"Keys:Read"}})
+		_, err := dashboard.UpdatePermission(ctx, id, dfns.UpdatePermissionRequest{Operations: []string{tOpKeys}})
 		Expect(err).NotTo(HaveOccurred())
-		eventually(dfnsPermission(id)).Should(HaveField("Operations", []string{"Wallets:Read", "Wallets:Transfers:Create"}))
+		eventually(dfnsPermission(id)).Should(HaveField("Operations", []string{tOpRead, "Wallets:Transfers:Create"}))
 
 		By("unarchiving a permission archived in Dfns")
 		_, err = dashboard.ArchivePermission(ctx, id, true)
@@ -111,40 +111,40 @@ var _ = Describe("DfnsPermission", func() {
 	})
 
 	It("stops with NameConflict on a permission it did not make", func() {
-		_, err := dashboard.CreatePermission(ctx, dfns.CreatePermissionRequest{Name: ns + "-taken", Operations: []string{"Wallets:Read"}})
+		_, err := dashboard.CreatePermission(ctx, dfns.CreatePermissionRequest{Name: ns + "-taken", Operations: []string{tOpRead}})
 		Expect(err).NotTo(HaveOccurred())
 		p := &v1alpha1.DfnsPermission{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "taken"},
-			Spec: v1alpha1.DfnsPermissionSpec{Operations: []v1alpha1.Operation{"Wallets:Read"}}}
+			Spec: v1alpha1.DfnsPermissionSpec{Operations: []v1alpha1.Operation{tOpRead}}}
 		Expect(k8sClient.Create(ctx, p)).To(Succeed())
 		eventually(conditionOf(p, v1alpha1.ConditionSynced)).Should(haveCondition(metav1.ConditionFalse, v1alpha1.ReasonNameConflict))
 		Expect(hasEvent(p, corev1.EventTypeWarning, v1alpha1.ReasonNameConflict)()).To(BeTrue())
 	})
 
 	It("adopts the permission named by the external-id annotation and leaves it on Orphan", func() {
-		existing, err := dashboard.CreatePermission(ctx, dfns.CreatePermissionRequest{Name: ns + "-existing", Operations: []string{"Wallets:Read"}})
+		existing, err := dashboard.CreatePermission(ctx, dfns.CreatePermissionRequest{Name: ns + "-existing", Operations: []string{tOpRead}})
 		Expect(err).NotTo(HaveOccurred())
 		sb.ResetCounters()
 		p := &v1alpha1.DfnsPermission{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "adopted", Annotations: map[string]string{v1alpha1.AnnotationExternalID: existing.ID}},
-			Spec: v1alpha1.DfnsPermissionSpec{Name: ns + "-existing", Operations: []v1alpha1.Operation{"Keys:Read"},
+			Spec: v1alpha1.DfnsPermissionSpec{Name: ns + "-existing", Operations: []v1alpha1.Operation{tOpKeys},
 				DeletionPolicy: v1alpha1.DeletionPolicyOrphan}}
 		Expect(k8sClient.Create(ctx, p)).To(Succeed())
 		waitReady(p)
 		Expect(p.Status.PermissionID).To(Equal(existing.ID))
-		Expect(dfnsPermission(existing.ID)(Default).Operations).To(Equal([]string{"Keys:Read"}))
+		Expect(dfnsPermission(existing.ID)(Default).Operations).To(Equal([]string{tOpKeys}))
 		Expect(sb.Counters()["CreatePermission"]).To(BeZero())
 		deleteAndWait(p)
 		Expect(dfnsPermission(existing.ID)(Default).IsArchived).To(BeFalse())
 	})
 
 	It("waits for approval without resending, then applies an approved change and stops on a denied one", func() {
-		p := readyPermission(ns, "guarded", "Wallets:Read")
+		p := readyPermission(ns, "guarded", tOpRead)
 		id := p.Status.PermissionID
 		requireApproval(id)
 		sb.ResetCounters()
 
 		By("waiting for approval of an edit, sending it once")
-		setOperations(p, "Wallets:Read", "Wallets:Create")
+		setOperations(p, tOpRead, "Wallets:Create")
 		cr := pendingOf(p)
 		Consistently(func() int { return sb.Counters()["UpdatePermission"] }, 3*syncPeriod, 200*time.Millisecond).Should(Equal(1))
 		Expect(conditionOf(p, v1alpha1.ConditionReady)(Default)).To(HaveField("Status", metav1.ConditionFalse))
@@ -155,10 +155,10 @@ var _ = Describe("DfnsPermission", func() {
 		Expect(err).NotTo(HaveOccurred())
 		waitReady(p)
 		Expect(p.Status.PendingChangeRequest).To(BeNil())
-		Expect(dfnsPermission(id)(Default).Operations).To(Equal([]string{"Wallets:Create", "Wallets:Read"}))
+		Expect(dfnsPermission(id)(Default).Operations).To(Equal([]string{"Wallets:Create", tOpRead}))
 
 		By("stopping with ChangeRejected when denied, until the spec changes")
-		setOperations(p, "Wallets:Read")
+		setOperations(p, tOpRead)
 		cr = pendingOf(p)
 		_, err = approverC.DecideApproval(ctx, cr.ApprovalID, dfns.ApprovalDecisionRequest{Value: "Denied"})
 		Expect(err).NotTo(HaveOccurred())
@@ -168,7 +168,7 @@ var _ = Describe("DfnsPermission", func() {
 		Consistently(func() int { return sb.Counters()["UpdatePermission"] }, 3*syncPeriod, 200*time.Millisecond).Should(Equal(sent))
 
 		By("sending a new change once the spec changes")
-		setOperations(p, "Wallets:Read", "Keys:Read")
+		setOperations(p, tOpRead, tOpKeys)
 		pendingOf(p)
 		Expect(sb.Counters()["UpdatePermission"]).To(Equal(sent + 1))
 	})
@@ -199,7 +199,7 @@ var _ = Describe("The operator in token mode", func() {
 
 		By("still managing permissions")
 		p := &v1alpha1.DfnsPermission{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "tp", Labels: sa.Labels},
-			Spec: v1alpha1.DfnsPermissionSpec{Operations: []v1alpha1.Operation{"Wallets:Read"}}}
+			Spec: v1alpha1.DfnsPermissionSpec{Operations: []v1alpha1.Operation{tOpRead}}}
 		Expect(k8sClient.Create(ctx, p)).To(Succeed())
 		waitReady(p)
 	})

@@ -254,7 +254,7 @@ func (r *Reconciler[T]) update(ctx context.Context, st *state[T], obs Observatio
 func (r *Reconciler[T]) awaitApproval(ctx context.Context, st *state[T], cr *dfns.ChangeRequest, sent bool) (ctrl.Result, error) {
 	if pr, ok := any(st.obj).(pendingRecorder); ok && cr != nil {
 		pr.SetPendingChangeRequest(&v1alpha1.ChangeRequestStatus{
-			ID: cr.ID, ApprovalID: cr.ApprovalID, Status: "Pending", Generation: st.obj.GetGeneration(),
+			ID: cr.ID, ApprovalID: cr.ApprovalID, Status: crPending, Generation: st.obj.GetGeneration(),
 		})
 	}
 	msg := approvalMessage(cr)

@@ -38,6 +38,28 @@ import (
 	"github.com/dfns-operator/dfns-operator/internal/dfns"
 )
 
+// Values shared by the unit tests.
+const (
+	opGetPermission = "GetPermission"
+	tPermID         = "pm-1"
+	tSAID           = "us-1"
+	tOpRead         = "Wallets:Read"
+	tOpKeys         = "Keys:Read"
+	tObserve        = "Observe"
+	tValidate       = "Validate"
+	tUID            = "uid-sa"
+	tSecret         = "sa-secret"
+	tReady          = "True/Available"
+	tCreating       = "False/Creating"
+	tAwaiting       = "False/AwaitingApproval"
+	tSAName         = "api"
+	tDenied         = "Denied"
+	tApproval       = "ap-1"
+	tChange         = "cr-1"
+	tSynced         = "True/ReconcileSuccess"
+	tUnavailable    = "False/Unavailable"
+)
+
 // extFns is a function-field External for driver tests; it records the calls it gets.
 type extFns[T Object] struct {
 	validate func(T) error
@@ -50,7 +72,7 @@ type extFns[T Object] struct {
 }
 
 func (e *extFns[T]) Validate(_ context.Context, obj T) error {
-	e.calls = append(e.calls, "Validate")
+	e.calls = append(e.calls, tValidate)
 	if e.validate == nil {
 		return nil
 	}
@@ -58,7 +80,7 @@ func (e *extFns[T]) Validate(_ context.Context, obj T) error {
 }
 
 func (e *extFns[T]) Observe(_ context.Context, obj T, id string) (Observation, error) {
-	e.calls = append(e.calls, "Observe")
+	e.calls = append(e.calls, tObserve)
 	if e.observe == nil {
 		return Observation{}, errors.New("unexpected Observe")
 	}
@@ -139,7 +161,7 @@ func drain(rec *record.FakeRecorder) []string {
 // perm is a DfnsPermission fixture.
 func perm(mods ...func(*v1alpha1.DfnsPermission)) *v1alpha1.DfnsPermission {
 	p := &v1alpha1.DfnsPermission{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "p", Generation: 1, UID: "uid-1"},
-		Spec: v1alpha1.DfnsPermissionSpec{Operations: []v1alpha1.Operation{"Wallets:Read"}}}
+		Spec: v1alpha1.DfnsPermissionSpec{Operations: []v1alpha1.Operation{tOpRead}}}
 	for _, m := range mods {
 		m(p)
 	}
@@ -148,9 +170,7 @@ func perm(mods ...func(*v1alpha1.DfnsPermission)) *v1alpha1.DfnsPermission {
 
 func withFinalizer(p *v1alpha1.DfnsPermission) { p.Finalizers = []string{finalizer} }
 
-func withID(id string) func(*v1alpha1.DfnsPermission) {
-	return func(p *v1alpha1.DfnsPermission) { setAnnotation(p, v1alpha1.AnnotationExternalID, id) }
-}
+func withID(p *v1alpha1.DfnsPermission) { setAnnotation(p, v1alpha1.AnnotationExternalID, tPermID) }
 
 func deleting(p *v1alpha1.DfnsPermission) {
 	now := metav1.Now()
@@ -162,12 +182,12 @@ func orphan(p *v1alpha1.DfnsPermission) { p.Spec.DeletionPolicy = v1alpha1.Delet
 
 var (
 	pendingErr = &dfns.Error{StatusCode: http.StatusAccepted, Operation: "UpdatePermission",
-		ChangeRequest: &dfns.ChangeRequest{ID: "cr-1", ApprovalID: "ap-1", Status: "Pending"}}
-	rateErr      = &dfns.Error{StatusCode: http.StatusTooManyRequests, RetryAfter: 7 * time.Second, Operation: "GetPermission"}
-	forbiddenErr = &dfns.Error{StatusCode: http.StatusForbidden, MissingOperation: "Permissions:Read", Operation: "GetPermission"}
-	serverErr    = &dfns.Error{StatusCode: http.StatusInternalServerError, Operation: "GetPermission"}
+		ChangeRequest: &dfns.ChangeRequest{ID: tChange, ApprovalID: tApproval, Status: crPending}}
+	rateErr      = &dfns.Error{StatusCode: http.StatusTooManyRequests, RetryAfter: 7 * time.Second, Operation: opGetPermission}
+	forbiddenErr = &dfns.Error{StatusCode: http.StatusForbidden, MissingOperation: "Permissions:Read", Operation: opGetPermission}
+	serverErr    = &dfns.Error{StatusCode: http.StatusInternalServerError, Operation: opGetPermission}
 	exists       = func(_ *v1alpha1.DfnsPermission, id string) (Observation, error) {
-		return Observation{ID: "pm-1", Exists: true, UpToDate: true}, nil
+		return Observation{ID: tPermID, Exists: true, UpToDate: true}, nil
 	}
 )
 
@@ -190,15 +210,15 @@ func TestReconcilePhases(t *testing.T) {
 	}{
 		"AddsFinalizerFirst": {
 			reason: "the finalizer is added before any Dfns call, and an object in sync is Ready without events",
-			obj:    perm(withID("pm-1")),
+			obj:    perm(withID),
 			ext: &extFns[*v1alpha1.DfnsPermission]{observe: func(p *v1alpha1.DfnsPermission, id string) (Observation, error) {
-				if len(p.Finalizers) == 0 || id != "pm-1" {
+				if len(p.Finalizers) == 0 || id != tPermID {
 					return Observation{}, errors.New("no finalizer or wrong id")
 				}
 				return Observation{ID: id, Exists: true, UpToDate: true}, nil
 			}},
-			want: want{result: ctrl.Result{RequeueAfter: time.Minute}, calls: []string{"Validate", "Observe"},
-				synced: "True/ReconcileSuccess", ready: "True/Available", id: "pm-1"},
+			want: want{result: ctrl.Result{RequeueAfter: time.Minute}, calls: []string{tValidate, tObserve},
+				synced: tSynced, ready: tReady, id: tPermID},
 		},
 		"Creates": {
 			reason: "nothing found: create with create-pending set, record the ID and clear create-pending",
@@ -208,8 +228,8 @@ func TestReconcilePhases(t *testing.T) {
 				create: func(*v1alpha1.DfnsPermission, Observation) (Creation, error) {
 					return Creation{ID: "pm-new", Notes: []Note{{EventRecreated, "was gone"}}}, nil
 				}},
-			want: want{result: ctrl.Result{RequeueAfter: time.Millisecond}, calls: []string{"Validate", "Observe", "Create"},
-				synced: "True/ReconcileSuccess", ready: "False/Creating", id: "pm-new",
+			want: want{result: ctrl.Result{RequeueAfter: time.Millisecond}, calls: []string{tValidate, tObserve, "Create"},
+				synced: tSynced, ready: tCreating, id: "pm-new",
 				events: []string{"Normal Recreated", "Normal Created"}},
 		},
 		"CreateOutcomeUnknown": {
@@ -220,15 +240,15 @@ func TestReconcilePhases(t *testing.T) {
 				create: func(*v1alpha1.DfnsPermission, Observation) (Creation, error) {
 					return Creation{}, dfns.ErrOutcomeUnknown
 				}},
-			want: want{err: true, calls: []string{"Validate", "Observe", "Create"},
-				synced: "False/ReconcileError", ready: "False/Creating", events: []string{"Warning ReconcileError"}},
+			want: want{err: true, calls: []string{tValidate, tObserve, "Create"},
+				synced: "False/ReconcileError", ready: tCreating, events: []string{"Warning ReconcileError"}},
 		},
 		"Adopts": {
 			reason: "an object found without a recorded ID gets its ID recorded and an event",
 			obj:    perm(withFinalizer),
 			ext:    &extFns[*v1alpha1.DfnsPermission]{observe: exists},
-			want: want{result: ctrl.Result{RequeueAfter: time.Minute}, calls: []string{"Validate", "Observe"},
-				synced: "True/ReconcileSuccess", ready: "True/Available", id: "pm-1", events: []string{"Normal AdoptedExisting"}},
+			want: want{result: ctrl.Result{RequeueAfter: time.Minute}, calls: []string{tValidate, tObserve},
+				synced: tSynced, ready: tReady, id: tPermID, events: []string{"Normal AdoptedExisting"}},
 		},
 		"InvalidSpecStops": {
 			reason: "a spec error stops without a requeue or a Dfns call",
@@ -236,79 +256,79 @@ func TestReconcilePhases(t *testing.T) {
 			ext: &extFns[*v1alpha1.DfnsPermission]{validate: func(*v1alpha1.DfnsPermission) error {
 				return stopf(v1alpha1.ReasonInvalidSpec, "bad")
 			}},
-			want: want{calls: []string{"Validate"}, synced: "False/InvalidSpec", ready: "False/Creating",
+			want: want{calls: []string{tValidate}, synced: "False/InvalidSpec", ready: tCreating,
 				events: []string{"Warning InvalidSpec"}},
 		},
 		"Updates": {
 			reason: "drift is updated with the kind's notes as events",
-			obj:    perm(withFinalizer, withID("pm-1")),
+			obj:    perm(withFinalizer, withID),
 			ext: &extFns[*v1alpha1.DfnsPermission]{
 				observe: func(*v1alpha1.DfnsPermission, string) (Observation, error) {
-					return Observation{ID: "pm-1", Exists: true, Diff: "archived"}, nil
+					return Observation{ID: tPermID, Exists: true, Diff: "archived"}, nil
 				},
 				update: func(*v1alpha1.DfnsPermission, Observation) ([]Note, error) {
 					return []Note{{EventUnarchived, "unarchived"}}, nil
 				}},
-			want: want{result: ctrl.Result{RequeueAfter: time.Minute}, calls: []string{"Validate", "Observe", "Update"},
-				synced: "True/ReconcileSuccess", ready: "True/Available", id: "pm-1", events: []string{"Normal Unarchived"}},
+			want: want{result: ctrl.Result{RequeueAfter: time.Minute}, calls: []string{tValidate, tObserve, "Update"},
+				synced: tSynced, ready: tReady, id: tPermID, events: []string{"Normal Unarchived"}},
 		},
 		"UpdatePendingApproval": {
 			reason: "a 202 is recorded, reported and polled at the sync period",
-			obj:    perm(withFinalizer, withID("pm-1")),
+			obj:    perm(withFinalizer, withID),
 			ext: &extFns[*v1alpha1.DfnsPermission]{
 				observe: func(*v1alpha1.DfnsPermission, string) (Observation, error) {
-					return Observation{ID: "pm-1", Exists: true}, nil
+					return Observation{ID: tPermID, Exists: true}, nil
 				},
 				update: func(*v1alpha1.DfnsPermission, Observation) ([]Note, error) { return nil, pendingErr }},
-			want: want{result: ctrl.Result{RequeueAfter: time.Minute}, calls: []string{"Validate", "Observe", "Update"},
-				synced: "False/AwaitingApproval", ready: "False/Unavailable", id: "pm-1",
+			want: want{result: ctrl.Result{RequeueAfter: time.Minute}, calls: []string{tValidate, tObserve, "Update"},
+				synced: tAwaiting, ready: tUnavailable, id: tPermID,
 				events: []string{"Normal ChangePendingApproval"}},
 		},
 		"PendingIsNotResent": {
 			reason: "while a change request is pending nothing is sent and no event is recorded",
-			obj:    perm(withFinalizer, withID("pm-1")),
+			obj:    perm(withFinalizer, withID),
 			ext: &extFns[*v1alpha1.DfnsPermission]{observe: func(*v1alpha1.DfnsPermission, string) (Observation, error) {
-				return Observation{ID: "pm-1", Exists: true, Pending: pendingErr.ChangeRequest}, nil
+				return Observation{ID: tPermID, Exists: true, Pending: pendingErr.ChangeRequest}, nil
 			}},
-			want: want{result: ctrl.Result{RequeueAfter: time.Minute}, calls: []string{"Validate", "Observe"},
-				synced: "False/AwaitingApproval", ready: "False/Unavailable", id: "pm-1"},
+			want: want{result: ctrl.Result{RequeueAfter: time.Minute}, calls: []string{tValidate, tObserve},
+				synced: tAwaiting, ready: tUnavailable, id: tPermID},
 		},
 		"RateLimitedWaits": {
 			reason: "a 429 waits for Retry-After without an error",
-			obj:    perm(withFinalizer, withID("pm-1")),
+			obj:    perm(withFinalizer, withID),
 			ext: &extFns[*v1alpha1.DfnsPermission]{observe: func(*v1alpha1.DfnsPermission, string) (Observation, error) {
 				return Observation{}, rateErr
 			}},
-			want: want{result: ctrl.Result{RequeueAfter: 7 * time.Second}, calls: []string{"Validate", "Observe"},
-				synced: "False/RateLimited", ready: "False/Unavailable", id: "pm-1", events: []string{"Warning RateLimited"}},
+			want: want{result: ctrl.Result{RequeueAfter: 7 * time.Second}, calls: []string{tValidate, tObserve},
+				synced: "False/RateLimited", ready: tUnavailable, id: tPermID, events: []string{"Warning RateLimited"}},
 		},
 		"ForbiddenWaits": {
 			reason: "a 403 waits at the sync period",
-			obj:    perm(withFinalizer, withID("pm-1")),
+			obj:    perm(withFinalizer, withID),
 			ext: &extFns[*v1alpha1.DfnsPermission]{observe: func(*v1alpha1.DfnsPermission, string) (Observation, error) {
 				return Observation{}, forbiddenErr
 			}},
-			want: want{result: ctrl.Result{RequeueAfter: time.Minute}, calls: []string{"Validate", "Observe"},
-				synced: "False/Forbidden", ready: "False/Unavailable", id: "pm-1", events: []string{"Warning Forbidden"}},
+			want: want{result: ctrl.Result{RequeueAfter: time.Minute}, calls: []string{tValidate, tObserve},
+				synced: "False/Forbidden", ready: tUnavailable, id: tPermID, events: []string{"Warning Forbidden"}},
 		},
 		"TransientRetries": {
 			reason: "anything else is returned for backoff",
-			obj:    perm(withFinalizer, withID("pm-1")),
+			obj:    perm(withFinalizer, withID),
 			ext: &extFns[*v1alpha1.DfnsPermission]{observe: func(*v1alpha1.DfnsPermission, string) (Observation, error) {
 				return Observation{}, serverErr
 			}},
-			want: want{err: true, calls: []string{"Validate", "Observe"},
-				synced: "False/ReconcileError", ready: "False/Unavailable", id: "pm-1", events: []string{"Warning ReconcileError"}},
+			want: want{err: true, calls: []string{tValidate, tObserve},
+				synced: "False/ReconcileError", ready: tUnavailable, id: tPermID, events: []string{"Warning ReconcileError"}},
 		},
 		"DeleteDeletes": {
 			reason: "deletion calls Delete with the recorded ID and removes the finalizer",
-			obj:    perm(deleting, withID("pm-1")),
+			obj:    perm(deleting, withID),
 			ext:    &extFns[*v1alpha1.DfnsPermission]{delete: func(*v1alpha1.DfnsPermission, string) error { return nil }},
-			want:   want{calls: []string{"Delete:pm-1"}, events: []string{"Normal Deleted"}, removed: true},
+			want:   want{calls: []string{"Delete:" + tPermID + ""}, events: []string{"Normal Deleted"}, removed: true},
 		},
 		"DeleteOrphan": {
 			reason: "deletionPolicy Orphan leaves Dfns alone",
-			obj:    perm(deleting, withID("pm-1"), orphan),
+			obj:    perm(deleting, withID, orphan),
 			ext:    &extFns[*v1alpha1.DfnsPermission]{},
 			want:   want{removed: true},
 		},
@@ -320,10 +340,10 @@ func TestReconcilePhases(t *testing.T) {
 		},
 		"DeletePendingApproval": {
 			reason: "an archive held for approval keeps the finalizer and polls",
-			obj:    perm(deleting, withID("pm-1")),
+			obj:    perm(deleting, withID),
 			ext:    &extFns[*v1alpha1.DfnsPermission]{delete: func(*v1alpha1.DfnsPermission, string) error { return pendingErr }},
-			want: want{result: ctrl.Result{RequeueAfter: time.Minute}, calls: []string{"Delete:pm-1"},
-				synced: "False/AwaitingApproval", ready: "False/Deleting", id: "pm-1", events: []string{"Normal ChangePendingApproval"}},
+			want: want{result: ctrl.Result{RequeueAfter: time.Minute}, calls: []string{"Delete:" + tPermID + ""},
+				synced: tAwaiting, ready: "False/Deleting", id: tPermID, events: []string{"Normal ChangePendingApproval"}},
 		},
 	}
 	for name, tc := range cases {
@@ -386,9 +406,9 @@ func checkCondition(t *testing.T, reason string, obj Object, typ, want string) {
 
 func TestStatusWrittenOnlyOnChange(t *testing.T) {
 	ext := &extFns[*v1alpha1.DfnsPermission]{observe: func(*v1alpha1.DfnsPermission, string) (Observation, error) {
-		return Observation{ID: "pm-1", Exists: true, UpToDate: true}, nil
+		return Observation{ID: tPermID, Exists: true, UpToDate: true}, nil
 	}}
-	obj := perm(withFinalizer, withID("pm-1"))
+	obj := perm(withFinalizer, withID)
 	r, c, rec := newDriver[*v1alpha1.DfnsPermission](t, ext, func() *v1alpha1.DfnsPermission { return &v1alpha1.DfnsPermission{} }, obj)
 	req := ctrl.Request{NamespacedName: client.ObjectKeyFromObject(obj)}
 	if _, err := r.Reconcile(context.Background(), req); err != nil {
@@ -416,10 +436,10 @@ func TestStatusWrittenOnlyOnChange(t *testing.T) {
 
 func TestCreatePublishesSecretFirst(t *testing.T) {
 	sa := func() *v1alpha1.DfnsServiceAccount {
-		return &v1alpha1.DfnsServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "sa", UID: "uid-sa", Generation: 1,
+		return &v1alpha1.DfnsServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "sa", UID: tUID, Generation: 1,
 			Finalizers: []string{finalizer}}}
 	}
-	foreign := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "sa-secret"}}
+	foreign := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: tSecret}}
 	cases := map[string]struct {
 		reason     string
 		objs       []client.Object
@@ -431,7 +451,7 @@ func TestCreatePublishesSecretFirst(t *testing.T) {
 		"Publishes": {
 			reason: "the Secret is written, owned and labelled, and the ID recorded after it",
 			objs:   []client.Object{sa()}, wantCalls: "Validate,Observe,Create",
-			wantSynced: "True/ReconcileSuccess", wantID: "us-1", wantSecret: true,
+			wantSynced: tSynced, wantID: tSAID, wantSecret: true,
 		},
 		"SecretConflict": {
 			reason: "an unowned Secret stops the create before Dfns is called",
@@ -441,11 +461,11 @@ func TestCreatePublishesSecretFirst(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			ext := &extFns[*v1alpha1.DfnsServiceAccount]{secret: "sa-secret",
+			ext := &extFns[*v1alpha1.DfnsServiceAccount]{secret: tSecret,
 				observe: func(*v1alpha1.DfnsServiceAccount, string) (Observation, error) { return Observation{}, nil },
 				create: func(*v1alpha1.DfnsServiceAccount, Observation) (Creation, error) {
-					return Creation{ID: "us-1", Secret: &SecretContent{Data: map[string][]byte{KeyAuthToken: []byte("t")},
-						Annotations: map[string]string{v1alpha1.AnnotationExternalID: "us-1"}}}, nil
+					return Creation{ID: tSAID, Secret: &SecretContent{Data: map[string][]byte{KeyAuthToken: []byte("t")},
+						Annotations: map[string]string{v1alpha1.AnnotationExternalID: tSAID}}}, nil
 				}}
 			r, c, _ := newDriver[*v1alpha1.DfnsServiceAccount](t, ext, func() *v1alpha1.DfnsServiceAccount { return &v1alpha1.DfnsServiceAccount{} }, tc.objs...)
 			res, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKey{Namespace: "ns", Name: "sa"}})
@@ -467,7 +487,7 @@ func TestCreatePublishesSecretFirst(t *testing.T) {
 				t.Errorf("%s\nexternal-id = %q, want %q", tc.reason, externalID(&got), tc.wantID)
 			}
 			var s corev1.Secret
-			if err := c.Get(context.Background(), client.ObjectKey{Namespace: "ns", Name: "sa-secret"}, &s); err != nil {
+			if err := c.Get(context.Background(), client.ObjectKey{Namespace: "ns", Name: tSecret}, &s); err != nil {
 				t.Fatal(err)
 			}
 			owned := metav1.IsControlledBy(&s, &got)
@@ -475,7 +495,7 @@ func TestCreatePublishesSecretFirst(t *testing.T) {
 				t.Errorf("%s\nSecret owned = %t, want %t", tc.reason, owned, tc.wantSecret)
 			}
 			if tc.wantSecret && (s.Labels[v1alpha1.LabelManagedBy] != v1alpha1.ManagedByValue || string(s.Data[KeyAuthToken]) != "t" ||
-				s.Annotations[v1alpha1.AnnotationExternalID] != "us-1") {
+				s.Annotations[v1alpha1.AnnotationExternalID] != tSAID) {
 				t.Errorf("%s\nSecret = %+v", tc.reason, s.ObjectMeta)
 			}
 			if !tc.wantSecret && len(s.Data) != 0 {
@@ -518,7 +538,7 @@ func TestClassify(t *testing.T) {
 	if v := classify(forbiddenErr); !strings.Contains(v.message, "Permissions:Read") {
 		t.Errorf("the Forbidden message does not name the missing operation: %s", v.message)
 	}
-	if v := classify(pendingErr); !strings.Contains(v.message, "cr-1") || !strings.Contains(v.message, "ap-1") {
+	if v := classify(pendingErr); !strings.Contains(v.message, tChange) || !strings.Contains(v.message, tApproval) {
 		t.Errorf("the AwaitingApproval message does not name the change request and approval: %s", v.message)
 	}
 }

@@ -137,7 +137,7 @@ var _ = Describe("DfnsServiceAccount", func() {
 
 		By("signing a request as the service account with its Secret")
 		app := tokenClient(s)
-		created, err := app.CreatePermission(ctx, dfns.CreatePermissionRequest{Name: ns + "-made-by-app", Operations: []string{"Wallets:Read"}})
+		created, err := app.CreatePermission(ctx, dfns.CreatePermissionRequest{Name: ns + "-made-by-app", Operations: []string{tOpRead}})
 		Expect(err).NotTo(HaveOccurred())
 		Expect(created.ID).To(HavePrefix("pm-"))
 		Expect(hasEvent(sa, corev1.EventTypeNormal, EventCreated)()).To(BeTrue())
@@ -282,7 +282,7 @@ var _ = Describe("DfnsServiceAccount", func() {
 			haveCondition(metav1.ConditionFalse, v1alpha1.ReasonPermissionNotReady),
 			HaveField("Message", ContainSubstring("later"))))
 		Expect(activeNamed(ns + "-waiting")(Default)).To(BeEmpty())
-		readyPermission(ns, "later", "Wallets:Read")
+		readyPermission(ns, "later", tOpRead)
 		waitReady(sa)
 	})
 

@@ -128,8 +128,8 @@ func (c *captured) eventsFor(obj client.Object) []string {
 	prefix := obj.GetNamespace() + "/" + obj.GetName() + " "
 	var out []string
 	for _, e := range c.events {
-		if strings.HasPrefix(e, prefix) {
-			out = append(out, strings.TrimPrefix(e, prefix))
+		if tail, ok := strings.CutPrefix(e, prefix); ok {
+			out = append(out, tail)
 		}
 	}
 	return out
@@ -152,7 +152,7 @@ func TestControllers(t *testing.T) {
 var _ = BeforeSuite(func() {
 	logf.SetLogger(funcr.New(func(prefix, args string) {
 		capture.log(prefix + " " + args)
-		fmt.Fprintln(GinkgoWriter, prefix, args)
+		_, _ = fmt.Fprintln(GinkgoWriter, prefix, args)
 	}, funcr.Options{Verbosity: 4}))
 	ctx, cancel = context.WithCancel(context.Background())
 	Expect(clientgoscheme.AddToScheme(testScheme)).To(Succeed())
@@ -276,7 +276,8 @@ func checkNoLeaks() {
 	Expect(capture.secrets).NotTo(BeEmpty(), "the suite issued no secrets to check")
 	haystack := capture.logs.String() + strings.Join(capture.events, "\n") + strings.Join(capture.status, "\n")
 	Expect(haystack).To(ContainSubstring("Created"), "the capture saw nothing")
-	needles := []string{string(admin.PrivateKeyPEM)}
+	needles := make([]string, 0, len(capture.secrets)+1)
+	needles = append(needles, string(admin.PrivateKeyPEM))
 	for v := range capture.secrets {
 		needles = append(needles, v)
 	}
@@ -290,7 +291,7 @@ func checkNoLeaks() {
 // secretParts is the value itself, its base64 form and, for a PEM, each line of its body.
 func secretParts(v string) []string {
 	parts := []string{v, base64.StdEncoding.EncodeToString([]byte(v))}
-	for _, line := range strings.Split(v, "\n") {
+	for line := range strings.SplitSeq(v, "\n") {
 		if len(line) >= 32 && !strings.HasPrefix(line, "-----") {
 			parts = append(parts, line)
 		}

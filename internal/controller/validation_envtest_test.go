@@ -50,7 +50,7 @@ var _ = Describe("The CRDs", func() {
 		Entry("neither name nor id in permissionRef", func(sa *v1alpha1.DfnsServiceAccount) { sa.Spec.PermissionRef = v1alpha1.PermissionRef{} },
 			"exactly one of name and id"),
 		Entry("a permission ID of the wrong shape", func(sa *v1alpha1.DfnsServiceAccount) {
-			sa.Spec.PermissionRef = v1alpha1.PermissionRef{ID: "us-1"}
+			sa.Spec.PermissionRef = v1alpha1.PermissionRef{ID: "us-x"}
 		}, "permissionRef.id"),
 		Entry("daysValid above 730", func(sa *v1alpha1.DfnsServiceAccount) { sa.Spec.DaysValid = ptr.To[int32](731) }, "daysValid"),
 		Entry("daysValid below 1", func(sa *v1alpha1.DfnsServiceAccount) { sa.Spec.DaysValid = ptr.To[int32](0) }, "daysValid"),
@@ -87,7 +87,7 @@ var _ = Describe("The CRDs", func() {
 		},
 		Entry("an unknown operation", []v1alpha1.Operation{"Wallets:Steal"}, v1alpha1.DeletionPolicyDelete),
 		Entry("no operations", []v1alpha1.Operation{}, v1alpha1.DeletionPolicyDelete),
-		Entry("deletionPolicy Deactivate", []v1alpha1.Operation{"Wallets:Read"}, v1alpha1.DeletionPolicyDeactivate),
+		Entry("deletionPolicy Deactivate", []v1alpha1.Operation{tOpRead}, v1alpha1.DeletionPolicyDeactivate),
 	)
 })
 
