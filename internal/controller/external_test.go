@@ -161,8 +161,22 @@ func TestServiceAccountObserve(t *testing.T) {
 		"DeletedInDfns": {
 			reason: "the recorded account is gone: create a new one",
 			sa:     saFixture(recorded),
-			api:    &fakeAPI{getSA: func(string) (*dfns.ServiceAccount, error) { return nil, notFound }},
-			want:   "replace::Recreated",
+			api: &fakeAPI{
+				getSA:   func(string) (*dfns.ServiceAccount, error) { return nil, notFound },
+				listSAs: func() ([]dfns.ServiceAccount, error) { return nil, nil },
+			},
+			want: "replace::Recreated",
+		},
+		"DeletedThenCreateLost": {
+			reason: "the recorded account is gone and the answer to its replacement's create was lost: the replacement is an orphan",
+			sa:     saFixture(map[string]string{v1alpha1.AnnotationExternalID: tSAID, v1alpha1.AnnotationCreatePending: "2026-01-01T00:00:00Z"}),
+			api: &fakeAPI{
+				getSA: func(string) (*dfns.ServiceAccount, error) { return nil, notFound },
+				listSAs: func() ([]dfns.ServiceAccount, error) {
+					return []dfns.ServiceAccount{account("us-9", "ns-api", true)}, nil
+				},
+			},
+			want: "replace:us-9:OrphanDeleted",
 		},
 		"SecretGone": {
 			reason: "the Secret is gone: mint a new account, deleting the old",

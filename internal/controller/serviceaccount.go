@@ -77,8 +77,7 @@ func (e *serviceAccounts) Observe(ctx context.Context, sa *v1alpha1.DfnsServiceA
 	}
 	got, err := e.api.GetServiceAccount(ctx, id)
 	if dfns.IsNotFound(err) {
-		return Observation{Replace: &Replacement{Reason: EventRecreated,
-			Message: fmt.Sprintf("service account %s was deleted in Dfns; created a new one", id)}}, nil
+		return e.recreate(ctx, sa, id)
 	}
 	if err != nil {
 		return Observation{}, fmt.Errorf("reading service account %s: %w", id, err)
@@ -92,6 +91,18 @@ func (e *serviceAccounts) Observe(ctx context.Context, sa *v1alpha1.DfnsServiceA
 			Message: fmt.Sprintf("Secret %s was deleted or changed; deleted service account %s and minted a new one", sa.SecretName(), id)}}, nil
 	}
 	return compareServiceAccount(sa, got), nil
+}
+
+// recreate handles a recorded account that is gone from Dfns. A replacement whose create
+// answer was lost may carry our name already, so the name is looked up first.
+func (e *serviceAccounts) recreate(ctx context.Context, sa *v1alpha1.DfnsServiceAccount, id string) (Observation, error) {
+	obs, err := e.find(ctx, sa)
+	if err != nil || obs.Exists || obs.Replace != nil {
+		return obs, err
+	}
+	obs.Replace = &Replacement{Reason: EventRecreated,
+		Message: fmt.Sprintf("service account %s was deleted in Dfns; created a new one", id)}
+	return obs, nil
 }
 
 // find looks for a service account this resource made whose ID was never recorded. Dfns does

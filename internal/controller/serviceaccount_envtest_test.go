@@ -167,6 +167,23 @@ var _ = Describe("DfnsServiceAccount", func() {
 		Expect(err).NotTo(HaveOccurred())
 	})
 
+	It("recovers when the answer to the create replacing an account deleted in Dfns is lost", func() {
+		sa := newSA(ns, "lost-again", "payments")
+		Expect(k8sClient.Create(ctx, sa)).To(Succeed())
+		waitReady(sa)
+		id := sa.Status.ServiceAccountID
+		sb.InjectOnce("CreateServiceAccount", sandbox.FaultAnswerLost)
+		Expect(dashboard.DeleteServiceAccount(ctx, id)).To(Succeed())
+		eventually(hasEvent(sa, corev1.EventTypeNormal, EventOrphanDeleted)).Should(BeTrue())
+		eventually(statusID(sa)).ShouldNot(Equal(id))
+		waitReady(sa)
+		eventually(activeNamed(ns + "-lost-again")).Should(ConsistOf(sa.Status.ServiceAccountID))
+		s, err := saSecret(sa)
+		Expect(err).NotTo(HaveOccurred())
+		_, err = tokenClient(s).ListPermissions(ctx)
+		Expect(err).NotTo(HaveOccurred())
+	})
+
 	It("deletes the orphan of a reconciler stopped between the create and the Secret write", func() {
 		_, pub, err := dfns.GenerateKey(dfns.KeyECDSAP256)
 		Expect(err).NotTo(HaveOccurred())
