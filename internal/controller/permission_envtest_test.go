@@ -23,6 +23,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -171,6 +172,27 @@ var _ = Describe("DfnsPermission", func() {
 		setOperations(p, tOpRead, tOpKeys)
 		pendingOf(p)
 		Expect(sb.Counters()["UpdatePermission"]).To(Equal(sent + 1))
+	})
+})
+
+var _ = Describe("DfnsPermission deletion under an approval policy", func() {
+	It("keeps the finalizer while the archive waits for approval, without resending it", func() {
+		ns := newNamespace()
+		p := readyPermission(ns, "held", tOpRead)
+		id := p.Status.PermissionID
+		requireApproval(id)
+		sb.ResetCounters()
+		Expect(k8sClient.Delete(ctx, p)).To(Succeed())
+		cr := pendingOf(p)
+		Expect(conditionOf(p, v1alpha1.ConditionReady)(Default)).To(haveCondition(metav1.ConditionFalse, v1alpha1.ReasonDeleting))
+		Consistently(func() int { return sb.Counters()["ArchivePermission"] }, 3*syncPeriod, 200*time.Millisecond).Should(Equal(1))
+		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(p), p)).To(Succeed())
+
+		_, err := approverC.DecideApproval(ctx, cr.ApprovalID, dfns.ApprovalDecisionRequest{Value: apApproved})
+		Expect(err).NotTo(HaveOccurred())
+		eventually(func() error { return k8sClient.Get(ctx, client.ObjectKeyFromObject(p), p) }).Should(Satisfy(apierrors.IsNotFound))
+		Expect(dfnsPermission(id)(Default).IsArchived).To(BeTrue())
+		Expect(sb.Counters()["ArchivePermission"]).To(Equal(1))
 	})
 })
 
