@@ -116,7 +116,7 @@ func account(id, name string, active bool) dfns.ServiceAccount {
 }
 
 func TestServiceAccountObserve(t *testing.T) {
-	pending := map[string]string{v1alpha1.AnnotationCreatePending: "2026-01-01T00:00:00Z"}
+	pending := map[string]string{v1alpha1.AnnotationCreatePending: tPendingSince}
 	recorded := map[string]string{v1alpha1.AnnotationExternalID: tSAID}
 	cases := map[string]struct {
 		reason string
@@ -169,7 +169,7 @@ func TestServiceAccountObserve(t *testing.T) {
 		},
 		"DeletedThenCreateLost": {
 			reason: "the recorded account is gone and the answer to its replacement's create was lost: the replacement is an orphan",
-			sa:     saFixture(map[string]string{v1alpha1.AnnotationExternalID: tSAID, v1alpha1.AnnotationCreatePending: "2026-01-01T00:00:00Z"}),
+			sa:     saFixture(map[string]string{v1alpha1.AnnotationExternalID: tSAID, v1alpha1.AnnotationCreatePending: tPendingSince}),
 			api: &fakeAPI{
 				getSA: func(string) (*dfns.ServiceAccount, error) { return nil, notFound },
 				listSAs: func() ([]dfns.ServiceAccount, error) {

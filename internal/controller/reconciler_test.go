@@ -56,6 +56,7 @@ const (
 	tDenied         = "Denied"
 	tApproval       = "ap-1"
 	tChange         = "cr-1"
+	tPendingSince   = "2026-01-01T00:00:00Z"
 	tSynced         = "True/ReconcileSuccess"
 	tUnavailable    = "False/Unavailable"
 )

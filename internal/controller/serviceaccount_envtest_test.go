@@ -190,7 +190,7 @@ var _ = Describe("DfnsServiceAccount", func() {
 		orphan, err := dashboard.CreateServiceAccount(ctx, dfns.CreateServiceAccountRequest{Name: ns + "-stopped", PublicKey: pub})
 		Expect(err).NotTo(HaveOccurred())
 		sa := newSA(ns, "stopped", "payments")
-		sa.Annotations = map[string]string{v1alpha1.AnnotationCreatePending: "2026-01-01T00:00:00Z"}
+		sa.Annotations = map[string]string{v1alpha1.AnnotationCreatePending: tPendingSince}
 		Expect(k8sClient.Create(ctx, sa)).To(Succeed())
 		waitReady(sa)
 		Expect(sa.Status.ServiceAccountID).NotTo(Equal(orphan.UserInfo.UserID))
