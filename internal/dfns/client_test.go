@@ -59,8 +59,10 @@ func TestUserActionWireFormat(t *testing.T) {
 		wantInit:    `{"userActionHttpMethod":"PUT","userActionHttpPath":"/auth/service-accounts/us-1/deactivate","userActionPayload":"{}","userActionServerKind":"Api"}`,
 		contentType: true,
 	}, {
-		reason:   "the signed path keeps the query string, like the Go SDK",
-		call:     func() error { return c.change(ctx, "DeleteThing", http.MethodDelete, "/things/x?force=true", nil, nil, callMutation) },
+		reason: "the signed path keeps the query string, like the Go SDK",
+		call: func() error {
+			return c.change(ctx, "DeleteThing", http.MethodDelete, "/things/x?force=true", nil, nil, callMutation)
+		},
 		wantBody: "",
 		wantInit: `{"userActionHttpMethod":"DELETE","userActionHttpPath":"/things/x?force=true","userActionPayload":"","userActionServerKind":"Api"}`,
 	}}
@@ -336,7 +338,10 @@ func TestPendingApprovalAnswers(t *testing.T) {
 		reason string
 		call   func() error
 	}{
-		{"update permission", func() error { _, err := c.UpdatePermission(ctx, "pm-1", UpdatePermissionRequest{Name: "n"}); return err }},
+		{"update permission", func() error {
+			_, err := c.UpdatePermission(ctx, "pm-1", UpdatePermissionRequest{Name: "n"})
+			return err
+		}},
 		{"archive permission", func() error { _, err := c.ArchivePermission(ctx, "pm-1", true); return err }},
 		{"assign", func() error { _, err := c.AssignPermission(ctx, "pm-1", "us-1"); return err }},
 		{"revoke", func() error { return c.RevokePermission(ctx, "pm-1", "as-1") }},

@@ -123,18 +123,24 @@ func TestRetries(t *testing.T) {
 		wantHits: 2, wantInits: 2, wantWaits: []time.Duration{time.Second},
 		wantErr: func(err error) bool { return err == nil },
 	}, {
-		reason:    "a change answered 429 too often returns the 429",
-		route:     "POST /permissions",
-		handler:   rateLimited(""),
-		call:      func(c *Client) error { _, err := c.CreatePermission(context.Background(), CreatePermissionRequest{Name: "p"}); return err },
+		reason:  "a change answered 429 too often returns the 429",
+		route:   "POST /permissions",
+		handler: rateLimited(""),
+		call: func(c *Client) error {
+			_, err := c.CreatePermission(context.Background(), CreatePermissionRequest{Name: "p"})
+			return err
+		},
 		wantHits:  4,
 		wantInits: 4,
 		wantErr:   func(err error) bool { ra, ok := IsRateLimited(err); return ok && ra == 0 },
 	}, {
-		reason:    "a change answered 502 without a Dfns body is not retried: outcome unknown",
-		route:     "POST /permissions",
-		handler:   badGateway,
-		call:      func(c *Client) error { _, err := c.CreatePermission(context.Background(), CreatePermissionRequest{Name: "p"}); return err },
+		reason:  "a change answered 502 without a Dfns body is not retried: outcome unknown",
+		route:   "POST /permissions",
+		handler: badGateway,
+		call: func(c *Client) error {
+			_, err := c.CreatePermission(context.Background(), CreatePermissionRequest{Name: "p"})
+			return err
+		},
 		wantHits:  1,
 		wantInits: 1,
 		wantErr: func(err error) bool {
@@ -153,10 +159,13 @@ func TestRetries(t *testing.T) {
 		wantHits: 1, wantInits: 1,
 		wantErr: func(err error) bool { return err != nil && !errors.Is(err, ErrOutcomeUnknown) },
 	}, {
-		reason:    "a change whose connection drops after sending is not retried: outcome unknown",
-		route:     "POST /auth/service-accounts",
-		handler:   dropConnection,
-		call:      func(c *Client) error { _, err := c.CreateServiceAccount(context.Background(), CreateServiceAccountRequest{Name: "n"}); return err },
+		reason:  "a change whose connection drops after sending is not retried: outcome unknown",
+		route:   "POST /auth/service-accounts",
+		handler: dropConnection,
+		call: func(c *Client) error {
+			_, err := c.CreateServiceAccount(context.Background(), CreateServiceAccountRequest{Name: "n"})
+			return err
+		},
 		wantHits:  1,
 		wantInits: 1,
 		wantErr:   func(err error) bool { return errors.Is(err, ErrOutcomeUnknown) },
@@ -171,7 +180,9 @@ func TestRetries(t *testing.T) {
 			return err
 		},
 		wantHits: 1, wantInits: 1,
-		wantErr:    func(err error) bool { return errors.Is(err, ErrOutcomeUnknown) && errors.Is(err, context.DeadlineExceeded) },
+		wantErr: func(err error) bool {
+			return errors.Is(err, ErrOutcomeUnknown) && errors.Is(err, context.DeadlineExceeded)
+		},
 		wantErrStr: "outcome of the dfns call unknown",
 	}}
 	for _, tc := range cases {
