@@ -393,3 +393,34 @@ func TestJSONOfWireTypes(t *testing.T) {
 		t.Fatalf("Policy = %+v, %v", p, err)
 	}
 }
+
+func TestLoginTransientFailureAndTokensWithoutExp(t *testing.T) {
+	key := newTestKey(t, KeyEd25519)
+	f := newFakeDfns(t, key.signer.Public(), false)
+	f.ttl = 0
+	f.route("GET /webhooks/wh-1", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, map[string]any{"id": "wh-1"}) })
+	inner := f.srv.Config.Handler
+	// /auth/login/init fails with 503 four times (one whole call), then works.
+	f.srv.Config.Handler = failFirst(4, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/auth/login/init" {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		inner.ServeHTTP(w, r)
+	}, inner.ServeHTTP)
+	c := loginClient(t, f, key)
+	recordSleeps(c)
+	ctx := context.Background()
+	_, err := c.GetWebhook(ctx, "wh-1")
+	if err == nil || errors.Is(err, ErrCredentials) || !strings.Contains(err.Error(), "login: dfns CreateLoginChallenge: status 503") {
+		t.Fatalf("err = %v, want a transient login error that is not a credentials problem", err)
+	}
+	for i := range 3 {
+		if _, err := c.GetWebhook(ctx, "wh-1"); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+	if f.logins != 1 {
+		t.Errorf("%d logins, want 1: a token without exp is kept until a 401", f.logins)
+	}
+}

@@ -86,15 +86,16 @@ func (f *fakeDfns) hitCount(key string) int {
 	return f.hits[key]
 }
 
-// issueToken makes a JWT-shaped bearer token valid for ttl.
+// issueToken makes a JWT-shaped bearer token valid for ttl (0: no exp claim).
 func (f *fakeDfns) issueToken(ttl time.Duration) string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.serial++
-	tok := fakeJWT(map[string]any{
-		"exp": f.now().Add(ttl).Unix(), "n": f.serial,
-		orgClaim: map[string]any{"orgId": testOrg},
-	})
+	claims := map[string]any{"n": f.serial, orgClaim: map[string]any{"orgId": testOrg}}
+	if ttl > 0 {
+		claims["exp"] = f.now().Add(ttl).Unix()
+	}
+	tok := fakeJWT(claims)
 	f.tokens[tok] = true
 	return tok
 }
