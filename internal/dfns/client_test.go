@@ -12,7 +12,8 @@ import (
 	"time"
 )
 
-func saJSON(id string) map[string]any {
+func saJSON() map[string]any {
+	const id = "us-1"
 	return map[string]any{
 		"userInfo":     map[string]any{"userId": id, "name": "sa", "isActive": true, "isServiceAccount": true},
 		"accessTokens": []map[string]any{{"tokenId": "to-1", "credId": "Y2kt", "accessToken": "SA-TOKEN-SECRET", "isActive": true}},
@@ -22,9 +23,9 @@ func saJSON(id string) map[string]any {
 func TestUserActionWireFormat(t *testing.T) {
 	key := newTestKey(t, KeyECDSAP256)
 	f := newFakeDfns(t, key.signer.Public(), false)
-	f.route("POST /auth/service-accounts", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, saJSON("us-1")) })
-	f.route("PUT /auth/service-accounts/us-1/activate", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, saJSON("us-1")) })
-	f.route("PUT /auth/service-accounts/us-1/deactivate", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, saJSON("us-1")) })
+	f.route("POST /auth/service-accounts", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, saJSON()) })
+	f.route("PUT /auth/service-accounts/us-1/activate", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, saJSON()) })
+	f.route("PUT /auth/service-accounts/us-1/deactivate", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, saJSON()) })
 	f.route("DELETE /things/x", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(204) })
 	c := tokenClient(t, f, key)
 	ctx := context.Background()
@@ -72,7 +73,6 @@ func TestUserActionWireFormat(t *testing.T) {
 			var once sync.Once
 			f.mu.Lock()
 			for k, h := range f.routes {
-				h := h
 				f.routes[k] = func(w http.ResponseWriter, r *http.Request) {
 					once.Do(func() { gotCT = r.Header.Get("Content-Type") })
 					h(w, r)

@@ -389,8 +389,8 @@ func digestFiles(files map[string][]byte) [sha256.Size]byte {
 		if !ok {
 			continue
 		}
-		fmt.Fprintf(h, "%s\x00%d\x00", name, len(b))
-		h.Write(b)
+		_, _ = fmt.Fprintf(h, "%s\x00%d\x00", name, len(b))
+		_, _ = h.Write(b)
 	}
 	var d [sha256.Size]byte
 	copy(d[:], h.Sum(nil))

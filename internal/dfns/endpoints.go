@@ -3,13 +3,18 @@ package dfns
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 )
 
 // pageLimit is the page size asked for on paginated lists (Dfns allows 1..500 on permissions).
 const pageLimit = 100
+
+// queryStatus is the query parameter filtering policies by status.
+const queryStatus = "status"
 
 // maxPages stops a pagination that never ends.
 const maxPages = 10000
@@ -27,9 +32,7 @@ func listAll[T any](ctx context.Context, c *Client, op, path string, filters url
 	token := ""
 	for range maxPages {
 		q := url.Values{}
-		for k, v := range filters {
-			q[k] = v
-		}
+		maps.Copy(q, filters)
 		q.Set("limit", strconv.Itoa(pageLimit))
 		if token != "" {
 			q.Set("paginationToken", token)
@@ -63,15 +66,16 @@ func listOnce[T any](ctx context.Context, c *Client, op, path string) ([]T, erro
 	return p.Items, nil
 }
 
+// pathOf joins path pieces, escaping every second one (the IDs): pathOf("/a/", id, "/b").
 func pathOf(parts ...string) string {
-	p := ""
+	var b strings.Builder
 	for i, part := range parts {
 		if i%2 == 1 {
 			part = url.PathEscape(part)
 		}
-		p += part
+		b.WriteString(part)
 	}
-	return p
+	return b.String()
 }
 
 // ListServiceAccounts lists the org's service accounts (not paginated by Dfns).
@@ -265,7 +269,7 @@ func (c *Client) DeleteWebhook(ctx context.Context, id string) error {
 func (c *Client) ListPolicies(ctx context.Context, status string) ([]Policy, error) {
 	var filters url.Values
 	if status != "" {
-		filters = url.Values{"status": {status}}
+		filters = url.Values{queryStatus: {status}}
 	}
 	return listAll[Policy](ctx, c, "ListPolicies", "/v2/policies", filters)
 }

@@ -31,18 +31,18 @@ func TestEndpoints(t *testing.T) {
 		call     func(c *Client) (any, error)
 		check    func(any) bool
 	}{
-		{"list service accounts", "GET /auth/service-accounts", items(saJSON("us-1")), 200, "-",
+		{"list service accounts", "GET /auth/service-accounts", items(saJSON()), 200, "-",
 			func(c *Client) (any, error) { return c.ListServiceAccounts(ctx) },
 			func(v any) bool { l := v.([]ServiceAccount); return len(l) == 1 && l[0].UserInfo.UserID == "us-1" }},
-		{"get service account", "GET /auth/service-accounts/us-1", saJSON("us-1"), 200, "-",
+		{"get service account", "GET /auth/service-accounts/us-1", saJSON(), 200, "-",
 			func(c *Client) (any, error) { return c.GetServiceAccount(ctx, "us-1") },
 			func(v any) bool { return v.(*ServiceAccount).UserInfo.IsServiceAccount }},
-		{"update service account", "PUT /auth/service-accounts/us-1", saJSON("us-1"), 200, `{"name":"n2"}`,
+		{"update service account", "PUT /auth/service-accounts/us-1", saJSON(), 200, `{"name":"n2"}`,
 			func(c *Client) (any, error) {
 				return c.UpdateServiceAccount(ctx, "us-1", UpdateServiceAccountRequest{Name: "n2"})
 			},
 			func(v any) bool { return v.(*ServiceAccount).UserInfo.UserID == "us-1" }},
-		{"delete service account", "DELETE /auth/service-accounts/us-1", saJSON("us-1"), 200, "-",
+		{"delete service account", "DELETE /auth/service-accounts/us-1", saJSON(), 200, "-",
 			func(c *Client) (any, error) { return nil, c.DeleteServiceAccount(ctx, "us-1") }, nil},
 		{"list PATs", "GET /auth/pats", items(pat), 200, "-",
 			func(c *Client) (any, error) { return c.ListPersonalAccessTokens(ctx) },

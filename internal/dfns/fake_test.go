@@ -168,7 +168,7 @@ func (f *fakeDfns) newChallenge() map[string]any {
 	if allowed == nil {
 		allowed = []string{f.credID}
 	}
-	keys := []map[string]string{}
+	keys := make([]map[string]string, 0, len(allowed))
 	for _, id := range allowed {
 		keys = append(keys, map[string]string{"type": "public-key", "id": id})
 	}

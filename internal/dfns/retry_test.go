@@ -364,8 +364,8 @@ func TestRateLimiterShared(t *testing.T) {
 func TestMetrics(t *testing.T) {
 	key := newTestKey(t, KeyEd25519)
 	f := newFakeDfns(t, key.signer.Public(), false)
-	f.route("POST /auth/service-accounts", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, saJSON("us-1")) })
-	f.route("GET /auth/service-accounts/us-1", failFirst(1, badGateway, func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, saJSON("us-1")) }))
+	f.route("POST /auth/service-accounts", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, saJSON()) })
+	f.route("GET /auth/service-accounts/us-1", failFirst(1, badGateway, func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, saJSON()) }))
 	reg := prometheus.NewRegistry()
 	c := tokenClient(t, f, key, func(o *Options) { o.Registerer = reg })
 	ctx := context.Background()

@@ -36,6 +36,15 @@ func sandboxClient(t *testing.T, srv *httptest.Server, creds dfns.Credentials) *
 	return c
 }
 
+// sandboxEnv is what the sandbox subtests share.
+type sandboxEnv struct {
+	sb   *sandbox.Server
+	srv  *httptest.Server
+	c    *dfns.Client
+	perm *dfns.Permission
+	ctx  context.Context
+}
+
 // TestAgainstSandbox runs the client against the independent sandbox: login mode, user-action
 // signing with every key type, the identity kinds, permissions, webhooks, policies, and an
 // answer lost after the change was committed.
@@ -55,148 +64,170 @@ func TestAgainstSandbox(t *testing.T) {
 	if err != nil {
 		t.Fatalf("CreatePermission: %v", err)
 	}
+	env := &sandboxEnv{sb: sb, srv: srv, c: c, perm: perm, ctx: ctx}
 	for _, alg := range []dfns.KeyAlgorithm{dfns.KeyECDSAP256, dfns.KeyEd25519, dfns.KeyRSA2048} {
-		t.Run("service account with "+string(alg), func(t *testing.T) {
-			priv, pub, err := dfns.GenerateKey(alg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			sa, err := c.CreateServiceAccount(ctx, dfns.CreateServiceAccountRequest{Name: "sa-" + string(alg), PublicKey: pub, ExternalID: "uid-" + string(alg)})
-			if err != nil {
-				t.Fatalf("CreateServiceAccount: %v", err)
-			}
-			tok := sa.AccessTokens[0]
-			if _, err := c.AssignPermission(ctx, perm.ID, sa.UserInfo.UserID); err != nil {
-				t.Fatalf("AssignPermission: %v", err)
-			}
-			// The app's view: token mode with the generated key signs its own changes.
-			app := sandboxClient(t, srv, dfns.Credentials{AuthToken: tok.Token, CredID: tok.CredID, PrivateKeyPEM: priv})
-			if can, _ := app.CanCreateIdentities(ctx); can {
-				t.Error("a service-account token claims it can create identities")
-			}
-			if _, err := app.GetServiceAccount(ctx, sa.UserInfo.UserID); err != nil {
-				t.Errorf("app reads itself: %v", err)
-			}
-			_, err = app.CreatePermission(ctx, dfns.CreatePermissionRequest{Name: "x-" + string(alg), Operations: []string{"Permissions:Read"}})
-			if !dfns.IsForbidden(err) || dfns.MissingOperation(err) != "Permissions:Create" {
-				t.Errorf("signed change without the permission: %v (missing %q)", err, dfns.MissingOperation(err))
-			}
-			if _, err := c.DeactivateServiceAccount(ctx, sa.UserInfo.UserID); err != nil {
-				t.Errorf("DeactivateServiceAccount: %v", err)
-			}
-			if _, err := c.ActivateServiceAccount(ctx, sa.UserInfo.UserID); err != nil {
-				t.Errorf("ActivateServiceAccount: %v", err)
-			}
-			if err := c.DeleteServiceAccount(ctx, sa.UserInfo.UserID); err != nil {
-				t.Errorf("DeleteServiceAccount: %v", err)
-			}
-			if _, err := c.GetServiceAccount(ctx, sa.UserInfo.UserID); !dfns.IsNotFound(err) {
-				t.Errorf("deleted service account: %v, want 404", err)
-			}
-		})
+		t.Run("service account with "+string(alg), func(t *testing.T) { sandboxServiceAccount(t, env, alg) })
 	}
 
-	t.Run("personal access token", func(t *testing.T) {
-		_, pub, _ := dfns.GenerateKey(dfns.KeyEd25519)
-		pat, err := c.CreatePersonalAccessToken(ctx, dfns.CreatePersonalAccessTokenRequest{Name: "pat", PublicKey: pub})
-		if err != nil || pat.Token == "" {
-			t.Fatalf("CreatePersonalAccessToken: %v", err)
-		}
-		if _, err := c.UpdatePersonalAccessToken(ctx, pat.TokenID, dfns.UpdatePersonalAccessTokenRequest{Name: "pat2"}); err != nil {
-			t.Errorf("UpdatePersonalAccessToken: %v", err)
-		}
-		if err := c.DeletePersonalAccessToken(ctx, pat.TokenID); err != nil {
-			t.Errorf("DeletePersonalAccessToken: %v", err)
-		}
-	})
+	t.Run("personal access token", func(t *testing.T) { sandboxPAT(t, env) })
 
-	t.Run("webhook and policy", func(t *testing.T) {
-		wh, err := c.CreateWebhook(ctx, dfns.CreateWebhookRequest{URL: "https://example.com/hook", Events: []string{"*"}, Status: "Disabled"})
-		if err != nil || wh.Secret == "" {
-			t.Fatalf("CreateWebhook: %+v, %v", wh, err)
-		}
-		if hooks, err := c.ListWebhooks(ctx); err != nil || len(hooks) != 1 {
-			t.Errorf("ListWebhooks: %d, %v", len(hooks), err)
-		}
-		if err := c.DeleteWebhook(ctx, wh.ID); err != nil {
-			t.Errorf("DeleteWebhook: %v", err)
-		}
-		pol, err := c.CreatePolicy(ctx, dfns.PolicyBody{Name: "block", ActivityKind: "Permissions:Assign",
-			Rule: dfns.PolicyRule{Kind: "AlwaysTrigger"}, Action: dfns.PolicyAction{Kind: "Block"}, Filters: map[string]any{}})
-		if err != nil {
-			t.Fatalf("CreatePolicy: %v", err)
-		}
-		if pols, err := c.ListPolicies(ctx, "Active"); err != nil || len(pols) != 1 {
-			t.Errorf("ListPolicies: %d, %v", len(pols), err)
-		}
-		if _, err := c.ArchivePolicy(ctx, pol.ID); err != nil {
-			t.Errorf("ArchivePolicy: %v", err)
-		}
-	})
+	t.Run("webhook and policy", func(t *testing.T) { sandboxWebhookAndPolicy(t, env) })
 
-	t.Run("answer lost after the change was committed", func(t *testing.T) {
-		sb.ResetCounters()
-		sb.InjectOnce("CreatePermission", sandbox.FaultAnswerLost)
-		_, err := c.CreatePermission(ctx, dfns.CreatePermissionRequest{Name: "lost", Operations: []string{"Permissions:Read"}})
-		if !errors.Is(err, dfns.ErrOutcomeUnknown) {
-			t.Fatalf("err = %v, want ErrOutcomeUnknown", err)
-		}
-		if n := sb.Counters()["CreatePermission"]; n != 1 {
-			t.Errorf("CreatePermission reached the sandbox %d times, want 1", n)
-		}
-		perms, err := c.ListPermissions(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		found := false
-		for _, p := range perms {
-			found = found || p.Name == "lost"
-		}
-		if !found {
-			t.Error("the committed permission is not listed")
-		}
-	})
+	t.Run("answer lost after the change was committed", func(t *testing.T) { sandboxAnswerLost(t, env) })
 
-	t.Run("a read answered 500 is retried", func(t *testing.T) {
-		sb.InjectOnce("ListPermissions", sandbox.FaultInternal)
-		if _, err := c.ListPermissions(ctx); err != nil {
-			t.Errorf("ListPermissions after a 500: %v", err)
-		}
-	})
+	t.Run("a read answered 500 is retried", func(t *testing.T) { sandboxRead500(t, env) })
 
-	t.Run("a Retry-After beyond MaxBackoff goes back to the caller", func(t *testing.T) {
-		sb.InjectOnce("ListPermissions", sandbox.FaultRateLimitedRetry)
-		_, err := c.ListPermissions(ctx)
-		if ra, ok := dfns.IsRateLimited(err); !ok || ra != time.Second {
-			t.Errorf("err = %v, want 429 with Retry-After 1s", err)
-		}
-	})
+	t.Run("a Retry-After beyond MaxBackoff goes back to the caller", func(t *testing.T) { sandboxRetryAfter(t, env) })
 
-	t.Run("a change held for approval", func(t *testing.T) {
-		yes := true
-		_, err := c.CreatePolicy(ctx, dfns.PolicyBody{Name: "approve-modify", ActivityKind: "Permissions:Modify",
-			Rule: dfns.PolicyRule{Kind: "AlwaysTrigger"}, Filters: map[string]any{},
-			Action: dfns.PolicyAction{Kind: "RequestApproval", ApprovalGroups: []dfns.ApprovalGroup{
-				{Name: "admins", Quorum: 1, Approvers: map[string]any{}, InitiatorCanApprove: &yes}}}})
-		if err != nil {
-			t.Fatalf("CreatePolicy: %v", err)
-		}
-		_, err = c.UpdatePermission(ctx, perm.ID, dfns.UpdatePermissionRequest{Operations: []string{"Permissions:Read"}})
-		cr, ok := dfns.IsPendingApproval(err)
-		if !ok || cr.ApprovalID == "" {
-			t.Fatalf("UpdatePermission: %v, want pending approval", err)
-		}
-		ap, err := c.DecideApproval(ctx, cr.ApprovalID, dfns.ApprovalDecisionRequest{Value: "Approved"})
-		if err != nil || ap.Status != "Approved" {
-			t.Fatalf("DecideApproval: %+v, %v", ap, err)
-		}
-		got, err := c.GetPermission(ctx, perm.ID)
-		if err != nil || len(got.Operations) != 1 {
-			t.Errorf("permission after approval: %+v, %v", got, err)
-		}
-	})
+	t.Run("a change held for approval", func(t *testing.T) { sandboxApproval(t, env) })
 }
 
 func certPEM(srv *httptest.Server) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+}
+
+func sandboxServiceAccount(t *testing.T, env *sandboxEnv, alg dfns.KeyAlgorithm) {
+	c, srv, perm, ctx := env.c, env.srv, env.perm, env.ctx
+	priv, pub, err := dfns.GenerateKey(alg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sa, err := c.CreateServiceAccount(ctx, dfns.CreateServiceAccountRequest{Name: "sa-" + string(alg), PublicKey: pub, ExternalID: "uid-" + string(alg)})
+	if err != nil {
+		t.Fatalf("CreateServiceAccount: %v", err)
+	}
+	tok := sa.AccessTokens[0]
+	if _, err := c.AssignPermission(ctx, perm.ID, sa.UserInfo.UserID); err != nil {
+		t.Fatalf("AssignPermission: %v", err)
+	}
+	// The app's view: token mode with the generated key signs its own changes.
+	app := sandboxClient(t, srv, dfns.Credentials{AuthToken: tok.Token, CredID: tok.CredID, PrivateKeyPEM: priv})
+	if can, _ := app.CanCreateIdentities(ctx); can {
+		t.Error("a service-account token claims it can create identities")
+	}
+	if _, err := app.GetServiceAccount(ctx, sa.UserInfo.UserID); err != nil {
+		t.Errorf("app reads itself: %v", err)
+	}
+	_, err = app.CreatePermission(ctx, dfns.CreatePermissionRequest{Name: "x-" + string(alg), Operations: []string{"Permissions:Read"}})
+	if !dfns.IsForbidden(err) || dfns.MissingOperation(err) != "Permissions:Create" {
+		t.Errorf("signed change without the permission: %v (missing %q)", err, dfns.MissingOperation(err))
+	}
+	if _, err := c.DeactivateServiceAccount(ctx, sa.UserInfo.UserID); err != nil {
+		t.Errorf("DeactivateServiceAccount: %v", err)
+	}
+	if _, err := c.ActivateServiceAccount(ctx, sa.UserInfo.UserID); err != nil {
+		t.Errorf("ActivateServiceAccount: %v", err)
+	}
+	if err := c.DeleteServiceAccount(ctx, sa.UserInfo.UserID); err != nil {
+		t.Errorf("DeleteServiceAccount: %v", err)
+	}
+	if _, err := c.GetServiceAccount(ctx, sa.UserInfo.UserID); !dfns.IsNotFound(err) {
+		t.Errorf("deleted service account: %v, want 404", err)
+	}
+}
+
+func sandboxPAT(t *testing.T, env *sandboxEnv) {
+	c, ctx := env.c, env.ctx
+	_, pub, _ := dfns.GenerateKey(dfns.KeyEd25519)
+	pat, err := c.CreatePersonalAccessToken(ctx, dfns.CreatePersonalAccessTokenRequest{Name: "pat", PublicKey: pub})
+	if err != nil || pat.Token == "" {
+		t.Fatalf("CreatePersonalAccessToken: %v", err)
+	}
+	if _, err := c.UpdatePersonalAccessToken(ctx, pat.TokenID, dfns.UpdatePersonalAccessTokenRequest{Name: "pat2"}); err != nil {
+		t.Errorf("UpdatePersonalAccessToken: %v", err)
+	}
+	if err := c.DeletePersonalAccessToken(ctx, pat.TokenID); err != nil {
+		t.Errorf("DeletePersonalAccessToken: %v", err)
+	}
+}
+
+func sandboxWebhookAndPolicy(t *testing.T, env *sandboxEnv) {
+	c, ctx := env.c, env.ctx
+	wh, err := c.CreateWebhook(ctx, dfns.CreateWebhookRequest{URL: "https://example.com/hook", Events: []string{"*"}, Status: "Disabled"})
+	if err != nil || wh.Secret == "" {
+		t.Fatalf("CreateWebhook: %+v, %v", wh, err)
+	}
+	if hooks, err := c.ListWebhooks(ctx); err != nil || len(hooks) != 1 {
+		t.Errorf("ListWebhooks: %d, %v", len(hooks), err)
+	}
+	if err := c.DeleteWebhook(ctx, wh.ID); err != nil {
+		t.Errorf("DeleteWebhook: %v", err)
+	}
+	pol, err := c.CreatePolicy(ctx, dfns.PolicyBody{Name: "block", ActivityKind: "Permissions:Assign",
+		Rule: dfns.PolicyRule{Kind: "AlwaysTrigger"}, Action: dfns.PolicyAction{Kind: "Block"}, Filters: map[string]any{}})
+	if err != nil {
+		t.Fatalf("CreatePolicy: %v", err)
+	}
+	if pols, err := c.ListPolicies(ctx, "Active"); err != nil || len(pols) != 1 {
+		t.Errorf("ListPolicies: %d, %v", len(pols), err)
+	}
+	if _, err := c.ArchivePolicy(ctx, pol.ID); err != nil {
+		t.Errorf("ArchivePolicy: %v", err)
+	}
+}
+
+func sandboxAnswerLost(t *testing.T, env *sandboxEnv) {
+	c, sb, ctx := env.c, env.sb, env.ctx
+	sb.ResetCounters()
+	sb.InjectOnce("CreatePermission", sandbox.FaultAnswerLost)
+	_, err := c.CreatePermission(ctx, dfns.CreatePermissionRequest{Name: "lost", Operations: []string{"Permissions:Read"}})
+	if !errors.Is(err, dfns.ErrOutcomeUnknown) {
+		t.Fatalf("err = %v, want ErrOutcomeUnknown", err)
+	}
+	if n := sb.Counters()["CreatePermission"]; n != 1 {
+		t.Errorf("CreatePermission reached the sandbox %d times, want 1", n)
+	}
+	perms, err := c.ListPermissions(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, p := range perms {
+		found = found || p.Name == "lost"
+	}
+	if !found {
+		t.Error("the committed permission is not listed")
+	}
+}
+
+func sandboxRead500(t *testing.T, env *sandboxEnv) {
+	c, sb, ctx := env.c, env.sb, env.ctx
+	sb.InjectOnce("ListPermissions", sandbox.FaultInternal)
+	if _, err := c.ListPermissions(ctx); err != nil {
+		t.Errorf("ListPermissions after a 500: %v", err)
+	}
+}
+
+func sandboxRetryAfter(t *testing.T, env *sandboxEnv) {
+	c, sb, ctx := env.c, env.sb, env.ctx
+	sb.InjectOnce("ListPermissions", sandbox.FaultRateLimitedRetry)
+	_, err := c.ListPermissions(ctx)
+	if ra, ok := dfns.IsRateLimited(err); !ok || ra != time.Second {
+		t.Errorf("err = %v, want 429 with Retry-After 1s", err)
+	}
+}
+
+func sandboxApproval(t *testing.T, env *sandboxEnv) {
+	c, perm, ctx := env.c, env.perm, env.ctx
+	yes := true
+	_, err := c.CreatePolicy(ctx, dfns.PolicyBody{Name: "approve-modify", ActivityKind: "Permissions:Modify",
+		Rule: dfns.PolicyRule{Kind: "AlwaysTrigger"}, Filters: map[string]any{},
+		Action: dfns.PolicyAction{Kind: "RequestApproval", ApprovalGroups: []dfns.ApprovalGroup{
+			{Name: "admins", Quorum: 1, Approvers: map[string]any{}, InitiatorCanApprove: &yes}}}})
+	if err != nil {
+		t.Fatalf("CreatePolicy: %v", err)
+	}
+	_, err = c.UpdatePermission(ctx, perm.ID, dfns.UpdatePermissionRequest{Operations: []string{"Permissions:Read"}})
+	cr, ok := dfns.IsPendingApproval(err)
+	if !ok || cr.ApprovalID == "" {
+		t.Fatalf("UpdatePermission: %v, want pending approval", err)
+	}
+	ap, err := c.DecideApproval(ctx, cr.ApprovalID, dfns.ApprovalDecisionRequest{Value: "Approved"})
+	if err != nil || ap.Status != "Approved" {
+		t.Fatalf("DecideApproval: %+v, %v", ap, err)
+	}
+	got, err := c.GetPermission(ctx, perm.ID)
+	if err != nil || len(got.Operations) != 1 {
+		t.Errorf("permission after approval: %+v, %v", got, err)
+	}
 }

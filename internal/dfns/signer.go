@@ -17,6 +17,12 @@ import (
 	"slices"
 )
 
+// pemPrivateKey is the PEM type of a PKCS#8 private key.
+const pemPrivateKey = "PRIVATE KEY"
+
+// credentialKindKey is the firstFactor kind of a Key credential.
+const credentialKindKey = "Key"
+
 // KeyAlgorithm names a key type the operator can generate for a service account or PAT.
 type KeyAlgorithm string
 
@@ -54,7 +60,7 @@ func GenerateKey(alg KeyAlgorithm) (privateKeyPEM []byte, publicKeyPEM string, e
 	if err != nil {
 		return nil, "", err
 	}
-	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), pub, nil
+	return pem.EncodeToMemory(&pem.Block{Type: pemPrivateKey, Bytes: der}), pub, nil
 }
 
 // PublicKeyPEM encodes a public key as SPKI PEM.
@@ -201,7 +207,7 @@ func (s *keySigner) sign(ch *challenge) (*credentialAssertion, error) {
 		return nil, fmt.Errorf("sign challenge: %w", err)
 	}
 	return &credentialAssertion{
-		Kind: "Key",
+		Kind: credentialKindKey,
 		CredentialAssertion: assertionData{
 			CredID:     s.credID,
 			ClientData: base64.RawURLEncoding.EncodeToString(data),
