@@ -67,17 +67,15 @@ type Credentials struct {
 	CACertPEM []byte
 }
 
-// String describes the credentials without any secret value.
-func (c *Credentials) String() string {
-	if c == nil {
-		return "dfns credentials <nil>"
-	}
+// String describes the credentials without any secret value. Its value receiver covers both
+// Credentials and *Credentials in fmt.
+func (c Credentials) String() string {
 	return fmt.Sprintf("dfns credentials (mode %s, api %s, org %s, credId set %t, key set %t, token set %t)",
 		c.Mode(), c.APIURL, c.OrgID, c.CredID != "", len(c.PrivateKeyPEM) > 0, c.AuthToken != "")
 }
 
 // GoString is String, so that %#v leaks nothing either.
-func (c *Credentials) GoString() string { return c.String() }
+func (c Credentials) GoString() string { return c.String() }
 
 // Mode reports login mode when a username is set, token mode otherwise.
 func (c *Credentials) Mode() CredentialsMode {

@@ -2,6 +2,7 @@ package dfns
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -123,7 +124,8 @@ func TestLoadCredentials(t *testing.T) {
 			if c.Mode() != tc.wantMode || c.OrgID != tc.wantOrg || c.APIURL != tc.wantURL {
 				t.Errorf("got mode %s org %s url %s, want %s %s %s", c.Mode(), c.OrgID, c.APIURL, tc.wantMode, tc.wantOrg, tc.wantURL)
 			}
-			if s := c.String() + c.GoString(); strings.Contains(s, tokenWithOrg) || strings.Contains(s, "PRIVATE KEY") {
+			s := fmt.Sprintf("%v %+v %#v %s %v", c, c, c, *c, *c)
+			if strings.Contains(s, tokenWithOrg) || strings.Contains(s, "PRIVATE KEY") || !strings.Contains(s, "mode "+string(tc.wantMode)) {
 				t.Errorf("String leaks a secret: %s", s)
 			}
 		})
@@ -155,8 +157,8 @@ func TestLoadCredentialsDirectoryErrors(t *testing.T) {
 			}
 		})
 	}
-	if (*Credentials)(nil).String() == "" {
-		t.Error("nil credentials print nothing")
+	if got := fmt.Sprint((*Credentials)(nil)); got != "<nil>" {
+		t.Errorf("nil credentials print %q", got)
 	}
 }
 
