@@ -1,3 +1,4 @@
+//nolint:goconst // test fixtures repeat IDs and literals on purpose; constants would hide what is sent
 package dfns
 
 import (
