@@ -25,6 +25,7 @@ import (
 	"os"
 	"time"
 
+	"go.uber.org/zap/zapcore"
 	_ "k8s.io/client-go/plugin/pkg/client/auth"
 
 	"k8s.io/apimachinery/pkg/runtime"
@@ -68,8 +69,8 @@ type flags struct {
 	maxConcurrentReconciles int
 }
 
-func parseFlags() flags {
-	var f flags
+// registerFlags binds the manager's flags to f; flag.Parse fills it.
+func registerFlags(f *flags) {
 	flag.StringVar(&f.metricsAddr, "metrics-bind-address", "0",
 		"The address the metrics endpoint binds to: :8443 for HTTPS, :8080 for HTTP, 0 to disable it.")
 	flag.StringVar(&f.probeAddr, "health-probe-bind-address", ":8081", "The address the probe endpoint binds to.")
@@ -87,12 +88,13 @@ func parseFlags() flags {
 	flag.DurationVar(&f.syncPeriod, "sync-period", 10*time.Minute,
 		"How often every resource is compared with Dfns to detect drift.")
 	flag.IntVar(&f.maxConcurrentReconciles, "max-concurrent-reconciles", 4, "Concurrent reconciles per kind.")
-	return f
 }
 
 func main() {
-	f := parseFlags()
-	zapOpts := zap.Options{}
+	var f flags
+	registerFlags(&f)
+	// Reconcile errors are expected (Dfns down, approvals pending): no stack traces for them.
+	zapOpts := zap.Options{StacktraceLevel: zapcore.PanicLevel}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))

@@ -12,9 +12,17 @@ TIMEOUT=${DEMO_TIMEOUT:-180s}
 
 step_no=0
 step() { step_no=$((step_no + 1)); printf '\n[%d] %s\n' "$step_no" "$*"; }
-fail() { printf '\ndemo: step %d failed: %s\n' "$step_no" "$*" >&2; exit 1; }
+fail() {
+	printf '\ndemo: step %d failed: %s\n' "$step_no" "$*" >&2
+	if [ -f "$STATE/manager.log" ]; then
+		echo "--- last lines of $STATE/manager.log" >&2
+		tail -n 20 "$STATE/manager.log" >&2
+	fi
+	exit 1
+}
 
-down() {
+# stop ends every process the demo started; their logs stay in $STATE.
+stop() {
 	local name pid
 	for name in manager sandbox envtest; do
 		[ -f "$STATE/$name.pid" ] || continue
@@ -24,7 +32,13 @@ down() {
 			for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
 			kill -KILL "$pid" 2>/dev/null || true
 		fi
+		rm -f "$STATE/$name.pid"
 	done
+}
+
+# down stops everything and removes the demo's state.
+down() {
+	stop
 	rm -rf "$STATE"
 }
 
@@ -54,7 +68,7 @@ start() { # start NAME LOG CMD...: run CMD in the background, remember its PID
 
 down
 mkdir -p "$STATE"
-trap 'echo; echo "demo: stopping"; down' EXIT
+trap 'echo; echo "demo: stopping (logs stay in $STATE; make demo-down removes them)"; stop' EXIT
 trap 'exit 130' INT TERM
 
 step "Building etcd, kube-apiserver and kubectl (first run: about 7 minutes) -> log $STATE/build.log"
