@@ -69,30 +69,30 @@ type flags struct {
 	maxConcurrentReconciles int
 }
 
-// registerFlags binds the manager's flags to f; flag.Parse fills it.
-func registerFlags(f *flags) {
-	flag.StringVar(&f.metricsAddr, "metrics-bind-address", "0",
+// registerFlags binds the manager's flags to f; fs.Parse fills it.
+func registerFlags(fs *flag.FlagSet, f *flags) {
+	fs.StringVar(&f.metricsAddr, "metrics-bind-address", "0",
 		"The address the metrics endpoint binds to: :8443 for HTTPS, :8080 for HTTP, 0 to disable it.")
-	flag.StringVar(&f.probeAddr, "health-probe-bind-address", ":8081", "The address the probe endpoint binds to.")
-	flag.BoolVar(&f.secureMetrics, "metrics-secure", true,
+	fs.StringVar(&f.probeAddr, "health-probe-bind-address", ":8081", "The address the probe endpoint binds to.")
+	fs.BoolVar(&f.secureMetrics, "metrics-secure", true,
 		"Serve metrics over HTTPS with authentication and authorization; false serves plain HTTP.")
-	flag.BoolVar(&f.enableHTTP2, "enable-http2", false, "Enable HTTP/2 for the metrics server.")
-	flag.BoolVar(&f.leaderElect, "leader-elect", false,
+	fs.BoolVar(&f.enableHTTP2, "enable-http2", false, "Enable HTTP/2 for the metrics server.")
+	fs.BoolVar(&f.leaderElect, "leader-elect", false,
 		"Enable leader election, so that only one manager replica reconciles at a time.")
-	flag.StringVar(&f.credentialsDir, "dfns-credentials-dir", "/var/run/secrets/dfns",
+	fs.StringVar(&f.credentialsDir, "dfns-credentials-dir", "/var/run/secrets/dfns",
 		"Directory with the operator's Dfns credentials, one file per key (DFNS_API_URL, DFNS_ORG_ID, "+
 			"DFNS_USERNAME or DFNS_AUTH_TOKEN, DFNS_CRED_ID, DFNS_PRIVATE_KEY, optional ca.crt). Re-read when it changes.")
-	flag.StringVar(&f.apiURL, "dfns-api-url", "", "Dfns API base URL; overrides DFNS_API_URL from the credentials.")
-	flag.Float64Var(&f.qps, "dfns-qps", 10, "Requests per second to Dfns, shared by every controller.")
-	flag.IntVar(&f.burst, "dfns-burst", 20, "Burst of requests to Dfns above --dfns-qps.")
-	flag.DurationVar(&f.syncPeriod, "sync-period", 10*time.Minute,
+	fs.StringVar(&f.apiURL, "dfns-api-url", "", "Dfns API base URL; overrides DFNS_API_URL from the credentials.")
+	fs.Float64Var(&f.qps, "dfns-qps", 10, "Requests per second to Dfns, shared by every controller.")
+	fs.IntVar(&f.burst, "dfns-burst", 20, "Burst of requests to Dfns above --dfns-qps.")
+	fs.DurationVar(&f.syncPeriod, "sync-period", 10*time.Minute,
 		"How often every resource is compared with Dfns to detect drift.")
-	flag.IntVar(&f.maxConcurrentReconciles, "max-concurrent-reconciles", 4, "Concurrent reconciles per kind.")
+	fs.IntVar(&f.maxConcurrentReconciles, "max-concurrent-reconciles", 4, "Concurrent reconciles per kind.")
 }
 
 func main() {
 	var f flags
-	registerFlags(&f)
+	registerFlags(flag.CommandLine, &f)
 	// Reconcile errors are expected (Dfns down, approvals pending): no stack traces for them.
 	zapOpts := zap.Options{StacktraceLevel: zapcore.PanicLevel}
 	zapOpts.BindFlags(flag.CommandLine)

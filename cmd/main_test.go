@@ -1,0 +1,66 @@
+/*
+Copyright 2026 The dfns-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package main
+
+import (
+	"flag"
+	"testing"
+	"time"
+)
+
+func TestFlags(t *testing.T) {
+	cases := map[string]struct {
+		reason string
+		args   []string
+		want   flags
+	}{
+		"Defaults": {
+			reason: "without arguments the manager reads the mounted Secret's directory and design.md's defaults",
+			want: flags{
+				metricsAddr: "0", probeAddr: ":8081", secureMetrics: true,
+				credentialsDir: "/var/run/secrets/dfns", qps: 10, burst: 20,
+				syncPeriod: 10 * time.Minute, maxConcurrentReconciles: 4,
+			},
+		},
+		"Everything": {
+			reason: "every flag reaches the value run uses",
+			args: []string{
+				"--metrics-bind-address=:8443", "--health-probe-bind-address=127.0.0.1:0", "--metrics-secure=false",
+				"--enable-http2", "--leader-elect", "--dfns-credentials-dir=/tmp/creds", "--dfns-api-url=https://dfns.test",
+				"--dfns-qps=2.5", "--dfns-burst=3", "--sync-period=30s", "--max-concurrent-reconciles=8",
+			},
+			want: flags{
+				metricsAddr: ":8443", probeAddr: "127.0.0.1:0", enableHTTP2: true, leaderElect: true,
+				credentialsDir: "/tmp/creds", apiURL: "https://dfns.test", qps: 2.5, burst: 3,
+				syncPeriod: 30 * time.Second, maxConcurrentReconciles: 8,
+			},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			fs := flag.NewFlagSet("manager", flag.ContinueOnError)
+			var got flags
+			registerFlags(fs, &got)
+			if err := fs.Parse(tc.args); err != nil {
+				t.Fatalf("%s: parse: %v", tc.reason, err)
+			}
+			if got != tc.want {
+				t.Errorf("%s:\n got %+v\nwant %+v", tc.reason, got, tc.want)
+			}
+		})
+	}
+}
