@@ -187,6 +187,15 @@ func TestServiceAccountObserve(t *testing.T) {
 			}},
 			want: "replace:us-1:Reminted",
 		},
+		"ForeignIDAnnotated": {
+			reason: "an external-id annotation on a new resource names an account it never minted: refuse, never delete it",
+			sa:     saFixture(recorded),
+			api: &fakeAPI{getSA: func(string) (*dfns.ServiceAccount, error) {
+				a := account(tSAID, "someone-elses", true)
+				return &a, nil
+			}},
+			want: "err:InvalidSpec",
+		},
 		"SecretEdited": {
 			reason: "the token in the Secret no longer matches the fingerprint: mint a new account",
 			sa:     saFixture(recorded), secret: true, fp: "not-the-fingerprint",

@@ -87,10 +87,22 @@ func (e *serviceAccounts) Observe(ctx context.Context, sa *v1alpha1.DfnsServiceA
 		return Observation{}, err
 	}
 	if !intact {
+		if !mintedHere(sa, id) {
+			return Observation{}, stopf(v1alpha1.ReasonInvalidSpec, "service account %s was not created by this resource "+
+				"and Dfns never shows its token again, so it cannot be adopted; remove the %s annotation to create a new one",
+				id, v1alpha1.AnnotationExternalID)
+		}
 		return Observation{Replace: &Replacement{ID: id, Reason: EventReminted,
 			Message: fmt.Sprintf("Secret %s was deleted or changed; deleted service account %s and minted a new one", sa.SecretName(), id)}}, nil
 	}
 	return compareServiceAccount(sa, got), nil
+}
+
+// mintedHere reports whether this resource ever published a token (of id or an earlier account):
+// only then may an account whose token is not in the Secret be replaced. An external-id
+// annotation put on a new resource names someone else's account: it is never deleted.
+func mintedHere(sa *v1alpha1.DfnsServiceAccount, id string) bool {
+	return sa.Status.ServiceAccountID == id || sa.Status.SecretFingerprint != ""
 }
 
 // recreate handles a recorded account that is gone from Dfns. A replacement whose create
