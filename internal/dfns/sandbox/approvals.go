@@ -138,11 +138,11 @@ func (s *Server) changeRequestJSON(cr *changeRec) map[string]any {
 }
 
 func (s *Server) approvalJSON(ap *approvalRec) map[string]any {
-	evals := []map[string]any{}
+	evals := make([]map[string]any, 0, len(ap.PolicyIDs))
 	for _, id := range ap.PolicyIDs {
 		evals = append(evals, map[string]any{"policyId": id, "triggered": true, "reason": "the policy rule triggered"})
 	}
-	decisions := []map[string]any{}
+	decisions := make([]map[string]any, 0, len(ap.Decisions))
 	for _, d := range ap.Decisions {
 		decisions = append(decisions, map[string]any{"userId": d.UserID, "date": isoTime(d.Date), "reason": d.Reason, "value": d.Value})
 	}
@@ -407,7 +407,7 @@ func (s *Server) applyAssignmentChange(cr *changeRec, now time.Time) bool {
 			return false
 		}
 	}
-	a := s.assign(b.PermissionID, b.IdentityID, false, now)
+	a := s.assign(b.PermissionID, b.IdentityID, now)
 	delete(s.st.Assignments, a.ID)
 	a.ID = b.ID
 	s.st.Assignments[a.ID] = a

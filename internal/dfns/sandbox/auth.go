@@ -210,7 +210,7 @@ func userCredentials(s *Server, userID string) []*credRec {
 
 // challengeBody is the answer of /auth/action/init and /auth/login/init.
 func (s *Server) challengeBody(challenge, identifier string, creds []*credRec) map[string]any {
-	keys := []map[string]string{}
+	keys := make([]map[string]string, 0, len(creds))
 	for _, cr := range creds {
 		keys = append(keys, map[string]string{"type": "public-key", "id": cr.CredID})
 	}

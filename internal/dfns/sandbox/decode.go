@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"slices"
 	"strings"
 	"unicode/utf8"
 )
@@ -69,12 +70,12 @@ func jsonKind(goKind string) string {
 	}
 }
 
-// checkName validates a required display name: 1..100 characters.
-func checkName(field string, name *string) error {
+// checkName validates a required display name ("name"): 1..100 characters.
+func checkName(name *string) error {
 	if name == nil {
-		return errBadRequest("%s is required", field)
+		return errBadRequest("name is required")
 	}
-	return checkLen(field, *name, 1, 100)
+	return checkLen("name", *name, 1, 100)
 }
 
 func checkLen(field, v string, lo, hi int) error {
@@ -87,10 +88,8 @@ func checkLen(field, v string, lo, hi int) error {
 
 // checkEnum validates that v is one of the allowed values.
 func checkEnum(field, v string, allowed ...string) error {
-	for _, a := range allowed {
-		if v == a {
-			return nil
-		}
+	if slices.Contains(allowed, v) {
+		return nil
 	}
 	return errBadRequest("%s must be one of %s", field, strings.Join(allowed, ", "))
 }

@@ -3,6 +3,7 @@ package sandbox
 import (
 	"crypto/rand"
 	"encoding/binary"
+	"maps"
 	mrand "math/rand/v2"
 	"slices"
 	"sync"
@@ -126,9 +127,7 @@ func (s *Server) Counters() map[string]int {
 	s.faults.mu.Lock()
 	defer s.faults.mu.Unlock()
 	out := make(map[string]int, len(s.faults.counters))
-	for k, v := range s.faults.counters {
-		out[k] = v
-	}
+	maps.Copy(out, s.faults.counters)
 	return out
 }
 

@@ -101,7 +101,7 @@ func TestFaultRateAndCounters(t *testing.T) {
 	}
 	e.sb.SetFaults(Faults{ErrorRate: 0.5, Kinds: []FaultKind{FaultInternal}})
 	fails := 0
-	for i := 0; i < 40; i++ {
+	for range 40 {
 		if st, _ := e.request("GET", "/permissions", admin.token, "", nil); st == 500 {
 			fails++
 		}
@@ -120,8 +120,8 @@ func TestFaultRateAndCounters(t *testing.T) {
 			e2 := newEnv(t, Options{Seed: 99})
 			a := e2.user("a@example.com", true)
 			e2.sb.SetFaults(Faults{ErrorRate: 0.3, Kinds: []FaultKind{FaultInternal}})
-			var out []int
-			for i := 0; i < 20; i++ {
+			out := make([]int, 0, 20)
+			for range 20 {
 				st, _ := e2.request("GET", "/permissions", a.token, "", nil)
 				out = append(out, st)
 			}

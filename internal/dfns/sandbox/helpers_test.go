@@ -67,6 +67,7 @@ func keyFromPEM(t testing.TB, p []byte) *testKey {
 	block, _ := pem.Decode(p)
 	if block == nil {
 		t.Fatal("no PEM")
+		return nil
 	}
 	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
 	if err != nil {

@@ -104,7 +104,7 @@ func (s *Server) CreateUserWithPublicKey(email string, admin bool, publicKeyPEM 
 	u.IsRegistered = true
 	cred := s.newCredential(u.ID, "", "Key credential", pemStr, now)
 	if admin {
-		s.assign(s.permissionByName(fullAdminPermission).ID, u.ID, false, now)
+		s.assign(s.permissionByName(fullAdminPermission).ID, u.ID, now)
 	}
 	if err := s.persistLocked(); err != nil {
 		return nil, err
@@ -188,8 +188,9 @@ func (s *Server) tokenJSON(t *tokenRec, accessToken string) map[string]any {
 }
 
 func (s *Server) serviceAccountJSON(u *userRec, accessToken string) map[string]any {
-	tokens := []map[string]any{}
-	for _, t := range s.tokensOf(u.ID, tokenKindSA) {
+	owned := s.tokensOf(u.ID, tokenKindSA)
+	tokens := make([]map[string]any, 0, len(owned))
+	for _, t := range owned {
 		tokens = append(tokens, s.tokenJSON(t, accessToken))
 	}
 	return map[string]any{"userInfo": s.userInfoJSON(u), "accessTokens": tokens}
@@ -227,7 +228,7 @@ type tokenRequest struct {
 
 // validate checks the body and returns the normalized PEM, fingerprint and lifetime.
 func (s *Server) validateTokenRequest(c *call, req *tokenRequest, allowSeconds bool) (string, string, time.Duration, error) {
-	if err := checkName("name", req.Name); err != nil {
+	if err := checkName(req.Name); err != nil {
 		return "", "", 0, err
 	}
 	if req.PublicKey == nil {
@@ -321,7 +322,7 @@ func (s *Server) createServiceAccount(c *call) (*reply, error) {
 	u.ExternalID = optString(req.ExternalID)
 	t := s.newToken(u.ID, tokenKindSA, *req.Name, pemStr, fp, optString(req.ExternalID), c.now, ttl)
 	if req.PermissionID != nil {
-		s.assign(*req.PermissionID, u.ID, false, c.now)
+		s.assign(*req.PermissionID, u.ID, c.now)
 	}
 	return ok(s.serviceAccountJSON(u, s.issueAuthToken(u, t, c.now, t.ExpiresAt))), nil
 }
@@ -353,7 +354,7 @@ func (s *Server) listServiceAccounts(_ *call) (*reply, error) {
 		}
 	}
 	slices.SortFunc(list, func(a, b *userRec) int { return int(a.Seq - b.Seq) })
-	items := []map[string]any{}
+	items := make([]map[string]any, 0, len(list))
 	for _, u := range list {
 		items = append(items, s.serviceAccountJSON(u, ""))
 	}
@@ -383,7 +384,7 @@ func (s *Server) updateServiceAccount(c *call) (*reply, error) {
 		return nil, err
 	}
 	if req.Name != nil {
-		if err := checkName("name", req.Name); err != nil {
+		if err := checkName(req.Name); err != nil {
 			return nil, err
 		}
 		if other := s.serviceAccountByName(*req.Name); other != nil && other.ID != u.ID {
@@ -500,7 +501,7 @@ func (s *Server) createPAT(c *call) (*reply, error) {
 	}
 	t := s.newToken(c.caller.user.ID, tokenKindPat, *req.Name, pemStr, fp, optString(req.ExternalID), c.now, ttl)
 	if req.PermissionID != nil {
-		s.assign(*req.PermissionID, t.ID, false, c.now)
+		s.assign(*req.PermissionID, t.ID, c.now)
 	}
 	return ok(s.tokenJSON(t, s.issueAuthToken(c.caller.user, t, c.now, t.ExpiresAt))), nil
 }
@@ -515,8 +516,9 @@ func (s *Server) findPAT(c *call) (*tokenRec, error) {
 }
 
 func (s *Server) listPATs(c *call) (*reply, error) {
-	items := []map[string]any{}
-	for _, t := range s.tokensOf(c.caller.user.ID, tokenKindPat) {
+	owned := s.tokensOf(c.caller.user.ID, tokenKindPat)
+	items := make([]map[string]any, 0, len(owned))
+	for _, t := range owned {
 		items = append(items, s.tokenJSON(t, ""))
 	}
 	return ok(map[string]any{"items": items}), nil
@@ -540,7 +542,7 @@ func (s *Server) updatePAT(c *call) (*reply, error) {
 		return nil, err
 	}
 	if req.Name != nil {
-		if err := checkName("name", req.Name); err != nil {
+		if err := checkName(req.Name); err != nil {
 			return nil, err
 		}
 		if other := s.patByName(t.UserID, *req.Name); other != nil && other.ID != t.ID {

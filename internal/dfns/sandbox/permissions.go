@@ -100,9 +100,10 @@ func (s *Server) allowed(c *caller, op string) bool {
 	return true
 }
 
-func (s *Server) assign(permissionID, identityID string, immutable bool, now time.Time) *assignRec {
+// assign records a (mutable) assignment of a permission to an identity.
+func (s *Server) assign(permissionID, identityID string, now time.Time) *assignRec {
 	a := &assignRec{
-		ID: s.newID("as"), PermissionID: permissionID, IdentityID: identityID, IsImmutable: immutable,
+		ID: s.newID("as"), PermissionID: permissionID, IdentityID: identityID,
 		DateCreated: now, DateUpdated: now, Seq: s.nextSeq(),
 	}
 	s.st.Assignments[a.ID] = a
@@ -141,7 +142,7 @@ func (s *Server) permissionAssignments(identityID string) []map[string]any {
 		}
 	}
 	slices.SortFunc(list, func(a, b *assignRec) int { return int(a.Seq - b.Seq) })
-	out := []map[string]any{}
+	out := make([]map[string]any, 0, len(list))
 	for _, a := range list {
 		name := ""
 		if p := s.st.Permissions[a.PermissionID]; p != nil {
@@ -175,7 +176,7 @@ func (s *Server) createPermission(c *call) (*reply, error) {
 	if err := decodeJSON(c.body, &req); err != nil {
 		return nil, err
 	}
-	if err := checkName("name", req.Name); err != nil {
+	if err := checkName(req.Name); err != nil {
 		return nil, err
 	}
 	if err := checkOperations(req.Operations); err != nil {
@@ -219,7 +220,7 @@ func (s *Server) getPermission(c *call) (*reply, error) {
 }
 
 func (s *Server) listPermissions(c *call) (*reply, error) {
-	var all []*permRec
+	all := make([]*permRec, 0, len(s.st.Permissions))
 	for _, p := range s.st.Permissions {
 		all = append(all, p)
 	}
@@ -265,7 +266,7 @@ func (s *Server) updatePermission(c *call) (*reply, error) {
 	}
 	next := permissionBody{ID: p.ID, Name: p.Name, Status: "Active", Operations: p.Operations, IsArchived: p.IsArchived}
 	if req.Name != nil {
-		if err := checkName("name", req.Name); err != nil {
+		if err := checkName(req.Name); err != nil {
 			return nil, err
 		}
 		if other := s.permissionByName(*req.Name); other != nil && other.ID != p.ID {
@@ -373,7 +374,7 @@ func (s *Server) assignPermission(c *call) (*reply, error) {
 		cr := s.openChangeRequest(c, activityPermissionsAssign, "Assignment", "Create", body.ID, body, pols)
 		return &reply{status: http.StatusAccepted, body: s.changeRequestJSON(cr)}, nil
 	}
-	a := s.assign(p.ID, *req.IdentityID, false, c.now)
+	a := s.assign(p.ID, *req.IdentityID, c.now)
 	return ok(s.assignmentJSON(a)), nil
 }
 

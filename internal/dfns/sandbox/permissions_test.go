@@ -116,7 +116,7 @@ func TestPermissionsAndAssignments(t *testing.T) {
 func TestPagination(t *testing.T) {
 	e := newEnv(t, Options{})
 	admin := e.user("admin@example.com", true)
-	for i := 0; i < 7; i++ {
+	for i := range 7 {
 		e.permission(admin, "p"+strconv.Itoa(i), "Wallets:Read")
 	}
 	seen := map[string]bool{}

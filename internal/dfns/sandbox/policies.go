@@ -129,7 +129,7 @@ func parsePolicy(body []byte) (*policyBody, error) {
 	if err := decodeJSON(body, &req); err != nil {
 		return nil, err
 	}
-	if err := checkName("name", req.Name); err != nil {
+	if err := checkName(req.Name); err != nil {
 		return nil, err
 	}
 	if req.ActivityKind == nil || req.Rule == nil || req.Action == nil {
@@ -263,7 +263,7 @@ func (s *Server) evaluatePolicies(activity, entityID string) ([]*policyRec, erro
 }
 
 func (s *Server) sortedPolicies() []*policyRec {
-	var list []*policyRec
+	list := make([]*policyRec, 0, len(s.st.Policies))
 	for _, p := range s.st.Policies {
 		list = append(list, p)
 	}

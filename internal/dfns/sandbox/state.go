@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"cmp"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -12,7 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -187,7 +188,7 @@ func (s *Server) newID(prefix string) string {
 	binary.LittleEndian.PutUint64(in[8:], s.st.IDCounter)
 	sum := sha256.Sum256(in[:])
 	out := make([]byte, 0, 26)
-	for i := 0; i < 26; i++ {
+	for i := range 26 {
 		out = append(out, idAlphabet[sum[i]%32])
 	}
 	r := string(out)
@@ -236,7 +237,7 @@ func paginate[T any](c *call, items []T, seq func(T) int64, def int) ([]T, strin
 		}
 		limit = n
 	}
-	sort.Slice(items, func(i, j int) bool { return seq(items[i]) < seq(items[j]) })
+	slices.SortFunc(items, func(a, b T) int { return cmp.Compare(seq(a), seq(b)) })
 	start := 0
 	if tok := q.Get("paginationToken"); tok != "" {
 		raw, err := base64.RawURLEncoding.DecodeString(tok)
@@ -244,7 +245,12 @@ func paginate[T any](c *call, items []T, seq func(T) int64, def int) ([]T, strin
 		if err != nil || perr != nil {
 			return nil, "", errBadRequest("paginationToken is invalid")
 		}
-		start = sort.Search(len(items), func(i int) bool { return seq(items[i]) > after })
+		start, _ = slices.BinarySearchFunc(items, after, func(item T, after int64) int {
+			if seq(item) > after {
+				return 1
+			}
+			return -1
+		})
 	}
 	end := min(start+limit, len(items))
 	next := ""

@@ -171,7 +171,7 @@ func (s *Server) getWebhook(c *call) (*reply, error) {
 }
 
 func (s *Server) listWebhooks(c *call) (*reply, error) {
-	var all []*webhookRec
+	all := make([]*webhookRec, 0, len(s.st.Webhooks))
 	for _, w := range s.st.Webhooks {
 		all = append(all, w)
 	}
@@ -269,12 +269,10 @@ func (s *Server) emitEvent(kind string, data any, now time.Time) {
 		s.st.Events[e.ID] = e
 		body := deliveryBody{ID: e.ID, Kind: kind, Date: isoTime(now), Data: raw, TimestampSent: s.now().Unix(), DeliveryAttempt: 1}
 		target, secret := w.URL, w.Secret
-		s.deliveries.Add(1)
-		go func() {
-			defer s.deliveries.Done()
+		s.deliveries.Go(func() {
 			status, derr := s.deliver(context.Background(), target, secret, body)
 			s.recordDelivery(e.ID, status, derr, body.TimestampSent)
-		}()
+		})
 	}
 }
 

@@ -85,7 +85,7 @@ func TestWebhookDeliveries(t *testing.T) {
 
 	waitFor(t, "two deliveries", func() bool { b, _ := ok200.received(); return len(b) == 2 })
 	bodies, sigs := ok200.received()
-	kinds := []string{}
+	kinds := make([]string, 0, len(bodies))
 	for i, b := range bodies {
 		if !validSig(secret, b, sigs[i]) {
 			t.Errorf("delivery %d has an invalid signature %q", i, sigs[i])
@@ -159,7 +159,7 @@ func TestWebhookCRUD(t *testing.T) {
 		})
 	}
 	var last string
-	for i := 0; i < 4; i++ {
+	for i := range 4 {
 		last = e.mustCall(admin, 200, "POST", "/webhooks", map[string]any{"url": "https://x.example/" + string(rune('a'+i)), "events": []string{"*"}})["id"].(string)
 	}
 	out := e.mustCall(admin, 400, "POST", "/webhooks", map[string]any{"url": "https://x.example/z", "events": []string{"*"}})
