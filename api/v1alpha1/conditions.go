@@ -57,6 +57,9 @@ const (
 	// ReasonPermissionNotReady (Synced=False): the referenced DfnsPermission is missing or not
 	// Ready yet.
 	ReasonPermissionNotReady = "PermissionNotReady"
+	// ReasonIdentityNotReady (Synced=False): the referenced identity (a DfnsServiceAccount) is
+	// missing or not Ready yet.
+	ReasonIdentityNotReady = "IdentityNotReady"
 	// ReasonForbidden (Synced=False): the operator's Dfns identity may not do this.
 	ReasonForbidden = "Forbidden"
 	// ReasonRateLimited (Synced=False): Dfns asked the operator to slow down.

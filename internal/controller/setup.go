@@ -58,12 +58,16 @@ const (
 	DefaultReconcileTimeout = 2 * time.Minute
 )
 
-// permissionRefIndex indexes DfnsServiceAccounts by the DfnsPermission name they reference.
+// permissionRefIndex indexes DfnsServiceAccounts and DfnsPermissionAssignments by the
+// DfnsPermission name they reference.
 const permissionRefIndex = ".spec.permissionRef.name"
 
-// +kubebuilder:rbac:groups=access.dfns.io,resources=dfnsserviceaccounts;dfnspermissions,verbs=get;list;watch;update;patch
-// +kubebuilder:rbac:groups=access.dfns.io,resources=dfnsserviceaccounts/status;dfnspermissions/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups=access.dfns.io,resources=dfnsserviceaccounts/finalizers;dfnspermissions/finalizers,verbs=update
+// identityRefIndex indexes DfnsPermissionAssignments by the DfnsServiceAccount they reference.
+const identityRefIndex = ".spec.identityRef.name"
+
+// +kubebuilder:rbac:groups=access.dfns.io,resources=dfnsserviceaccounts;dfnspermissions;dfnspermissionassignments,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=access.dfns.io,resources=dfnsserviceaccounts/status;dfnspermissions/status;dfnspermissionassignments/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=access.dfns.io,resources=dfnsserviceaccounts/finalizers;dfnspermissions/finalizers;dfnspermissionassignments/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
@@ -88,7 +92,10 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	if err := setupPermissions(mgr, opts); err != nil {
 		return err
 	}
-	return setupServiceAccounts(mgr, opts)
+	if err := setupServiceAccounts(mgr, opts); err != nil {
+		return err
+	}
+	return setupAssignments(mgr, opts)
 }
 
 // CacheOptions limits the manager's Secret informer to the Secrets the operator writes, so
@@ -148,6 +155,62 @@ func setupServiceAccounts(mgr ctrl.Manager, opts Options) error {
 		return fmt.Errorf("setting up the DfnsServiceAccount controller: %w", err)
 	}
 	return nil
+}
+
+// setupAssignments registers the DfnsPermissionAssignment controller; it watches the
+// DfnsPermissions and DfnsServiceAccounts its resources reference, so an assignment reacts when
+// either becomes Ready or a service account is minted anew.
+func setupAssignments(mgr ctrl.Manager, opts Options) error {
+	ctx := context.Background()
+	idx := mgr.GetFieldIndexer()
+	err := idx.IndexField(ctx, &v1alpha1.DfnsPermissionAssignment{}, permissionRefIndex, func(o client.Object) []string {
+		if n := o.(*v1alpha1.DfnsPermissionAssignment).Spec.PermissionRef.Name; n != "" {
+			return []string{n}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("indexing DfnsPermissionAssignments by permission: %w", err)
+	}
+	err = idx.IndexField(ctx, &v1alpha1.DfnsPermissionAssignment{}, identityRefIndex, func(o client.Object) []string {
+		if ref := o.(*v1alpha1.DfnsPermissionAssignment).Spec.IdentityRef; ref != nil {
+			return []string{ref.Name}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("indexing DfnsPermissionAssignments by identity: %w", err)
+	}
+	ext := &assignments{api: opts.API, client: mgr.GetClient()}
+	r := newReconciler(mgr, opts, ext, func() *v1alpha1.DfnsPermissionAssignment { return &v1alpha1.DfnsPermissionAssignment{} })
+	c := mgr.GetClient()
+	err = ctrl.NewControllerManagedBy(mgr).
+		For(&v1alpha1.DfnsPermissionAssignment{}).
+		Watches(&v1alpha1.DfnsPermission{}, handler.EnqueueRequestsFromMapFunc(assignmentsOf(c, permissionRefIndex))).
+		Watches(&v1alpha1.DfnsServiceAccount{}, handler.EnqueueRequestsFromMapFunc(assignmentsOf(c, identityRefIndex))).
+		Named("dfnspermissionassignment").
+		WithOptions(controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles}).
+		Complete(r)
+	if err != nil {
+		return fmt.Errorf("setting up the DfnsPermissionAssignment controller: %w", err)
+	}
+	return nil
+}
+
+// assignmentsOf maps a referenced resource to the DfnsPermissionAssignments that name it
+// through the given index.
+func assignmentsOf(c client.Reader, index string) handler.MapFunc {
+	return func(ctx context.Context, o client.Object) []reconcile.Request {
+		var list v1alpha1.DfnsPermissionAssignmentList
+		if err := c.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{index: o.GetName()}); err != nil {
+			return nil
+		}
+		reqs := make([]reconcile.Request, 0, len(list.Items))
+		for _, a := range list.Items {
+			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: a.Namespace, Name: a.Name}})
+		}
+		return reqs
+	}
 }
 
 // serviceAccountsOf maps a DfnsPermission to the DfnsServiceAccounts that reference it.

@@ -237,6 +237,7 @@ func startManager(api dfns.API, mode string) {
 	opts := CacheOptions()
 	opts.ByObject[&v1alpha1.DfnsServiceAccount{}] = cache.ByObject{Label: sel}
 	opts.ByObject[&v1alpha1.DfnsPermission{}] = cache.ByObject{Label: sel}
+	opts.ByObject[&v1alpha1.DfnsPermissionAssignment{}] = cache.ByObject{Label: sel}
 	skip := true
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme: testScheme, Cache: opts, Metrics: metricsserver.Options{BindAddress: "0"},
@@ -265,6 +266,7 @@ func watchForCapture(mgr ctrl.Manager) {
 	}
 	add(&v1alpha1.DfnsServiceAccount{}, func(o any) { capture.addStatus(o.(*v1alpha1.DfnsServiceAccount).Status) })
 	add(&v1alpha1.DfnsPermission{}, func(o any) { capture.addStatus(o.(*v1alpha1.DfnsPermission).Status) })
+	add(&v1alpha1.DfnsPermissionAssignment{}, func(o any) { capture.addStatus(o.(*v1alpha1.DfnsPermissionAssignment).Status) })
 	add(&corev1.Secret{}, func(o any) { capture.addSecret(o.(*corev1.Secret)) })
 }
 

@@ -1,0 +1,158 @@
+/*
+Copyright 2026 The dfns-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+// IdentityRef names an identity resource in the same namespace. Only DfnsServiceAccount exists
+// so far; DfnsPersonalAccessToken joins the enum when that kind is built.
+type IdentityRef struct {
+	// kind of the identity resource.
+	// +required
+	// +kubebuilder:validation:Enum=DfnsServiceAccount
+	Kind string `json:"kind"`
+	// name of the identity resource.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+}
+
+// DfnsPermissionAssignmentSpec is the desired state of a Dfns permission assignment.
+// +kubebuilder:validation:XValidation:rule="has(self.identityRef) != has(self.identityId)",message="set exactly one of identityRef and identityId"
+// +kubebuilder:validation:XValidation:rule="has(self.identityRef) == has(oldSelf.identityRef)",message="the identity is immutable: make a new assignment"
+type DfnsPermissionAssignmentSpec struct {
+	// permissionRef is the permission to assign: a DfnsPermission in this namespace ({name}) or
+	// a Dfns permission ID ({id}). Immutable.
+	// +required
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="permissionRef is immutable: make a new assignment"
+	PermissionRef PermissionRef `json:"permissionRef"`
+
+	// identityRef is the identity resource that gets the permission. The assignment follows it
+	// when it is replaced (a service account minted anew). Immutable.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="identityRef is immutable: make a new assignment"
+	IdentityRef *IdentityRef `json:"identityRef,omitempty"`
+
+	// identityId is the Dfns ID of an identity made outside the cluster: a user or service
+	// account (us-…) or a personal access token (to-…). Immutable.
+	// +optional
+	// +kubebuilder:validation:Pattern=`^(us|to)-[a-z0-9]+(-[a-z0-9]+)*$`
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="identityId is immutable: make a new assignment"
+	IdentityID string `json:"identityId,omitempty"`
+
+	// deletionPolicy says what happens in Dfns when the resource is deleted: Delete revokes the
+	// assignment, Orphan leaves it.
+	// +optional
+	// +kubebuilder:default=Delete
+	// +kubebuilder:validation:Enum=Delete;Orphan
+	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
+}
+
+// DfnsPermissionAssignmentStatus is the observed state of a Dfns permission assignment.
+type DfnsPermissionAssignmentStatus struct {
+	// assignmentId is the Dfns assignment ID (as-…).
+	// +optional
+	AssignmentID string `json:"assignmentId,omitempty"`
+	// permissionId is the Dfns permission assigned.
+	// +optional
+	PermissionID string `json:"permissionId,omitempty"`
+	// identityId is the Dfns identity that holds the permission.
+	// +optional
+	IdentityID string `json:"identityId,omitempty"`
+	// pendingChangeRequest is the change request Dfns holds for approval, if any.
+	// +optional
+	PendingChangeRequest *ChangeRequestStatus `json:"pendingChangeRequest,omitempty"`
+	// observedGeneration is the generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// conditions are Ready and Synced.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=dfnsassign,categories=dfns
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Synced",type=string,JSONPath=`.status.conditions[?(@.type=="Synced")].status`
+// +kubebuilder:printcolumn:name="ID",type=string,JSONPath=`.status.assignmentId`
+// +kubebuilder:printcolumn:name="Permission",type=string,JSONPath=`.status.permissionId`,priority=1
+// +kubebuilder:printcolumn:name="Identity",type=string,JSONPath=`.status.identityId`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+
+// DfnsPermissionAssignment grants a Dfns permission to an identity.
+type DfnsPermissionAssignment struct {
+	metav1.TypeMeta `json:",inline"`
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitzero"`
+	// spec is the desired state.
+	// +required
+	Spec DfnsPermissionAssignmentSpec `json:"spec"`
+	// status is the observed state.
+	// +optional
+	Status DfnsPermissionAssignmentStatus `json:"status,omitzero"`
+}
+
+// +kubebuilder:object:root=true
+
+// DfnsPermissionAssignmentList is a list of DfnsPermissionAssignment.
+type DfnsPermissionAssignmentList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitzero"`
+	Items           []DfnsPermissionAssignment `json:"items"`
+}
+
+// StatusConditions returns the conditions for the reconcile driver.
+func (a *DfnsPermissionAssignment) StatusConditions() *[]metav1.Condition {
+	return &a.Status.Conditions
+}
+
+// SetObservedGeneration records the generation the status describes.
+func (a *DfnsPermissionAssignment) SetObservedGeneration(g int64) { a.Status.ObservedGeneration = g }
+
+// GetDeletionPolicy returns spec.deletionPolicy, Delete when unset.
+func (a *DfnsPermissionAssignment) GetDeletionPolicy() DeletionPolicy {
+	if a.Spec.DeletionPolicy == "" {
+		return DeletionPolicyDelete
+	}
+	return a.Spec.DeletionPolicy
+}
+
+// SetStatusID mirrors the Dfns assignment ID into status.
+func (a *DfnsPermissionAssignment) SetStatusID(id string) { a.Status.AssignmentID = id }
+
+// GetStatus returns the status for change detection.
+func (a *DfnsPermissionAssignment) GetStatus() any { return &a.Status }
+
+// SetPendingChangeRequest records (or clears) the change request Dfns holds for approval.
+func (a *DfnsPermissionAssignment) SetPendingChangeRequest(cr *ChangeRequestStatus) {
+	a.Status.PendingChangeRequest = cr
+}
+
+func init() {
+	SchemeBuilder.Register(func(s *runtime.Scheme) error {
+		s.AddKnownTypes(SchemeGroupVersion, &DfnsPermissionAssignment{}, &DfnsPermissionAssignmentList{})
+		return nil
+	})
+}

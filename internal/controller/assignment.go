@@ -1,0 +1,222 @@
+/*
+Copyright 2026 The dfns-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	"context"
+	"fmt"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/dfns-operator/dfns-operator/api/v1alpha1"
+	"github.com/dfns-operator/dfns-operator/internal/dfns"
+)
+
+// EventReassigned: the identity was replaced (a service account minted anew), so the permission
+// was assigned to the new identity and the old assignment revoked.
+const EventReassigned = "Reassigned"
+
+// assignments is the External of DfnsPermissionAssignment. An assignment has no name of its
+// own in Dfns: the pair (permission, identity) is its marker, so a lost answer to an assign is
+// found again by listing the permission's assignments.
+type assignments struct {
+	api    dfns.API
+	client client.Reader // cached: DfnsPermissions and DfnsServiceAccounts
+}
+
+var _ External[*v1alpha1.DfnsPermissionAssignment] = (*assignments)(nil)
+
+// Validate has nothing to add to the CRD's validation.
+func (e *assignments) Validate(context.Context, *v1alpha1.DfnsPermissionAssignment) error { return nil }
+
+// Secret: an assignment publishes none.
+func (e *assignments) Secret(*v1alpha1.DfnsPermissionAssignment) (string, v1alpha1.SecretTemplate) {
+	return "", v1alpha1.SecretTemplate{}
+}
+
+// Observe resolves both references, follows a change request waiting for approval, and looks
+// for the assignment of the permission to the identity.
+func (e *assignments) Observe(ctx context.Context, a *v1alpha1.DfnsPermissionAssignment, id string) (Observation, error) {
+	permID, identityID, err := e.resolve(ctx, a)
+	if err != nil {
+		return Observation{}, err
+	}
+	pending, err := e.followChange(ctx, a)
+	if err != nil || pending != nil {
+		return Observation{ID: id, Exists: true, Pending: pending}, err
+	}
+	all, err := e.api.ListAssignments(ctx, permID)
+	if dfns.IsNotFound(err) {
+		return Observation{}, waitf(v1alpha1.ReasonPermissionNotReady, "permission %s does not exist in Dfns", permID)
+	}
+	if err != nil {
+		return Observation{}, fmt.Errorf("listing the assignments of permission %s: %w", permID, err)
+	}
+	a.Status.PermissionID, a.Status.IdentityID = permID, identityID
+	var recorded *dfns.Assignment
+	for i := range all {
+		if all[i].IdentityID == identityID {
+			return Observation{ID: all[i].ID, Exists: true, UpToDate: true, Current: &all[i]}, nil
+		}
+		if all[i].ID == id {
+			recorded = &all[i]
+		}
+	}
+	switch {
+	case recorded != nil:
+		return Observation{Replace: &Replacement{ID: id, Reason: EventReassigned, Message: fmt.Sprintf(
+			"identity %s replaced %s: assigned permission %s to it and revoked %s", identityID, recorded.IdentityID, permID, id)}}, nil
+	case id != "":
+		return Observation{Replace: &Replacement{Reason: EventRecreated, Message: fmt.Sprintf(
+			"assignment %s was revoked in Dfns; assigned permission %s to %s again", id, permID, identityID)}}, nil
+	}
+	return Observation{}, nil
+}
+
+// resolve returns the Dfns IDs of the permission and the identity, or a wait while a
+// referenced resource is not Ready.
+func (e *assignments) resolve(ctx context.Context, a *v1alpha1.DfnsPermissionAssignment) (permID, identityID string, err error) {
+	permID, err = resolvePermission(ctx, e.client, a.Namespace, a.Spec.PermissionRef)
+	if err != nil {
+		return "", "", err
+	}
+	if a.Spec.IdentityID != "" {
+		return permID, a.Spec.IdentityID, nil
+	}
+	ref := a.Spec.IdentityRef
+	if ref == nil {
+		return "", "", stopf(v1alpha1.ReasonInvalidSpec, "set identityRef or identityId")
+	}
+	var sa v1alpha1.DfnsServiceAccount
+	err = e.client.Get(ctx, types.NamespacedName{Namespace: a.Namespace, Name: ref.Name}, &sa)
+	if apierrors.IsNotFound(err) {
+		return "", "", waitf(v1alpha1.ReasonIdentityNotReady, "waiting for %s %s: it does not exist", ref.Kind, ref.Name)
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("reading %s %s: %w", ref.Kind, ref.Name, err)
+	}
+	identityID = externalID(&sa)
+	if !meta.IsStatusConditionTrue(sa.Status.Conditions, v1alpha1.ConditionReady) || identityID == "" {
+		return "", "", waitf(v1alpha1.ReasonIdentityNotReady, "waiting for %s %s to be Ready", ref.Kind, ref.Name)
+	}
+	return permID, identityID, nil
+}
+
+// followChange polls the change request of an assign or revoke held for approval: pending →
+// returned; approved → cleared; denied or expired → ChangeRejected until the spec changes.
+func (e *assignments) followChange(ctx context.Context, a *v1alpha1.DfnsPermissionAssignment) (*dfns.ChangeRequest, error) {
+	cr := a.Status.PendingChangeRequest
+	if cr == nil {
+		return nil, nil
+	}
+	if cr.Status == crPending && cr.ApprovalID != "" {
+		ap, err := e.api.GetApproval(ctx, cr.ApprovalID)
+		if err != nil {
+			return nil, fmt.Errorf("reading approval %s: %w", cr.ApprovalID, err)
+		}
+		cr.Status = approvalOutcome(ap.Status)
+	}
+	switch cr.Status {
+	case crPending:
+		return &dfns.ChangeRequest{ID: cr.ID, ApprovalID: cr.ApprovalID, Status: crPending}, nil
+	case crRejected, crFailed:
+		if cr.Generation == a.Generation {
+			return nil, stopf(v1alpha1.ReasonChangeRejected, "change request %s (approval %s) was rejected in Dfns; "+
+				"delete and re-create the resource to ask again", cr.ID, cr.ApprovalID)
+		}
+	}
+	a.SetPendingChangeRequest(nil)
+	return nil, nil
+}
+
+// approvalOutcome maps an approval's status to its change request's.
+func approvalOutcome(status string) string {
+	switch status {
+	case crPending:
+		return crPending
+	case apApproved:
+		return crApplied
+	}
+	return crRejected
+}
+
+// Create assigns the permission to the identity, revoking first the assignment of an identity
+// that was replaced. A 202 is recorded so that the assign is never sent twice.
+func (e *assignments) Create(ctx context.Context, a *v1alpha1.DfnsPermissionAssignment, obs Observation, mark func(context.Context) error) (Creation, error) {
+	var c Creation
+	if obs.Replace != nil && obs.Replace.ID != "" {
+		if err := e.revoke(ctx, a, a.Status.PermissionID, obs.Replace.ID); err != nil {
+			return c, err
+		}
+	}
+	if err := mark(ctx); err != nil {
+		return c, fmt.Errorf("marking the assign as pending: %w", err)
+	}
+	got, err := e.api.AssignPermission(ctx, a.Status.PermissionID, a.Status.IdentityID)
+	if err != nil {
+		return c, e.recordPending(a, fmt.Errorf("assigning permission %s to %s: %w", a.Status.PermissionID, a.Status.IdentityID, err))
+	}
+	c.ID = got.ID
+	if obs.Replace != nil {
+		c.Notes = append(c.Notes, Note{Reason: obs.Replace.Reason, Message: obs.Replace.Message})
+	}
+	return c, nil
+}
+
+// Update has nothing to do: an assignment is either there or not.
+func (e *assignments) Update(context.Context, *v1alpha1.DfnsPermissionAssignment, Observation) ([]Note, error) {
+	return nil, nil
+}
+
+// Delete revokes the assignment. A revoke already waiting for approval is followed, never
+// sent again; a permission or identity already gone does not block deletion.
+func (e *assignments) Delete(ctx context.Context, a *v1alpha1.DfnsPermissionAssignment, id string) error {
+	pending, err := e.followChange(ctx, a)
+	if err != nil {
+		if classify(err).reason == v1alpha1.ReasonChangeRejected {
+			return stopf(v1alpha1.ReasonChangeRejected, "the revoke of %s was rejected in Dfns; "+
+				"set deletionPolicy: Orphan to delete the resource and keep the assignment", id)
+		}
+		return err
+	}
+	if pending != nil {
+		return waitf(v1alpha1.ReasonAwaitingApproval, "%s", approvalMessage(pending))
+	}
+	// After an approved revoke this finds the assignment gone, which is success.
+	return e.revoke(ctx, a, a.Status.PermissionID, id)
+}
+
+// revoke revokes one assignment; gone already is success (the client treats 404 so).
+func (e *assignments) revoke(ctx context.Context, a *v1alpha1.DfnsPermissionAssignment, permID, id string) error {
+	if permID == "" {
+		return nil
+	}
+	err := e.api.RevokePermission(ctx, permID, id)
+	return e.recordPending(a, err)
+}
+
+// recordPending keeps a 202's change request in status, so the change is followed, not resent.
+func (e *assignments) recordPending(a *v1alpha1.DfnsPermissionAssignment, err error) error {
+	if cr, ok := dfns.IsPendingApproval(err); ok {
+		a.SetPendingChangeRequest(&v1alpha1.ChangeRequestStatus{
+			ID: cr.ID, ApprovalID: cr.ApprovalID, Status: crPending, Generation: a.Generation})
+	}
+	return err
+}
