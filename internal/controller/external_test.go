@@ -48,6 +48,7 @@ type fakeAPI struct {
 	deleteSA      func(id string) error
 	getPermission func(id string) (*dfns.Permission, error)
 	getApproval   func(id string) (*dfns.Approval, error)
+	listAssigns   func(permissionID string) ([]dfns.Assignment, error)
 	canCreate     bool
 	calls         []string
 }
@@ -83,6 +84,11 @@ func (f *fakeAPI) Endpoint(context.Context) (string, string, error) {
 func (f *fakeAPI) GetPermission(_ context.Context, id string) (*dfns.Permission, error) {
 	f.call("GetPermission")
 	return f.getPermission(id)
+}
+
+func (f *fakeAPI) ListAssignments(_ context.Context, permissionID string) ([]dfns.Assignment, error) {
+	f.call("ListAssignments")
+	return f.listAssigns(permissionID)
 }
 
 func (f *fakeAPI) GetApproval(_ context.Context, id string) (*dfns.Approval, error) {
