@@ -63,6 +63,10 @@ test: manifests generate fmt vet sdk-deps ## Run the tests (envtest control plan
 	echo "KUBEBUILDER_ASSETS=$$assets"; \
 	KUBEBUILDER_ASSETS="$$assets" go test $$(go list ./... | grep -v /test/e2e) -coverprofile cover.out
 
+.PHONY: test-e2e
+test-e2e: ## Run the end-to-end tests: real etcd, kube-apiserver, dfns-sandbox, manager and kubectl processes.
+	go test -tags e2e ./test/e2e/ -count=1 -timeout 15m -v -ginkgo.v
+
 .PHONY: fuzz
 fuzz: ## Run every fuzz target for FUZZTIME each (default 10s).
 	@for pkg in $$(go list ./...); do \
