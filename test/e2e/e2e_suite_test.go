@@ -88,7 +88,8 @@ var _ = BeforeSuite(func() {
 	kubectlBin = filepath.Join(assets, "kubectl")
 
 	By("building the manager, dfns-sandbox and envtest-up")
-	for name, pkg := range map[string]string{"manager": "./cmd", "dfns-sandbox": "./cmd/dfns-sandbox", "envtest-up": "./hack/envtest-up"} {
+	bins := map[string]string{"manager": "./cmd", "dfns-sandbox": "./cmd/dfns-sandbox", "envtest-up": "./hack/envtest-up"}
+	for name, pkg := range bins {
 		build := exec.Command("go", "build", "-o", filepath.Join(work, name), pkg)
 		build.Dir = root
 		b, err := build.CombinedOutput()
@@ -96,15 +97,15 @@ var _ = BeforeSuite(func() {
 	}
 
 	By("starting etcd + kube-apiserver with the CRDs")
-	start("envtest", "control plane up", []string{"KUBEBUILDER_ASSETS=" + assets},
-		filepath.Join(work, "envtest-up"), "--kubeconfig-out", kubeconfig, "--crds", filepath.Join(root, "config", "crd", "bases"))
+	start("envtest", "control plane up", []string{"KUBEBUILDER_ASSETS=" + assets}, filepath.Join(work, "envtest-up"),
+		"--kubeconfig-out", kubeconfig, "--crds", filepath.Join(root, "config", "crd", "bases"))
 
 	By("starting the Dfns sandbox over HTTPS")
 	line := start("sandbox", "dfns-sandbox ready", nil,
 		filepath.Join(work, "dfns-sandbox"), "--listen", "127.0.0.1:0", "--bootstrap-dir", bootstrap,
 		// Latency widens the window in which the manager is killed with a create in flight.
 		"--latency", "40ms")
-	for _, f := range strings.Fields(line) {
+	for f := range strings.FieldsSeq(line) {
 		if v, ok := strings.CutPrefix(f, "url="); ok {
 			sandboxURL = v
 		}
@@ -114,7 +115,8 @@ var _ = BeforeSuite(func() {
 	Expect(err).NotTo(HaveOccurred())
 	pool := x509.NewCertPool()
 	Expect(pool.AppendCertsFromPEM(ca)).To(BeTrue())
-	controls = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	controls = &http.Client{Timeout: 10 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	admin, err = dfns.New(dfns.Options{Credentials: dfns.NewFileCredentials(bootstrap)})
 	Expect(err).NotTo(HaveOccurred())
 
@@ -155,9 +157,11 @@ var _ = ReportAfterEach(func(r SpecReport) {
 	}
 	if b, err := os.ReadFile(filepath.Join(work, "manager.log")); err == nil {
 		lines := strings.Split(string(b), "\n")
-		_, _ = fmt.Fprintf(GinkgoWriter, "--- manager log (last 60 lines)\n%s\n", strings.Join(lines[max(0, len(lines)-60):], "\n"))
+		tail := strings.Join(lines[max(0, len(lines)-60):], "\n")
+		_, _ = fmt.Fprintf(GinkgoWriter, "--- manager log (last 60 lines)\n%s\n", tail)
 	}
-	for _, args := range [][]string{{"get", "dfns", "-A", "-o", "wide"}, {"get", "events", "-A", "--sort-by=.lastTimestamp"}} {
+	dumps := [][]string{{"get", "dfns", "-A", "-o", "wide"}, {"get", "events", "-A", "--sort-by=.lastTimestamp"}}
+	for _, args := range dumps {
 		cmd := exec.Command(kubectlBin, append([]string{"--kubeconfig", kubeconfig}, args...)...)
 		out, _ := cmd.CombinedOutput()
 		_, _ = fmt.Fprintf(GinkgoWriter, "--- kubectl %s\n%s\n", strings.Join(args, " "), out)
@@ -186,7 +190,8 @@ func start(name, ready string, env []string, bin string, args ...string) string 
 		}
 	}()
 	var line string
-	Eventually(lines).WithTimeout(90*time.Second).Should(Receive(&line), "%s did not print %q; see %s.log", name, ready, name)
+	Eventually(lines).WithTimeout(90*time.Second).Should(Receive(&line),
+		"%s did not print %q; see %s.log", name, ready, name)
 	return line
 }
 
@@ -194,7 +199,8 @@ func start(name, ready string, env []string, bin string, args ...string) string 
 // credentials.
 func startManager() {
 	GinkgoHelper()
-	logf, err := os.OpenFile(filepath.Join(work, "manager.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	logf, err := os.OpenFile(filepath.Join(work, "manager.log"),
+		os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	Expect(err).NotTo(HaveOccurred())
 	cmd := exec.Command(filepath.Join(work, "manager"), "--kubeconfig", kubeconfig, "--dfns-credentials-dir", bootstrap,
 		"--metrics-bind-address", "0", "--health-probe-bind-address", "127.0.0.1:0",

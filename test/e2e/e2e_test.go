@@ -48,7 +48,8 @@ func activeByName(g Gomega) map[string][]string {
 func externalIDOf(ns, name string) string {
 	GinkgoHelper()
 	path := strings.ReplaceAll(v1alpha1.AnnotationExternalID, ".", `\.`)
-	return strings.TrimSpace(kubectl("get", "dfnsserviceaccount", name, "-n", ns, "-o", "jsonpath={.metadata.annotations."+path+"}"))
+	jsonpath := "jsonpath={.metadata.annotations." + path + "}"
+	return strings.TrimSpace(kubectl("get", "dfnsserviceaccount", name, "-n", ns, "-o", jsonpath))
 }
 
 // serviceAccountYAML is a DfnsServiceAccount manifest.
@@ -92,7 +93,8 @@ var _ = Describe("dfns-operator", Ordered, func() {
 	It("applies each deletion policy", func() {
 		kubectl("create", "namespace", "policies")
 		for _, policy := range []string{"Delete", "Deactivate", "Orphan"} {
-			kubectlIn(serviceAccountYAML("sa-"+strings.ToLower(policy), "payments", policy), "apply", "-n", "policies", "-f", "-")
+			manifest := serviceAccountYAML("sa-"+strings.ToLower(policy), "payments", policy)
+			kubectlIn(manifest, "apply", "-n", "policies", "-f", "-")
 		}
 		kubectlIn(`apiVersion: access.dfns.io/v1alpha1
 kind: DfnsPermission
@@ -131,7 +133,7 @@ spec:
 `, "apply", "-n", "batch", "-f", "-")
 		kubectl("wait", "--for=condition=Ready", "dfnspermission/payments", "-n", "batch", "--timeout=60s")
 		before := counters()["CreateServiceAccount"]
-		var docs []string
+		docs := make([]string, 0, n)
 		for i := range n {
 			docs = append(docs, serviceAccountYAML(fmt.Sprintf("app-%02d", i), "payments", "Delete"))
 		}
