@@ -21,6 +21,11 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -162,3 +167,50 @@ spec:
 		Expect(created).To(BeNumerically(">=", n))
 	})
 })
+
+var _ = Describe("A manager with unusable credentials", Ordered, func() {
+	It("keeps running, fails readiness with the reason, and reports CredentialsUnavailable", func() {
+		killManager()
+		DeferCleanup(startManager)
+		empty := GinkgoT().TempDir()
+		probe := freeAddr()
+		cmd := exec.Command(filepath.Join(work, "manager"), "--kubeconfig", kubeconfig, "--dfns-credentials-dir", empty,
+			"--metrics-bind-address", "0", "--health-probe-bind-address", probe, "--sync-period", "5s")
+		cmd.Stdout, cmd.Stderr = GinkgoWriter, GinkgoWriter
+		Expect(cmd.Start()).To(Succeed())
+		DeferCleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+
+		By("answering /readyz with the credentials error")
+		Eventually(func(g Gomega) string {
+			resp, err := http.Get("http://" + probe + "/readyz?verbose")
+			g.Expect(err).NotTo(HaveOccurred())
+			defer func() { _ = resp.Body.Close() }()
+			body, _ := io.ReadAll(resp.Body)
+			g.Expect(resp.StatusCode).To(Equal(http.StatusInternalServerError))
+			return string(body)
+		}).WithTimeout(30 * time.Second).Should(ContainSubstring("dfns-credentials"))
+
+		By("marking resources CredentialsUnavailable instead of crashing")
+		kubectl("create", "namespace", "nocreds")
+		kubectlIn(`apiVersion: access.dfns.io/v1alpha1
+kind: DfnsPermission
+metadata: {name: p}
+spec:
+  operations: [Wallets:Read]
+`, "apply", "-n", "nocreds", "-f", "-")
+		Eventually(func() string {
+			return kubectl("get", "dfnspermission", "p", "-n", "nocreds",
+				"-o", `jsonpath={.status.conditions[?(@.type=="Synced")].reason}`)
+		}).WithTimeout(30 * time.Second).Should(Equal(v1alpha1.ReasonCredentialsUnavailable))
+		Expect(cmd.ProcessState).To(BeNil(), "the manager is still running")
+	})
+})
+
+// freeAddr returns a loopback address with a free port.
+func freeAddr() string {
+	GinkgoHelper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	Expect(err).NotTo(HaveOccurred())
+	defer func() { _ = l.Close() }()
+	return l.Addr().String()
+}
