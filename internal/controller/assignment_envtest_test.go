@@ -204,6 +204,37 @@ var _ = Describe("DfnsPermissionAssignment under an approval policy", func() {
 		Expect(holders(permID)(Default)).To(BeEmpty())
 	})
 
+	It("keeps a resource deleted while its assign waits for approval until the change is decided", func() {
+		ns := newNamespace()
+		base := readyPermission(ns, "base", tOpRead)
+		extra := readyPermission(ns, "extra", tOpKeys)
+		sa := newSA(ns, "app", base.Name)
+		Expect(k8sClient.Create(ctx, sa)).To(Succeed())
+		waitReady(sa)
+		permID := extra.Status.PermissionID
+		requireAssignApproval(permID)
+		a := newAssignment(ns, "grant", extra.Name, sa.Name)
+		Expect(k8sClient.Create(ctx, a)).To(Succeed())
+		cr := assignmentPending(a)
+		Expect(k8sClient.Delete(ctx, a)).To(Succeed())
+		Consistently(func() error { return k8sClient.Get(ctx, client.ObjectKeyFromObject(a), a) }, 2*syncPeriod, 200*time.Millisecond).
+			Should(Succeed(), "the finalizer stays while the assign may still be applied")
+
+		By("revoking the assignment once the assign is approved (the revoke waits for approval in turn)")
+		_, err := approverC.DecideApproval(ctx, cr.ApprovalID, dfns.ApprovalDecisionRequest{Value: apApproved})
+		Expect(err).NotTo(HaveOccurred())
+		eventually(func(g Gomega) string {
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(a), a)).To(Succeed())
+			g.Expect(a.Status.PendingChangeRequest).NotTo(BeNil())
+			return a.Status.PendingChangeRequest.ID
+		}).ShouldNot(Equal(cr.ID))
+		Expect(holders(permID)(Default)).To(ConsistOf(sa.Status.ServiceAccountID))
+		_, err = approverC.DecideApproval(ctx, a.Status.PendingChangeRequest.ApprovalID, dfns.ApprovalDecisionRequest{Value: apApproved})
+		Expect(err).NotTo(HaveOccurred())
+		eventually(func() error { return k8sClient.Get(ctx, client.ObjectKeyFromObject(a), a) }).Should(Satisfy(apierrors.IsNotFound))
+		Expect(holders(permID)(Default)).To(BeEmpty())
+	})
+
 	It("stops with ChangeRejected when the assign is denied, without resending it", func() {
 		ns := newNamespace()
 		base := readyPermission(ns, "base", tOpRead)
@@ -222,6 +253,10 @@ var _ = Describe("DfnsPermissionAssignment under an approval policy", func() {
 		Expect(hasEvent(a, corev1.EventTypeWarning, v1alpha1.ReasonChangeRejected)()).To(BeTrue())
 		Consistently(func() int { return sb.Counters()["AssignPermission"] }, 3*syncPeriod, 200*time.Millisecond).Should(Equal(1))
 		Expect(holders(extra.Status.PermissionID)(Default)).To(BeEmpty())
+
+		By("deleting the resource at once: the denied assign left nothing to revoke")
+		deleteAndWait(a)
+		Expect(sb.Counters()["RevokePermission"]).To(BeZero())
 	})
 })
 

@@ -346,7 +346,14 @@ func (r *Reconciler[T]) deletionTarget(ctx context.Context, obj T) (string, erro
 	}
 	obs, err := r.ext.Observe(ctx, obj, "")
 	if err != nil {
+		if classify(err).reason == v1alpha1.ReasonChangeRejected {
+			return "", nil // the create was rejected in Dfns: nothing exists
+		}
 		return "", err
+	}
+	if obs.Pending != nil {
+		// A create held for approval may still be applied: keep the finalizer until it is decided.
+		return "", waitf(v1alpha1.ReasonAwaitingApproval, "deleting once %s", approvalMessage(obs.Pending))
 	}
 	if obs.Replace != nil && obs.Replace.ID != "" {
 		return obs.Replace.ID, nil
