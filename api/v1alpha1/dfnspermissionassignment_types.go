@@ -123,33 +123,6 @@ type DfnsPermissionAssignmentList struct {
 	Items           []DfnsPermissionAssignment `json:"items"`
 }
 
-// StatusConditions returns the conditions for the reconcile driver.
-func (a *DfnsPermissionAssignment) StatusConditions() *[]metav1.Condition {
-	return &a.Status.Conditions
-}
-
-// SetObservedGeneration records the generation the status describes.
-func (a *DfnsPermissionAssignment) SetObservedGeneration(g int64) { a.Status.ObservedGeneration = g }
-
-// GetDeletionPolicy returns spec.deletionPolicy, Delete when unset.
-func (a *DfnsPermissionAssignment) GetDeletionPolicy() DeletionPolicy {
-	if a.Spec.DeletionPolicy == "" {
-		return DeletionPolicyDelete
-	}
-	return a.Spec.DeletionPolicy
-}
-
-// SetStatusID mirrors the Dfns assignment ID into status.
-func (a *DfnsPermissionAssignment) SetStatusID(id string) { a.Status.AssignmentID = id }
-
-// GetStatus returns the status for change detection.
-func (a *DfnsPermissionAssignment) GetStatus() any { return &a.Status }
-
-// SetPendingChangeRequest records (or clears) the change request Dfns holds for approval.
-func (a *DfnsPermissionAssignment) SetPendingChangeRequest(cr *ChangeRequestStatus) {
-	a.Status.PendingChangeRequest = cr
-}
-
 func init() {
 	SchemeBuilder.Register(func(s *runtime.Scheme) error {
 		s.AddKnownTypes(SchemeGroupVersion, &DfnsPermissionAssignment{}, &DfnsPermissionAssignmentList{})

@@ -55,23 +55,17 @@ func holders(permissionID string) func(g Gomega) []string {
 	}
 }
 
-// requireAssignApproval makes a sandbox policy that holds every assign and revoke of the
-// permission for the approver's decision; it is archived when the spec ends.
-func requireAssignApproval(permissionID string) {
+// readyIdentity makes a namespace with a Ready DfnsServiceAccount "app" (created with
+// permission "base") and a second Ready DfnsPermission "extra" to assign to it.
+func readyIdentity() (string, *v1alpha1.DfnsPermission, *v1alpha1.DfnsServiceAccount) {
 	GinkgoHelper()
-	pol, err := dashboard.CreatePolicy(ctx, dfns.PolicyBody{
-		Name: "approve assignments of " + permissionID, ActivityKind: "Permissions:Assign",
-		Rule: dfns.PolicyRule{Kind: "AlwaysTrigger"},
-		Action: dfns.PolicyAction{Kind: "RequestApproval", ApprovalGroups: []dfns.ApprovalGroup{{
-			Name: "security", Quorum: 1, Approvers: map[string]any{"userId": map[string]any{"in": []string{approver.UserID}}},
-		}}},
-		Filters: map[string]any{"permissionId": map[string]any{"in": []string{permissionID}}},
-	})
-	Expect(err).NotTo(HaveOccurred())
-	DeferCleanup(func() {
-		_, err := dashboard.ArchivePolicy(ctx, pol.ID)
-		Expect(err).NotTo(HaveOccurred())
-	})
+	ns := newNamespace()
+	base := readyPermission(ns, "base", tOpRead)
+	extra := readyPermission(ns, "extra", tOpKeys)
+	sa := newSA(ns, "app", base.Name)
+	Expect(k8sClient.Create(ctx, sa)).To(Succeed())
+	waitReady(sa)
+	return ns, extra, sa
 }
 
 // assignmentPending waits for a pending change request in status and returns it.
@@ -170,14 +164,9 @@ var _ = Describe("DfnsPermissionAssignment", func() {
 
 var _ = Describe("DfnsPermissionAssignment under an approval policy", func() {
 	It("waits for approval of the assign without resending it, and of the revoke on deletion", func() {
-		ns := newNamespace()
-		base := readyPermission(ns, "base", tOpRead)
-		extra := readyPermission(ns, "extra", tOpKeys)
-		sa := newSA(ns, "app", base.Name)
-		Expect(k8sClient.Create(ctx, sa)).To(Succeed())
-		waitReady(sa)
+		ns, extra, sa := readyIdentity()
 		permID := extra.Status.PermissionID
-		requireAssignApproval(permID)
+		requireApproval("Permissions:Assign", permID)
 		sb.ResetCounters()
 
 		By("holding the assign for approval, sent once")
@@ -205,14 +194,9 @@ var _ = Describe("DfnsPermissionAssignment under an approval policy", func() {
 	})
 
 	It("keeps a resource deleted while its assign waits for approval until the change is decided", func() {
-		ns := newNamespace()
-		base := readyPermission(ns, "base", tOpRead)
-		extra := readyPermission(ns, "extra", tOpKeys)
-		sa := newSA(ns, "app", base.Name)
-		Expect(k8sClient.Create(ctx, sa)).To(Succeed())
-		waitReady(sa)
+		ns, extra, sa := readyIdentity()
 		permID := extra.Status.PermissionID
-		requireAssignApproval(permID)
+		requireApproval("Permissions:Assign", permID)
 		a := newAssignment(ns, "grant", extra.Name, sa.Name)
 		Expect(k8sClient.Create(ctx, a)).To(Succeed())
 		cr := assignmentPending(a)
@@ -236,13 +220,8 @@ var _ = Describe("DfnsPermissionAssignment under an approval policy", func() {
 	})
 
 	It("stops with ChangeRejected when the assign is denied, without resending it", func() {
-		ns := newNamespace()
-		base := readyPermission(ns, "base", tOpRead)
-		extra := readyPermission(ns, "extra", tOpKeys)
-		sa := newSA(ns, "app", base.Name)
-		Expect(k8sClient.Create(ctx, sa)).To(Succeed())
-		waitReady(sa)
-		requireAssignApproval(extra.Status.PermissionID)
+		ns, extra, sa := readyIdentity()
+		requireApproval("Permissions:Assign", extra.Status.PermissionID)
 		sb.ResetCounters()
 		a := newAssignment(ns, "grant", extra.Name, sa.Name)
 		Expect(k8sClient.Create(ctx, a)).To(Succeed())

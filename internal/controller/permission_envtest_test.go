@@ -41,12 +41,13 @@ func dfnsPermission(id string) func(g Gomega) *dfns.Permission {
 	}
 }
 
-// requireApproval makes a sandbox policy that holds every change of the permission for the
-// approver's decision; it is archived when the spec ends.
-func requireApproval(permissionID string) {
+// requireApproval makes a sandbox policy on activityKind (Permissions:Modify or
+// Permissions:Assign) that holds every such change of the permission for the approver's
+// decision; it is archived when the spec ends.
+func requireApproval(activityKind, permissionID string) {
 	GinkgoHelper()
 	pol, err := dashboard.CreatePolicy(ctx, dfns.PolicyBody{
-		Name: "approve " + permissionID, ActivityKind: "Permissions:Modify",
+		Name: "approve " + activityKind + " of " + permissionID, ActivityKind: activityKind,
 		Rule: dfns.PolicyRule{Kind: "AlwaysTrigger"},
 		Action: dfns.PolicyAction{Kind: "RequestApproval", ApprovalGroups: []dfns.ApprovalGroup{{
 			Name: "security", Quorum: 1, Approvers: map[string]any{"userId": map[string]any{"in": []string{approver.UserID}}},
@@ -141,7 +142,7 @@ var _ = Describe("DfnsPermission", func() {
 	It("waits for approval without resending, then applies an approved change and stops on a denied one", func() {
 		p := readyPermission(ns, "guarded", tOpRead)
 		id := p.Status.PermissionID
-		requireApproval(id)
+		requireApproval("Permissions:Modify", id)
 		sb.ResetCounters()
 
 		By("waiting for approval of an edit, sending it once")
@@ -180,7 +181,7 @@ var _ = Describe("DfnsPermission deletion under an approval policy", func() {
 		ns := newNamespace()
 		p := readyPermission(ns, "held", tOpRead)
 		id := p.Status.PermissionID
-		requireApproval(id)
+		requireApproval("Permissions:Modify", id)
 		sb.ResetCounters()
 		Expect(k8sClient.Delete(ctx, p)).To(Succeed())
 		cr := pendingOf(p)
