@@ -265,6 +265,19 @@ func (c *Client) DeleteWebhook(ctx context.Context, id string) error {
 	return c.change(ctx, "DeleteWebhook", http.MethodDelete, pathOf("/webhooks/", id), nil, nil, callMutation)
 }
 
+// WebhookPing is the answer to a ping: the HTTP status the webhook's URL answered.
+type WebhookPing struct {
+	Status string `json:"status"`
+	Error  string `json:"error,omitempty"`
+}
+
+// PingWebhook sends a test event to the webhook's URL and reports its answer. The operator does
+// not need it; tests and tools use it to check a receiver.
+func (c *Client) PingWebhook(ctx context.Context, id string) (*WebhookPing, error) {
+	var out WebhookPing
+	return orNil(&out, c.change(ctx, "PingWebhook", http.MethodPost, pathOf("/webhooks/", id, "/ping"), nil, &out, callMutation))
+}
+
 // ListPolicies lists policies, following every page; status (Active, Archived) filters when set.
 func (c *Client) ListPolicies(ctx context.Context, status string) ([]Policy, error) {
 	var filters url.Values

@@ -17,8 +17,11 @@ import (
 // maxWebhooks is Dfns' default limit of webhooks per organisation.
 const maxWebhooks = 5
 
-// webhookEventKinds are the event kinds of @dfns/sdk 0.8.21 (CreateWebhookBody.events).
+// webhookEventKinds are the event kinds of @dfns/sdk 0.8.21 (CreateWebhookBody.events) and of
+// the Go SDK, which adds five (dfns-api.md §11 question 13): both SDKs' kinds are accepted.
 var webhookEventKinds = []string{
+	"vault.created", "vault.updated", "vault.tags.modified", "vault.event.created",
+	"wallet.blockchain_event.transfer.included",
 	"*", "key.created", "key.delegated", "key.deleted", "key.exported", "payout.action.required",
 	"policy.approval.pending", "policy.approval.resolved", "policy.triggered", "wallet.activated",
 	"wallet.blockchainevent.detected", "wallet.created", "wallet.delegated", "wallet.exported",
