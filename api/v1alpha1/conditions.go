@@ -57,9 +57,12 @@ const (
 	// ReasonPermissionNotReady (Synced=False): the referenced DfnsPermission is missing or not
 	// Ready yet.
 	ReasonPermissionNotReady = "PermissionNotReady"
-	// ReasonIdentityNotReady (Synced=False): the referenced identity (a DfnsServiceAccount) is
-	// missing or not Ready yet.
+	// ReasonIdentityNotReady (Synced=False): the referenced identity (a DfnsServiceAccount or
+	// DfnsPersonalAccessToken) is missing or not Ready yet.
 	ReasonIdentityNotReady = "IdentityNotReady"
+	// ReasonWebhookLimitReached (Synced=False): Dfns refused a new webhook because the
+	// organisation has as many as it allows; delete one or ask Dfns to raise the limit.
+	ReasonWebhookLimitReached = "WebhookLimitReached"
 	// ReasonForbidden (Synced=False): the operator's Dfns identity may not do this.
 	ReasonForbidden = "Forbidden"
 	// ReasonRateLimited (Synced=False): Dfns asked the operator to slow down.

@@ -21,12 +21,12 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
-// IdentityRef names an identity resource in the same namespace. Only DfnsServiceAccount exists
-// so far; DfnsPersonalAccessToken joins the enum when that kind is built.
+// IdentityRef names an identity resource in the same namespace: a DfnsServiceAccount or a
+// DfnsPersonalAccessToken.
 type IdentityRef struct {
 	// kind of the identity resource.
 	// +required
-	// +kubebuilder:validation:Enum=DfnsServiceAccount
+	// +kubebuilder:validation:Enum=DfnsServiceAccount;DfnsPersonalAccessToken
 	Kind string `json:"kind"`
 	// name of the identity resource.
 	// +required

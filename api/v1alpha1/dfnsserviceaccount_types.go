@@ -83,19 +83,8 @@ type DfnsServiceAccountStatus struct {
 	// serviceAccountId is the Dfns user ID of the service account (us-…).
 	// +optional
 	ServiceAccountID string `json:"serviceAccountId,omitempty"`
-	// tokenId is the ID of the service account's access token (to-…).
-	// +optional
-	TokenID string `json:"tokenId,omitempty"`
-	// expiresAt is when the token expires.
-	// +optional
-	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
-	// secretName is the Secret holding the token and key.
-	// +optional
-	SecretName string `json:"secretName,omitempty"`
-	// secretFingerprint is the SHA-256 of the token and key written to the Secret (a hash, never
-	// the values): a Secret whose contents no longer match gets a newly minted service account.
-	// +optional
-	SecretFingerprint string `json:"secretFingerprint,omitempty"`
+	// TokenStatus describes the token and the Secret holding it.
+	TokenStatus `json:",inline"`
 	// observedGeneration is the generation the status describes.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`

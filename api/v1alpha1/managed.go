@@ -92,3 +92,84 @@ func (a *DfnsPermissionAssignment) GetStatus() any { return &a.Status }
 func (a *DfnsPermissionAssignment) SetPendingChangeRequest(cr *ChangeRequestStatus) {
 	a.Status.PendingChangeRequest = cr
 }
+
+// StatusConditions returns a pointer to the resource's conditions.
+func (p *DfnsPersonalAccessToken) StatusConditions() *[]metav1.Condition {
+	return &p.Status.Conditions
+}
+
+// SetObservedGeneration records the generation the status describes.
+func (p *DfnsPersonalAccessToken) SetObservedGeneration(g int64) { p.Status.ObservedGeneration = g }
+
+// GetDeletionPolicy returns spec.deletionPolicy, Delete when unset.
+func (p *DfnsPersonalAccessToken) GetDeletionPolicy() DeletionPolicy {
+	if p.Spec.DeletionPolicy == "" {
+		return DeletionPolicyDelete
+	}
+	return p.Spec.DeletionPolicy
+}
+
+// SetStatusID mirrors the Dfns token ID into status.
+func (p *DfnsPersonalAccessToken) SetStatusID(id string) { p.Status.TokenID = id }
+
+// GetStatus returns a pointer to the status, for change detection.
+func (p *DfnsPersonalAccessToken) GetStatus() any { return &p.Status }
+
+// StatusConditions returns a pointer to the resource's conditions.
+func (w *DfnsWebhook) StatusConditions() *[]metav1.Condition { return &w.Status.Conditions }
+
+// SetObservedGeneration records the generation the status describes.
+func (w *DfnsWebhook) SetObservedGeneration(g int64) { w.Status.ObservedGeneration = g }
+
+// GetDeletionPolicy returns spec.deletionPolicy, Delete when unset.
+func (w *DfnsWebhook) GetDeletionPolicy() DeletionPolicy {
+	if w.Spec.DeletionPolicy == "" {
+		return DeletionPolicyDelete
+	}
+	return w.Spec.DeletionPolicy
+}
+
+// SetStatusID mirrors the Dfns webhook ID into status.
+func (w *DfnsWebhook) SetStatusID(id string) { w.Status.WebhookID = id }
+
+// GetStatus returns a pointer to the status, for change detection.
+func (w *DfnsWebhook) GetStatus() any { return &w.Status }
+
+// The methods below let the operator mint service accounts and personal access tokens with one
+// piece of code.
+
+// GetTokenStatus returns a pointer to the token part of the status.
+func (sa *DfnsServiceAccount) GetTokenStatus() *TokenStatus { return &sa.Status.TokenStatus }
+
+// GetPermissionRef returns spec.permissionRef.
+func (sa *DfnsServiceAccount) GetPermissionRef() PermissionRef { return sa.Spec.PermissionRef }
+
+// GetKeyAlgorithm returns spec.keyAlgorithm, ECDSA-P256 when unset.
+func (sa *DfnsServiceAccount) GetKeyAlgorithm() KeyAlgorithm {
+	return keyAlgorithmOrDefault(sa.Spec.KeyAlgorithm)
+}
+
+// GetSecretTemplate returns spec.secretTemplate.
+func (sa *DfnsServiceAccount) GetSecretTemplate() SecretTemplate { return sa.Spec.SecretTemplate }
+
+// GetTokenStatus returns a pointer to the token part of the status.
+func (p *DfnsPersonalAccessToken) GetTokenStatus() *TokenStatus { return &p.Status.TokenStatus }
+
+// GetPermissionRef returns spec.permissionRef.
+func (p *DfnsPersonalAccessToken) GetPermissionRef() PermissionRef { return p.Spec.PermissionRef }
+
+// GetKeyAlgorithm returns spec.keyAlgorithm, ECDSA-P256 when unset.
+func (p *DfnsPersonalAccessToken) GetKeyAlgorithm() KeyAlgorithm {
+	return keyAlgorithmOrDefault(p.Spec.KeyAlgorithm)
+}
+
+// GetSecretTemplate returns spec.secretTemplate.
+func (p *DfnsPersonalAccessToken) GetSecretTemplate() SecretTemplate { return p.Spec.SecretTemplate }
+
+// keyAlgorithmOrDefault is the key algorithm, ECDSA-P256 when unset.
+func keyAlgorithmOrDefault(a KeyAlgorithm) KeyAlgorithm {
+	if a == "" {
+		return "ECDSA-P256"
+	}
+	return a
+}

@@ -16,6 +16,8 @@ limitations under the License.
 
 package v1alpha1
 
+import metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 // Annotations the operator reads and writes on its resources.
 const (
 	// AnnotationExternalID records the Dfns ID of the object a resource manages. It is the source
@@ -75,6 +77,24 @@ type SecretTemplate struct {
 	// annotations are added to the Secret.
 	// +optional
 	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// TokenStatus is the status every kind that mints a Dfns token (DfnsServiceAccount,
+// DfnsPersonalAccessToken) shares.
+type TokenStatus struct {
+	// tokenId is the ID of the access token (to-…).
+	// +optional
+	TokenID string `json:"tokenId,omitempty"`
+	// expiresAt is when the token expires.
+	// +optional
+	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
+	// secretName is the Secret holding the token and key.
+	// +optional
+	SecretName string `json:"secretName,omitempty"`
+	// secretFingerprint is the SHA-256 of the token and key written to the Secret (a hash, never
+	// the values): a Secret whose contents no longer match gets a newly minted token.
+	// +optional
+	SecretFingerprint string `json:"secretFingerprint,omitempty"`
 }
 
 // ChangeRequestStatus records a Dfns change request (an answer 202) that waits for approval.

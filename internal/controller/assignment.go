@@ -104,20 +104,37 @@ func (e *assignments) resolve(ctx context.Context, a *v1alpha1.DfnsPermissionAss
 	if ref == nil {
 		return "", "", stopf(v1alpha1.ReasonInvalidSpec, "set identityRef or identityId")
 	}
-	var sa v1alpha1.DfnsServiceAccount
-	err = e.client.Get(ctx, types.NamespacedName{Namespace: a.Namespace, Name: ref.Name}, &sa)
+	identity, err := identityObject(ref.Kind)
+	if err != nil {
+		return "", "", err
+	}
+	err = e.client.Get(ctx, types.NamespacedName{Namespace: a.Namespace, Name: ref.Name}, identity)
 	if apierrors.IsNotFound(err) {
 		return "", "", waitf(v1alpha1.ReasonIdentityNotReady, "waiting for %s %s: it does not exist", ref.Kind, ref.Name)
 	}
 	if err != nil {
 		return "", "", fmt.Errorf("reading %s %s: %w", ref.Kind, ref.Name, err)
 	}
-	identityID = externalID(&sa)
-	if !meta.IsStatusConditionTrue(sa.Status.Conditions, v1alpha1.ConditionReady) || identityID == "" {
+	identityID = externalID(identity)
+	if !meta.IsStatusConditionTrue(*identity.StatusConditions(), v1alpha1.ConditionReady) || identityID == "" {
 		return "", "", waitf(v1alpha1.ReasonIdentityNotReady, "waiting for %s %s to be Ready", ref.Kind, ref.Name)
 	}
 	return permID, identityID, nil
 }
+
+// identityObject returns an empty resource of an identityRef's kind.
+func identityObject(kind string) (Object, error) {
+	switch kind {
+	case kindServiceAccount:
+		return &v1alpha1.DfnsServiceAccount{}, nil
+	case kindPersonalAccessToken:
+		return &v1alpha1.DfnsPersonalAccessToken{}, nil
+	}
+	return nil, stopf(v1alpha1.ReasonInvalidSpec, "identityRef.kind %q is not an identity kind", kind)
+}
+
+// identityKey is the identityRefIndex value of a kind and name.
+func identityKey(kind, name string) string { return kind + "/" + name }
 
 // followChange polls the change request of an assign or revoke held for approval: pending →
 // returned; approved → cleared; denied or expired → ChangeRejected until the spec changes.

@@ -238,7 +238,7 @@ func TestServiceAccountObserve(t *testing.T) {
 			}
 			c := fake.NewClientBuilder().WithScheme(testSchemeUnit(t)).WithObjects(objs...).Build()
 			tc.sa.Status.SecretFingerprint = tc.fp
-			e := &serviceAccounts{api: tc.api, client: c, reader: c}
+			e := newServiceAccounts(tc.api, c, c)
 			obs, err := e.Observe(context.Background(), tc.sa, externalID(tc.sa))
 			var got string
 			switch {
@@ -306,7 +306,7 @@ func TestServiceAccountCreate(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			sa := saFixture(nil)
 			c := fake.NewClientBuilder().WithScheme(testSchemeUnit(t)).WithObjects(sa).Build()
-			e := &serviceAccounts{api: tc.api, client: c, reader: c}
+			e := newServiceAccounts(tc.api, c, c)
 			mark := func(context.Context) error { tc.api.call("mark"); return nil }
 			cr, err := e.Create(context.Background(), sa, tc.obs, mark)
 			if got := strings.Join(tc.api.calls, ","); got != tc.wantCalls {

@@ -198,18 +198,19 @@ var _ = Describe("DfnsPermission deletion under an approval policy", func() {
 })
 
 var _ = Describe("The operator in token mode", func() {
-	It("reports Forbidden for a service account, saying login mode is needed", func() {
+	It("reports Forbidden for a service account or PAT, saying login mode is needed, and manages the rest", func() {
 		ns := newNamespace()
 		perm, err := dashboard.CreatePermission(ctx, dfns.CreatePermissionRequest{Name: ns + "-operator",
-			Operations: []string{"Auth:ServiceAccounts:Read", "Permissions:Read", "Permissions:Create", "Permissions:Update", "Permissions:Archive"}})
+			Operations: []string{"Auth:ServiceAccounts:Read", "Permissions:Read", "Permissions:Create", "Permissions:Update", "Permissions:Archive",
+				"Webhooks:Create", "Webhooks:Read", "Webhooks:Update", "Webhooks:Delete"}})
 		Expect(err).NotTo(HaveOccurred())
 		keyPEM, pub, err := dfns.GenerateKey(dfns.KeyECDSAP256)
 		Expect(err).NotTo(HaveOccurred())
 		opSA, err := dashboard.CreateServiceAccount(ctx, dfns.CreateServiceAccountRequest{Name: ns + "-operator", PublicKey: pub, PermissionID: perm.ID})
 		Expect(err).NotTo(HaveOccurred())
 		tok := opSA.AccessTokens[0]
-		startManager(newClient(dfns.Credentials{APIURL: sbServer.URL, OrgID: sb.OrgID(), AuthToken: tok.Token,
-			CredID: tok.CredID, PrivateKeyPEM: keyPEM}), "token")
+		DeferCleanup(startManager(newClient(dfns.Credentials{APIURL: sbServer.URL, OrgID: sb.OrgID(), AuthToken: tok.Token,
+			CredID: tok.CredID, PrivateKeyPEM: keyPEM}), "token"))
 
 		sa := newSA(ns, "tm", "")
 		sa.Labels = map[string]string{testModeLabel: "token"}
@@ -219,6 +220,22 @@ var _ = Describe("The operator in token mode", func() {
 			haveCondition(metav1.ConditionFalse, v1alpha1.ReasonForbidden),
 			HaveField("Message", ContainSubstring("login mode"))))
 		Expect(activeNamed(ns + "-tm")(Default)).To(BeEmpty())
+
+		pat := newPAT(ns, "tm-pat", "")
+		pat.Labels = sa.Labels
+		pat.Spec.PermissionRef = v1alpha1.PermissionRef{ID: perm.ID}
+		Expect(k8sClient.Create(ctx, pat)).To(Succeed())
+		eventually(conditionOf(pat, v1alpha1.ConditionSynced)).Should(And(
+			haveCondition(metav1.ConditionFalse, v1alpha1.ReasonForbidden),
+			HaveField("Message", ContainSubstring("login mode"))))
+		Expect(activePATs(ns + "-tm-pat")(Default)).To(BeEmpty())
+
+		By("still managing webhooks")
+		w := newWebhook(ns, "tw", newReceiver())
+		w.Labels = sa.Labels
+		Expect(k8sClient.Create(ctx, w)).To(Succeed())
+		DeferCleanup(deleteAndWait, w)
+		waitReady(w)
 
 		By("still managing permissions")
 		p := &v1alpha1.DfnsPermission{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "tp", Labels: sa.Labels},

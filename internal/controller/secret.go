@@ -28,6 +28,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/dfns-operator/dfns-operator/api/v1alpha1"
@@ -131,4 +132,86 @@ func fingerprint(values ...[]byte) string {
 		h.Write(v)
 	}
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// oneTimeSecret is a resource's Secret holding a one-time value, as the checks below see it.
+type oneTimeSecret struct {
+	owner client.Object
+	name  string
+	// fingerprint points at status.secretFingerprint: the hash of the values last written.
+	fingerprint *string
+	// keys are the Secret keys whose values are fingerprinted; the first must not be empty.
+	keys []string
+}
+
+// secretReader checks the Secrets holding one-time values: from the cache first, and past it
+// when the cache may not have caught up with a write just made.
+type secretReader struct {
+	client client.Client // cached: only the operator's labelled Secrets
+	reader client.Reader // uncached
+}
+
+// intact reports whether the Secret still holds the values written for the Dfns object id, by
+// their fingerprint. A status that lost the fingerprint takes it from a Secret naming id.
+func (r secretReader) intact(ctx context.Context, o oneTimeSecret, id string) (bool, error) {
+	names := func(s *corev1.Secret) bool {
+		return *o.fingerprint == "" && s.Annotations[v1alpha1.AnnotationExternalID] == id
+	}
+	s, err := r.read(ctx, o, func(s *corev1.Secret) bool {
+		return fingerprintOf(s.Data, o.keys) == *o.fingerprint || names(s)
+	})
+	if err != nil || s == nil || !metav1.IsControlledBy(s, o.owner) {
+		return false, err
+	}
+	fp := fingerprintOf(s.Data, o.keys)
+	if names(s) {
+		*o.fingerprint = fp
+	}
+	return fp == *o.fingerprint, nil
+}
+
+// holds reports whether our Secret holds the values of the Dfns object id.
+func (r secretReader) holds(ctx context.Context, o oneTimeSecret, id string) (bool, error) {
+	s, err := r.read(ctx, o, func(s *corev1.Secret) bool {
+		return s.Annotations[v1alpha1.AnnotationExternalID] == id
+	})
+	if err != nil || s == nil {
+		return false, err
+	}
+	ok := metav1.IsControlledBy(s, o.owner) && s.Annotations[v1alpha1.AnnotationExternalID] == id && len(s.Data[o.keys[0]]) > 0
+	if ok && *o.fingerprint == "" {
+		*o.fingerprint = fingerprintOf(s.Data, o.keys)
+	}
+	return ok, nil
+}
+
+// read reads the Secret from the cache and, when it is missing there or fails good, past the
+// cache; nil when it does not exist.
+func (r secretReader) read(ctx context.Context, o oneTimeSecret, good func(*corev1.Secret) bool) (*corev1.Secret, error) {
+	key := types.NamespacedName{Namespace: o.owner.GetNamespace(), Name: o.name}
+	var s corev1.Secret
+	err := r.client.Get(ctx, key, &s)
+	if err == nil && good(&s) {
+		return &s, nil
+	}
+	if err != nil && !apierrors.IsNotFound(err) {
+		return nil, fmt.Errorf("reading Secret %s: %w", key.Name, err)
+	}
+	err = r.reader.Get(ctx, key, &s)
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading Secret %s: %w", key.Name, err)
+	}
+	return &s, nil
+}
+
+// fingerprintOf is the fingerprint of the values of keys in data.
+func fingerprintOf(data map[string][]byte, keys []string) string {
+	values := make([][]byte, len(keys))
+	for i, k := range keys {
+		values[i] = data[k]
+	}
+	return fingerprint(values...)
 }

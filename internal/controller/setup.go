@@ -23,6 +23,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -62,12 +63,19 @@ const (
 // DfnsPermission name they reference.
 const permissionRefIndex = ".spec.permissionRef.name"
 
-// identityRefIndex indexes DfnsPermissionAssignments by the DfnsServiceAccount they reference.
-const identityRefIndex = ".spec.identityRef.name"
+// identityRefIndex indexes DfnsPermissionAssignments by the identity they reference, as
+// "<kind>/<name>".
+const identityRefIndex = ".spec.identityRef"
 
-// +kubebuilder:rbac:groups=access.dfns.io,resources=dfnsserviceaccounts;dfnspermissions;dfnspermissionassignments,verbs=get;list;watch;update;patch
-// +kubebuilder:rbac:groups=access.dfns.io,resources=dfnsserviceaccounts/status;dfnspermissions/status;dfnspermissionassignments/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups=access.dfns.io,resources=dfnsserviceaccounts/finalizers;dfnspermissions/finalizers;dfnspermissionassignments/finalizers,verbs=update
+// Kinds an identityRef names.
+const (
+	kindServiceAccount      = "DfnsServiceAccount"
+	kindPersonalAccessToken = "DfnsPersonalAccessToken"
+)
+
+// +kubebuilder:rbac:groups=access.dfns.io,resources=dfnsserviceaccounts;dfnspersonalaccesstokens;dfnspermissions;dfnspermissionassignments;dfnswebhooks,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=access.dfns.io,resources=dfnsserviceaccounts/status;dfnspersonalaccesstokens/status;dfnspermissions/status;dfnspermissionassignments/status;dfnswebhooks/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=access.dfns.io,resources=dfnsserviceaccounts/finalizers;dfnspersonalaccesstokens/finalizers;dfnspermissions/finalizers;dfnspermissionassignments/finalizers;dfnswebhooks/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
@@ -93,6 +101,12 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		return err
 	}
 	if err := setupServiceAccounts(mgr, opts); err != nil {
+		return err
+	}
+	if err := setupPersonalAccessTokens(mgr, opts); err != nil {
+		return err
+	}
+	if err := setupWebhooks(mgr, opts); err != nil {
 		return err
 	}
 	return setupAssignments(mgr, opts)
@@ -129,30 +143,58 @@ func setupPermissions(mgr ctrl.Manager, opts Options) error {
 	return nil
 }
 
-// setupServiceAccounts registers the DfnsServiceAccount controller; it watches its Secrets
-// and the DfnsPermissions it references.
+// setupServiceAccounts registers the DfnsServiceAccount controller.
 func setupServiceAccounts(mgr ctrl.Manager, opts Options) error {
-	ctx := context.Background()
-	err := mgr.GetFieldIndexer().IndexField(ctx, &v1alpha1.DfnsServiceAccount{}, permissionRefIndex, func(o client.Object) []string {
-		if n := o.(*v1alpha1.DfnsServiceAccount).Spec.PermissionRef.Name; n != "" {
+	ext := newServiceAccounts(opts.API, mgr.GetClient(), mgr.GetAPIReader())
+	return setupMinter(mgr, opts, ext, "dfnsserviceaccount", func() *v1alpha1.DfnsServiceAccount { return &v1alpha1.DfnsServiceAccount{} },
+		&v1alpha1.DfnsServiceAccountList{})
+}
+
+// setupPersonalAccessTokens registers the DfnsPersonalAccessToken controller.
+func setupPersonalAccessTokens(mgr ctrl.Manager, opts Options) error {
+	ext := newPersonalAccessTokens(opts.API, mgr.GetClient(), mgr.GetAPIReader())
+	return setupMinter(mgr, opts, ext, "dfnspersonalaccesstoken", func() *v1alpha1.DfnsPersonalAccessToken { return &v1alpha1.DfnsPersonalAccessToken{} },
+		&v1alpha1.DfnsPersonalAccessTokenList{})
+}
+
+// setupMinter registers the controller of a kind that mints a token; it watches its Secrets
+// and the DfnsPermissions it references.
+func setupMinter[T mintable](mgr ctrl.Manager, opts Options, ext External[T], name string, newObject func() T, list client.ObjectList) error {
+	err := mgr.GetFieldIndexer().IndexField(context.Background(), newObject(), permissionRefIndex, func(o client.Object) []string {
+		if n := o.(T).GetPermissionRef().Name; n != "" {
 			return []string{n}
 		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("indexing DfnsServiceAccounts by permission: %w", err)
+		return fmt.Errorf("indexing %s by permission: %w", name, err)
 	}
-	ext := &serviceAccounts{api: opts.API, client: mgr.GetClient(), reader: mgr.GetAPIReader()}
-	r := newReconciler(mgr, opts, ext, func() *v1alpha1.DfnsServiceAccount { return &v1alpha1.DfnsServiceAccount{} })
+	r := newReconciler(mgr, opts, ext, newObject)
 	err = ctrl.NewControllerManagedBy(mgr).
-		For(&v1alpha1.DfnsServiceAccount{}).
+		For(newObject()).
 		Owns(&corev1.Secret{}).
-		Watches(&v1alpha1.DfnsPermission{}, handler.EnqueueRequestsFromMapFunc(serviceAccountsOf(mgr.GetClient()))).
-		Named("dfnsserviceaccount").
+		Watches(&v1alpha1.DfnsPermission{}, handler.EnqueueRequestsFromMapFunc(referencing(mgr.GetClient(), list, permissionRefIndex, objectName))).
+		Named(name).
 		WithOptions(controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles}).
 		Complete(r)
 	if err != nil {
-		return fmt.Errorf("setting up the DfnsServiceAccount controller: %w", err)
+		return fmt.Errorf("setting up the %s controller: %w", name, err)
+	}
+	return nil
+}
+
+// setupWebhooks registers the DfnsWebhook controller; it watches its Secrets.
+func setupWebhooks(mgr ctrl.Manager, opts Options) error {
+	ext := &webhooks{api: opts.API, secrets: secretReader{client: mgr.GetClient(), reader: mgr.GetAPIReader()}}
+	r := newReconciler(mgr, opts, ext, func() *v1alpha1.DfnsWebhook { return &v1alpha1.DfnsWebhook{} })
+	err := ctrl.NewControllerManagedBy(mgr).
+		For(&v1alpha1.DfnsWebhook{}).
+		Owns(&corev1.Secret{}).
+		Named("dfnswebhook").
+		WithOptions(controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles}).
+		Complete(r)
+	if err != nil {
+		return fmt.Errorf("setting up the DfnsWebhook controller: %w", err)
 	}
 	return nil
 }
@@ -174,7 +216,7 @@ func setupAssignments(mgr ctrl.Manager, opts Options) error {
 	}
 	err = idx.IndexField(ctx, &v1alpha1.DfnsPermissionAssignment{}, identityRefIndex, func(o client.Object) []string {
 		if ref := o.(*v1alpha1.DfnsPermissionAssignment).Spec.IdentityRef; ref != nil {
-			return []string{ref.Name}
+			return []string{identityKey(ref.Kind, ref.Name)}
 		}
 		return nil
 	})
@@ -183,11 +225,12 @@ func setupAssignments(mgr ctrl.Manager, opts Options) error {
 	}
 	ext := &assignments{api: opts.API, client: mgr.GetClient()}
 	r := newReconciler(mgr, opts, ext, func() *v1alpha1.DfnsPermissionAssignment { return &v1alpha1.DfnsPermissionAssignment{} })
-	c := mgr.GetClient()
+	c, list := mgr.GetClient(), &v1alpha1.DfnsPermissionAssignmentList{}
 	err = ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.DfnsPermissionAssignment{}).
-		Watches(&v1alpha1.DfnsPermission{}, handler.EnqueueRequestsFromMapFunc(assignmentsOf(c, permissionRefIndex))).
-		Watches(&v1alpha1.DfnsServiceAccount{}, handler.EnqueueRequestsFromMapFunc(assignmentsOf(c, identityRefIndex))).
+		Watches(&v1alpha1.DfnsPermission{}, handler.EnqueueRequestsFromMapFunc(referencing(c, list, permissionRefIndex, objectName))).
+		Watches(&v1alpha1.DfnsServiceAccount{}, handler.EnqueueRequestsFromMapFunc(referencing(c, list, identityRefIndex, identityKeyOf(kindServiceAccount)))).
+		Watches(&v1alpha1.DfnsPersonalAccessToken{}, handler.EnqueueRequestsFromMapFunc(referencing(c, list, identityRefIndex, identityKeyOf(kindPersonalAccessToken)))).
 		Named("dfnspermissionassignment").
 		WithOptions(controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles}).
 		Complete(r)
@@ -197,35 +240,31 @@ func setupAssignments(mgr ctrl.Manager, opts Options) error {
 	return nil
 }
 
-// assignmentsOf maps a referenced resource to the DfnsPermissionAssignments that name it
-// through the given index.
-func assignmentsOf(c client.Reader, index string) handler.MapFunc {
+// referencing maps a referenced resource to the resources of list's kind in its namespace
+// whose index holds key(resource).
+func referencing(c client.Reader, list client.ObjectList, index string, key func(client.Object) string) handler.MapFunc {
 	return func(ctx context.Context, o client.Object) []reconcile.Request {
-		var list v1alpha1.DfnsPermissionAssignmentList
-		if err := c.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{index: o.GetName()}); err != nil {
+		l := list.DeepCopyObject().(client.ObjectList)
+		if err := c.List(ctx, l, client.InNamespace(o.GetNamespace()), client.MatchingFields{index: key(o)}); err != nil {
 			return nil
 		}
-		reqs := make([]reconcile.Request, 0, len(list.Items))
-		for _, a := range list.Items {
-			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: a.Namespace, Name: a.Name}})
-		}
+		var reqs []reconcile.Request
+		_ = meta.EachListItem(l, func(item runtime.Object) error {
+			if m, ok := item.(client.Object); ok {
+				reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: m.GetNamespace(), Name: m.GetName()}})
+			}
+			return nil
+		})
 		return reqs
 	}
 }
 
-// serviceAccountsOf maps a DfnsPermission to the DfnsServiceAccounts that reference it.
-func serviceAccountsOf(c client.Reader) handler.MapFunc {
-	return func(ctx context.Context, o client.Object) []reconcile.Request {
-		var list v1alpha1.DfnsServiceAccountList
-		if err := c.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{permissionRefIndex: o.GetName()}); err != nil {
-			return nil
-		}
-		reqs := make([]reconcile.Request, 0, len(list.Items))
-		for _, sa := range list.Items {
-			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: sa.Namespace, Name: sa.Name}})
-		}
-		return reqs
-	}
+// objectName is the index key of a resource referenced by name.
+func objectName(o client.Object) string { return o.GetName() }
+
+// identityKeyOf is the index key of an identity resource of the given kind.
+func identityKeyOf(kind string) func(client.Object) string {
+	return func(o client.Object) string { return identityKey(kind, o.GetName()) }
 }
 
 // recorderAdapter records events through the events.k8s.io recorder of controller-runtime.

@@ -114,7 +114,7 @@ func (c *captured) addSecret(s *corev1.Secret) {
 	if c.secrets == nil {
 		c.secrets = map[string]bool{}
 	}
-	for _, k := range []string{KeyAuthToken, KeyPrivateKey} {
+	for _, k := range []string{KeyAuthToken, KeyPrivateKey, KeyWebhookSecret} {
 		if v := string(s.Data[k]); v != "" {
 			c.secrets[v] = true
 		}
@@ -186,7 +186,7 @@ var _ = BeforeSuite(func() {
 	Expect(err).NotTo(HaveOccurred())
 
 	By("starting the manager")
-	startManager(operator, "login")
+	_ = startManager(operator, "login") // runs until the suite's context ends
 })
 
 var _ = AfterSuite(func() {
@@ -225,8 +225,10 @@ func newClient(creds dfns.Credentials) dfns.API {
 }
 
 // startManager runs a manager with the operator's Setup and CacheOptions. The suite runs two
-// (login mode and token mode); each sees only the resources labelled with its mode.
-func startManager(api dfns.API, mode string) {
+// (login mode and token mode); each sees only the resources labelled with its mode. A manager
+// still reconciles what a watch enqueues (an owned Secret), so the token-mode one runs only for
+// its spec: stop ends it and waits until it has stopped.
+func startManager(api dfns.API, mode string) (stop func()) {
 	sel := labels.SelectorFromSet(labels.Set{testModeLabel: mode})
 	if mode == "login" {
 		sel = labels.NewSelector()
@@ -238,6 +240,8 @@ func startManager(api dfns.API, mode string) {
 	opts.ByObject[&v1alpha1.DfnsServiceAccount{}] = cache.ByObject{Label: sel}
 	opts.ByObject[&v1alpha1.DfnsPermission{}] = cache.ByObject{Label: sel}
 	opts.ByObject[&v1alpha1.DfnsPermissionAssignment{}] = cache.ByObject{Label: sel}
+	opts.ByObject[&v1alpha1.DfnsPersonalAccessToken{}] = cache.ByObject{Label: sel}
+	opts.ByObject[&v1alpha1.DfnsWebhook{}] = cache.ByObject{Label: sel}
 	skip := true
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme: testScheme, Cache: opts, Metrics: metricsserver.Options{BindAddress: "0"},
@@ -247,10 +251,14 @@ func startManager(api dfns.API, mode string) {
 	rec := tee{capture, recorderAdapter{mgr.GetEventRecorder("dfns-operator")}}
 	Expect(Setup(mgr, Options{API: api, SyncPeriod: syncPeriod, EventRecorder: rec, MaxConcurrentReconciles: 2})).To(Succeed())
 	watchForCapture(mgr)
+	mctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
 	go func() {
 		defer GinkgoRecover()
-		Expect(mgr.Start(ctx)).To(Succeed())
+		defer close(done)
+		Expect(mgr.Start(mctx)).To(Succeed())
 	}()
+	return func() { cancel(); <-done }
 }
 
 // watchForCapture records every status and every Secret value the manager's cache sees.
@@ -267,6 +275,8 @@ func watchForCapture(mgr ctrl.Manager) {
 	add(&v1alpha1.DfnsServiceAccount{}, func(o any) { capture.addStatus(o.(*v1alpha1.DfnsServiceAccount).Status) })
 	add(&v1alpha1.DfnsPermission{}, func(o any) { capture.addStatus(o.(*v1alpha1.DfnsPermission).Status) })
 	add(&v1alpha1.DfnsPermissionAssignment{}, func(o any) { capture.addStatus(o.(*v1alpha1.DfnsPermissionAssignment).Status) })
+	add(&v1alpha1.DfnsPersonalAccessToken{}, func(o any) { capture.addStatus(o.(*v1alpha1.DfnsPersonalAccessToken).Status) })
+	add(&v1alpha1.DfnsWebhook{}, func(o any) { capture.addStatus(o.(*v1alpha1.DfnsWebhook).Status) })
 	add(&corev1.Secret{}, func(o any) { capture.addSecret(o.(*corev1.Secret)) })
 }
 

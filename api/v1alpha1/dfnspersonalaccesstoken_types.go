@@ -1,0 +1,163 @@
+/*
+Copyright 2026 The dfns-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+// DfnsPersonalAccessTokenSpec is the desired state of a personal access token of the operator's
+// own Dfns user. Dfns lets only users create PATs: the operator must run in login mode.
+// +kubebuilder:validation:XValidation:rule="!(has(self.daysValid) && has(self.secondsValid))",message="set at most one of daysValid and secondsValid"
+// +kubebuilder:validation:XValidation:rule="has(self.name) == has(oldSelf.name)",message="name is immutable"
+// +kubebuilder:validation:XValidation:rule="has(self.daysValid) == has(oldSelf.daysValid)",message="daysValid is immutable"
+// +kubebuilder:validation:XValidation:rule="has(self.secondsValid) == has(oldSelf.secondsValid)",message="secondsValid is immutable"
+// +kubebuilder:validation:XValidation:rule="has(self.secretName) == has(oldSelf.secretName)",message="secretName is immutable"
+type DfnsPersonalAccessTokenSpec struct {
+	// name is the token's name in Dfns, unique among the operator user's tokens.
+	// Default: <namespace>-<name>.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=100
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="name is immutable"
+	Name string `json:"name,omitempty"`
+
+	// permissionRef is the permission the token is created with. It is required: a token created
+	// without one may hold the permissions of the operator's own user.
+	// +required
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="permissionRef is immutable"
+	PermissionRef PermissionRef `json:"permissionRef"`
+
+	// daysValid is the token's lifetime in days.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=730
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="daysValid is immutable"
+	DaysValid *int32 `json:"daysValid,omitempty"`
+
+	// secondsValid is the token's lifetime in seconds (instead of daysValid).
+	// +optional
+	// +kubebuilder:validation:Minimum=60
+	// +kubebuilder:validation:Maximum=63072000
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="secondsValid is immutable"
+	SecondsValid *int32 `json:"secondsValid,omitempty"`
+
+	// active says whether the token is active in Dfns; false deactivates it.
+	// +optional
+	// +kubebuilder:default=true
+	Active *bool `json:"active,omitempty"`
+
+	// keyAlgorithm is the type of the key pair the operator generates for the token.
+	// +optional
+	// +kubebuilder:default=ECDSA-P256
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="keyAlgorithm is immutable"
+	KeyAlgorithm KeyAlgorithm `json:"keyAlgorithm,omitempty"`
+
+	// secretName is the Secret that receives the token and key. Default: the resource's name.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="secretName is immutable"
+	SecretName string `json:"secretName,omitempty"`
+
+	// secretTemplate holds labels and annotations added to the Secret.
+	// +optional
+	SecretTemplate SecretTemplate `json:"secretTemplate,omitempty,omitzero"`
+
+	// deletionPolicy says what happens in Dfns when the resource is deleted: Delete deletes the
+	// token, Orphan leaves it.
+	// +optional
+	// +kubebuilder:default=Delete
+	// +kubebuilder:validation:Enum=Delete;Orphan
+	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
+}
+
+// DfnsPersonalAccessTokenStatus is the observed state of a personal access token.
+type DfnsPersonalAccessTokenStatus struct {
+	// TokenStatus describes the token and the Secret holding it.
+	TokenStatus `json:",inline"`
+	// observedGeneration is the generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// conditions are Ready and Synced.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=dfnspat,categories=dfns
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Synced",type=string,JSONPath=`.status.conditions[?(@.type=="Synced")].status`
+// +kubebuilder:printcolumn:name="ID",type=string,JSONPath=`.status.tokenId`
+// +kubebuilder:printcolumn:name="Secret",type=string,JSONPath=`.status.secretName`
+// +kubebuilder:printcolumn:name="Expires",type=string,JSONPath=`.status.expiresAt`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+
+// DfnsPersonalAccessToken is a personal access token of the operator's Dfns user whose token
+// and generated key are written to a Secret in the resource's namespace.
+type DfnsPersonalAccessToken struct {
+	metav1.TypeMeta `json:",inline"`
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitzero"`
+	// spec is the desired state.
+	// +required
+	Spec DfnsPersonalAccessTokenSpec `json:"spec"`
+	// status is the observed state.
+	// +optional
+	Status DfnsPersonalAccessTokenStatus `json:"status,omitzero"`
+}
+
+// +kubebuilder:object:root=true
+
+// DfnsPersonalAccessTokenList is a list of DfnsPersonalAccessToken.
+type DfnsPersonalAccessTokenList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitzero"`
+	Items           []DfnsPersonalAccessToken `json:"items"`
+}
+
+// DfnsName returns the token's name in Dfns: spec.name, or <namespace>-<name>.
+func (p *DfnsPersonalAccessToken) DfnsName() string {
+	if p.Spec.Name != "" {
+		return p.Spec.Name
+	}
+	return p.Namespace + "-" + p.Name
+}
+
+// SecretName returns the name of the Secret the token and key are written to.
+func (p *DfnsPersonalAccessToken) SecretName() string {
+	if p.Spec.SecretName != "" {
+		return p.Spec.SecretName
+	}
+	return p.Name
+}
+
+// WantActive reports whether the token should be active in Dfns.
+func (p *DfnsPersonalAccessToken) WantActive() bool {
+	return p.Spec.Active == nil || *p.Spec.Active
+}
+
+func init() {
+	SchemeBuilder.Register(func(s *runtime.Scheme) error {
+		s.AddKnownTypes(SchemeGroupVersion, &DfnsPersonalAccessToken{}, &DfnsPersonalAccessTokenList{})
+		return nil
+	})
+}

@@ -1,0 +1,349 @@
+/*
+Copyright 2026 The dfns-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/dfns-operator/dfns-operator/api/v1alpha1"
+	"github.com/dfns-operator/dfns-operator/internal/dfns"
+)
+
+// This file mints Dfns identities whose token Dfns shows only once: service accounts and
+// personal access tokens. Finding a lost create, minting, replacing an orphan or a lost token,
+// and drift in name and activation are shared here; each kind brings only its Dfns calls
+// (identityCalls, in serviceaccount.go and personalaccesstoken.go).
+
+// Keys of the Secret written for a service account or personal access token (design.md §4).
+const (
+	KeyAPIURL     = "DFNS_API_URL"
+	KeyOrgID      = "DFNS_ORG_ID"
+	KeyAuthToken  = "DFNS_AUTH_TOKEN"
+	KeyCredID     = "DFNS_CRED_ID"
+	KeyPrivateKey = "DFNS_PRIVATE_KEY"
+)
+
+// tokenKeys are the Secret keys whose values identify a minted token: its fingerprint.
+var tokenKeys = []string{KeyAuthToken, KeyPrivateKey}
+
+// maxDfnsNameLen is the longest service-account, token or permission name the operator sends.
+const maxDfnsNameLen = 100
+
+// mintable is a resource whose Dfns identity comes with a one-time token.
+type mintable interface {
+	Object
+	DfnsName() string
+	SecretName() string
+	WantActive() bool
+	GetTokenStatus() *v1alpha1.TokenStatus
+	GetPermissionRef() v1alpha1.PermissionRef
+	GetKeyAlgorithm() v1alpha1.KeyAlgorithm
+	GetSecretTemplate() v1alpha1.SecretTemplate
+}
+
+// identityView is what the minting logic reads of a Dfns identity.
+type identityView struct {
+	ID, Name, TokenID string
+	Active            bool
+}
+
+// mintRequest is the create of a Dfns identity.
+type mintRequest struct {
+	Name, PublicKey, PermissionID, ExternalID string
+}
+
+// identityCalls are the Dfns calls of one identity kind.
+type identityCalls[T mintable] interface {
+	// noun names the kind in messages ("service account").
+	noun() string
+	list(ctx context.Context) ([]identityView, error)
+	get(ctx context.Context, id string) (identityView, error)
+	// create makes the identity and returns its ID and the token of the create answer.
+	create(ctx context.Context, obj T, req mintRequest) (string, *dfns.AccessToken, error)
+	rename(ctx context.Context, id, name string) error
+	setActive(ctx context.Context, id string, active bool) error
+	remove(ctx context.Context, id string) error
+}
+
+// minter is the External of the kinds that mint a token.
+type minter[T mintable] struct {
+	api     dfns.API
+	calls   identityCalls[T]
+	client  client.Client // cached: DfnsPermissions
+	secrets secretReader
+}
+
+// Validate checks the default name's length, which the API server cannot.
+func (m *minter[T]) Validate(_ context.Context, obj T) error {
+	if n := obj.DfnsName(); len(n) > maxDfnsNameLen {
+		return stopf(v1alpha1.ReasonInvalidSpec, "the Dfns name %q is longer than %d characters; set spec.name", n, maxDfnsNameLen)
+	}
+	return nil
+}
+
+// Secret names the Secret the token and key go to.
+func (m *minter[T]) Secret(obj T) (string, v1alpha1.SecretTemplate) {
+	return obj.SecretName(), obj.GetSecretTemplate()
+}
+
+// secretOf describes the resource's Secret for the checks of secret.go.
+func (m *minter[T]) secretOf(obj T) oneTimeSecret {
+	return oneTimeSecret{owner: obj, name: obj.SecretName(), fingerprint: &obj.GetTokenStatus().SecretFingerprint, keys: tokenKeys}
+}
+
+// Observe reads the recorded identity and checks both it and the Secret holding its token;
+// with no recorded ID it looks for one this resource made (see find).
+func (m *minter[T]) Observe(ctx context.Context, obj T, id string) (Observation, error) {
+	if id == "" {
+		return m.find(ctx, obj)
+	}
+	got, err := m.calls.get(ctx, id)
+	if dfns.IsNotFound(err) {
+		return m.recreate(ctx, obj, id)
+	}
+	if err != nil {
+		return Observation{}, fmt.Errorf("reading %s %s: %w", m.calls.noun(), id, err)
+	}
+	intact, err := m.secrets.intact(ctx, m.secretOf(obj), id)
+	if err != nil {
+		return Observation{}, err
+	}
+	if !intact {
+		if obj.GetTokenStatus().SecretFingerprint == "" {
+			// This resource never published a token: an external-id annotation put on a new
+			// resource names someone else's identity, which is never deleted.
+			return Observation{}, stopf(v1alpha1.ReasonInvalidSpec, "%s %s was not created by this resource "+
+				"and Dfns never shows its token again, so it cannot be adopted; remove the %s annotation to create a new one",
+				m.calls.noun(), id, v1alpha1.AnnotationExternalID)
+		}
+		return Observation{Replace: &Replacement{ID: id, Reason: EventReminted,
+			Message: fmt.Sprintf("Secret %s was deleted or changed; deleted %s %s and minted a new one", obj.SecretName(), m.calls.noun(), id)}}, nil
+	}
+	return m.compare(obj, got), nil
+}
+
+// recreate handles a recorded identity that is gone from Dfns. A replacement whose create
+// answer was lost may carry our name already, so the name is looked up first.
+func (m *minter[T]) recreate(ctx context.Context, obj T, id string) (Observation, error) {
+	obs, err := m.find(ctx, obj)
+	if err != nil || obs.Exists || obs.Replace != nil {
+		return obs, err
+	}
+	obs.Replace = &Replacement{Reason: EventRecreated,
+		Message: fmt.Sprintf("%s %s was deleted in Dfns; created a new one", m.calls.noun(), id)}
+	return obs, nil
+}
+
+// find looks for an identity this resource made whose ID was never recorded. Dfns does not
+// return externalId, so the marker is the unique name plus the create-pending annotation (or
+// our Secret naming the identity, when only the ID patch was lost). Ours with its token in the
+// Secret is adopted; ours without it is an orphan, replaced; anyone else's is a conflict.
+func (m *minter[T]) find(ctx context.Context, obj T) (Observation, error) {
+	all, err := m.calls.list(ctx)
+	if err != nil {
+		return Observation{}, fmt.Errorf("listing %ss: %w", m.calls.noun(), err)
+	}
+	name := obj.DfnsName()
+	for _, got := range all {
+		if got.Name != name {
+			continue
+		}
+		holds, err := m.secrets.holds(ctx, m.secretOf(obj), got.ID)
+		if err != nil {
+			return Observation{}, err
+		}
+		if holds {
+			return m.compare(obj, got), nil
+		}
+		if _, pending := obj.GetAnnotations()[v1alpha1.AnnotationCreatePending]; !pending {
+			return Observation{}, stopf(v1alpha1.ReasonNameConflict,
+				"a Dfns %s named %q (%s) exists and was not made by this resource; set another spec.name", m.calls.noun(), name, got.ID)
+		}
+		return Observation{Replace: &Replacement{ID: got.ID, Reason: EventOrphanDeleted,
+			Message: fmt.Sprintf("deleted %s %s whose token was never saved, and created a new one", m.calls.noun(), got.ID)}}, nil
+	}
+	return Observation{}, nil
+}
+
+// compare reports whether the name and activation match the spec.
+func (m *minter[T]) compare(obj T, got identityView) Observation {
+	var diff []string
+	if got.Name != obj.DfnsName() {
+		diff = append(diff, fmt.Sprintf("name %q, want %q", got.Name, obj.DfnsName()))
+	}
+	if got.Active != obj.WantActive() {
+		diff = append(diff, fmt.Sprintf("active %t, want %t", got.Active, obj.WantActive()))
+	}
+	ts := obj.GetTokenStatus()
+	if got.TokenID != "" && ts.TokenID == "" {
+		ts.TokenID = got.TokenID
+	}
+	ts.SecretName = obj.SecretName()
+	return Observation{ID: got.ID, Exists: true, UpToDate: len(diff) == 0, Diff: strings.Join(diff, ", "), Current: got}
+}
+
+// Create mints the identity: it replaces an orphan or lost one first, generates the key pair,
+// creates the identity with the resolved permission, and returns the Secret contents.
+func (m *minter[T]) Create(ctx context.Context, obj T, obs Observation, mark func(context.Context) error) (Creation, error) {
+	var c Creation
+	can, err := m.api.CanCreateIdentities(ctx)
+	if err != nil {
+		return c, fmt.Errorf("checking the operator's Dfns identity: %w", err)
+	}
+	if !can {
+		return c, waitf(v1alpha1.ReasonForbidden,
+			"the operator runs in token mode and Dfns lets only users create %ss: give it login mode (DFNS_USERNAME with a Key credential)", m.calls.noun())
+	}
+	permID, err := resolvePermission(ctx, m.client, obj.GetNamespace(), obj.GetPermissionRef())
+	if err != nil {
+		return c, err
+	}
+	apiURL, orgID, err := m.api.Endpoint(ctx)
+	if err != nil {
+		return c, fmt.Errorf("reading the Dfns endpoint: %w", err)
+	}
+	if obs.Replace != nil {
+		if err := m.remove(ctx, obs.Replace.ID); err != nil {
+			return c, err
+		}
+		c.Notes = append(c.Notes, Note{Reason: obs.Replace.Reason, Message: obs.Replace.Message})
+	}
+	alg := obj.GetKeyAlgorithm()
+	keyPEM, pubPEM, err := dfns.GenerateKey(dfns.KeyAlgorithm(alg))
+	if err != nil {
+		return c, fmt.Errorf("generating a %s key: %w", alg, err)
+	}
+	if err := mark(ctx); err != nil {
+		return c, fmt.Errorf("marking the create as pending: %w", err)
+	}
+	req := mintRequest{Name: obj.DfnsName(), PublicKey: string(pubPEM), PermissionID: permID, ExternalID: string(obj.GetUID())}
+	id, tok, err := m.calls.create(ctx, obj, req)
+	if err != nil {
+		return c, fmt.Errorf("creating %s %q: %w", m.calls.noun(), req.Name, err)
+	}
+	c.ID = id
+	if tok == nil || tok.Token == "" {
+		return c, fmt.Errorf("dfns answered the create of %s %s without a token", m.calls.noun(), id)
+	}
+	data := map[string][]byte{
+		KeyAPIURL: []byte(apiURL), KeyOrgID: []byte(orgID), KeyAuthToken: []byte(tok.Token),
+		KeyCredID: []byte(tok.CredID), KeyPrivateKey: keyPEM,
+	}
+	c.Secret = &SecretContent{Data: data, Annotations: map[string]string{v1alpha1.AnnotationExternalID: id}}
+	*obj.GetTokenStatus() = v1alpha1.TokenStatus{TokenID: tok.TokenID, ExpiresAt: tokenExpiry(tok.Token),
+		SecretName: obj.SecretName(), SecretFingerprint: fingerprintOf(data, tokenKeys)}
+	return c, nil
+}
+
+// Update renames the identity back and (re)activates or deactivates it.
+func (m *minter[T]) Update(ctx context.Context, obj T, obs Observation) ([]Note, error) {
+	got, ok := obs.Current.(identityView)
+	if !ok {
+		return nil, fmt.Errorf("no observed %s to update", m.calls.noun())
+	}
+	var notes []Note
+	noun := m.calls.noun()
+	if got.Name != obj.DfnsName() {
+		if err := m.calls.rename(ctx, obs.ID, obj.DfnsName()); err != nil {
+			return notes, fmt.Errorf("renaming %s %s: %w", noun, obs.ID, err)
+		}
+		notes = append(notes, Note{EventUpdated, fmt.Sprintf("renamed %s %s from %q back to %q", noun, obs.ID, got.Name, obj.DfnsName())})
+	}
+	if got.Active == obj.WantActive() {
+		return notes, nil
+	}
+	if err := m.calls.setActive(ctx, obs.ID, obj.WantActive()); err != nil {
+		return notes, fmt.Errorf("setting %s %s active=%t: %w", noun, obs.ID, obj.WantActive(), err)
+	}
+	if obj.WantActive() {
+		return append(notes, Note{EventReactivated, fmt.Sprintf("%s %s was deactivated; activated it", noun, obs.ID)}), nil
+	}
+	return append(notes, Note{EventDeactivated, fmt.Sprintf("deactivated %s %s as spec.active asks", noun, obs.ID)}), nil
+}
+
+// Delete deletes or deactivates the identity per deletionPolicy; one already gone is fine.
+func (m *minter[T]) Delete(ctx context.Context, obj T, id string) error {
+	if obj.GetDeletionPolicy() != v1alpha1.DeletionPolicyDeactivate {
+		return m.remove(ctx, id)
+	}
+	if err := m.calls.setActive(ctx, id, false); err != nil && !dfns.IsNotFound(err) {
+		return fmt.Errorf("deactivating %s %s: %w", m.calls.noun(), id, err)
+	}
+	return nil
+}
+
+// remove deletes an identity; empty or already gone is fine.
+func (m *minter[T]) remove(ctx context.Context, id string) error {
+	if id == "" {
+		return nil
+	}
+	if err := m.calls.remove(ctx, id); err != nil && !dfns.IsNotFound(err) {
+		return fmt.Errorf("deleting %s %s: %w", m.calls.noun(), id, err)
+	}
+	return nil
+}
+
+// resolvePermission returns the Dfns ID a permissionRef names, or a waitError while the
+// DfnsPermission it names is missing or not Ready.
+func resolvePermission(ctx context.Context, c client.Reader, namespace string, ref v1alpha1.PermissionRef) (string, error) {
+	if ref.ID != "" {
+		return ref.ID, nil
+	}
+	var p v1alpha1.DfnsPermission
+	err := c.Get(ctx, types.NamespacedName{Namespace: namespace, Name: ref.Name}, &p)
+	if apierrors.IsNotFound(err) {
+		return "", waitf(v1alpha1.ReasonPermissionNotReady, "waiting for DfnsPermission %s: it does not exist", ref.Name)
+	}
+	if err != nil {
+		return "", fmt.Errorf("reading DfnsPermission %s: %w", ref.Name, err)
+	}
+	if !meta.IsStatusConditionTrue(p.Status.Conditions, v1alpha1.ConditionReady) || externalID(&p) == "" {
+		return "", waitf(v1alpha1.ReasonPermissionNotReady, "waiting for DfnsPermission %s to be Ready", ref.Name)
+	}
+	return externalID(&p), nil
+}
+
+// tokenExpiry reads the exp claim of a JWT without verifying it; nil when there is none.
+func tokenExpiry(token string) *metav1.Time {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return nil
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return nil
+	}
+	var claims struct {
+		Exp int64 `json:"exp"`
+	}
+	if json.Unmarshal(payload, &claims) != nil || claims.Exp == 0 {
+		return nil
+	}
+	t := metav1.NewTime(time.Unix(claims.Exp, 0).UTC())
+	return &t
+}

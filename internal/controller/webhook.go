@@ -1,0 +1,250 @@
+/*
+Copyright 2026 The dfns-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/dfns-operator/dfns-operator/api/v1alpha1"
+	"github.com/dfns-operator/dfns-operator/internal/dfns"
+)
+
+// Keys of the Secret written for a webhook (design.md §4).
+const (
+	KeyWebhookID     = "DFNS_WEBHOOK_ID"
+	KeyWebhookSecret = "DFNS_WEBHOOK_SECRET"
+)
+
+// webhookKeys are the Secret keys whose values identify a webhook's secret: its fingerprint.
+var webhookKeys = []string{KeyWebhookSecret, KeyWebhookID}
+
+// Webhook statuses in Dfns.
+const (
+	webhookEnabled  = "Enabled"
+	webhookDisabled = "Disabled"
+)
+
+// webhooks is the External of DfnsWebhook. Dfns shows a webhook's signing secret only in the
+// create answer, and webhooks have no externalId: the description carries a marker with the
+// resource's UID (markerOf), so that a webhook whose answer was lost is found and deleted
+// before a new one is created.
+type webhooks struct {
+	api     dfns.API
+	secrets secretReader
+}
+
+var _ External[*v1alpha1.DfnsWebhook] = (*webhooks)(nil)
+
+// Validate: the API server checks everything a webhook spec holds.
+func (e *webhooks) Validate(context.Context, *v1alpha1.DfnsWebhook) error { return nil }
+
+// Secret names the Secret the webhook's ID and signing secret go to.
+func (e *webhooks) Secret(w *v1alpha1.DfnsWebhook) (string, v1alpha1.SecretTemplate) {
+	return w.SecretName(), w.Spec.SecretTemplate
+}
+
+// markerOf is the ownership marker in the description: 52 characters, so that it fits with a
+// spec.description of at most 200 in Dfns' 256.
+func markerOf(w *v1alpha1.DfnsWebhook) string {
+	return "[dfns-operator " + string(w.UID) + "]"
+}
+
+// wantDescription is spec.description followed by the marker.
+func wantDescription(w *v1alpha1.DfnsWebhook) string {
+	if w.Spec.Description == "" {
+		return markerOf(w)
+	}
+	return w.Spec.Description + " " + markerOf(w)
+}
+
+// wantStatus is the Dfns status spec.enabled asks for.
+func wantStatus(w *v1alpha1.DfnsWebhook) string {
+	if w.WantEnabled() {
+		return webhookEnabled
+	}
+	return webhookDisabled
+}
+
+// wantEvents is spec.events, sorted.
+func wantEvents(w *v1alpha1.DfnsWebhook) []string {
+	out := make([]string, 0, len(w.Spec.Events))
+	for _, e := range w.Spec.Events {
+		out = append(out, string(e))
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// secretOf describes the resource's Secret for the checks of secret.go.
+func (e *webhooks) secretOf(w *v1alpha1.DfnsWebhook) oneTimeSecret {
+	return oneTimeSecret{owner: w, name: w.SecretName(), fingerprint: &w.Status.SecretFingerprint, keys: webhookKeys}
+}
+
+// Observe reads the recorded webhook and checks both it and the Secret holding its signing
+// secret; with no recorded ID it looks for one carrying this resource's marker.
+func (e *webhooks) Observe(ctx context.Context, w *v1alpha1.DfnsWebhook, id string) (Observation, error) {
+	if id == "" {
+		return e.find(ctx, w)
+	}
+	got, err := e.api.GetWebhook(ctx, id)
+	if dfns.IsNotFound(err) {
+		obs, err := e.find(ctx, w)
+		if err != nil || obs.Exists || obs.Replace != nil {
+			return obs, err
+		}
+		return Observation{Replace: &Replacement{Reason: EventRecreated,
+			Message: fmt.Sprintf("webhook %s was deleted in Dfns; created a new one", id)}}, nil
+	}
+	if err != nil {
+		return Observation{}, fmt.Errorf("reading webhook %s: %w", id, err)
+	}
+	intact, err := e.secrets.intact(ctx, e.secretOf(w), id)
+	if err != nil {
+		return Observation{}, err
+	}
+	if !intact {
+		if w.Status.SecretFingerprint == "" {
+			return Observation{}, stopf(v1alpha1.ReasonInvalidSpec, "webhook %s was not created by this resource and Dfns never "+
+				"shows its signing secret again, so it cannot be adopted; remove the %s annotation to create a new one",
+				id, v1alpha1.AnnotationExternalID)
+		}
+		return Observation{Replace: &Replacement{ID: id, Reason: EventReminted,
+			Message: fmt.Sprintf("Secret %s was deleted or changed; deleted webhook %s and created a new one", w.SecretName(), id)}}, nil
+	}
+	return compareWebhook(w, got), nil
+}
+
+// find looks for a webhook carrying this resource's marker. One whose secret our Secret holds
+// is adopted (only the ID patch was lost); one without is an orphan of a lost create answer,
+// deleted before a new one is created.
+func (e *webhooks) find(ctx context.Context, w *v1alpha1.DfnsWebhook) (Observation, error) {
+	all, err := e.api.ListWebhooks(ctx)
+	if err != nil {
+		return Observation{}, fmt.Errorf("listing webhooks: %w", err)
+	}
+	var orphan string
+	for i := range all {
+		if !strings.Contains(all[i].Description, markerOf(w)) {
+			continue
+		}
+		holds, err := e.secrets.holds(ctx, e.secretOf(w), all[i].ID)
+		if err != nil {
+			return Observation{}, err
+		}
+		if holds {
+			return compareWebhook(w, &all[i]), nil
+		}
+		if orphan == "" {
+			orphan = all[i].ID
+		}
+	}
+	if orphan == "" {
+		return Observation{}, nil
+	}
+	return Observation{Replace: &Replacement{ID: orphan, Reason: EventOrphanDeleted,
+		Message: fmt.Sprintf("deleted webhook %s whose signing secret was never saved, and created a new one", orphan)}}, nil
+}
+
+// compareWebhook reports whether url, events, status and description match the spec.
+func compareWebhook(w *v1alpha1.DfnsWebhook, got *dfns.Webhook) Observation {
+	var diff []string
+	if got.URL != w.Spec.URL {
+		diff = append(diff, fmt.Sprintf("url %q, want %q", got.URL, w.Spec.URL))
+	}
+	have, want := slices.Sorted(slices.Values(got.Events)), wantEvents(w)
+	if !slices.Equal(slices.Compact(have), want) {
+		diff = append(diff, fmt.Sprintf("events [%s], want [%s]", strings.Join(have, " "), strings.Join(want, " ")))
+	}
+	if got.Status != wantStatus(w) {
+		diff = append(diff, fmt.Sprintf("status %s, want %s", got.Status, wantStatus(w)))
+	}
+	if got.Description != wantDescription(w) {
+		diff = append(diff, "description")
+	}
+	w.Status.SecretName = w.SecretName()
+	return Observation{ID: got.ID, Exists: true, UpToDate: len(diff) == 0, Diff: strings.Join(diff, ", "), Current: got}
+}
+
+// Create deletes an orphan or lost webhook first, then creates the webhook and returns its
+// signing secret for the Secret.
+func (e *webhooks) Create(ctx context.Context, w *v1alpha1.DfnsWebhook, obs Observation, mark func(context.Context) error) (Creation, error) {
+	var c Creation
+	if obs.Replace != nil {
+		if err := e.Delete(ctx, w, obs.Replace.ID); err != nil {
+			return c, err
+		}
+		c.Notes = append(c.Notes, Note{Reason: obs.Replace.Reason, Message: obs.Replace.Message})
+	}
+	if err := mark(ctx); err != nil {
+		return c, fmt.Errorf("marking the create as pending: %w", err)
+	}
+	got, err := e.api.CreateWebhook(ctx, dfns.CreateWebhookRequest{
+		URL: w.Spec.URL, Events: wantEvents(w), Status: wantStatus(w), Description: wantDescription(w)})
+	if err != nil {
+		return c, createWebhookError(err)
+	}
+	c.ID = got.ID
+	if got.Secret == "" {
+		return c, fmt.Errorf("dfns answered the create of webhook %s without a secret", got.ID)
+	}
+	data := map[string][]byte{KeyWebhookID: []byte(got.ID), KeyWebhookSecret: []byte(got.Secret)}
+	c.Secret = &SecretContent{Data: data, Annotations: map[string]string{v1alpha1.AnnotationExternalID: got.ID}}
+	w.Status.SecretName = w.SecretName()
+	w.Status.SecretFingerprint = fingerprintOf(data, webhookKeys)
+	return c, nil
+}
+
+// createWebhookError classifies a refused create. Dfns answers 400 both for the per-org
+// webhook limit and for a spec it does not accept; neither is helped by a quick retry.
+func createWebhookError(err error) error {
+	var de *dfns.Error
+	if !errors.As(err, &de) || de.StatusCode != http.StatusBadRequest {
+		return fmt.Errorf("creating webhook: %w", err)
+	}
+	if strings.Contains(strings.ToLower(de.Message), "limit") {
+		return waitf(v1alpha1.ReasonWebhookLimitReached, "Dfns refused a new webhook: %s; delete a webhook of the "+
+			"organisation or ask Dfns to raise the limit (retried every sync period)", de.Message)
+	}
+	return stopf(v1alpha1.ReasonInvalidSpec, "Dfns refused the webhook: %s; fix the spec", de.Message)
+}
+
+// Update sets url, events, status and description back to the spec.
+func (e *webhooks) Update(ctx context.Context, w *v1alpha1.DfnsWebhook, obs Observation) ([]Note, error) {
+	desc := wantDescription(w)
+	_, err := e.api.UpdateWebhook(ctx, obs.ID, dfns.UpdateWebhookRequest{
+		URL: w.Spec.URL, Events: wantEvents(w), Status: wantStatus(w), Description: &desc})
+	if err != nil {
+		return nil, fmt.Errorf("updating webhook %s: %w", obs.ID, err)
+	}
+	return []Note{{EventUpdated, fmt.Sprintf("updated webhook %s: %s", obs.ID, obs.Diff)}}, nil
+}
+
+// Delete deletes the webhook; empty or already gone is fine.
+func (e *webhooks) Delete(ctx context.Context, _ *v1alpha1.DfnsWebhook, id string) error {
+	if id == "" {
+		return nil
+	}
+	if err := e.api.DeleteWebhook(ctx, id); err != nil && !dfns.IsNotFound(err) {
+		return fmt.Errorf("deleting webhook %s: %w", id, err)
+	}
+	return nil
+}
