@@ -79,12 +79,14 @@ func signs(api dfns.API) {
 	Expect(api.DeleteWebhook(ctx, wh.ID)).To(Succeed())
 }
 
+// sampleKinds are the kinds config/samples holds, for kubectl wait.
+const sampleKinds = "dfnspermissions,dfnsserviceaccounts,dfnspermissionassignments,dfnspersonalaccesstokens,dfnswebhooks"
+
 var _ = Describe("dfns-operator", Ordered, func() {
 	It("makes the samples Ready with kubectl, with a Secret an app can use", func() {
 		kubectl("create", "namespace", "samples")
 		kubectl("apply", "-k", "config/samples", "-n", "samples")
-		kubectl("wait", "--for=condition=Ready", "dfnspermissions,dfnsserviceaccounts,dfnspermissionassignments",
-			"--all", "-n", "samples", "--timeout=90s")
+		kubectl("wait", "--for=condition=Ready", sampleKinds, "--all", "-n", "samples", "--timeout=90s")
 		Expect(kubectl("get", "dfns", "-n", "samples")).To(ContainSubstring("payments-api"))
 
 		app := appClient("samples", "payments-api-dfns")
@@ -93,6 +95,11 @@ var _ = Describe("dfns-operator", Ordered, func() {
 		By("reading permissions, which the sample assignment grants")
 		_, err := app.ListPermissions(context.Background())
 		Expect(err).NotTo(HaveOccurred())
+		By("signing requests with the personal access token")
+		signs(appClient("samples", "ci-dfns"))
+		By("writing the webhook's ID and signing secret")
+		Expect(kubectl("get", "secret", "payments-webhook", "-n", "samples", "-o", "go-template={{len .data.DFNS_WEBHOOK_SECRET}} {{.data.DFNS_WEBHOOK_ID | base64decode}}")).
+			To(MatchRegexp(`^[1-9][0-9]* wh-`))
 	})
 
 	It("applies each deletion policy", func() {
