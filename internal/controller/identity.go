@@ -241,7 +241,7 @@ func (m *minter[T]) Create(ctx context.Context, obj T, obs Observation, mark fun
 	if err := mark(ctx); err != nil {
 		return c, fmt.Errorf("marking the create as pending: %w", err)
 	}
-	req := mintRequest{Name: obj.DfnsName(), PublicKey: string(pubPEM), PermissionID: permID, ExternalID: string(obj.GetUID())}
+	req := mintRequest{Name: obj.DfnsName(), PublicKey: pubPEM, PermissionID: permID, ExternalID: string(obj.GetUID())}
 	id, tok, err := m.calls.create(ctx, obj, req)
 	if err != nil {
 		return c, fmt.Errorf("creating %s %q: %w", m.calls.noun(), req.Name, err)

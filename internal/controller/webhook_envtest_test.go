@@ -235,7 +235,7 @@ var _ = Describe("DfnsWebhook", func() {
 	It("reports the organisation's webhook limit with its own reason and without a retry loop", func() {
 		all, err := dashboard.ListWebhooks(ctx)
 		Expect(err).NotTo(HaveOccurred())
-		var fillers []string
+		fillers := make([]string, 0, 5)
 		for range 5 - len(all) {
 			h, err := dashboard.CreateWebhook(ctx, dfns.CreateWebhookRequest{URL: recv.srv.URL, Events: []string{"*"}})
 			Expect(err).NotTo(HaveOccurred())

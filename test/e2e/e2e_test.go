@@ -80,7 +80,8 @@ func signs(api dfns.API) {
 }
 
 // sampleKinds are the kinds config/samples holds, for kubectl wait.
-const sampleKinds = "dfnspermissions,dfnsserviceaccounts,dfnspermissionassignments,dfnspersonalaccesstokens,dfnswebhooks"
+const sampleKinds = "dfnspermissions,dfnsserviceaccounts,dfnspermissionassignments," +
+	"dfnspersonalaccesstokens,dfnswebhooks"
 
 var _ = Describe("dfns-operator", Ordered, func() {
 	It("makes the samples Ready with kubectl, with a Secret an app can use", func() {
@@ -98,8 +99,8 @@ var _ = Describe("dfns-operator", Ordered, func() {
 		By("signing requests with the personal access token")
 		signs(appClient("samples", "ci-dfns"))
 		By("writing the webhook's ID and signing secret")
-		Expect(kubectl("get", "secret", "payments-webhook", "-n", "samples", "-o", "go-template={{len .data.DFNS_WEBHOOK_SECRET}} {{.data.DFNS_WEBHOOK_ID | base64decode}}")).
-			To(MatchRegexp(`^[1-9][0-9]* wh-`))
+		tmpl := "go-template={{len .data.DFNS_WEBHOOK_SECRET}} {{.data.DFNS_WEBHOOK_ID | base64decode}}"
+		Expect(kubectl("get", "secret", "payments-webhook", "-n", "samples", "-o", tmpl)).To(MatchRegexp(`^[1-9][0-9]* wh-`))
 	})
 
 	It("applies each deletion policy", func() {
