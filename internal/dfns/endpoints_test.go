@@ -108,7 +108,7 @@ func TestEndpoints(t *testing.T) {
 			func(v any) bool { return v.(*Webhook).ID == "wh-1" }},
 		{"delete webhook", "DELETE /webhooks/wh-1", map[string]any{"deleted": true}, 200, "-",
 			func(c *Client) (any, error) { return nil, c.DeleteWebhook(ctx, "wh-1") }, nil},
-		{"ping webhook", "POST /webhooks/wh-1/ping", map[string]any{"status": "401", "error": "webhook endpoint answered 401"}, 200, "-",
+		{"ping webhook", "POST /webhooks/wh-1/ping", WebhookPing{Status: "401", Error: "webhook endpoint answered 401"}, 200, "-",
 			func(c *Client) (any, error) { return c.PingWebhook(ctx, "wh-1") },
 			func(v any) bool { p := v.(*WebhookPing); return p.Status == "401" && p.Error != "" }},
 		{"get policy", "GET /v2/policies/plc-1", plc, 200, "-",
