@@ -173,3 +173,38 @@ func keyAlgorithmOrDefault(a KeyAlgorithm) KeyAlgorithm {
 	}
 	return a
 }
+
+// StatusConditions returns a pointer to the resource's conditions.
+func (p *DfnsPolicy) StatusConditions() *[]metav1.Condition { return &p.Status.Conditions }
+
+// SetObservedGeneration records the generation the status describes.
+func (p *DfnsPolicy) SetObservedGeneration(g int64) { p.Status.ObservedGeneration = g }
+
+// GetDeletionPolicy returns spec.deletionPolicy, Delete when unset.
+func (p *DfnsPolicy) GetDeletionPolicy() DeletionPolicy {
+	if p.Spec.DeletionPolicy == "" {
+		return DeletionPolicyDelete
+	}
+	return p.Spec.DeletionPolicy
+}
+
+// SetStatusID mirrors the Dfns policy ID into status.
+func (p *DfnsPolicy) SetStatusID(id string) { p.Status.PolicyID = id }
+
+// GetStatus returns a pointer to the status, for change detection.
+func (p *DfnsPolicy) GetStatus() any { return &p.Status }
+
+// SetPendingChangeRequest records (or, with nil, clears) the change request Dfns holds for approval.
+func (p *DfnsPolicy) SetPendingChangeRequest(cr *ChangeRequestStatus) {
+	p.Status.PendingChangeRequest = cr
+}
+
+// GetPendingChangeRequest returns the change request Dfns holds for approval, if any.
+func (p *DfnsPolicy) GetPendingChangeRequest() *ChangeRequestStatus {
+	return p.Status.PendingChangeRequest
+}
+
+// GetPendingChangeRequest returns the change request Dfns holds for approval, if any.
+func (p *DfnsPermission) GetPendingChangeRequest() *ChangeRequestStatus {
+	return p.Status.PendingChangeRequest
+}

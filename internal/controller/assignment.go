@@ -163,17 +163,6 @@ func (e *assignments) followChange(ctx context.Context, a *v1alpha1.DfnsPermissi
 	return nil, nil
 }
 
-// approvalOutcome maps an approval's status to its change request's.
-func approvalOutcome(status string) string {
-	switch status {
-	case crPending:
-		return crPending
-	case apApproved:
-		return crApplied
-	}
-	return crRejected
-}
-
 // Create assigns the permission to the identity, revoking first the assignment of an identity
 // that was replaced. A 202 is recorded so that the assign is never sent twice.
 func (e *assignments) Create(ctx context.Context, a *v1alpha1.DfnsPermissionAssignment, obs Observation, mark func(context.Context) error) (Creation, error) {

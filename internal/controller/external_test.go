@@ -403,8 +403,7 @@ func TestPermissionFollowChange(t *testing.T) {
 			p := &v1alpha1.DfnsPermission{ObjectMeta: metav1.ObjectMeta{Generation: gen}}
 			p.Status.PendingChangeRequest = tc.status
 			api := &fakeAPI{getApproval: func(string) (*dfns.Approval, error) { return &dfns.Approval{Status: tc.approval}, nil }}
-			e := &permissions{api: api}
-			cr, err := e.followChange(context.Background(), p, tc.got)
+			cr, err := followChange(context.Background(), api, p, tc.got.PendingChangeRequest)
 			var got string
 			switch {
 			case err != nil:

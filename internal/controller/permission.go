@@ -26,15 +26,6 @@ import (
 	"github.com/dfns-operator/dfns-operator/internal/dfns"
 )
 
-// Change request and approval statuses the permission controller acts on.
-const (
-	crPending  = "Pending"
-	crApplied  = "Applied"
-	crRejected = "Rejected"
-	crFailed   = "Failed"
-	apApproved = "Approved"
-)
-
 // permissions is the External of DfnsPermission.
 type permissions struct {
 	api dfns.API
@@ -70,7 +61,7 @@ func (e *permissions) Observe(ctx context.Context, p *v1alpha1.DfnsPermission, i
 	if err != nil {
 		return Observation{}, fmt.Errorf("reading permission %s: %w", id, err)
 	}
-	pending, err := e.followChange(ctx, p, got)
+	pending, err := followChange(ctx, e.api, p, got.PendingChangeRequest)
 	if err != nil || pending != nil {
 		return Observation{ID: id, Exists: true, Pending: pending, Current: got}, err
 	}
@@ -96,55 +87,6 @@ func (e *permissions) find(ctx context.Context, p *v1alpha1.DfnsPermission) (Obs
 		return comparePermission(p, &all[i]), nil
 	}
 	return Observation{}, nil
-}
-
-// followChange polls the recorded change request: still pending → returned; applied →
-// cleared; rejected → ChangeRejected until the spec changes past the rejected generation.
-func (e *permissions) followChange(ctx context.Context, p *v1alpha1.DfnsPermission, got *dfns.Permission) (*dfns.ChangeRequest, error) {
-	cr := p.Status.PendingChangeRequest
-	if cr == nil {
-		return nil, nil
-	}
-	if cr.Status == crPending {
-		status, err := e.changeStatus(ctx, cr, got)
-		if err != nil {
-			return nil, err
-		}
-		cr.Status = status
-	}
-	switch cr.Status {
-	case crPending:
-		return &dfns.ChangeRequest{ID: cr.ID, ApprovalID: cr.ApprovalID, Status: crPending}, nil
-	case crRejected, crFailed:
-		if cr.Generation == p.Generation {
-			return nil, stopf(v1alpha1.ReasonChangeRejected,
-				"change request %s (approval %s) was rejected in Dfns; change the spec to try again", cr.ID, cr.ApprovalID)
-		}
-	}
-	p.SetPendingChangeRequest(nil)
-	return nil, nil
-}
-
-// changeStatus finds out what became of a pending change request: from its approval when it
-// has one, else from whether the permission still shows it pending.
-func (e *permissions) changeStatus(ctx context.Context, cr *v1alpha1.ChangeRequestStatus, got *dfns.Permission) (string, error) {
-	if got.PendingChangeRequest != nil && got.PendingChangeRequest.ID == cr.ID {
-		return crPending, nil
-	}
-	if cr.ApprovalID == "" {
-		return crApplied, nil
-	}
-	ap, err := e.api.GetApproval(ctx, cr.ApprovalID)
-	if err != nil {
-		return "", fmt.Errorf("reading approval %s: %w", cr.ApprovalID, err)
-	}
-	switch ap.Status {
-	case crPending:
-		return crPending, nil
-	case apApproved:
-		return crApplied, nil
-	}
-	return crRejected, nil
 }
 
 // comparePermission reports whether the permission is active with the spec's name and operations.
@@ -228,7 +170,7 @@ func (e *permissions) Delete(ctx context.Context, p *v1alpha1.DfnsPermission, id
 	if err != nil {
 		return fmt.Errorf("reading permission %s: %w", id, err)
 	}
-	pending, err := e.followChange(ctx, p, got)
+	pending, err := followChange(ctx, e.api, p, got.PendingChangeRequest)
 	if err != nil {
 		return err
 	}

@@ -41,18 +41,22 @@ func dfnsPermission(id string) func(g Gomega) *dfns.Permission {
 	}
 }
 
-// requireApproval makes a sandbox policy on activityKind (Permissions:Modify or
-// Permissions:Assign) that holds every such change of the permission for the approver's
-// decision; it is archived when the spec ends.
-func requireApproval(activityKind, permissionID string) {
+// requireApproval makes a sandbox policy on activityKind (Permissions:Modify,
+// Permissions:Assign or Policies:Modify) that holds every such change of the permission (or
+// policy) id for the approver's decision; it is archived when the spec ends.
+func requireApproval(activityKind, id string) {
 	GinkgoHelper()
+	filter := "permissionId"
+	if activityKind == "Policies:Modify" {
+		filter = "policyId"
+	}
 	pol, err := dashboard.CreatePolicy(ctx, dfns.PolicyBody{
-		Name: "approve " + activityKind + " of " + permissionID, ActivityKind: activityKind,
+		Name: "approve " + activityKind + " of " + id, ActivityKind: activityKind,
 		Rule: dfns.PolicyRule{Kind: "AlwaysTrigger"},
 		Action: dfns.PolicyAction{Kind: "RequestApproval", ApprovalGroups: []dfns.ApprovalGroup{{
 			Name: "security", Quorum: 1, Approvers: map[string]any{"userId": map[string]any{"in": []string{approver.UserID}}},
 		}}},
-		Filters: map[string]any{"permissionId": map[string]any{"in": []string{permissionID}}},
+		Filters: map[string]any{filter: map[string]any{"in": []string{id}}},
 	})
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(func() {
@@ -62,14 +66,19 @@ func requireApproval(activityKind, permissionID string) {
 }
 
 // pendingOf waits for a pending change request in status and returns it.
-func pendingOf(p *v1alpha1.DfnsPermission) *v1alpha1.ChangeRequestStatus {
+func pendingOf(p interface {
+	client.Object
+	StatusConditions() *[]metav1.Condition
+	GetPendingChangeRequest() *v1alpha1.ChangeRequestStatus
+}) *v1alpha1.ChangeRequestStatus {
 	GinkgoHelper()
 	eventually(conditionOf(p, v1alpha1.ConditionSynced)).Should(And(
 		haveCondition(metav1.ConditionFalse, v1alpha1.ReasonAwaitingApproval),
 		HaveField("Message", MatchRegexp(`cr-\S+ waits for approval ap-\S+`))))
-	Expect(p.Status.PendingChangeRequest).NotTo(BeNil())
-	Expect(p.Status.PendingChangeRequest.Status).To(Equal("Pending"))
-	return p.Status.PendingChangeRequest
+	cr := p.GetPendingChangeRequest()
+	Expect(cr).NotTo(BeNil())
+	Expect(cr.Status).To(Equal("Pending"))
+	return cr
 }
 
 // setOperations edits spec.operations.

@@ -28,6 +28,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
@@ -73,9 +74,9 @@ const (
 	kindPersonalAccessToken = "DfnsPersonalAccessToken"
 )
 
-// +kubebuilder:rbac:groups=access.dfns.io,resources=dfnsserviceaccounts;dfnspersonalaccesstokens;dfnspermissions;dfnspermissionassignments;dfnswebhooks,verbs=get;list;watch;update;patch
-// +kubebuilder:rbac:groups=access.dfns.io,resources=dfnsserviceaccounts/status;dfnspersonalaccesstokens/status;dfnspermissions/status;dfnspermissionassignments/status;dfnswebhooks/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups=access.dfns.io,resources=dfnsserviceaccounts/finalizers;dfnspersonalaccesstokens/finalizers;dfnspermissions/finalizers;dfnspermissionassignments/finalizers;dfnswebhooks/finalizers,verbs=update
+// +kubebuilder:rbac:groups=access.dfns.io,resources=dfnsserviceaccounts;dfnspersonalaccesstokens;dfnspermissions;dfnspermissionassignments;dfnswebhooks;dfnspolicies,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=access.dfns.io,resources=dfnsserviceaccounts/status;dfnspersonalaccesstokens/status;dfnspermissions/status;dfnspermissionassignments/status;dfnswebhooks/status;dfnspolicies/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=access.dfns.io,resources=dfnsserviceaccounts/finalizers;dfnspersonalaccesstokens/finalizers;dfnspermissions/finalizers;dfnspermissionassignments/finalizers;dfnswebhooks/finalizers;dfnspolicies/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
@@ -109,6 +110,9 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	if err := setupWebhooks(mgr, opts); err != nil {
 		return err
 	}
+	if err := setupPolicies(mgr, opts); err != nil {
+		return err
+	}
 	return setupAssignments(mgr, opts)
 }
 
@@ -129,18 +133,40 @@ func newReconciler[T Object](mgr ctrl.Manager, opts Options, ext External[T], ne
 	}
 }
 
-// setupPermissions registers the DfnsPermission controller.
-func setupPermissions(mgr ctrl.Manager, opts Options) error {
-	r := newReconciler(mgr, opts, &permissions{api: opts.API}, func() *v1alpha1.DfnsPermission { return &v1alpha1.DfnsPermission{} })
-	err := ctrl.NewControllerManagedBy(mgr).
-		For(&v1alpha1.DfnsPermission{}).
-		Named("dfnspermission").
-		WithOptions(controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles}).
-		Complete(r)
-	if err != nil {
-		return fmt.Errorf("setting up the DfnsPermission controller: %w", err)
+// setupKind registers the controller of one kind: the driver with the kind's External, and
+// what else it watches.
+func setupKind[T Object](mgr ctrl.Manager, opts Options, name string, ext External[T], newObject func() T,
+	watches func(*builder.Builder) *builder.Builder) error {
+	b := ctrl.NewControllerManagedBy(mgr).
+		For(newObject()).
+		Named(name).
+		WithOptions(controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles})
+	if err := watches(b).Complete(newReconciler(mgr, opts, ext, newObject)); err != nil {
+		return fmt.Errorf("setting up the %s controller: %w", name, err)
 	}
 	return nil
+}
+
+// none adds no watch.
+func none(b *builder.Builder) *builder.Builder { return b }
+
+// ownsSecrets watches the Secrets the kind writes.
+func ownsSecrets(b *builder.Builder) *builder.Builder { return b.Owns(&corev1.Secret{}) }
+
+// setupPermissions registers the DfnsPermission controller.
+func setupPermissions(mgr ctrl.Manager, opts Options) error {
+	return setupKind(mgr, opts, "dfnspermission", &permissions{api: opts.API}, func() *v1alpha1.DfnsPermission { return &v1alpha1.DfnsPermission{} }, none)
+}
+
+// setupPolicies registers the DfnsPolicy controller.
+func setupPolicies(mgr ctrl.Manager, opts Options) error {
+	return setupKind(mgr, opts, "dfnspolicy", &policies{api: opts.API}, func() *v1alpha1.DfnsPolicy { return &v1alpha1.DfnsPolicy{} }, none)
+}
+
+// setupWebhooks registers the DfnsWebhook controller; it watches its Secrets.
+func setupWebhooks(mgr ctrl.Manager, opts Options) error {
+	ext := &webhooks{api: opts.API, secrets: secretReader{client: mgr.GetClient(), reader: mgr.GetAPIReader()}}
+	return setupKind(mgr, opts, "dfnswebhook", ext, func() *v1alpha1.DfnsWebhook { return &v1alpha1.DfnsWebhook{} }, ownsSecrets)
 }
 
 // setupServiceAccounts registers the DfnsServiceAccount controller.
@@ -169,39 +195,15 @@ func setupMinter[T mintable](mgr ctrl.Manager, opts Options, ext External[T], na
 	if err != nil {
 		return fmt.Errorf("indexing %s by permission: %w", name, err)
 	}
-	r := newReconciler(mgr, opts, ext, newObject)
-	err = ctrl.NewControllerManagedBy(mgr).
-		For(newObject()).
-		Owns(&corev1.Secret{}).
-		Watches(&v1alpha1.DfnsPermission{}, handler.EnqueueRequestsFromMapFunc(referencing(mgr.GetClient(), list, permissionRefIndex, objectName))).
-		Named(name).
-		WithOptions(controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles}).
-		Complete(r)
-	if err != nil {
-		return fmt.Errorf("setting up the %s controller: %w", name, err)
-	}
-	return nil
-}
-
-// setupWebhooks registers the DfnsWebhook controller; it watches its Secrets.
-func setupWebhooks(mgr ctrl.Manager, opts Options) error {
-	ext := &webhooks{api: opts.API, secrets: secretReader{client: mgr.GetClient(), reader: mgr.GetAPIReader()}}
-	r := newReconciler(mgr, opts, ext, func() *v1alpha1.DfnsWebhook { return &v1alpha1.DfnsWebhook{} })
-	err := ctrl.NewControllerManagedBy(mgr).
-		For(&v1alpha1.DfnsWebhook{}).
-		Owns(&corev1.Secret{}).
-		Named("dfnswebhook").
-		WithOptions(controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles}).
-		Complete(r)
-	if err != nil {
-		return fmt.Errorf("setting up the DfnsWebhook controller: %w", err)
-	}
-	return nil
+	byPermission := handler.EnqueueRequestsFromMapFunc(referencing(mgr.GetClient(), list, permissionRefIndex, objectName))
+	return setupKind(mgr, opts, name, ext, newObject, func(b *builder.Builder) *builder.Builder {
+		return ownsSecrets(b).Watches(&v1alpha1.DfnsPermission{}, byPermission)
+	})
 }
 
 // setupAssignments registers the DfnsPermissionAssignment controller; it watches the
-// DfnsPermissions and DfnsServiceAccounts its resources reference, so an assignment reacts when
-// either becomes Ready or a service account is minted anew.
+// DfnsPermissions and identities its resources reference, so an assignment reacts when either
+// becomes Ready or an identity is minted anew.
 func setupAssignments(mgr ctrl.Manager, opts Options) error {
 	ctx := context.Background()
 	idx := mgr.GetFieldIndexer()
@@ -224,20 +226,16 @@ func setupAssignments(mgr ctrl.Manager, opts Options) error {
 		return fmt.Errorf("indexing DfnsPermissionAssignments by identity: %w", err)
 	}
 	ext := &assignments{api: opts.API, client: mgr.GetClient()}
-	r := newReconciler(mgr, opts, ext, func() *v1alpha1.DfnsPermissionAssignment { return &v1alpha1.DfnsPermissionAssignment{} })
 	c, list := mgr.GetClient(), &v1alpha1.DfnsPermissionAssignmentList{}
-	err = ctrl.NewControllerManagedBy(mgr).
-		For(&v1alpha1.DfnsPermissionAssignment{}).
-		Watches(&v1alpha1.DfnsPermission{}, handler.EnqueueRequestsFromMapFunc(referencing(c, list, permissionRefIndex, objectName))).
-		Watches(&v1alpha1.DfnsServiceAccount{}, handler.EnqueueRequestsFromMapFunc(referencing(c, list, identityRefIndex, identityKeyOf(kindServiceAccount)))).
-		Watches(&v1alpha1.DfnsPersonalAccessToken{}, handler.EnqueueRequestsFromMapFunc(referencing(c, list, identityRefIndex, identityKeyOf(kindPersonalAccessToken)))).
-		Named("dfnspermissionassignment").
-		WithOptions(controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles}).
-		Complete(r)
-	if err != nil {
-		return fmt.Errorf("setting up the DfnsPermissionAssignment controller: %w", err)
+	on := func(index string, key func(client.Object) string) handler.EventHandler {
+		return handler.EnqueueRequestsFromMapFunc(referencing(c, list, index, key))
 	}
-	return nil
+	return setupKind(mgr, opts, "dfnspermissionassignment", ext, func() *v1alpha1.DfnsPermissionAssignment { return &v1alpha1.DfnsPermissionAssignment{} },
+		func(b *builder.Builder) *builder.Builder {
+			return b.Watches(&v1alpha1.DfnsPermission{}, on(permissionRefIndex, objectName)).
+				Watches(&v1alpha1.DfnsServiceAccount{}, on(identityRefIndex, identityKeyOf(kindServiceAccount))).
+				Watches(&v1alpha1.DfnsPersonalAccessToken{}, on(identityRefIndex, identityKeyOf(kindPersonalAccessToken)))
+		})
 }
 
 // referencing maps a referenced resource to the resources of list's kind in its namespace

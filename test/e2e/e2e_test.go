@@ -81,7 +81,7 @@ func signs(api dfns.API) {
 
 // sampleKinds are the kinds config/samples holds, for kubectl wait.
 const sampleKinds = "dfnspermissions,dfnsserviceaccounts,dfnspermissionassignments," +
-	"dfnspersonalaccesstokens,dfnswebhooks"
+	"dfnspersonalaccesstokens,dfnswebhooks,dfnspolicies"
 
 var _ = Describe("dfns-operator", Ordered, func() {
 	It("makes the samples Ready with kubectl, with a Secret an app can use", func() {

@@ -1,0 +1,96 @@
+/*
+Copyright 2026 The dfns-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/dfns-operator/dfns-operator/api/v1alpha1"
+	"github.com/dfns-operator/dfns-operator/internal/dfns"
+)
+
+// Change request and approval statuses the controllers act on.
+const (
+	crPending  = "Pending"
+	crApplied  = "Applied"
+	crRejected = "Rejected"
+	crFailed   = "Failed"
+	apApproved = "Approved"
+)
+
+// approvable is a resource whose Dfns object shows the change request held for it.
+type approvable interface {
+	Object
+	pendingRecorder
+	GetPendingChangeRequest() *v1alpha1.ChangeRequestStatus
+}
+
+// followChange polls the change request recorded in status: still pending → returned (nothing
+// is sent while it is); applied → cleared; rejected → ChangeRejected until the spec changes
+// past the generation it carried. shown is the change request the Dfns object shows pending.
+func followChange(ctx context.Context, api dfns.PoliciesAPI, obj approvable, shown *dfns.ChangeRequest) (*dfns.ChangeRequest, error) {
+	cr := obj.GetPendingChangeRequest()
+	if cr == nil {
+		return nil, nil
+	}
+	if cr.Status == crPending {
+		status, err := changeStatus(ctx, api, cr, shown)
+		if err != nil {
+			return nil, err
+		}
+		cr.Status = status
+	}
+	switch cr.Status {
+	case crPending:
+		return &dfns.ChangeRequest{ID: cr.ID, ApprovalID: cr.ApprovalID, Status: crPending}, nil
+	case crRejected, crFailed:
+		if cr.Generation == obj.GetGeneration() {
+			return nil, stopf(v1alpha1.ReasonChangeRejected,
+				"change request %s (approval %s) was rejected in Dfns; change the spec to try again", cr.ID, cr.ApprovalID)
+		}
+	}
+	obj.SetPendingChangeRequest(nil)
+	return nil, nil
+}
+
+// changeStatus finds out what became of a pending change request: pending while the object
+// still shows it, else from its approval when it has one, else applied.
+func changeStatus(ctx context.Context, api dfns.PoliciesAPI, cr *v1alpha1.ChangeRequestStatus, shown *dfns.ChangeRequest) (string, error) {
+	if shown != nil && shown.ID == cr.ID {
+		return crPending, nil
+	}
+	if cr.ApprovalID == "" {
+		return crApplied, nil
+	}
+	ap, err := api.GetApproval(ctx, cr.ApprovalID)
+	if err != nil {
+		return "", fmt.Errorf("reading approval %s: %w", cr.ApprovalID, err)
+	}
+	return approvalOutcome(ap.Status), nil
+}
+
+// approvalOutcome maps an approval's status to its change request's.
+func approvalOutcome(status string) string {
+	switch status {
+	case crPending:
+		return crPending
+	case apApproved:
+		return crApplied
+	}
+	return crRejected
+}

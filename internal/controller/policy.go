@@ -1,0 +1,264 @@
+/*
+Copyright 2026 The dfns-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/dfns-operator/dfns-operator/api/v1alpha1"
+	"github.com/dfns-operator/dfns-operator/internal/dfns"
+)
+
+// Policy statuses in Dfns.
+const policyArchived = "Archived"
+
+// policies is the External of DfnsPolicy. Updates and archives may answer 202 when a
+// Policies:Modify policy holds them for approval: the change request is recorded in status and
+// followed (approval.go), never sent again. A create held for approval is followed the same way.
+type policies struct {
+	api dfns.API
+}
+
+var _ External[*v1alpha1.DfnsPolicy] = (*policies)(nil)
+
+// Validate checks the default name's length and the shape of rule.configuration.addresses,
+// which the API server cannot (its shape depends on the rule kind).
+func (e *policies) Validate(_ context.Context, p *v1alpha1.DfnsPolicy) error {
+	if n := p.DfnsName(); len(n) > maxDfnsNameLen {
+		return stopf(v1alpha1.ReasonInvalidSpec, "the Dfns name %q is longer than %d characters; set spec.name", n, maxDfnsNameLen)
+	}
+	cfg := p.Spec.Rule.Configuration
+	if p.Spec.Rule.Kind != "TransactionRecipientWhitelist" {
+		return nil
+	}
+	var addresses []string
+	if cfg == nil || cfg.Addresses == nil || json.Unmarshal(cfg.Addresses.Raw, &addresses) != nil {
+		return stopf(v1alpha1.ReasonInvalidSpec, "rule kind TransactionRecipientWhitelist needs configuration.addresses, a list of addresses")
+	}
+	return nil
+}
+
+// Secret: a policy publishes none.
+func (e *policies) Secret(*v1alpha1.DfnsPolicy) (string, v1alpha1.SecretTemplate) {
+	return "", v1alpha1.SecretTemplate{}
+}
+
+// Observe reads the recorded policy, follows a pending change request, and compares. A policy
+// gone or archived in Dfns is created anew: Dfns cannot unarchive a policy.
+func (e *policies) Observe(ctx context.Context, p *v1alpha1.DfnsPolicy, id string) (Observation, error) {
+	if id == "" {
+		return e.find(ctx, p)
+	}
+	got, err := e.api.GetPolicy(ctx, id)
+	if dfns.IsNotFound(err) {
+		return Observation{Replace: &Replacement{Reason: EventRecreated,
+			Message: fmt.Sprintf("policy %s is gone from Dfns; created a new one", id)}}, nil
+	}
+	if err != nil {
+		return Observation{}, fmt.Errorf("reading policy %s: %w", id, err)
+	}
+	pending, err := followChange(ctx, e.api, p, got.PendingChangeRequest)
+	if err != nil || pending != nil {
+		return Observation{ID: id, Exists: true, Pending: pending, Current: got}, err
+	}
+	if got.Status == policyArchived {
+		return Observation{Replace: &Replacement{Reason: EventRecreated,
+			Message: fmt.Sprintf("policy %s was archived in Dfns, which cannot be undone; created a new one", id)}}, nil
+	}
+	return comparePolicy(p, got), nil
+}
+
+// find follows a create held for approval, then looks the name up among active policies: ours
+// after a lost create answer (create-pending set) is adopted, anyone else's is a NameConflict.
+// Dfns does not require policy names to be unique; the operator does, to find its own.
+func (e *policies) find(ctx context.Context, p *v1alpha1.DfnsPolicy) (Observation, error) {
+	pending, err := followChange(ctx, e.api, p, nil)
+	if err != nil || pending != nil {
+		return Observation{Exists: pending != nil, Pending: pending}, err
+	}
+	all, err := e.api.ListPolicies(ctx, "Active")
+	if err != nil {
+		return Observation{}, fmt.Errorf("listing policies: %w", err)
+	}
+	name := p.DfnsName()
+	for i := range all {
+		if all[i].Name != name {
+			continue
+		}
+		if _, marked := p.Annotations[v1alpha1.AnnotationCreatePending]; !marked {
+			return Observation{}, stopf(v1alpha1.ReasonNameConflict,
+				"a Dfns policy named %q (%s) exists and was not made by this resource; set another spec.name, or adopt it with the annotation %s",
+				name, all[i].ID, v1alpha1.AnnotationExternalID)
+		}
+		return comparePolicy(p, &all[i]), nil
+	}
+	return Observation{}, nil
+}
+
+// comparePolicy reports whether the policy in Dfns has the spec's name, activity, rule, action
+// and filters. The parts are compared as normalised JSON, so absent and empty are the same.
+func comparePolicy(p *v1alpha1.DfnsPolicy, got *dfns.Policy) Observation {
+	want := wantPolicy(p)
+	var diff []string
+	if got.Name != want.Name {
+		diff = append(diff, fmt.Sprintf("name %q, want %q", got.Name, want.Name))
+	}
+	if got.ActivityKind != want.ActivityKind {
+		diff = append(diff, fmt.Sprintf("activityKind %s, want %s", got.ActivityKind, want.ActivityKind))
+	}
+	for _, part := range []struct {
+		name       string
+		have, want any
+	}{{"rule", got.Rule, want.Rule}, {"action", got.Action, want.Action}, {"filters", got.Filters, want.Filters}} {
+		if canonical(part.have) != canonical(part.want) {
+			diff = append(diff, part.name)
+		}
+	}
+	return Observation{ID: got.ID, Exists: true, UpToDate: len(diff) == 0, Diff: strings.Join(diff, ", "), Current: got}
+}
+
+// wantPolicy is the policy body the spec asks for.
+func wantPolicy(p *v1alpha1.DfnsPolicy) dfns.PolicyBody {
+	s := p.Spec
+	body := dfns.PolicyBody{Name: p.DfnsName(), ActivityKind: string(s.ActivityKind),
+		Rule:   dfns.PolicyRule{Kind: string(s.Rule.Kind), Configuration: asMap(s.Rule.Configuration)},
+		Action: dfns.PolicyAction{Kind: string(s.Action.Kind)}, Filters: asMap(s.Filters)}
+	if t := s.Action.AutoRejectTimeout; t != nil {
+		minutes := int(*t)
+		body.Action.AutoRejectTimeout = &minutes
+	}
+	for _, g := range s.Action.ApprovalGroups {
+		approvers := map[string]any{}
+		if g.Approvers.UserID != nil {
+			approvers["userId"] = map[string]any{"in": g.Approvers.UserID.In}
+		}
+		body.Action.ApprovalGroups = append(body.Action.ApprovalGroups, dfns.ApprovalGroup{Name: g.Name, Quorum: int(g.Quorum),
+			Approvers: approvers, InitiatorCanApprove: g.InitiatorCanApprove, ServiceAccountsCanApprove: g.ServiceAccountsCanApprove})
+	}
+	return body
+}
+
+// asMap turns a typed part of the spec into the JSON object Dfns takes; nil stays nil.
+func asMap(v any) map[string]any {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil
+	}
+	var m map[string]any
+	if json.Unmarshal(b, &m) != nil || len(m) == 0 {
+		return nil
+	}
+	return m
+}
+
+// canonical is v as JSON with sorted keys, null values and empty objects removed (an empty
+// object is null).
+func canonical(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprintf("%v", v)
+	}
+	var generic any
+	if err := json.Unmarshal(b, &generic); err != nil {
+		return string(b)
+	}
+	pruned := prune(generic)
+	if m, ok := pruned.(map[string]any); ok && len(m) == 0 {
+		pruned = nil
+	}
+	out, _ := json.Marshal(pruned)
+	return string(out)
+}
+
+// prune drops null values and empty objects, recursively.
+func prune(v any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		for k, e := range t {
+			e = prune(e)
+			if m, ok := e.(map[string]any); e == nil || (ok && len(m) == 0) {
+				delete(t, k)
+				continue
+			}
+			t[k] = e
+		}
+		return t
+	case []any:
+		for i := range t {
+			t[i] = prune(t[i])
+		}
+	}
+	return v
+}
+
+// Create creates the policy; a create held for approval is recorded and waited on.
+func (e *policies) Create(ctx context.Context, p *v1alpha1.DfnsPolicy, obs Observation, mark func(context.Context) error) (Creation, error) {
+	var c Creation
+	if obs.Replace != nil {
+		c.Notes = append(c.Notes, Note{Reason: obs.Replace.Reason, Message: obs.Replace.Message})
+	}
+	if err := mark(ctx); err != nil {
+		return c, fmt.Errorf("marking the create as pending: %w", err)
+	}
+	got, err := e.api.CreatePolicy(ctx, wantPolicy(p))
+	if cr, ok := dfns.IsPendingApproval(err); ok {
+		p.SetPendingChangeRequest(&v1alpha1.ChangeRequestStatus{ID: cr.ID, ApprovalID: cr.ApprovalID, Status: crPending, Generation: p.Generation})
+		return c, err
+	}
+	if err != nil {
+		return c, fmt.Errorf("creating policy %q: %w", p.DfnsName(), err)
+	}
+	c.ID = got.ID
+	return c, nil
+}
+
+// Update sends the whole policy as the spec has it; Dfns may hold it for approval (202).
+func (e *policies) Update(ctx context.Context, p *v1alpha1.DfnsPolicy, obs Observation) ([]Note, error) {
+	if _, err := e.api.UpdatePolicy(ctx, obs.ID, wantPolicy(p)); err != nil {
+		return nil, fmt.Errorf("updating policy %s: %w", obs.ID, err)
+	}
+	return []Note{{EventUpdated, fmt.Sprintf("updated policy %s: %s", obs.ID, obs.Diff)}}, nil
+}
+
+// Delete archives the policy. An archive already waiting for approval is followed, never sent
+// again; a policy already archived or gone is fine.
+func (e *policies) Delete(ctx context.Context, p *v1alpha1.DfnsPolicy, id string) error {
+	got, err := e.api.GetPolicy(ctx, id)
+	if dfns.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading policy %s: %w", id, err)
+	}
+	pending, err := followChange(ctx, e.api, p, got.PendingChangeRequest)
+	if err != nil {
+		return err
+	}
+	if pending != nil {
+		return waitf(v1alpha1.ReasonAwaitingApproval, "%s", approvalMessage(pending))
+	}
+	if got.Status == policyArchived {
+		return nil
+	}
+	if _, err := e.api.ArchivePolicy(ctx, id); err != nil && !dfns.IsNotFound(err) {
+		return fmt.Errorf("archiving policy %s: %w", id, err)
+	}
+	return nil
+}
