@@ -18,6 +18,8 @@ ENVTEST_ETCD_VERSION ?= 3.6.16
 GOLANGCI_LINT_VERSION ?= $(shell sed -n 's/^version: *//p' .custom-gcl.yml)
 GOLANGCI_LINT = $(LOCALBIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 FUZZTIME ?= 10s
+HELM_VERSION ?= v3.22.0
+HELM = $(LOCALBIN)/helm-$(HELM_VERSION)
 
 ENVTEST_ASSETS = K8S_VERSION=$(ENVTEST_K8S_VERSION) ETCD_VERSION=$(ENVTEST_ETCD_VERSION) LOCALBIN=$(LOCALBIN) hack/setup-envtest.sh
 
@@ -33,8 +35,9 @@ help: ## Display this help.
 ##@ Development
 
 .PHONY: manifests
-manifests: ## Generate the CRDs and the manager's ClusterRole.
+manifests: ## Generate the CRDs and the manager's ClusterRole (and copy both into dist/chart).
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./..." output:crd:artifacts:config=config/crd/bases
+	@rm -f dist/chart/crds/*.yaml && cp config/crd/bases/*.yaml dist/chart/crds/ && cp config/rbac/role.yaml dist/chart/files/role.yaml
 
 .PHONY: generate
 generate: ## Generate the DeepCopy methods.
@@ -58,10 +61,11 @@ sdk-deps: ## Install the pinned official Dfns TypeScript SDK for test/sdk (npm c
 	@test -d test/sdk/node_modules/@dfns/sdk-keysigner || (cd test/sdk && npm ci --no-audit --no-fund)
 
 .PHONY: test
-test: manifests generate fmt vet sdk-deps ## Run the tests (envtest control plane + Dfns sandbox + official TS SDK).
-	@assets="$$($(ENVTEST_ASSETS))"; \
+test: manifests generate fmt vet sdk-deps $(HELM) ## Run the tests (envtest control plane + Dfns sandbox + official TS SDK + rendered packaging).
+	@assets="$$(WITH_KUBECTL=1 $(ENVTEST_ASSETS))"; \
 	echo "KUBEBUILDER_ASSETS=$$assets"; \
-	KUBEBUILDER_ASSETS="$$assets" go test $$(go list ./... | grep -v /test/e2e) -coverprofile cover.out
+	KUBEBUILDER_ASSETS="$$assets" KUBECTL="$$assets/kubectl" HELM="$(HELM)" \
+		go test $$(go list ./... | grep -v /test/e2e) -coverprofile cover.out
 
 .PHONY: test-e2e
 test-e2e: ## Run the end-to-end tests: real etcd, kube-apiserver, dfns-sandbox, manager and kubectl processes.
@@ -84,6 +88,9 @@ lint: $(GOLANGCI_LINT) ## Run golangci-lint (with the logcheck plugin).
 .PHONY: lint-fix
 lint-fix: $(GOLANGCI_LINT) ## Run golangci-lint and apply its fixes.
 	$(GOLANGCI_LINT) run --fix
+
+$(HELM): | $(LOCALBIN)
+	hack/build-helm.sh $(HELM_VERSION) $(HELM)
 
 $(GOLANGCI_LINT): | $(LOCALBIN)
 	hack/build-golangci-lint.sh $(GOLANGCI_LINT_VERSION) $(GOLANGCI_LINT)
