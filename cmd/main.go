@@ -65,6 +65,7 @@ type flags struct {
 	apiURL                  string
 	qps                     float64
 	burst                   int
+	timeout                 time.Duration
 	syncPeriod              time.Duration
 	maxConcurrentReconciles int
 }
@@ -85,6 +86,7 @@ func registerFlags(fs *flag.FlagSet, f *flags) {
 	fs.StringVar(&f.apiURL, "dfns-api-url", "", "Dfns API base URL; overrides DFNS_API_URL from the credentials.")
 	fs.Float64Var(&f.qps, "dfns-qps", 10, "Requests per second to Dfns, shared by every controller.")
 	fs.IntVar(&f.burst, "dfns-burst", 20, "Burst of requests to Dfns above --dfns-qps.")
+	fs.DurationVar(&f.timeout, "dfns-timeout", dfns.DefaultTimeout, "Time limit of one HTTP request to Dfns.")
 	fs.DurationVar(&f.syncPeriod, "sync-period", 10*time.Minute,
 		"How often every resource is compared with Dfns to detect drift.")
 	fs.IntVar(&f.maxConcurrentReconciles, "max-concurrent-reconciles", 4, "Concurrent reconciles per kind.")
@@ -119,6 +121,7 @@ func run(f flags) error {
 		BaseURL:     f.apiURL,
 		QPS:         f.qps,
 		Burst:       f.burst,
+		Timeout:     f.timeout,
 		Registerer:  metrics.Registry,
 	})
 	if err != nil {

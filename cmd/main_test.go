@@ -32,7 +32,7 @@ func TestFlags(t *testing.T) {
 			reason: "without arguments the manager reads the mounted Secret's directory and design.md's defaults",
 			want: flags{
 				metricsAddr: "0", probeAddr: ":8081", secureMetrics: true,
-				credentialsDir: "/var/run/secrets/dfns", qps: 10, burst: 20,
+				credentialsDir: "/var/run/secrets/dfns", qps: 10, burst: 20, timeout: 30 * time.Second,
 				syncPeriod: 10 * time.Minute, maxConcurrentReconciles: 4,
 			},
 		},
@@ -41,11 +41,11 @@ func TestFlags(t *testing.T) {
 			args: []string{
 				"--metrics-bind-address=:8443", "--health-probe-bind-address=127.0.0.1:0", "--metrics-secure=false",
 				"--enable-http2", "--leader-elect", "--dfns-credentials-dir=/tmp/creds", "--dfns-api-url=https://dfns.test",
-				"--dfns-qps=2.5", "--dfns-burst=3", "--sync-period=30s", "--max-concurrent-reconciles=8",
+				"--dfns-qps=2.5", "--dfns-burst=3", "--dfns-timeout=5s", "--sync-period=30s", "--max-concurrent-reconciles=8",
 			},
 			want: flags{
 				metricsAddr: ":8443", probeAddr: "127.0.0.1:0", enableHTTP2: true, leaderElect: true,
-				credentialsDir: "/tmp/creds", apiURL: "https://dfns.test", qps: 2.5, burst: 3,
+				credentialsDir: "/tmp/creds", apiURL: "https://dfns.test", qps: 2.5, burst: 3, timeout: 5 * time.Second,
 				syncPeriod: 30 * time.Second, maxConcurrentReconciles: 8,
 			},
 		},

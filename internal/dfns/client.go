@@ -49,7 +49,7 @@ type Options struct {
 	Timeout time.Duration
 	// Registerer receives the client's metrics (nil: none).
 	Registerer prometheus.Registerer
-	// Now tells the time, for token expiry (default time.Now).
+	// Now tells the time, for token expiry and Retry-After pauses (default time.Now).
 	Now func() time.Time
 	// MaxAttempts bounds the attempts of one request, first one included.
 	MaxAttempts int
@@ -68,6 +68,11 @@ type Client struct {
 
 	mu   sync.Mutex
 	sess *session
+
+	// pausedUntil holds every call after Dfns answered 429 with Retry-After: the limit is
+	// Dfns', not one request's, so no call goes out before the time it asked for.
+	pauseMu     sync.Mutex
+	pausedUntil time.Time
 }
 
 var _ API = (*Client)(nil)
@@ -268,8 +273,11 @@ func (e *transportError) Error() string { return fmt.Sprintf("dfns %s: %v", e.op
 
 func (e *transportError) Unwrap() error { return e.err }
 
-// attempt sends one request, after waiting for the rate limiter.
+// attempt sends one request, after any pause Dfns asked for and the rate limiter.
 func (c *Client) attempt(ctx context.Context, s *session, bearer string, r request) (*response, error) {
+	if err := c.waitPause(ctx); err != nil {
+		return nil, &transportError{op: r.op, err: fmt.Errorf("waiting for Dfns' Retry-After: %w", err)}
+	}
 	if err := c.limiter.Wait(ctx); err != nil {
 		return nil, &transportError{op: r.op, err: fmt.Errorf("rate limiter: %w", err)}
 	}
@@ -290,12 +298,38 @@ func (c *Client) attempt(ctx context.Context, s *session, bearer string, r reque
 		return nil, &transportError{op: r.op, written: written.Load(), err: err}
 	}
 	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode == http.StatusTooManyRequests {
+		c.pause(parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()))
+	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerSize))
 	c.metrics.observe(r.op, resp.StatusCode, time.Since(start))
 	if err != nil {
 		return nil, &transportError{op: r.op, written: true, err: fmt.Errorf("read answer (status %d): %w", resp.StatusCode, err)}
 	}
 	return &response{status: resp.StatusCode, header: resp.Header, body: body}, nil
+}
+
+// pause holds every call for d (a Retry-After); a shorter pause never cuts a longer one.
+func (c *Client) pause(d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	c.pauseMu.Lock()
+	defer c.pauseMu.Unlock()
+	if until := c.opts.Now().Add(d); until.After(c.pausedUntil) {
+		c.pausedUntil = until
+	}
+}
+
+// waitPause waits until the pause Dfns asked for has passed.
+func (c *Client) waitPause(ctx context.Context) error {
+	c.pauseMu.Lock()
+	d := c.pausedUntil.Sub(c.opts.Now())
+	c.pauseMu.Unlock()
+	if d <= 0 {
+		return nil
+	}
+	return c.sleep(ctx, d)
 }
 
 func (c *Client) newRequest(ctx context.Context, s *session, bearer string, r request) (*http.Request, error) {

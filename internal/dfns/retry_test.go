@@ -15,15 +15,23 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
-// recordSleeps replaces the client's sleep with one that records the waits and returns at once.
+// recordSleeps replaces the client's sleep with one that records the waits and returns at once,
+// moving the client's clock on by the wait.
 func recordSleeps(c *Client) *[]time.Duration {
 	var mu sync.Mutex
+	var slept time.Duration
 	waits := &[]time.Duration{}
 	c.sleep = func(ctx context.Context, d time.Duration) error {
 		mu.Lock()
 		defer mu.Unlock()
 		*waits = append(*waits, d)
+		slept += d
 		return ctx.Err()
+	}
+	c.opts.Now = func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return time.Now().Add(slept)
 	}
 	return waits
 }
@@ -417,4 +425,26 @@ dfns_api_requests_total{code="502",operation="GetServiceAccount"} 1
 		t.Error("NewMetrics on a clashing registry returned no metrics")
 	}
 	(*Metrics)(nil).observe("X", 200, 0) // nil metrics are a no-op
+}
+
+func TestRetryAfterPausesEveryCall(t *testing.T) {
+	key := newTestKey(t, KeyEd25519)
+	f := newFakeDfns(t, key.signer.Public(), false)
+	f.route("GET /permissions/pm-1", rateLimited("120"))
+	f.route("GET /permissions/pm-2", permissionOK)
+	c := tokenClient(t, f, key, func(o *Options) { o.MaxBackoff = 5 * time.Second })
+	waits := recordSleeps(c)
+	_, err := c.GetPermission(context.Background(), "pm-1")
+	if ra, ok := IsRateLimited(err); !ok || ra != 2*time.Minute {
+		t.Fatalf("the long Retry-After is returned to the caller: %v", err)
+	}
+	if _, err := c.GetPermission(context.Background(), "pm-2"); err != nil {
+		t.Fatal(err)
+	}
+	if len(*waits) != 1 || (*waits)[0] < 119*time.Second || (*waits)[0] > 2*time.Minute {
+		t.Errorf("another call must wait out Dfns' Retry-After first: waits = %v", *waits)
+	}
+	if _, err := c.GetPermission(context.Background(), "pm-2"); err != nil || len(*waits) != 1 {
+		t.Errorf("once it has passed, calls go at once: waits = %v, err %v", *waits, err)
+	}
 }

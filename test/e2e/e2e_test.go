@@ -22,10 +22,7 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -34,6 +31,7 @@ import (
 
 	"github.com/dfns-operator/dfns-operator/api/v1alpha1"
 	"github.com/dfns-operator/dfns-operator/internal/dfns"
+	"github.com/dfns-operator/dfns-operator/test/harness"
 )
 
 // activeByName maps the names of the sandbox's active service accounts to their IDs.
@@ -182,7 +180,7 @@ var _ = Describe("A manager with unusable credentials", Ordered, func() {
 		DeferCleanup(startManager)
 		empty := GinkgoT().TempDir()
 		probe := freeAddr()
-		cmd := exec.Command(filepath.Join(work, "manager"), "--kubeconfig", kubeconfig, "--dfns-credentials-dir", empty,
+		cmd := managerCommand("--kubeconfig", h.Kubeconfig, "--dfns-credentials-dir", empty,
 			"--metrics-bind-address", "0", "--health-probe-bind-address", probe, "--sync-period", "5s")
 		cmd.Stdout, cmd.Stderr = GinkgoWriter, GinkgoWriter
 		Expect(cmd.Start()).To(Succeed())
@@ -217,8 +215,7 @@ spec:
 // freeAddr returns a loopback address with a free port.
 func freeAddr() string {
 	GinkgoHelper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := harness.FreeAddr()
 	Expect(err).NotTo(HaveOccurred())
-	defer func() { _ = l.Close() }()
-	return l.Addr().String()
+	return addr
 }

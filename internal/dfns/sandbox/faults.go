@@ -44,6 +44,17 @@ type Faults struct {
 	Operations []string
 }
 
+// Counter keys that are not operations: how many 429s with Retry-After were sent, and how many
+// calls came from the same caller before that Retry-After had passed (a client that does not
+// honour it).
+const (
+	CounterRetryAfterSent    = "sandbox:429-with-retry-after"
+	CounterCallsBeforeRetry  = "sandbox:calls-before-retry-after"
+	retryAfterSeconds        = 1
+	retryAfterInFlightLeeway = 100 * time.Millisecond // calls already sent when the 429 left
+	retryAfterClockTolerance = 20 * time.Millisecond
+)
+
 // faultState holds the fault configuration, one-shot injections, counters and the RNG.
 type faultState struct {
 	mu       sync.Mutex
@@ -51,6 +62,9 @@ type faultState struct {
 	once     map[string][]FaultKind
 	counters map[string]int
 	rng      *mrand.Rand
+	// limited is, per caller (its Authorization header), when the last 429 with Retry-After
+	// was sent.
+	limited map[string]time.Time
 }
 
 func (f *faultState) init(seed int64) {
@@ -62,6 +76,31 @@ func (f *faultState) init(seed int64) {
 	f.rng = mrand.New(mrand.NewPCG(uint64(seed), uint64(seed)^0x9e3779b97f4a7c15))
 	f.once = map[string][]FaultKind{}
 	f.counters = map[string]int{}
+	f.limited = map[string]time.Time{}
+}
+
+// arrive checks a call of caller against the last Retry-After it was sent: a call arriving
+// after the calls in flight could have, and before the Retry-After passed, counts as not
+// honouring it.
+func (f *faultState) arrive(caller string, now time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	sent, ok := f.limited[caller]
+	if !ok {
+		return
+	}
+	until := sent.Add(retryAfterSeconds*time.Second - retryAfterClockTolerance)
+	if now.After(sent.Add(retryAfterInFlightLeeway)) && now.Before(until) {
+		f.counters[CounterCallsBeforeRetry]++
+	}
+}
+
+// sentRetryAfter records a 429 with Retry-After sent to caller.
+func (f *faultState) sentRetryAfter(caller string, now time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.limited[caller] = now
+	f.counters[CounterRetryAfterSent]++
 }
 
 // begin counts a call of op and decides which fault, if any, it gets ("" for none).

@@ -229,3 +229,32 @@ func TestStateFileSurvivesRestart(t *testing.T) {
 		t.Error("a corrupt state file was accepted")
 	}
 }
+
+func TestRetryAfterHonoured(t *testing.T) {
+	e := newEnv(t, Options{})
+	admin := e.user("admin@example.com", true)
+	other := e.user("other@example.com", true)
+	e.sb.InjectOnce("ListPermissions", FaultRateLimitedRetry)
+	e.mustCall(admin, 429, "GET", "/permissions", nil)
+	steps := []struct {
+		reason string
+		who    *actor
+		after  time.Duration // since the previous step
+		want   int           // calls counted before Retry-After, in all
+	}{
+		{"a call already in flight when the 429 left is not counted", admin, 50 * time.Millisecond, 0},
+		{"another caller is not limited", other, 200 * time.Millisecond, 0},
+		{"the same caller too soon is counted", admin, 0, 1},
+		{"the same caller after Retry-After is fine", admin, time.Second, 1},
+	}
+	for _, s := range steps {
+		e.advance(s.after)
+		e.mustCall(s.who, 200, "GET", "/permissions", nil)
+		if got := e.sb.Counters()[CounterCallsBeforeRetry]; got != s.want {
+			t.Errorf("%s: %s = %d, want %d", s.reason, CounterCallsBeforeRetry, got, s.want)
+		}
+	}
+	if got := e.sb.Counters()[CounterRetryAfterSent]; got != 1 {
+		t.Errorf("%s = %d, want 1", CounterRetryAfterSent, got)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -198,6 +199,11 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errNotFound("route not found: %s %s", r.Method, r.URL.Path))
 		return
 	}
+	caller := r.Header.Get("Authorization")
+	if caller == "" {
+		caller = "anonymous"
+	}
+	s.faults.arrive(caller, s.now())
 	kind := s.faults.begin(rt.op)
 	if !sleepCtx(r, s.faults.latency()) {
 		return
@@ -210,7 +216,8 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		writeError(w, newErr(http.StatusTooManyRequests, "rate limit exceeded"))
 		return
 	case FaultRateLimitedRetry:
-		w.Header().Set("Retry-After", "1")
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds))
+		s.faults.sentRetryAfter(caller, s.now())
 		writeError(w, newErr(http.StatusTooManyRequests, "rate limit exceeded"))
 		return
 	case FaultTimeout:
