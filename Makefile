@@ -48,9 +48,9 @@ fmt: ## Run go fmt.
 	go fmt ./...
 
 .PHONY: vet
-vet: ## Run go vet (the e2e suite too).
+vet: ## Run go vet (the e2e, chaos and bench suites too).
 	go vet ./...
-	go vet -tags e2e ./test/...
+	go vet -tags e2e,chaos,bench ./test/...
 
 .PHONY: setup-envtest
 setup-envtest: ## Build etcd, kube-apiserver and kubectl into bin/k8s (first run: about 7 minutes).
@@ -70,6 +70,14 @@ test: manifests generate fmt vet sdk-deps $(HELM) ## Run the tests (envtest cont
 .PHONY: test-e2e
 test-e2e: ## Run the end-to-end tests: real etcd, kube-apiserver, dfns-sandbox, manager and kubectl processes.
 	go test -tags e2e ./test/e2e/ -count=1 -timeout 15m -v -ginkgo.v
+
+.PHONY: test-chaos
+test-chaos: ## Kill the manager 10 times amid 20% injected Dfns faults; check nothing is lost (CHAOS_N, CHAOS_KILLS, CHAOS_SEED).
+	go test -tags chaos ./test/chaos/ -count=1 -timeout 30m -v
+
+.PHONY: bench
+bench: ## Measure convergence, Dfns calls, API-server writes, latency and memory (BENCH_N; results in bench/results.json).
+	go test -tags bench ./test/bench/ -count=1 -timeout 60m -v
 
 .PHONY: fuzz
 fuzz: ## Run every fuzz target for FUZZTIME each (default 10s).
