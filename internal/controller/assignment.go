@@ -35,10 +35,12 @@ const EventReassigned = "Reassigned"
 
 // assignments is the External of DfnsPermissionAssignment. An assignment has no name of its
 // own in Dfns: the pair (permission, identity) is its marker, so a lost answer to an assign is
-// found again by listing the permission's assignments.
+// found again by listing the permission's assignments. One list per permission per sync period
+// serves the drift checks of all its assignments (lists).
 type assignments struct {
 	api    dfns.API
 	client client.Reader // cached: DfnsPermissions and DfnsServiceAccounts
+	lists  *listCache[dfns.Assignment]
 }
 
 var _ External[*v1alpha1.DfnsPermissionAssignment] = (*assignments)(nil)
@@ -62,22 +64,23 @@ func (e *assignments) Observe(ctx context.Context, a *v1alpha1.DfnsPermissionAss
 	if err != nil || pending != nil {
 		return Observation{ID: id, Exists: true, Pending: pending}, err
 	}
-	all, err := e.api.ListAssignments(ctx, permID)
+	a.Status.PermissionID, a.Status.IdentityID = permID, identityID
+	list := func(ctx context.Context) ([]dfns.Assignment, error) { return e.api.ListAssignments(ctx, permID) }
+	all, fresh, err := e.lists.get(ctx, permID, list)
+	found, recorded := findAssignment(all, identityID, id)
+	if err == nil && found == nil && !fresh {
+		// Absence is concluded from a fresh list only.
+		all, err = e.lists.fetch(ctx, permID, list)
+		found, recorded = findAssignment(all, identityID, id)
+	}
 	if dfns.IsNotFound(err) {
 		return Observation{}, waitf(v1alpha1.ReasonPermissionNotReady, "permission %s does not exist in Dfns", permID)
 	}
 	if err != nil {
 		return Observation{}, fmt.Errorf("listing the assignments of permission %s: %w", permID, err)
 	}
-	a.Status.PermissionID, a.Status.IdentityID = permID, identityID
-	var recorded *dfns.Assignment
-	for i := range all {
-		if all[i].IdentityID == identityID {
-			return Observation{ID: all[i].ID, Exists: true, UpToDate: true, Current: &all[i]}, nil
-		}
-		if all[i].ID == id {
-			recorded = &all[i]
-		}
+	if found != nil {
+		return Observation{ID: found.ID, Exists: true, UpToDate: true, Current: found}, nil
 	}
 	switch {
 	case recorded != nil:
@@ -88,6 +91,19 @@ func (e *assignments) Observe(ctx context.Context, a *v1alpha1.DfnsPermissionAss
 			"assignment %s was revoked in Dfns; assigned permission %s to %s again", id, permID, identityID)}}, nil
 	}
 	return Observation{}, nil
+}
+
+// findAssignment returns the assignment to the identity and the one with the recorded ID.
+func findAssignment(all []dfns.Assignment, identityID, id string) (found, recorded *dfns.Assignment) {
+	for i := range all {
+		switch {
+		case all[i].IdentityID == identityID:
+			return &all[i], nil
+		case id != "" && all[i].ID == id:
+			recorded = &all[i]
+		}
+	}
+	return nil, recorded
 }
 
 // resolve returns the Dfns IDs of the permission and the identity, or a wait while a
@@ -176,6 +192,7 @@ func (e *assignments) Create(ctx context.Context, a *v1alpha1.DfnsPermissionAssi
 		return c, fmt.Errorf("marking the assign as pending: %w", err)
 	}
 	got, err := e.api.AssignPermission(ctx, a.Status.PermissionID, a.Status.IdentityID)
+	e.lists.invalidate(a.Status.PermissionID)
 	if err != nil {
 		return c, e.recordPending(a, fmt.Errorf("assigning permission %s to %s: %w", a.Status.PermissionID, a.Status.IdentityID, err))
 	}
@@ -215,6 +232,7 @@ func (e *assignments) revoke(ctx context.Context, a *v1alpha1.DfnsPermissionAssi
 		return nil
 	}
 	err := e.api.RevokePermission(ctx, permID, id)
+	e.lists.invalidate(permID)
 	return e.recordPending(a, err)
 }
 

@@ -17,6 +17,8 @@ limitations under the License.
 package controller
 
 import (
+	"time"
+
 	"context"
 	"testing"
 
@@ -95,7 +97,7 @@ func TestAssignmentObserve(t *testing.T) {
 				cp := *tc.pending
 				a.Status.PendingChangeRequest = &cp
 			}
-			e := &assignments{api: tc.api, client: fake.NewClientBuilder().WithScheme(testSchemeUnit(t)).Build()}
+			e := &assignments{api: tc.api, client: fake.NewClientBuilder().WithScheme(testSchemeUnit(t)).Build(), lists: newListCache[dfns.Assignment](time.Minute)}
 			obs, err := e.Observe(context.Background(), a, tc.id)
 			var got string
 			switch {

@@ -17,6 +17,8 @@ limitations under the License.
 package controller
 
 import (
+	"time"
+
 	"context"
 	"errors"
 	"net/http"
@@ -57,6 +59,9 @@ func (f *fakeAPI) call(name string) { f.calls = append(f.calls, name) }
 
 func (f *fakeAPI) ListServiceAccounts(context.Context) ([]dfns.ServiceAccount, error) {
 	f.call("ListServiceAccounts")
+	if f.listSAs == nil {
+		return nil, errors.New("the list is not faked")
+	}
 	return f.listSAs()
 }
 
@@ -220,6 +225,14 @@ func TestServiceAccountObserve(t *testing.T) {
 			}},
 			want: "true/false/us-1",
 		},
+		"FromTheList": {
+			reason: "a drift check reads the account from the kind's list, without a GET",
+			sa:     saFixture(recorded), secret: true,
+			api: &fakeAPI{listSAs: func() ([]dfns.ServiceAccount, error) {
+				return []dfns.ServiceAccount{account(tSAID, "ns-api", true)}, nil
+			}},
+			want: "true/true/us-1",
+		},
 		"Renamed": {
 			reason: "renamed in Dfns: update",
 			sa:     saFixture(recorded), secret: true,
@@ -238,7 +251,7 @@ func TestServiceAccountObserve(t *testing.T) {
 			}
 			c := fake.NewClientBuilder().WithScheme(testSchemeUnit(t)).WithObjects(objs...).Build()
 			tc.sa.Status.SecretFingerprint = tc.fp
-			e := newServiceAccounts(tc.api, c, c)
+			e := newServiceAccounts(tc.api, c, c, time.Minute)
 			obs, err := e.Observe(context.Background(), tc.sa, externalID(tc.sa))
 			var got string
 			switch {
@@ -306,7 +319,7 @@ func TestServiceAccountCreate(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			sa := saFixture(nil)
 			c := fake.NewClientBuilder().WithScheme(testSchemeUnit(t)).WithObjects(sa).Build()
-			e := newServiceAccounts(tc.api, c, c)
+			e := newServiceAccounts(tc.api, c, c, time.Minute)
 			mark := func(context.Context) error { tc.api.call("mark"); return nil }
 			cr, err := e.Create(context.Background(), sa, tc.obs, mark)
 			if got := strings.Join(tc.api.calls, ","); got != tc.wantCalls {

@@ -96,6 +96,8 @@ type minter[T mintable] struct {
 	calls   identityCalls[T]
 	client  client.Client // cached: DfnsPermissions
 	secrets secretReader
+	// lists shares one list of the kind per sync period among the drift checks.
+	lists *listCache[identityView]
 }
 
 // Validate checks the default name's length, which the API server cannot.
@@ -122,7 +124,7 @@ func (m *minter[T]) Observe(ctx context.Context, obj T, id string) (Observation,
 	if id == "" {
 		return m.find(ctx, obj)
 	}
-	got, err := m.calls.get(ctx, id)
+	got, err := m.view(ctx, id)
 	if dfns.IsNotFound(err) {
 		return m.recreate(ctx, obj, id)
 	}
@@ -147,6 +149,19 @@ func (m *minter[T]) Observe(ctx context.Context, obj T, id string) (Observation,
 	return m.compare(obj, got), nil
 }
 
+// view reads identity id from this sync period's list of the kind when it is there, else with
+// a GET: only Dfns' answer to the GET says it is gone.
+func (m *minter[T]) view(ctx context.Context, id string) (identityView, error) {
+	if all, _, err := m.lists.get(ctx, "", m.calls.list); err == nil {
+		for _, v := range all {
+			if v.ID == id {
+				return v, nil
+			}
+		}
+	}
+	return m.calls.get(ctx, id)
+}
+
 // recreate handles a recorded identity that is gone from Dfns. A replacement whose create
 // answer was lost may carry our name already, so the name is looked up first.
 func (m *minter[T]) recreate(ctx context.Context, obj T, id string) (Observation, error) {
@@ -164,7 +179,7 @@ func (m *minter[T]) recreate(ctx context.Context, obj T, id string) (Observation
 // our Secret naming the identity, when only the ID patch was lost). Ours with its token in the
 // Secret is adopted; ours without it is an orphan, replaced; anyone else's is a conflict.
 func (m *minter[T]) find(ctx context.Context, obj T) (Observation, error) {
-	all, err := m.calls.list(ctx)
+	all, err := m.lists.fetch(ctx, "", m.calls.list)
 	if err != nil {
 		return Observation{}, fmt.Errorf("listing %ss: %w", m.calls.noun(), err)
 	}
@@ -243,6 +258,7 @@ func (m *minter[T]) Create(ctx context.Context, obj T, obs Observation, mark fun
 	}
 	req := mintRequest{Name: obj.DfnsName(), PublicKey: pubPEM, PermissionID: permID, ExternalID: string(obj.GetUID())}
 	id, tok, err := m.calls.create(ctx, obj, req)
+	m.lists.invalidate("")
 	if err != nil {
 		return c, fmt.Errorf("creating %s %q: %w", m.calls.noun(), req.Name, err)
 	}
@@ -268,6 +284,7 @@ func (m *minter[T]) Update(ctx context.Context, obj T, obs Observation) ([]Note,
 	}
 	var notes []Note
 	noun := m.calls.noun()
+	defer m.lists.invalidate("")
 	if got.Name != obj.DfnsName() {
 		if err := m.calls.rename(ctx, obs.ID, obj.DfnsName()); err != nil {
 			return notes, fmt.Errorf("renaming %s %s: %w", noun, obs.ID, err)
@@ -291,7 +308,9 @@ func (m *minter[T]) Delete(ctx context.Context, obj T, id string) error {
 	if obj.GetDeletionPolicy() != v1alpha1.DeletionPolicyDeactivate {
 		return m.remove(ctx, id)
 	}
-	if err := m.calls.setActive(ctx, id, false); err != nil && !dfns.IsNotFound(err) {
+	err := m.calls.setActive(ctx, id, false)
+	m.lists.invalidate("")
+	if err != nil && !dfns.IsNotFound(err) {
 		return fmt.Errorf("deactivating %s %s: %w", m.calls.noun(), id, err)
 	}
 	return nil
@@ -302,7 +321,9 @@ func (m *minter[T]) remove(ctx context.Context, id string) error {
 	if id == "" {
 		return nil
 	}
-	if err := m.calls.remove(ctx, id); err != nil && !dfns.IsNotFound(err) {
+	err := m.calls.remove(ctx, id)
+	m.lists.invalidate("")
+	if err != nil && !dfns.IsNotFound(err) {
 		return fmt.Errorf("deleting %s %s: %w", m.calls.noun(), id, err)
 	}
 	return nil

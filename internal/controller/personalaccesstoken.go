@@ -18,6 +18,7 @@ package controller
 
 import (
 	"context"
+	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -28,9 +29,9 @@ import (
 // newPersonalAccessTokens is the External of DfnsPersonalAccessToken: the minting of
 // identity.go with the calls below. A PAT belongs to the operator's own Dfns user, so only a
 // logged-in operator can create one (login mode; token mode is Forbidden).
-func newPersonalAccessTokens(api dfns.API, c client.Client, r client.Reader) *minter[*v1alpha1.DfnsPersonalAccessToken] {
+func newPersonalAccessTokens(api dfns.API, c client.Client, r client.Reader, syncPeriod time.Duration) *minter[*v1alpha1.DfnsPersonalAccessToken] {
 	return &minter[*v1alpha1.DfnsPersonalAccessToken]{api: api, calls: patCalls{api}, client: c,
-		secrets: secretReader{client: c, reader: r}}
+		secrets: secretReader{client: c, reader: r}, lists: newListCache[identityView](syncPeriod)}
 }
 
 // patCalls are the Dfns calls of a personal access token (dfns-api.md §3.2).

@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -129,6 +130,9 @@ type Reconciler[T Object] struct {
 	secretRetries int
 	secretBackoff time.Duration
 	now           func() time.Time
+	// current is, per resource, the resourceVersion this driver last wrote or read past the
+	// cache: a cached copy at that version is as fresh as a read past the cache.
+	current sync.Map // types.NamespacedName -> string
 }
 
 // state is one reconcile's object and the snapshot its status patch is computed from.
@@ -165,15 +169,33 @@ func (r *Reconciler[T]) Reconcile(ctx context.Context, req ctrl.Request) (res ct
 	return r.converge(ctx, st, obs)
 }
 
-// get reads the resource past the cache and reports whether it exists: a stale copy (an ID or
-// a Secret fingerprint not yet seen) could otherwise make a second Dfns object or re-mint a
-// token that was just written.
+// get reads the resource and reports whether it exists. A stale copy (an ID or a Secret
+// fingerprint just written but not yet in the cache) could make a second Dfns object or
+// re-mint a token that was just written, so the cached copy is used only at the version this
+// driver last wrote or read; otherwise the resource is read past the cache. At rest that saves
+// the API server one read per resource per sync period.
 func (r *Reconciler[T]) get(ctx context.Context, req ctrl.Request) (T, bool, error) {
 	obj := r.newObject()
+	err := r.client.Get(ctx, req.NamespacedName, obj)
+	if err == nil {
+		if v, ok := r.current.Load(req.NamespacedName); ok && v == obj.GetResourceVersion() {
+			return obj, true, nil
+		}
+	} else if !apierrors.IsNotFound(err) {
+		return obj, false, err
+	}
+	obj = r.newObject()
 	if err := r.reader.Get(ctx, req.NamespacedName, obj); err != nil {
+		r.current.Delete(req.NamespacedName)
 		return obj, false, client.IgnoreNotFound(err)
 	}
+	r.current.Store(req.NamespacedName, obj.GetResourceVersion())
 	return obj, true, nil
+}
+
+// wrote records the resourceVersion of a write of this driver.
+func (r *Reconciler[T]) wrote(obj T) {
+	r.current.Store(client.ObjectKeyFromObject(obj), obj.GetResourceVersion())
 }
 
 // converge acts on an observation: adopt, create, wait for approval, update, or report Ready.
@@ -402,6 +424,7 @@ func (r *Reconciler[T]) patchMeta(ctx context.Context, st *state[T], mutate func
 		o.SetFinalizers(cp.GetFinalizers())
 		o.SetResourceVersion(cp.GetResourceVersion())
 	}
+	r.wrote(cp)
 	return nil
 }
 
@@ -414,7 +437,10 @@ func (r *Reconciler[T]) patchStatus(ctx context.Context, st *state[T], res ctrl.
 	}
 	perr := r.client.Status().Patch(ctx, st.obj, client.MergeFrom(st.before))
 	switch {
-	case perr == nil, apierrors.IsNotFound(perr):
+	case perr == nil:
+		r.wrote(st.obj)
+		return res, err
+	case apierrors.IsNotFound(perr):
 		return res, err
 	case apierrors.IsConflict(perr) && err == nil:
 		return ctrl.Result{RequeueAfter: time.Millisecond}, nil

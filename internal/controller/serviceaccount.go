@@ -18,6 +18,7 @@ package controller
 
 import (
 	"context"
+	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -27,9 +28,9 @@ import (
 
 // newServiceAccounts is the External of DfnsServiceAccount: the minting of identity.go with
 // the service-account calls below.
-func newServiceAccounts(api dfns.API, c client.Client, r client.Reader) *minter[*v1alpha1.DfnsServiceAccount] {
+func newServiceAccounts(api dfns.API, c client.Client, r client.Reader, syncPeriod time.Duration) *minter[*v1alpha1.DfnsServiceAccount] {
 	return &minter[*v1alpha1.DfnsServiceAccount]{api: api, calls: serviceAccountCalls{api}, client: c,
-		secrets: secretReader{client: c, reader: r}}
+		secrets: secretReader{client: c, reader: r}, lists: newListCache[identityView](syncPeriod)}
 }
 
 // serviceAccountCalls are the Dfns calls of a service account (dfns-api.md §3.1).

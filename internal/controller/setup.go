@@ -171,14 +171,14 @@ func setupWebhooks(mgr ctrl.Manager, opts Options) error {
 
 // setupServiceAccounts registers the DfnsServiceAccount controller.
 func setupServiceAccounts(mgr ctrl.Manager, opts Options) error {
-	ext := newServiceAccounts(opts.API, mgr.GetClient(), mgr.GetAPIReader())
+	ext := newServiceAccounts(opts.API, mgr.GetClient(), mgr.GetAPIReader(), opts.SyncPeriod)
 	return setupMinter(mgr, opts, ext, "dfnsserviceaccount", func() *v1alpha1.DfnsServiceAccount { return &v1alpha1.DfnsServiceAccount{} },
 		&v1alpha1.DfnsServiceAccountList{})
 }
 
 // setupPersonalAccessTokens registers the DfnsPersonalAccessToken controller.
 func setupPersonalAccessTokens(mgr ctrl.Manager, opts Options) error {
-	ext := newPersonalAccessTokens(opts.API, mgr.GetClient(), mgr.GetAPIReader())
+	ext := newPersonalAccessTokens(opts.API, mgr.GetClient(), mgr.GetAPIReader(), opts.SyncPeriod)
 	return setupMinter(mgr, opts, ext, "dfnspersonalaccesstoken", func() *v1alpha1.DfnsPersonalAccessToken { return &v1alpha1.DfnsPersonalAccessToken{} },
 		&v1alpha1.DfnsPersonalAccessTokenList{})
 }
@@ -225,7 +225,7 @@ func setupAssignments(mgr ctrl.Manager, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("indexing DfnsPermissionAssignments by identity: %w", err)
 	}
-	ext := &assignments{api: opts.API, client: mgr.GetClient()}
+	ext := &assignments{api: opts.API, client: mgr.GetClient(), lists: newListCache[dfns.Assignment](opts.SyncPeriod)}
 	c, list := mgr.GetClient(), &v1alpha1.DfnsPermissionAssignmentList{}
 	on := func(index string, key func(client.Object) string) handler.EventHandler {
 		return handler.EnqueueRequestsFromMapFunc(referencing(c, list, index, key))

@@ -40,10 +40,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/dfns-operator/dfns-operator/api/v1alpha1"
 	"github.com/dfns-operator/dfns-operator/test/harness"
@@ -73,7 +75,7 @@ type Results struct {
 	CallsAtRest             map[string]int     `json:"dfnsCallsAtRestIn3SyncPeriods"`
 	ReadsPerObjectPerPeriod float64            `json:"dfnsReadsPerObjectPerSyncPeriod"`
 	WritesAtRest            int                `json:"dfnsWritesAtRest"`
-	APIWritesPerResource    map[string]float64 `json:"apiServerWritesPerCreatedResource"`
+	APIWritesPerResource    map[string]float64 `json:"apiServerWritesPerServiceAccountWithItsAssignment"`
 	APIWritesAtRest         map[string]int     `json:"apiServerWritesAtRest"`
 	APIReadsAtRest          map[string]int     `json:"apiServerReadsAtRest"`
 	SecretLatencyP50Ms      float64            `json:"applyToSecretP50Ms"`
@@ -85,6 +87,7 @@ type Results struct {
 }
 
 func TestBench(t *testing.T) {
+	ctrllog.SetLogger(logr.Discard()) // the benchmark's own clients log nothing
 	n := 200
 	if v, err := strconv.Atoi(os.Getenv("BENCH_N")); err == nil && v > 0 {
 		n = v
@@ -125,7 +128,7 @@ func TestBench(t *testing.T) {
 	// The benchmark's own creates are not the operator's.
 	writes[key("POST", "dfnsserviceaccounts")] -= n
 	writes[key("POST", "dfnspermissionassignments")] -= n
-	r.APIWritesPerResource = perResource(writes.writes(), 2*n)
+	r.APIWritesPerResource = perResource(writes.writes(), n)
 	calls := 0
 	r.CallsPerServiceAccount, r.CallsPerAssignment = map[string]float64{}, map[string]float64{}
 	for op, c := range counters {
@@ -378,7 +381,7 @@ func report(t *testing.T, root string, r Results) {
 	row("Dfns calls at rest in 3 sync periods", "%s", fmtI(r.CallsAtRest))
 	row("  reads per object per sync period", "%.2f", r.ReadsPerObjectPerPeriod)
 	row("  writes", "%d", r.WritesAtRest)
-	row("API-server writes per created resource", "%s", fmtF(r.APIWritesPerResource))
+	row("API-server writes per service account + assignment", "%s", fmtF(r.APIWritesPerResource))
 	row("API-server writes at rest", "%s", fmtI(r.APIWritesAtRest))
 	row("API-server reads at rest", "%s", fmtI(r.APIReadsAtRest))
 	row("apply to Secret at 0 ms Dfns latency", "p50 %.0f ms, p99 %.0f ms", r.SecretLatencyP50Ms, r.SecretLatencyP99Ms)

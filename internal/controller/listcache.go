@@ -1,0 +1,83 @@
+/*
+Copyright 2026 The dfns-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// listCache lets the drift checks of one sync period share one list call per key (a kind, or a
+// permission's assignments) instead of one read per object. It is only ever trusted for what
+// it shows: an object missing from a cached list is looked up again in Dfns before anything
+// is concluded from its absence, and the operator's own changes drop the cached list.
+type listCache[V any] struct {
+	ttl time.Duration
+	now func() time.Time
+
+	mu       sync.Mutex
+	entries  map[string]listEntry[V]
+	versions map[string]uint64 // bumped by invalidate, so a list fetched before a change is not kept
+}
+
+type listEntry[V any] struct {
+	items []V
+	at    time.Time
+}
+
+func newListCache[V any](ttl time.Duration) *listCache[V] {
+	return &listCache[V]{ttl: ttl, now: time.Now, entries: map[string]listEntry[V]{}, versions: map[string]uint64{}}
+}
+
+// get returns the list under key, fetching it when there is none younger than the TTL; fresh
+// reports whether it was fetched by this call.
+func (c *listCache[V]) get(ctx context.Context, key string, fetch func(context.Context) ([]V, error)) (items []V, fresh bool, err error) {
+	c.mu.Lock()
+	e, ok := c.entries[key]
+	c.mu.Unlock()
+	if ok && c.now().Sub(e.at) < c.ttl {
+		return e.items, false, nil
+	}
+	items, err = c.fetch(ctx, key, fetch)
+	return items, true, err
+}
+
+// fetch lists anew and keeps the result, unless the key was invalidated meanwhile.
+func (c *listCache[V]) fetch(ctx context.Context, key string, fetch func(context.Context) ([]V, error)) ([]V, error) {
+	c.mu.Lock()
+	version := c.versions[key]
+	c.mu.Unlock()
+	items, err := fetch(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.versions[key] == version {
+		c.entries[key] = listEntry[V]{items: items, at: c.now()}
+	}
+	return items, nil
+}
+
+// invalidate drops the list under key: the operator has just changed it.
+func (c *listCache[V]) invalidate(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.versions[key]++
+	delete(c.entries, key)
+}

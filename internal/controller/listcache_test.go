@@ -1,0 +1,71 @@
+/*
+Copyright 2026 The dfns-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+func TestListCache(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	c := newListCache[string](time.Minute)
+	c.now = func() time.Time { return now }
+	lists := 0
+	fetch := func(context.Context) ([]string, error) { lists++; return []string{"a"}, nil }
+
+	got, fresh, err := c.get(ctx, "k", fetch)
+	if err != nil || !fresh || len(got) != 1 || lists != 1 {
+		t.Fatalf("the first get lists: %v %t %v (%d lists)", got, fresh, err, lists)
+	}
+	if _, fresh, _ := c.get(ctx, "k", fetch); fresh || lists != 1 {
+		t.Errorf("a get within the TTL reuses the list (%d lists)", lists)
+	}
+	if _, fresh, _ := c.get(ctx, "other", fetch); !fresh || lists != 2 {
+		t.Errorf("keys are listed apart (%d lists)", lists)
+	}
+	now = now.Add(time.Minute)
+	if _, fresh, _ := c.get(ctx, "k", fetch); !fresh || lists != 3 {
+		t.Errorf("a list as old as the TTL is listed anew (%d lists)", lists)
+	}
+	c.invalidate("k")
+	if _, fresh, _ := c.get(ctx, "k", fetch); !fresh || lists != 4 {
+		t.Errorf("the operator's own change drops the list (%d lists)", lists)
+	}
+
+	racing := func(context.Context) ([]string, error) {
+		c.invalidate("r") // a change made while this list was in flight
+		return []string{"stale"}, nil
+	}
+	if got, _ := c.fetch(ctx, "r", racing); got[0] != "stale" {
+		t.Errorf("fetch returns what it listed, got %v", got)
+	}
+	if _, fresh, _ := c.get(ctx, "r", fetch); !fresh {
+		t.Errorf("a list fetched before a change is not kept")
+	}
+	failing := func(context.Context) ([]string, error) { return nil, errors.New("down") }
+	c.invalidate("k")
+	if _, _, err := c.get(ctx, "k", failing); err == nil {
+		t.Errorf("a failed list is an error")
+	}
+	if _, fresh, _ := c.get(ctx, "k", fetch); !fresh {
+		t.Errorf("a failed list is not kept")
+	}
+}
