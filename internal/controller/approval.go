@@ -94,3 +94,32 @@ func approvalOutcome(status string) string {
 	}
 	return crRejected
 }
+
+// archive archives a Dfns object whose changes a policy may hold for approval: an archive
+// already waiting is followed, never sent again; an object archived or gone already is
+// success. read returns the change request the object shows pending and whether it is
+// archived; a 202 from do reaches the driver, which records it.
+func archive(ctx context.Context, api dfns.PoliciesAPI, obj approvable, what string,
+	read func(context.Context) (*dfns.ChangeRequest, bool, error), do func(context.Context) error) error {
+	shown, archived, err := read(ctx)
+	if dfns.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", what, err)
+	}
+	pending, err := followChange(ctx, api, obj, shown)
+	if err != nil {
+		return err
+	}
+	if pending != nil {
+		return waitf(v1alpha1.ReasonAwaitingApproval, "%s", approvalMessage(pending))
+	}
+	if archived {
+		return nil
+	}
+	if err := do(ctx); err != nil && !dfns.IsNotFound(err) {
+		return fmt.Errorf("archiving %s: %w", what, err)
+	}
+	return nil
+}

@@ -163,25 +163,13 @@ func (e *permissions) Update(ctx context.Context, p *v1alpha1.DfnsPermission, ob
 // Delete archives the permission. An archive already waiting for approval is followed, never
 // sent again.
 func (e *permissions) Delete(ctx context.Context, p *v1alpha1.DfnsPermission, id string) error {
-	got, err := e.api.GetPermission(ctx, id)
-	if dfns.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("reading permission %s: %w", id, err)
-	}
-	pending, err := followChange(ctx, e.api, p, got.PendingChangeRequest)
-	if err != nil {
-		return err
-	}
-	if pending != nil {
-		return waitf(v1alpha1.ReasonAwaitingApproval, "%s", approvalMessage(pending))
-	}
-	if got.IsArchived {
-		return nil
-	}
-	if _, err := e.api.ArchivePermission(ctx, id, true); err != nil && !dfns.IsNotFound(err) {
-		return fmt.Errorf("archiving permission %s: %w", id, err)
-	}
-	return nil
+	return archive(ctx, e.api, p, "permission "+id,
+		func(ctx context.Context) (*dfns.ChangeRequest, bool, error) {
+			got, err := e.api.GetPermission(ctx, id)
+			if err != nil {
+				return nil, false, err
+			}
+			return got.PendingChangeRequest, got.IsArchived, nil
+		},
+		func(ctx context.Context) error { _, err := e.api.ArchivePermission(ctx, id, true); return err })
 }

@@ -240,25 +240,13 @@ func (e *policies) Update(ctx context.Context, p *v1alpha1.DfnsPolicy, obs Obser
 // Delete archives the policy. An archive already waiting for approval is followed, never sent
 // again; a policy already archived or gone is fine.
 func (e *policies) Delete(ctx context.Context, p *v1alpha1.DfnsPolicy, id string) error {
-	got, err := e.api.GetPolicy(ctx, id)
-	if dfns.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("reading policy %s: %w", id, err)
-	}
-	pending, err := followChange(ctx, e.api, p, got.PendingChangeRequest)
-	if err != nil {
-		return err
-	}
-	if pending != nil {
-		return waitf(v1alpha1.ReasonAwaitingApproval, "%s", approvalMessage(pending))
-	}
-	if got.Status == policyArchived {
-		return nil
-	}
-	if _, err := e.api.ArchivePolicy(ctx, id); err != nil && !dfns.IsNotFound(err) {
-		return fmt.Errorf("archiving policy %s: %w", id, err)
-	}
-	return nil
+	return archive(ctx, e.api, p, "policy "+id,
+		func(ctx context.Context) (*dfns.ChangeRequest, bool, error) {
+			got, err := e.api.GetPolicy(ctx, id)
+			if err != nil {
+				return nil, false, err
+			}
+			return got.PendingChangeRequest, got.Status == policyArchived, nil
+		},
+		func(ctx context.Context) error { _, err := e.api.ArchivePolicy(ctx, id); return err })
 }
