@@ -10,8 +10,14 @@ import (
 	"strings"
 )
 
-// pageLimit is the page size asked for on paginated lists (Dfns allows 1..500 on permissions).
-const pageLimit = 100
+// Page sizes asked for on paginated lists. Dfns documents limit 1..500 for permissions and
+// their assignments (dfns-api.md §6.2), so those lists take the largest page: listing the
+// assignments of a permission held by 1,000 identities is 2 calls, not 10. The other lists
+// keep 100, as no maximum is documented for them.
+const (
+	pageLimit            = 100
+	permissionsPageLimit = 500
+)
 
 // queryStatus is the query parameter filtering policies by status.
 const queryStatus = "status"
@@ -26,14 +32,14 @@ type page[T any] struct {
 }
 
 // listAll reads every page of a paginated list (query limit + paginationToken).
-func listAll[T any](ctx context.Context, c *Client, op, path string, filters url.Values) ([]T, error) {
+func listAll[T any](ctx context.Context, c *Client, op, path string, limit int, filters url.Values) ([]T, error) {
 	all := []T{}
 	seen := map[string]bool{}
 	token := ""
 	for range maxPages {
 		q := url.Values{}
 		maps.Copy(q, filters)
-		q.Set("limit", strconv.Itoa(pageLimit))
+		q.Set("limit", strconv.Itoa(limit))
 		if token != "" {
 			q.Set("paginationToken", token)
 		}
@@ -168,7 +174,7 @@ func (c *Client) DeletePersonalAccessToken(ctx context.Context, id string) error
 
 // ListPermissions lists every permission of the org, following every page.
 func (c *Client) ListPermissions(ctx context.Context) ([]Permission, error) {
-	return listAll[Permission](ctx, c, "ListPermissions", "/permissions", nil)
+	return listAll[Permission](ctx, c, "ListPermissions", "/permissions", permissionsPageLimit, nil)
 }
 
 // GetPermission reads one permission.
@@ -207,7 +213,7 @@ func (c *Client) ArchivePermission(ctx context.Context, id string, archived bool
 
 // ListAssignments lists a permission's assignments, following every page.
 func (c *Client) ListAssignments(ctx context.Context, permissionID string) ([]Assignment, error) {
-	return listAll[Assignment](ctx, c, "ListPermissionAssignments", pathOf("/permissions/", permissionID, "/assignments"), nil)
+	return listAll[Assignment](ctx, c, "ListPermissionAssignments", pathOf("/permissions/", permissionID, "/assignments"), permissionsPageLimit, nil)
 }
 
 // assignRequest is the body of POST /permissions/{id}/assignments.
@@ -237,7 +243,7 @@ func (c *Client) RevokePermission(ctx context.Context, permissionID, assignmentI
 
 // ListWebhooks lists the org's webhooks, following every page.
 func (c *Client) ListWebhooks(ctx context.Context) ([]Webhook, error) {
-	return listAll[Webhook](ctx, c, "ListWebhooks", "/webhooks", nil)
+	return listAll[Webhook](ctx, c, "ListWebhooks", "/webhooks", pageLimit, nil)
 }
 
 // GetWebhook reads one webhook (without its secret).
@@ -284,7 +290,7 @@ func (c *Client) ListPolicies(ctx context.Context, status string) ([]Policy, err
 	if status != "" {
 		filters = url.Values{queryStatus: {status}}
 	}
-	return listAll[Policy](ctx, c, "ListPolicies", "/v2/policies", filters)
+	return listAll[Policy](ctx, c, "ListPolicies", "/v2/policies", pageLimit, filters)
 }
 
 // GetPolicy reads one policy.

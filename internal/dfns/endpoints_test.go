@@ -240,12 +240,13 @@ func TestPagination(t *testing.T) {
 		reason     string
 		list       func() (int, error)
 		wantStatus string
+		wantLimit  string // the documented maximum where there is one (dfns-api.md §6.2)
 	}{
-		{"permissions", func() (int, error) { l, err := c.ListPermissions(ctx); return len(l), err }, ""},
-		{"assignments", func() (int, error) { l, err := c.ListAssignments(ctx, "pm-1"); return len(l), err }, ""},
-		{"webhooks", func() (int, error) { l, err := c.ListWebhooks(ctx); return len(l), err }, ""},
-		{"policies filtered by status", func() (int, error) { l, err := c.ListPolicies(ctx, "Active"); return len(l), err }, "Active"},
-		{"policies unfiltered", func() (int, error) { l, err := c.ListPolicies(ctx, ""); return len(l), err }, ""},
+		{"permissions", func() (int, error) { l, err := c.ListPermissions(ctx); return len(l), err }, "", "500"},
+		{"assignments", func() (int, error) { l, err := c.ListAssignments(ctx, "pm-1"); return len(l), err }, "", "500"},
+		{"webhooks", func() (int, error) { l, err := c.ListWebhooks(ctx); return len(l), err }, "", "100"},
+		{"policies filtered by status", func() (int, error) { l, err := c.ListPolicies(ctx, "Active"); return len(l), err }, "Active", "100"},
+		{"policies unfiltered", func() (int, error) { l, err := c.ListPolicies(ctx, ""); return len(l), err }, "", "100"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.reason, func(t *testing.T) {
@@ -263,13 +264,13 @@ func TestPagination(t *testing.T) {
 				t.Fatalf("%d pages fetched, want 3", len(queries))
 			}
 			for i, q := range queries {
-				if q.Get("limit") != "100" || q.Get("paginationToken") != wantTokens[i] || q.Get("status") != tc.wantStatus {
+				if q.Get("limit") != tc.wantLimit || q.Get("paginationToken") != wantTokens[i] || q.Get("status") != tc.wantStatus {
 					t.Errorf("page %d query = %v", i, q)
 				}
 			}
 		})
 	}
-	_, err := listAll[Permission](ctx, c, "ListLoop", "/loop", nil)
+	_, err := listAll[Permission](ctx, c, "ListLoop", "/loop", pageLimit, nil)
 	if err == nil || !strings.Contains(err.Error(), "pagination token repeats") {
 		t.Errorf("endless pagination: %v", err)
 	}
