@@ -17,10 +17,11 @@ limitations under the License.
 package controller
 
 import (
-	"time"
-
 	"context"
+	"net/http"
+	"slices"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
@@ -120,4 +121,68 @@ func TestAssignmentObserve(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestAssignmentKeptList: a new assignment costs no list of the permission's assignments
+// beyond the one kept for the sync period, an assign the operator may have sent is looked for
+// in a fresh list, and a 409 (assigned by another hand meanwhile) is retried, not stopped on.
+func TestAssignmentKeptList(t *testing.T) {
+	const perm, user = "pm-1", "us-new"
+	inDfns := []dfns.Assignment{{ID: "as-9", PermissionID: perm, IdentityID: "us-other"}}
+	var assignErr error
+	api := &fakeAPI{
+		listAssigns: func(string) ([]dfns.Assignment, error) { return slices.Clone(inDfns), nil },
+		assign: func(p, i string) (*dfns.Assignment, error) {
+			if assignErr != nil {
+				return nil, assignErr
+			}
+			a := dfns.Assignment{ID: "as-1", PermissionID: p, IdentityID: i}
+			inDfns = append(inDfns, a)
+			return &a, nil
+		},
+	}
+	e := &assignments{api: api, client: fake.NewClientBuilder().WithScheme(testSchemeUnit(t)).Build(),
+		lists: newListCache[dfns.Assignment](time.Minute)}
+	a := &v1alpha1.DfnsPermissionAssignment{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "grant", Generation: 1},
+		Spec:       v1alpha1.DfnsPermissionAssignmentSpec{PermissionRef: v1alpha1.PermissionRef{ID: perm}, IdentityID: user},
+	}
+	ctx := context.Background()
+	lists := func() int { return countOf(api.calls, "ListAssignments") }
+	observe := func(step, id string, wantExists bool, wantLists int) {
+		t.Helper()
+		obs, err := e.Observe(ctx, a, id)
+		if err != nil || obs.Exists != wantExists || lists() != wantLists {
+			t.Fatalf("%s: Observe = exists %t, %v after %d lists; want exists %t after %d", step, obs.Exists, err, lists(), wantExists, wantLists)
+		}
+	}
+	observe("first look", "", false, 1)
+	observe("never assigned: the kept list is trusted", "", false, 1)
+
+	a.Annotations = map[string]string{v1alpha1.AnnotationCreatePending: "2026-01-01T00:00:00Z"}
+	observe("an assign may have been sent: listed afresh", "", false, 2)
+	c, err := e.Create(ctx, a, Observation{}, func(context.Context) error { return nil })
+	if err != nil || c.ID != "as-1" {
+		t.Fatalf("Create = %v, %v", c, err)
+	}
+	observe("the kept list learnt of the assign", "as-1", true, 2)
+
+	a.Annotations, a.Spec.IdentityID = nil, "us-third"
+	assignErr = &dfns.Error{StatusCode: http.StatusConflict, Message: "permission pm-1 is already assigned to us-third"}
+	observe("assigned meanwhile by another hand, unseen in the kept list", "", false, 2)
+	_, err = e.Create(ctx, a, Observation{}, func(context.Context) error { return nil })
+	if v := classify(err); err == nil || v.policy != retry || v.reason == v1alpha1.ReasonNameConflict {
+		t.Errorf("a 409 to an assign is retried, not a name to change: %v (%+v)", err, v)
+	}
+}
+
+// countOf counts the calls named name.
+func countOf(calls []string, name string) int {
+	n := 0
+	for _, c := range calls {
+		if c == name {
+			n++
+		}
+	}
+	return n
 }

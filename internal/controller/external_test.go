@@ -51,6 +51,7 @@ type fakeAPI struct {
 	getPermission func(id string) (*dfns.Permission, error)
 	getApproval   func(id string) (*dfns.Approval, error)
 	listAssigns   func(permissionID string) ([]dfns.Assignment, error)
+	assign        func(permissionID, identityID string) (*dfns.Assignment, error)
 	canCreate     bool
 	calls         []string
 }
@@ -94,6 +95,11 @@ func (f *fakeAPI) GetPermission(_ context.Context, id string) (*dfns.Permission,
 func (f *fakeAPI) ListAssignments(_ context.Context, permissionID string) ([]dfns.Assignment, error) {
 	f.call("ListAssignments")
 	return f.listAssigns(permissionID)
+}
+
+func (f *fakeAPI) AssignPermission(_ context.Context, permissionID, identityID string) (*dfns.Assignment, error) {
+	f.call("AssignPermission")
+	return f.assign(permissionID, identityID)
 }
 
 func (f *fakeAPI) GetApproval(_ context.Context, id string) (*dfns.Approval, error) {

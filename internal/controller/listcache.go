@@ -18,6 +18,7 @@ package controller
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 )
@@ -72,6 +73,19 @@ func (c *listCache[V]) fetch(ctx context.Context, key string, fetch func(context
 		c.entries[key] = listEntry[V]{items: items, at: c.now()}
 	}
 	return items, nil
+}
+
+// amend applies the operator's own change to the list under key, when one is kept, so that
+// the change costs no new list. Like invalidate, it discards lists fetched before the change.
+// Use it only for a change whose outcome is known; invalidate after any doubt.
+func (c *listCache[V]) amend(key string, edit func([]V) []V) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.versions[key]++
+	if e, ok := c.entries[key]; ok {
+		e.items = edit(slices.Clone(e.items)) // callers may still hold the old slice
+		c.entries[key] = e
+	}
 }
 
 // invalidate drops the list under key: the operator has just changed it.

@@ -60,6 +60,22 @@ func TestListCache(t *testing.T) {
 	if _, fresh, _ := c.get(ctx, "r", fetch); !fresh {
 		t.Errorf("a list fetched before a change is not kept")
 	}
+	c.amend("k", func(items []string) []string { return append(items, "b") })
+	if got, fresh, _ := c.get(ctx, "k", fetch); fresh || len(got) != 2 || got[1] != "b" || lists != 5 {
+		t.Errorf("an amended list is kept and shows the change: %v %t (%d lists)", got, fresh, lists)
+	}
+	c.amend("absent", func(items []string) []string { return append(items, "b") })
+	if _, fresh, _ := c.get(ctx, "absent", fetch); !fresh {
+		t.Errorf("amending a list that is not kept makes none up")
+	}
+	amending := func(context.Context) ([]string, error) {
+		c.amend("m", func(items []string) []string { return items }) // a change while in flight
+		return []string{"stale"}, nil
+	}
+	_, _ = c.fetch(ctx, "m", amending)
+	if _, fresh, _ := c.get(ctx, "m", fetch); !fresh {
+		t.Errorf("a list fetched before an amended change is not kept")
+	}
 	failing := func(context.Context) ([]string, error) { return nil, errors.New("down") }
 	c.invalidate("k")
 	if _, _, err := c.get(ctx, "k", failing); err == nil {
