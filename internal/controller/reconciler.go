@@ -233,6 +233,13 @@ func (r *Reconciler[T]) create(ctx context.Context, st *state[T], obs Observatio
 	created, err := r.ext.Create(ctx, st.obj, obs, mark)
 	r.notes(st.obj, created.Notes)
 	if err != nil {
+		if dfns.IsRefused(err) {
+			// Dfns refused the create, so it made nothing: without the mark, an object of the
+			// same name made meanwhile by someone else is never taken for a lost one of ours.
+			if uerr := r.unmark(ctx, st); uerr != nil {
+				return r.fail(ctx, st, fmt.Errorf("%w; clearing the create-pending mark: %w", err, uerr))
+			}
+		}
 		return r.fail(ctx, st, err)
 	}
 	if created.Secret != nil {
@@ -397,6 +404,14 @@ func (r *Reconciler[T]) ensureFinalizer(ctx context.Context, st *state[T]) error
 		return nil
 	}
 	return r.patchMeta(ctx, st, func(o T) { controllerutil.AddFinalizer(o, finalizer) })
+}
+
+// unmark clears create-pending, when it is set.
+func (r *Reconciler[T]) unmark(ctx context.Context, st *state[T]) error {
+	if _, ok := st.obj.GetAnnotations()[v1alpha1.AnnotationCreatePending]; !ok {
+		return nil
+	}
+	return r.patchMeta(ctx, st, func(o T) { delete(o.GetAnnotations(), v1alpha1.AnnotationCreatePending) })
 }
 
 // recordID stores the Dfns ID in the external-id annotation and clears create-pending.

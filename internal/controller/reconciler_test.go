@@ -201,6 +201,7 @@ func TestReconcilePhases(t *testing.T) {
 		ready   string
 		events  []string
 		id      string // external-id annotation afterwards
+		marked  bool   // create-pending is set afterwards
 		removed bool   // the resource is gone (finalizer removed)
 	}
 	cases := map[string]struct {
@@ -241,8 +242,20 @@ func TestReconcilePhases(t *testing.T) {
 				create: func(*v1alpha1.DfnsPermission, Observation) (Creation, error) {
 					return Creation{}, dfns.ErrOutcomeUnknown
 				}},
-			want: want{err: true, calls: []string{tValidate, tObserve, "Create"},
+			want: want{err: true, calls: []string{tValidate, tObserve, "Create"}, marked: true,
 				synced: "False/ReconcileError", ready: tCreating, events: []string{"Warning ReconcileError"}},
+		},
+		"CreateRefused": {
+			reason: "a create Dfns refused made nothing: create-pending is cleared, so a same-named object " +
+				"made by someone else is never taken for a lost one of ours",
+			obj: perm(withFinalizer),
+			ext: &extFns[*v1alpha1.DfnsPermission]{
+				observe: func(*v1alpha1.DfnsPermission, string) (Observation, error) { return Observation{}, nil },
+				create: func(*v1alpha1.DfnsPermission, Observation) (Creation, error) {
+					return Creation{}, &dfns.Error{StatusCode: http.StatusConflict, Message: "name taken"}
+				}},
+			want: want{calls: []string{tValidate, tObserve, "Create"},
+				synced: "False/NameConflict", ready: tCreating, events: []string{"Warning NameConflict"}},
 		},
 		"Adopts": {
 			reason: "an object found without a recorded ID gets its ID recorded and an event",
@@ -379,8 +392,8 @@ func TestReconcilePhases(t *testing.T) {
 			if id := externalID(&got); id != tc.want.id {
 				t.Errorf("%s\nexternal-id = %q, want %q", tc.reason, id, tc.want.id)
 			}
-			if _, ok := got.Annotations[v1alpha1.AnnotationCreatePending]; ok && tc.want.id != "" {
-				t.Errorf("%s\ncreate-pending left set after the ID was recorded", tc.reason)
+			if _, ok := got.Annotations[v1alpha1.AnnotationCreatePending]; ok != tc.want.marked {
+				t.Errorf("%s\ncreate-pending set = %t, want %t", tc.reason, ok, tc.want.marked)
 			}
 			if tc.want.synced != "" && got.Status.ObservedGeneration != got.Generation {
 				t.Errorf("%s\nobservedGeneration = %d, want %d", tc.reason, got.Status.ObservedGeneration, got.Generation)

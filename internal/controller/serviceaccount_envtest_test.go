@@ -209,7 +209,10 @@ var _ = Describe("DfnsServiceAccount", func() {
 		Expect(k8sClient.Create(ctx, sa)).To(Succeed())
 		eventually(conditionOf(sa, v1alpha1.ConditionSynced)).Should(haveCondition(metav1.ConditionFalse, v1alpha1.ReasonNameConflict))
 		Expect(conditionOf(sa, v1alpha1.ConditionReady)(Default)).To(haveCondition(metav1.ConditionFalse, v1alpha1.ReasonCreating))
-		Expect(activeNamed(ns + "-taken")(Default)).To(ConsistOf(theirs.UserInfo.UserID))
+		// A create Dfns refused made nothing: no create-pending mark is left to take theirs
+		// for a lost one of ours, which would be deleted.
+		Expect(sa.Annotations).NotTo(HaveKey(v1alpha1.AnnotationCreatePending))
+		Consistently(activeNamed(ns + "-taken")).WithTimeout(3 * syncPeriod).Should(ConsistOf(theirs.UserInfo.UserID))
 		Expect(hasEvent(sa, corev1.EventTypeWarning, v1alpha1.ReasonNameConflict)()).To(BeTrue())
 	})
 

@@ -201,6 +201,14 @@ func IsNotFound(err error) bool { return hasStatus(err, http.StatusNotFound) }
 // IsConflict reports whether Dfns answered 409 (for example a name already taken).
 func IsConflict(err error) bool { return hasStatus(err, http.StatusConflict) }
 
+// IsRefused reports whether Dfns answered with a 4xx status other than 408: it refused the
+// request, so a create made nothing. Any other failure (5xx, 408, a lost answer) may hide a
+// request that was carried out.
+func IsRefused(err error) bool {
+	e, ok := asError(err)
+	return ok && e.StatusCode >= 400 && e.StatusCode < 500 && e.StatusCode != http.StatusRequestTimeout
+}
+
 // IsForbidden reports whether Dfns answered 403: the identity lacks a permission (see
 // MissingOperation) or the user-action signature was refused.
 func IsForbidden(err error) bool { return hasStatus(err, http.StatusForbidden) }

@@ -110,18 +110,21 @@ func TestErrorHelpers(t *testing.T) {
 		pending                                     bool
 		missingOp                                   string
 		isCredentials, isOutcomeUnknown             bool
+		refused                                     bool
 	}{
-		{reason: "404", err: wrap(&Error{StatusCode: 404}), notFound: true},
-		{reason: "409", err: wrap(&Error{StatusCode: 409}), conflict: true},
-		{reason: "403 with operation", err: wrap(&Error{StatusCode: 403, MissingOperation: "Permissions:Assign"}), forbidden: true, missingOp: "Permissions:Assign"},
-		{reason: "401 is a credentials problem", err: wrap(&Error{StatusCode: 401}), unauthorized: true, isCredentials: true},
-		{reason: "429 with Retry-After", err: wrap(&Error{StatusCode: 429, RetryAfter: time.Second}), rateLimited: true, retryAfter: time.Second},
+		{reason: "404", err: wrap(&Error{StatusCode: 404}), notFound: true, refused: true},
+		{reason: "409", err: wrap(&Error{StatusCode: 409}), conflict: true, refused: true},
+		{reason: "403 with operation", err: wrap(&Error{StatusCode: 403, MissingOperation: "Permissions:Assign"}), forbidden: true, missingOp: "Permissions:Assign", refused: true},
+		{reason: "401 is a credentials problem", err: wrap(&Error{StatusCode: 401}), unauthorized: true, isCredentials: true, refused: true},
+		{reason: "429 with Retry-After", err: wrap(&Error{StatusCode: 429, RetryAfter: time.Second}), rateLimited: true, retryAfter: time.Second, refused: true},
+		{reason: "408 may hide a request carried out", err: wrap(&Error{StatusCode: 408})},
+		{reason: "500 may hide a request carried out", err: wrap(&Error{StatusCode: 500})},
 		{reason: "202 with change request", err: wrap(&Error{StatusCode: 202, ChangeRequest: cr}), pending: true},
 		{reason: "202 without change request is not pending", err: wrap(&Error{StatusCode: 202})},
 		{reason: "gateway error on a change", err: wrap(&Error{StatusCode: 504, outcomeUnknown: true}), isOutcomeUnknown: true},
 		{reason: "not a Dfns error", err: errors.New("boom")},
 		{reason: "nil", err: nil},
-		{reason: "MissingOperation only for 403", err: wrap(&Error{StatusCode: 400, MissingOperation: "X:Y"})},
+		{reason: "MissingOperation only for 403", err: wrap(&Error{StatusCode: 400, MissingOperation: "X:Y"}), refused: true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.reason, func(t *testing.T) {
@@ -141,6 +144,7 @@ func TestErrorHelpers(t *testing.T) {
 				{"MissingOperation", MissingOperation(tc.err), tc.missingOp},
 				{"Is ErrCredentials", errors.Is(tc.err, ErrCredentials), tc.isCredentials},
 				{"Is ErrOutcomeUnknown", errors.Is(tc.err, ErrOutcomeUnknown), tc.isOutcomeUnknown},
+				{"IsRefused", IsRefused(tc.err), tc.refused},
 			}
 			for _, c := range checks {
 				if c.got != c.want {
