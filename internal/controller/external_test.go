@@ -22,6 +22,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -460,5 +461,44 @@ func TestComparePermission(t *testing.T) {
 				t.Errorf("%s\nUpToDate = %t, want %t", tc.reason, got, tc.want)
 			}
 		})
+	}
+}
+
+// TestServiceAccountKeptList: a resource that cannot have minted is looked for in the kept
+// list; a marked one lists afresh; a mint is added to the kept list, so the second look after
+// a create lists nothing.
+func TestServiceAccountKeptList(t *testing.T) {
+	inDfns := []dfns.ServiceAccount{account("us-9", "other", true)}
+	api := &fakeAPI{canCreate: true,
+		listSAs: func() ([]dfns.ServiceAccount, error) { return slices.Clone(inDfns), nil },
+		createSA: func(req dfns.CreateServiceAccountRequest) (*dfns.ServiceAccount, error) {
+			a := account("us-2", req.Name, true)
+			a.AccessTokens[0].Token = "header.eyJleHAiOjE4OTM0NTYwMDB9.sig"
+			inDfns = append(inDfns, a)
+			return &a, nil
+		}}
+	sa := saFixture(nil)
+	c := fake.NewClientBuilder().WithScheme(testSchemeUnit(t)).WithObjects(sa).Build()
+	e := newServiceAccounts(api, c, c, time.Minute)
+	ctx := context.Background()
+	lists := func() int { return countOf(api.calls, "ListServiceAccounts") }
+	observe := func(step, id string, wantExists bool, wantLists int) {
+		t.Helper()
+		obs, err := e.Observe(ctx, sa, id)
+		if err != nil || obs.Exists != wantExists || lists() != wantLists {
+			t.Fatalf("%s: Observe = exists %t, %v after %d lists; want exists %t after %d", step, obs.Exists, err, lists(), wantExists, wantLists)
+		}
+	}
+	observe("first look", "", false, 1)
+	observe("never minted: the kept list is trusted", "", false, 1)
+	sa.Annotations = map[string]string{v1alpha1.AnnotationCreatePending: tPendingSince}
+	observe("a create may have been sent: listed afresh", "", false, 2)
+	cr, err := e.Create(ctx, sa, Observation{}, func(context.Context) error { return nil })
+	if err != nil || cr.ID != "us-2" {
+		t.Fatalf("Create = %v, %v", cr.ID, err)
+	}
+	got, err := e.view(ctx, cr.ID)
+	if err != nil || got.ID != cr.ID || !got.Active || got.TokenID != "to-us-2" || lists() != 2 || countOf(api.calls, "GetServiceAccount") != 0 {
+		t.Errorf("the second look finds the mint in the kept list: %+v, %v, calls %v", got, err, api.calls)
 	}
 }

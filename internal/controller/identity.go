@@ -83,8 +83,8 @@ type identityCalls[T mintable] interface {
 	noun() string
 	list(ctx context.Context) ([]identityView, error)
 	get(ctx context.Context, id string) (identityView, error)
-	// create makes the identity and returns its ID and the token of the create answer.
-	create(ctx context.Context, obj T, req mintRequest) (string, *dfns.AccessToken, error)
+	// create makes the identity and returns it as Dfns answered, with the answer's token.
+	create(ctx context.Context, obj T, req mintRequest) (identityView, *dfns.AccessToken, error)
 	rename(ctx context.Context, id, name string) error
 	setActive(ctx context.Context, id string, active bool) error
 	remove(ctx context.Context, id string) error
@@ -178,8 +178,18 @@ func (m *minter[T]) recreate(ctx context.Context, obj T, id string) (Observation
 // return externalId, so the marker is the unique name plus the create-pending annotation (or
 // our Secret naming the identity, when only the ID patch was lost). Ours with its token in the
 // Secret is adopted; ours without it is an orphan, replaced; anyone else's is a conflict.
+//
+// A resource that cannot have minted (no create-pending mark, no recorded ID, no Secret of
+// its own) is looked for in the list kept for the sync period, which learns of every mint of
+// this process: a new resource costs no list of every identity. Anything else lists afresh.
 func (m *minter[T]) find(ctx context.Context, obj T) (Observation, error) {
-	all, err := m.lists.fetch(ctx, "", m.calls.list)
+	var all []identityView
+	var err error
+	if m.mayHaveMinted(obj) {
+		all, err = m.lists.fetch(ctx, "", m.calls.list)
+	} else {
+		all, _, err = m.lists.get(ctx, "", m.calls.list)
+	}
 	if err != nil {
 		return Observation{}, fmt.Errorf("listing %ss: %w", m.calls.noun(), err)
 	}
@@ -203,6 +213,13 @@ func (m *minter[T]) find(ctx context.Context, obj T) (Observation, error) {
 			Message: fmt.Sprintf("deleted %s %s whose token was never saved, and created a new one", m.calls.noun(), got.ID)}}, nil
 	}
 	return Observation{}, nil
+}
+
+// mayHaveMinted tells whether an identity of this resource may exist that the kept list does
+// not show: a create was sent whose answer may be lost, or one was recorded or published.
+func (m *minter[T]) mayHaveMinted(obj T) bool {
+	_, marked := obj.GetAnnotations()[v1alpha1.AnnotationCreatePending]
+	return marked || externalID(obj) != "" || obj.GetTokenStatus().SecretFingerprint != ""
 }
 
 // compare reports whether the name and activation match the spec.
@@ -257,15 +274,19 @@ func (m *minter[T]) Create(ctx context.Context, obj T, obs Observation, mark fun
 		return c, fmt.Errorf("marking the create as pending: %w", err)
 	}
 	req := mintRequest{Name: obj.DfnsName(), PublicKey: pubPEM, PermissionID: permID, ExternalID: string(obj.GetUID())}
-	id, tok, err := m.calls.create(ctx, obj, req)
-	m.lists.invalidate("")
+	made, tok, err := m.calls.create(ctx, obj, req)
+	id := made.ID
 	if err != nil {
+		m.lists.invalidate("")
 		return c, fmt.Errorf("creating %s %q: %w", m.calls.noun(), req.Name, err)
 	}
 	c.ID = id
 	if tok == nil || tok.Token == "" {
+		m.lists.invalidate("")
 		return c, fmt.Errorf("dfns answered the create of %s %s without a token", m.calls.noun(), id)
 	}
+	// The kept list learns of the new identity instead of being listed again for the second look.
+	m.lists.amend("", func(all []identityView) []identityView { return append(all, made) })
 	data := map[string][]byte{
 		KeyAPIURL: []byte(apiURL), KeyOrgID: []byte(orgID), KeyAuthToken: []byte(tok.Token),
 		KeyCredID: []byte(tok.CredID), KeyPrivateKey: keyPEM,

@@ -61,7 +61,7 @@ func patView(t *dfns.AccessToken) identityView {
 	return identityView{ID: t.TokenID, Name: t.Name, Active: t.IsActive, TokenID: t.TokenID}
 }
 
-func (c patCalls) create(ctx context.Context, p *v1alpha1.DfnsPersonalAccessToken, req mintRequest) (string, *dfns.AccessToken, error) {
+func (c patCalls) create(ctx context.Context, p *v1alpha1.DfnsPersonalAccessToken, req mintRequest) (identityView, *dfns.AccessToken, error) {
 	r := dfns.CreatePersonalAccessTokenRequest{Name: req.Name, PublicKey: req.PublicKey, PermissionID: req.PermissionID, ExternalID: req.ExternalID}
 	if p.Spec.DaysValid != nil {
 		r.DaysValid = int(*p.Spec.DaysValid)
@@ -71,9 +71,9 @@ func (c patCalls) create(ctx context.Context, p *v1alpha1.DfnsPersonalAccessToke
 	}
 	got, err := c.api.CreatePersonalAccessToken(ctx, r)
 	if err != nil {
-		return "", nil, err
+		return identityView{}, nil, err
 	}
-	return got.TokenID, got, nil
+	return patView(got), got, nil
 }
 
 func (c patCalls) rename(ctx context.Context, id, name string) error {

@@ -64,21 +64,21 @@ func serviceAccountView(sa *dfns.ServiceAccount) identityView {
 	return v
 }
 
-func (c serviceAccountCalls) create(ctx context.Context, sa *v1alpha1.DfnsServiceAccount, req mintRequest) (string, *dfns.AccessToken, error) {
+func (c serviceAccountCalls) create(ctx context.Context, sa *v1alpha1.DfnsServiceAccount, req mintRequest) (identityView, *dfns.AccessToken, error) {
 	r := dfns.CreateServiceAccountRequest{Name: req.Name, PublicKey: req.PublicKey, PermissionID: req.PermissionID, ExternalID: req.ExternalID}
 	if sa.Spec.DaysValid != nil {
 		r.DaysValid = int(*sa.Spec.DaysValid)
 	}
 	got, err := c.api.CreateServiceAccount(ctx, r)
 	if err != nil {
-		return "", nil, err
+		return identityView{}, nil, err
 	}
 	for i := range got.AccessTokens {
 		if got.AccessTokens[i].Token != "" {
-			return got.UserInfo.UserID, &got.AccessTokens[i], nil
+			return serviceAccountView(got), &got.AccessTokens[i], nil
 		}
 	}
-	return got.UserInfo.UserID, nil, nil
+	return serviceAccountView(got), nil, nil
 }
 
 func (c serviceAccountCalls) rename(ctx context.Context, id, name string) error {
