@@ -76,7 +76,7 @@ test-chaos: ## Kill the manager 10 times amid 20% injected Dfns faults; check no
 	go test -tags chaos ./test/chaos/ -count=1 -timeout 30m -v
 
 .PHONY: bench
-bench: ## Measure convergence, Dfns calls, API-server writes, latency and memory (BENCH_N; results in bench/results.json).
+bench: ## Measure convergence, Dfns calls, API-server writes, latency and memory (BENCH_N; results in bench/results.json, or bench/results-<N>.json).
 	go test -tags bench ./test/bench/ -count=1 -timeout 60m -v
 
 .PHONY: fuzz
