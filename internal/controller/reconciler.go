@@ -106,7 +106,8 @@ type External[T Object] interface {
 	// resource made (by its unique name). It does not change Dfns.
 	Observe(ctx context.Context, obj T, id string) (Observation, error)
 	// Create makes the Dfns object. It calls mark right before the create call, so that a
-	// lost answer can be recognised later.
+	// lost answer can be recognised later, and makes no other Dfns call after it: a refusal
+	// (4xx) after mark is read as the create's, which made nothing, and clears the mark.
 	Create(ctx context.Context, obj T, obs Observation, mark func(context.Context) error) (Creation, error)
 	// Update brings the Dfns object in line with the spec.
 	Update(ctx context.Context, obj T, obs Observation) ([]Note, error)
@@ -225,17 +226,22 @@ func (r *Reconciler[T]) create(ctx context.Context, st *state[T], obs Observatio
 	if err := r.checkSecret(ctx, st.obj); err != nil {
 		return r.fail(ctx, st, err)
 	}
+	marked := false
 	mark := func(ctx context.Context) error {
-		return r.patchMeta(ctx, st, func(o T) {
+		err := r.patchMeta(ctx, st, func(o T) {
 			setAnnotation(o, v1alpha1.AnnotationCreatePending, r.now().UTC().Format(time.RFC3339))
 		})
+		marked = err == nil
+		return err
 	}
 	created, err := r.ext.Create(ctx, st.obj, obs, mark)
 	r.notes(st.obj, created.Notes)
 	if err != nil {
-		if dfns.IsRefused(err) {
-			// Dfns refused the create, so it made nothing: without the mark, an object of the
-			// same name made meanwhile by someone else is never taken for a lost one of ours.
+		if marked && dfns.IsRefused(err) {
+			// Dfns refused the create call (each kind sends it right after mark), so it made
+			// nothing: without the mark, an object of the same name made meanwhile by someone
+			// else is never taken for a lost one of ours. A refusal before the mark (say, of
+			// the delete of an orphan) leaves the mark that finds the orphan again.
 			if uerr := r.unmark(ctx, st); uerr != nil {
 				return r.fail(ctx, st, fmt.Errorf("%w; clearing the create-pending mark: %w", err, uerr))
 			}

@@ -66,10 +66,12 @@ type extFns[T Object] struct {
 	validate func(T) error
 	observe  func(T, string) (Observation, error)
 	create   func(T, Observation) (Creation, error)
-	update   func(T, Observation) ([]Note, error)
-	delete   func(T, string) error
-	secret   string
-	calls    []string
+	// beforeMark fails Create before it calls mark, as a failed delete of an orphan does.
+	beforeMark func() error
+	update     func(T, Observation) ([]Note, error)
+	delete     func(T, string) error
+	secret     string
+	calls      []string
 }
 
 func (e *extFns[T]) Validate(_ context.Context, obj T) error {
@@ -92,6 +94,11 @@ func (e *extFns[T]) Create(ctx context.Context, obj T, obs Observation, mark fun
 	e.calls = append(e.calls, "Create")
 	if e.create == nil {
 		return Creation{}, errors.New("unexpected Create")
+	}
+	if e.beforeMark != nil {
+		if err := e.beforeMark(); err != nil {
+			return Creation{}, err
+		}
 	}
 	if err := mark(ctx); err != nil {
 		return Creation{}, err
@@ -171,6 +178,10 @@ func perm(mods ...func(*v1alpha1.DfnsPermission)) *v1alpha1.DfnsPermission {
 
 func withFinalizer(p *v1alpha1.DfnsPermission) { p.Finalizers = []string{finalizer} }
 
+func withCreatePending(p *v1alpha1.DfnsPermission) {
+	setAnnotation(p, v1alpha1.AnnotationCreatePending, tPendingSince)
+}
+
 func withID(p *v1alpha1.DfnsPermission) { setAnnotation(p, v1alpha1.AnnotationExternalID, tPermID) }
 
 func deleting(p *v1alpha1.DfnsPermission) {
@@ -241,6 +252,18 @@ func TestReconcilePhases(t *testing.T) {
 				observe: func(*v1alpha1.DfnsPermission, string) (Observation, error) { return Observation{}, nil },
 				create: func(*v1alpha1.DfnsPermission, Observation) (Creation, error) {
 					return Creation{}, dfns.ErrOutcomeUnknown
+				}},
+			want: want{err: true, calls: []string{tValidate, tObserve, "Create"}, marked: true,
+				synced: "False/ReconcileError", ready: tCreating, events: []string{"Warning ReconcileError"}},
+		},
+		"RefusedBeforeMark": {
+			reason: "a refusal before the mark (say, of the delete of an orphan) leaves the mark that finds the orphan again",
+			obj:    perm(withFinalizer, withCreatePending),
+			ext: &extFns[*v1alpha1.DfnsPermission]{
+				observe: func(*v1alpha1.DfnsPermission, string) (Observation, error) { return Observation{}, nil },
+				create:  func(*v1alpha1.DfnsPermission, Observation) (Creation, error) { return Creation{}, nil },
+				beforeMark: func() error {
+					return &dfns.Error{StatusCode: http.StatusBadRequest, Message: "Challenge token is not valid."}
 				}},
 			want: want{err: true, calls: []string{tValidate, tObserve, "Create"}, marked: true,
 				synced: "False/ReconcileError", ready: tCreating, events: []string{"Warning ReconcileError"}},

@@ -95,7 +95,18 @@ func TestChaos(t *testing.T) {
 	}
 	_, err = h.Run("", "wait", "--for=condition=Ready", "dfnspermissions,dfnsserviceaccounts,dfnspermissionassignments",
 		"--all", "-n", ns, "--timeout=10m")
-	must(t, err)
+	if err != nil {
+		// Say which resources are stuck and why, so that a failure can be read without a rerun.
+		out, _ := h.Run("", "get", "dfnsserviceaccounts,dfnspermissionassignments", "-n", ns, "-o",
+			`jsonpath={range .items[*]}{.kind}/{.metadata.name} {.metadata.annotations}{range .status.conditions[*]}`+
+				` {.type}={.status}/{.reason}: {.message}{end}{"\n"}{end}`)
+		for line := range strings.SplitSeq(out, "\n") {
+			if strings.Contains(line, "Ready=False") {
+				t.Log(line)
+			}
+		}
+		t.Fatal(err)
+	}
 	converged := time.Since(start)
 
 	must(t, h.SetFaults(map[string]any{"latency": "5ms", "errorRate": 0}))
