@@ -24,9 +24,11 @@ import (
 )
 
 // listCache lets the drift checks of one sync period share one list call per key (a kind, or a
-// permission's assignments) instead of one read per object. It is only ever trusted for what
-// it shows: an object missing from a cached list is looked up again in Dfns before anything
-// is concluded from its absence, and the operator's own changes drop the cached list.
+// permission's assignments) instead of one read per object. It is trusted for what it shows.
+// Its absences are trusted only for objects the operator cannot have made unseen (no ID, no
+// create-pending mark): anything else missing is looked up again in Dfns. The operator's own
+// changes are applied to the kept list (amend) when their outcome is known, and drop it
+// (invalidate) when it is not.
 type listCache[V any] struct {
 	ttl time.Duration
 	now func() time.Time
