@@ -201,7 +201,10 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	}
 	caller := r.Header.Get("Authorization")
 	if caller == "" {
-		caller = "anonymous"
+		// An unauthenticated call (a login) names no one: told apart by connection, a
+		// restarted client's login is not counted against the Retry-After its previous
+		// process was sent.
+		caller = "anonymous " + r.RemoteAddr
 	}
 	s.faults.arrive(caller, s.now())
 	kind := s.faults.begin(rt.op)
