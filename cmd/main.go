@@ -18,6 +18,7 @@ limitations under the License.
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"flag"
 	"fmt"
@@ -32,6 +33,7 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -107,6 +109,15 @@ func main() {
 	}
 }
 
+// operatorNamespace is the namespace the manager runs in: POD_NAMESPACE, set through the
+// downward API, or dfns-system.
+func operatorNamespace() string {
+	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
+		return ns
+	}
+	return controller.DefaultOperatorNamespace
+}
+
 func run(f flags) error {
 	// A bad credentials directory must not crash-loop the pod: the manager starts, reports
 	// not-ready with the reason, and every resource says CredentialsUnavailable until the
@@ -148,8 +159,22 @@ func run(f flags) error {
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
+	// The ownership key is read (or made, at first start) past the cache, before the controllers
+	// start: every reconcile checks proofs with it.
+	direct, err := client.New(mgr.GetConfig(), client.Options{Scheme: scheme})
+	if err != nil {
+		return fmt.Errorf("creating a Kubernetes client: %w", err)
+	}
+	ns := operatorNamespace()
+	keyCtx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	key, err := controller.LoadOwnershipKey(keyCtx, direct, ns)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("loading the ownership key: %w", err)
+	}
 	if err := controller.Setup(mgr, controller.Options{
 		API:                     api,
+		OwnershipKey:            key,
 		SyncPeriod:              f.syncPeriod,
 		MaxConcurrentReconciles: f.maxConcurrentReconciles,
 	}); err != nil {

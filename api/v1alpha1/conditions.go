@@ -51,6 +51,9 @@ const (
 	// ReasonNameConflict (Synced=False): the Dfns name is taken by an object this resource does
 	// not own; change the name or adopt the object.
 	ReasonNameConflict = "NameConflict"
+	// ReasonNotPermitted (Synced=False): the resource asks for what it may not have, such as a
+	// Dfns object it cannot prove is its own and may not adopt; nothing was sent to Dfns.
+	ReasonNotPermitted = "NotPermitted"
 	// ReasonSecretConflict (Synced=False): a Secret of that name exists and is not owned by this
 	// resource; it is never overwritten.
 	ReasonSecretConflict = "SecretConflict"

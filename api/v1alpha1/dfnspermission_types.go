@@ -27,8 +27,9 @@ type Operation string
 
 // DfnsPermissionSpec is the desired state of a Dfns permission.
 type DfnsPermissionSpec struct {
-	// name is the permission's name in Dfns, unique in the org including archived permissions.
-	// Default: <namespace>-<name>.
+	// name is the permission's name within the namespace's naming: its name in Dfns is
+	// <namespace>/<name>, unique in the org including archived permissions. Default: the
+	// resource's name.
 	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=100
@@ -97,12 +98,11 @@ type DfnsPermissionList struct {
 	Items           []DfnsPermission `json:"items"`
 }
 
-// DfnsName returns the permission's name in Dfns: spec.name, or <namespace>-<name>.
+// DfnsName returns the permission's name in Dfns: <namespace>/<spec.name or metadata.name>.
+// A namespace name holds no "/", so two resources never share a name, and no namespace can
+// choose a name in another's naming.
 func (p *DfnsPermission) DfnsName() string {
-	if p.Spec.Name != "" {
-		return p.Spec.Name
-	}
-	return p.Namespace + "-" + p.Name
+	return DfnsName(p.Namespace, p.Name, p.Spec.Name)
 }
 
 func init() {

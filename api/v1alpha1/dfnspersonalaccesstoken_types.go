@@ -29,8 +29,9 @@ import (
 // +kubebuilder:validation:XValidation:rule="has(self.secondsValid) == has(oldSelf.secondsValid)",message="secondsValid is immutable"
 // +kubebuilder:validation:XValidation:rule="has(self.secretName) == has(oldSelf.secretName)",message="secretName is immutable"
 type DfnsPersonalAccessTokenSpec struct {
-	// name is the token's name in Dfns, unique among the operator user's tokens.
-	// Default: <namespace>-<name>.
+	// name is the token's name within the namespace's naming: its name in Dfns is
+	// <namespace>/<name>.<suffix>, with a suffix new for every token minted. Default: the
+	// resource's name.
 	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=100
@@ -72,6 +73,7 @@ type DfnsPersonalAccessTokenSpec struct {
 	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="secretName is immutable"
 	SecretName string `json:"secretName,omitempty"`
 
@@ -134,12 +136,12 @@ type DfnsPersonalAccessTokenList struct {
 	Items           []DfnsPersonalAccessToken `json:"items"`
 }
 
-// DfnsName returns the token's name in Dfns: spec.name, or <namespace>-<name>.
+// DfnsName returns the base of the token's name in Dfns: <namespace>/<spec.name or
+// metadata.name>. Each minted token adds a suffix of its own.
+// A namespace name holds no "/", so two resources never share a name, and no namespace can
+// choose a name in another's naming.
 func (p *DfnsPersonalAccessToken) DfnsName() string {
-	if p.Spec.Name != "" {
-		return p.Spec.Name
-	}
-	return p.Namespace + "-" + p.Name
+	return DfnsName(p.Namespace, p.Name, p.Spec.Name)
 }
 
 // SecretName returns the name of the Secret the token and key are written to.

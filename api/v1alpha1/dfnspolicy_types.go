@@ -47,7 +47,8 @@ type PolicyActionKind string
 // +kubebuilder:validation:XValidation:rule="!has(self.filters) || !has(self.filters.permissionId) || self.activityKind.startsWith('Permissions:')",message="filters.permissionId applies to Permissions activity kinds only"
 // +kubebuilder:validation:XValidation:rule="!has(self.filters) || !has(self.filters.policyId) || self.activityKind == 'Policies:Modify'",message="filters.policyId applies to activityKind Policies:Modify only"
 type DfnsPolicySpec struct {
-	// name is the policy's name in Dfns. Default: <namespace>-<name>.
+	// name is the policy's name within the namespace's naming: its name in Dfns is
+	// <namespace>/<name>. Default: the resource's name.
 	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=100
@@ -314,12 +315,11 @@ type DfnsPolicyList struct {
 	Items           []DfnsPolicy `json:"items"`
 }
 
-// DfnsName returns the policy's name in Dfns: spec.name, or <namespace>-<name>.
+// DfnsName returns the policy's name in Dfns: <namespace>/<spec.name or metadata.name>.
+// A namespace name holds no "/", so two resources never share a name, and no namespace can
+// choose a name in another's naming.
 func (p *DfnsPolicy) DfnsName() string {
-	if p.Spec.Name != "" {
-		return p.Spec.Name
-	}
-	return p.Namespace + "-" + p.Name
+	return DfnsName(p.Namespace, p.Name, p.Spec.Name)
 }
 
 func init() {

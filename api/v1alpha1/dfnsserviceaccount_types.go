@@ -30,7 +30,9 @@ type KeyAlgorithm string
 // +kubebuilder:validation:XValidation:rule="has(self.daysValid) == has(oldSelf.daysValid)",message="daysValid is immutable"
 // +kubebuilder:validation:XValidation:rule="has(self.secretName) == has(oldSelf.secretName)",message="secretName is immutable"
 type DfnsServiceAccountSpec struct {
-	// name is the service account's name in Dfns, unique in the org. Default: <namespace>-<name>.
+	// name is the service account's name within the namespace's naming: its name in Dfns is
+	// <namespace>/<name>.<suffix>, with a suffix new for every identity minted. Default: the
+	// resource's name.
 	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=100
@@ -65,6 +67,7 @@ type DfnsServiceAccountSpec struct {
 	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="secretName is immutable"
 	SecretName string `json:"secretName,omitempty"`
 
@@ -129,12 +132,10 @@ type DfnsServiceAccountList struct {
 	Items           []DfnsServiceAccount `json:"items"`
 }
 
-// DfnsName returns the service account's name in Dfns: spec.name, or <namespace>-<name>.
+// DfnsName returns the base of the service account's name in Dfns:
+// <namespace>/<spec.name or metadata.name>. Each minted identity adds a suffix of its own.
 func (sa *DfnsServiceAccount) DfnsName() string {
-	if sa.Spec.Name != "" {
-		return sa.Spec.Name
-	}
-	return sa.Namespace + "-" + sa.Name
+	return DfnsName(sa.Namespace, sa.Name, sa.Spec.Name)
 }
 
 // SecretName returns the name of the Secret the token and key are written to.

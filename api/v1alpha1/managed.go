@@ -208,3 +208,21 @@ func (p *DfnsPolicy) GetPendingChangeRequest() *ChangeRequestStatus {
 func (p *DfnsPermission) GetPendingChangeRequest() *ChangeRequestStatus {
 	return p.Status.PendingChangeRequest
 }
+
+// GetStatusID returns the Dfns ID status records.
+func (sa *DfnsServiceAccount) GetStatusID() string { return sa.Status.ServiceAccountID }
+
+// GetStatusID returns the Dfns ID status records.
+func (p *DfnsPermission) GetStatusID() string { return p.Status.PermissionID }
+
+// GetStatusID returns the Dfns ID status records.
+func (a *DfnsPermissionAssignment) GetStatusID() string { return a.Status.AssignmentID }
+
+// GetStatusID returns the Dfns ID status records.
+func (p *DfnsPersonalAccessToken) GetStatusID() string { return p.Status.TokenID }
+
+// GetStatusID returns the Dfns ID status records.
+func (w *DfnsWebhook) GetStatusID() string { return w.Status.WebhookID }
+
+// GetStatusID returns the Dfns ID status records.
+func (p *DfnsPolicy) GetStatusID() string { return p.Status.PolicyID }

@@ -20,14 +20,22 @@ import metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 // Annotations the operator reads and writes on its resources.
 const (
-	// AnnotationExternalID records the Dfns ID of the object a resource manages. It is the source
-	// of truth (status only mirrors it), so it survives a backup and restore that drops status.
-	// Setting it on a new resource adopts an existing Dfns object, where the kind has no
-	// one-time secret.
+	// AnnotationExternalID records the Dfns ID of the object a resource manages, so that it
+	// survives a backup and restore that drops status. Annotations are written by tenants too:
+	// the ID is taken as this resource's own only with AnnotationProof beside it, or when status
+	// records the same ID (docs/architecture.md, "Ownership"). Set by hand on a new resource it is
+	// a claim: it adopts an existing Dfns object, where the kind has no one-time secret and no
+	// other resource manages the object.
 	AnnotationExternalID = "access.dfns.io/external-id"
-	// AnnotationCreatePending is set (to an RFC 3339 time) just before a create is sent to Dfns
-	// and cleared once the ID is recorded, so that an object whose create answer was lost is
-	// recognised as ours by its unique name on the next reconcile.
+	// AnnotationProof is the operator's HMAC over (connection, kind, namespace, name, Dfns ID),
+	// keyed by a Secret in the operator's namespace: what makes AnnotationExternalID proof of
+	// ownership rather than a claim. It survives a backup and restore; a tenant cannot forge it.
+	AnnotationProof = "access.dfns.io/proof"
+	// AnnotationCreatePending is set just before a create is sent to Dfns and cleared once the
+	// ID is recorded. Its value is "<RFC 3339 time> <proof> <Dfns name>": the name the create
+	// uses and the operator's HMAC over it, so that an object whose create answer was lost is
+	// recognised as this resource's by its name on the next reconcile. A mark without a valid
+	// proof is ignored (and removed).
 	AnnotationCreatePending = "access.dfns.io/create-pending"
 )
 
@@ -91,6 +99,10 @@ type TokenStatus struct {
 	// secretName is the Secret holding the token and key.
 	// +optional
 	SecretName string `json:"secretName,omitempty"`
+	// dfnsName is the identity's name in Dfns: <namespace>/<name>.<suffix>, with a suffix new
+	// for every identity minted.
+	// +optional
+	DfnsName string `json:"dfnsName,omitempty"`
 	// secretFingerprint is the SHA-256 of the token and key written to the Secret (a hash, never
 	// the values): a Secret whose contents no longer match gets a newly minted token.
 	// +optional
@@ -111,4 +123,14 @@ type ChangeRequestStatus struct {
 	// change is not sent again until the spec changes past it.
 	// +optional
 	Generation int64 `json:"generation,omitempty"`
+}
+
+// DfnsName is the Dfns name of a resource: <namespace>/<name>, with name the spec's name when
+// set, else the resource's. It is injective: namespace names are DNS labels, so the first "/"
+// ends the namespace.
+func DfnsName(namespace, resourceName, specName string) string {
+	if specName != "" {
+		return namespace + "/" + specName
+	}
+	return namespace + "/" + resourceName
 }

@@ -56,7 +56,8 @@ func (e *assignments) Secret(*v1alpha1.DfnsPermissionAssignment) (string, v1alph
 
 // Observe resolves both references, follows a change request waiting for approval, and looks
 // for the assignment of the permission to the identity.
-func (e *assignments) Observe(ctx context.Context, a *v1alpha1.DfnsPermissionAssignment, id string) (Observation, error) {
+func (e *assignments) Observe(ctx context.Context, a *v1alpha1.DfnsPermissionAssignment, rec Recorded) (Observation, error) {
+	id := rec.ID
 	permID, identityID, err := e.resolve(ctx, a)
 	if err != nil {
 		return Observation{}, err
@@ -69,7 +70,7 @@ func (e *assignments) Observe(ctx context.Context, a *v1alpha1.DfnsPermissionAss
 	list := func(ctx context.Context) ([]dfns.Assignment, error) { return e.api.ListAssignments(ctx, permID) }
 	all, fresh, err := e.lists.get(ctx, permID, list)
 	found, recorded := findAssignment(all, identityID, id)
-	if err == nil && found == nil && !fresh && mayHaveAssigned(a, id) {
+	if err == nil && found == nil && !fresh && (id != "" || rec.Marked != "") {
 		// Absence of what the operator may have assigned is concluded from a fresh list only.
 		all, err = e.lists.fetch(ctx, permID, list)
 		found, recorded = findAssignment(all, identityID, id)
@@ -92,17 +93,6 @@ func (e *assignments) Observe(ctx context.Context, a *v1alpha1.DfnsPermissionAss
 			"assignment %s was revoked in Dfns; assigned permission %s to %s again", id, permID, identityID)}}, nil
 	}
 	return Observation{}, nil
-}
-
-// mayHaveAssigned tells whether the operator may have assigned for this resource: it holds an
-// assignment ID, or an assign was sent whose answer may be lost (the create-pending mark).
-// Otherwise the kept list, which learns of every assign this process makes, is trusted for
-// the absence too: a new assignment costs no list of a permission's assignments. Should
-// someone else have assigned the pair meanwhile, Dfns answers 409 and the next reconcile,
-// now marked, lists afresh and adopts it.
-func mayHaveAssigned(a *v1alpha1.DfnsPermissionAssignment, id string) bool {
-	_, marked := a.GetAnnotations()[v1alpha1.AnnotationCreatePending]
-	return id != "" || marked
 }
 
 // findAssignment returns the assignment to the identity and the one with the recorded ID.
@@ -143,7 +133,7 @@ func (e *assignments) resolve(ctx context.Context, a *v1alpha1.DfnsPermissionAss
 	if err != nil {
 		return "", "", fmt.Errorf("reading %s %s: %w", ref.Kind, ref.Name, err)
 	}
-	identityID = externalID(identity)
+	identityID = identity.GetStatusID() // status, not the annotation: only the operator writes it
 	if !meta.IsStatusConditionTrue(*identity.StatusConditions(), v1alpha1.ConditionReady) || identityID == "" {
 		return "", "", waitf(v1alpha1.ReasonIdentityNotReady, "waiting for %s %s to be Ready", ref.Kind, ref.Name)
 	}
@@ -193,14 +183,14 @@ func (e *assignments) followChange(ctx context.Context, a *v1alpha1.DfnsPermissi
 
 // Create assigns the permission to the identity, revoking first the assignment of an identity
 // that was replaced. A 202 is recorded so that the assign is never sent twice.
-func (e *assignments) Create(ctx context.Context, a *v1alpha1.DfnsPermissionAssignment, obs Observation, mark func(context.Context) error) (Creation, error) {
+func (e *assignments) Create(ctx context.Context, a *v1alpha1.DfnsPermissionAssignment, obs Observation, mark func(context.Context, string) error) (Creation, error) {
 	var c Creation
 	if obs.Replace != nil && obs.Replace.ID != "" {
 		if err := e.revoke(ctx, a, a.Status.PermissionID, obs.Replace.ID); err != nil {
 			return c, err
 		}
 	}
-	if err := mark(ctx); err != nil {
+	if err := mark(ctx, a.Status.PermissionID+" "+a.Status.IdentityID); err != nil {
 		return c, fmt.Errorf("marking the assign as pending: %w", err)
 	}
 	got, err := e.api.AssignPermission(ctx, a.Status.PermissionID, a.Status.IdentityID)

@@ -149,7 +149,7 @@ var _ = Describe("DfnsPermissionAssignment", func() {
 	It("assigns an identity given by ID and does not block deletion when the permission is gone", func() {
 		user, err := sb.CreateUser("someone-"+ns+"@example.com", false)
 		Expect(err).NotTo(HaveOccurred())
-		p, err := dashboard.CreatePermission(ctx, dfns.CreatePermissionRequest{Name: ns + "-by-id", Operations: []string{tOpRead}})
+		p, err := dashboard.CreatePermission(ctx, dfns.CreatePermissionRequest{Name: ns + "/by-id", Operations: []string{tOpRead}})
 		Expect(err).NotTo(HaveOccurred())
 		a := &v1alpha1.DfnsPermissionAssignment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "by-id"},
 			Spec: v1alpha1.DfnsPermissionAssignmentSpec{PermissionRef: v1alpha1.PermissionRef{ID: p.ID}, IdentityID: user.UserID}}

@@ -99,7 +99,7 @@ func TestAssignmentObserve(t *testing.T) {
 				a.Status.PendingChangeRequest = &cp
 			}
 			e := &assignments{api: tc.api, client: fake.NewClientBuilder().WithScheme(testSchemeUnit(t)).Build(), lists: newListCache[dfns.Assignment](time.Minute)}
-			obs, err := e.Observe(context.Background(), a, tc.id)
+			obs, err := e.Observe(context.Background(), a, Recorded{ID: tc.id, Proved: true})
 			var got string
 			switch {
 			case err != nil:
@@ -151,7 +151,11 @@ func TestAssignmentKeptList(t *testing.T) {
 	lists := func() int { return countOf(api.calls, "ListAssignments") }
 	observe := func(step, id string, wantExists bool, wantLists int) {
 		t.Helper()
-		obs, err := e.Observe(ctx, a, id)
+		rec := Recorded{ID: id, Proved: id != ""}
+		if _, ok := a.Annotations[v1alpha1.AnnotationCreatePending]; ok {
+			rec.Marked = perm + " " + user
+		}
+		obs, err := e.Observe(ctx, a, rec)
 		if err != nil || obs.Exists != wantExists || lists() != wantLists {
 			t.Fatalf("%s: Observe = exists %t, %v after %d lists; want exists %t after %d", step, obs.Exists, err, lists(), wantExists, wantLists)
 		}
@@ -161,7 +165,7 @@ func TestAssignmentKeptList(t *testing.T) {
 
 	a.Annotations = map[string]string{v1alpha1.AnnotationCreatePending: "2026-01-01T00:00:00Z"}
 	observe("an assign may have been sent: listed afresh", "", false, 2)
-	c, err := e.Create(ctx, a, Observation{}, func(context.Context) error { return nil })
+	c, err := e.Create(ctx, a, Observation{}, func(context.Context, string) error { return nil })
 	if err != nil || c.ID != "as-1" {
 		t.Fatalf("Create = %v, %v", c, err)
 	}
@@ -170,7 +174,7 @@ func TestAssignmentKeptList(t *testing.T) {
 	a.Annotations, a.Spec.IdentityID = nil, "us-third"
 	assignErr = &dfns.Error{StatusCode: http.StatusConflict, Message: "permission pm-1 is already assigned to us-third"}
 	observe("assigned meanwhile by another hand, unseen in the kept list", "", false, 2)
-	_, err = e.Create(ctx, a, Observation{}, func(context.Context) error { return nil })
+	_, err = e.Create(ctx, a, Observation{}, func(context.Context, string) error { return nil })
 	if v := classify(err); err == nil || v.policy != retry || v.reason == v1alpha1.ReasonNameConflict {
 		t.Errorf("a 409 to an assign is retried, not a name to change: %v (%+v)", err, v)
 	}

@@ -52,6 +52,9 @@ const (
 	EventDeactivated = "Deactivated"
 	// EventUnarchived: the object was found archived in Dfns and unarchived.
 	EventUnarchived = "Unarchived"
+	// EventClaimIgnored: an annotation claimed a Dfns object the resource cannot prove is its
+	// own, and the operator did not act on it.
+	EventClaimIgnored = "ClaimIgnored"
 )
 
 // EventRecorder is the part of client-go's record.EventRecorder the driver uses.

@@ -37,7 +37,7 @@ import (
 )
 
 const (
-	nsP       = "ns-p"
+	nsP       = "ns/p"
 	wantClear = "clear"
 )
 
@@ -128,6 +128,9 @@ func ownedSecret(id, token string) *corev1.Secret {
 		Data: map[string][]byte{KeyAuthToken: []byte(token), KeyPrivateKey: []byte("key")}}
 }
 
+// tSADfnsName is the Dfns name of saFixture's minted account.
+const tSADfnsName = "ns/" + tSAName + ".x1y2z3"
+
 func account(id, name string, active bool) dfns.ServiceAccount {
 	return dfns.ServiceAccount{UserInfo: dfns.UserInfo{UserID: id, Name: name, IsActive: active},
 		AccessTokens: []dfns.AccessToken{{TokenID: "to-" + id}}}
@@ -152,27 +155,25 @@ func TestServiceAccountObserve(t *testing.T) {
 			}},
 			want: "false/false/",
 		},
-		"NameConflict": {
-			reason: "an account with our name that we did not make is a conflict",
+		"UnmarkedLooksNowhere": {
+			reason: "without a create-pending mark nothing can exist: no list, whatever Dfns holds",
 			sa:     saFixture(nil),
-			api: &fakeAPI{listSAs: func() ([]dfns.ServiceAccount, error) {
-				return []dfns.ServiceAccount{account("us-9", "ns-api", true)}, nil
-			}},
-			want: "err:NameConflict",
+			api:    &fakeAPI{},
+			want:   "false/false/",
 		},
 		"OrphanAfterLostAnswer": {
 			reason: "create-pending set and no Secret with its token: the account is an orphan, replaced",
 			sa:     saFixture(pending),
 			api: &fakeAPI{listSAs: func() ([]dfns.ServiceAccount, error) {
-				return []dfns.ServiceAccount{account("us-9", "ns-api", true)}, nil
+				return []dfns.ServiceAccount{account("us-9", tSADfnsName, true)}, nil
 			}},
 			want: "replace:us-9:OrphanDeleted",
 		},
 		"AdoptAfterLostIDPatch": {
 			reason: "our Secret holds the account's token: only the ID patch was lost, adopt",
-			sa:     saFixture(nil), secret: true,
+			sa:     saFixture(pending), secret: true,
 			api: &fakeAPI{listSAs: func() ([]dfns.ServiceAccount, error) {
-				return []dfns.ServiceAccount{account(tSAID, "ns-api", true)}, nil
+				return []dfns.ServiceAccount{account(tSAID, tSADfnsName, true)}, nil
 			}},
 			want: "true/true/us-1",
 		},
@@ -191,7 +192,7 @@ func TestServiceAccountObserve(t *testing.T) {
 			api: &fakeAPI{
 				getSA: func(string) (*dfns.ServiceAccount, error) { return nil, notFound },
 				listSAs: func() ([]dfns.ServiceAccount, error) {
-					return []dfns.ServiceAccount{account("us-9", "ns-api", true)}, nil
+					return []dfns.ServiceAccount{account("us-9", tSADfnsName, true)}, nil
 				},
 			},
 			want: "replace:us-9:OrphanDeleted",
@@ -200,25 +201,25 @@ func TestServiceAccountObserve(t *testing.T) {
 			reason: "the Secret is gone: mint a new account, deleting the old",
 			sa:     saFixture(recorded), fp: "x",
 			api: &fakeAPI{getSA: func(string) (*dfns.ServiceAccount, error) {
-				a := account(tSAID, "ns-api", true)
+				a := account(tSAID, tSADfnsName, true)
 				return &a, nil
 			}},
 			want: "replace:us-1:Reminted",
 		},
-		"ForeignIDAnnotated": {
-			reason: "an external-id annotation on a new resource names an account it never minted: refuse, never delete it",
+		"ProvedWithoutSecret": {
+			reason: "a proved account whose Secret is gone and whose fingerprint status lost is minted anew",
 			sa:     saFixture(recorded),
 			api: &fakeAPI{getSA: func(string) (*dfns.ServiceAccount, error) {
-				a := account(tSAID, "someone-elses", true)
+				a := account(tSAID, tSADfnsName, true)
 				return &a, nil
 			}},
-			want: "err:InvalidSpec",
+			want: "replace:us-1:Reminted",
 		},
 		"SecretEdited": {
 			reason: "the token in the Secret no longer matches the fingerprint: mint a new account",
 			sa:     saFixture(recorded), secret: true, fp: "not-the-fingerprint",
 			api: &fakeAPI{getSA: func(string) (*dfns.ServiceAccount, error) {
-				a := account(tSAID, "ns-api", true)
+				a := account(tSAID, tSADfnsName, true)
 				return &a, nil
 			}},
 			want: "replace:us-1:Reminted",
@@ -227,7 +228,7 @@ func TestServiceAccountObserve(t *testing.T) {
 			reason: "deactivated in Dfns while active is wanted: update",
 			sa:     saFixture(recorded), secret: true,
 			api: &fakeAPI{getSA: func(string) (*dfns.ServiceAccount, error) {
-				a := account(tSAID, "ns-api", false)
+				a := account(tSAID, tSADfnsName, false)
 				return &a, nil
 			}},
 			want: "true/false/us-1",
@@ -236,7 +237,7 @@ func TestServiceAccountObserve(t *testing.T) {
 			reason: "a drift check reads the account from the kind's list, without a GET",
 			sa:     saFixture(recorded), secret: true,
 			api: &fakeAPI{listSAs: func() ([]dfns.ServiceAccount, error) {
-				return []dfns.ServiceAccount{account(tSAID, "ns-api", true)}, nil
+				return []dfns.ServiceAccount{account(tSAID, tSADfnsName, true)}, nil
 			}},
 			want: "true/true/us-1",
 		},
@@ -259,7 +260,11 @@ func TestServiceAccountObserve(t *testing.T) {
 			c := fake.NewClientBuilder().WithScheme(testSchemeUnit(t)).WithObjects(objs...).Build()
 			tc.sa.Status.SecretFingerprint = tc.fp
 			e := newServiceAccounts(tc.api, c, c, time.Minute)
-			obs, err := e.Observe(context.Background(), tc.sa, externalID(tc.sa))
+			rec := Recorded{ID: externalID(tc.sa), Proved: true}
+			if _, ok := tc.sa.Annotations[v1alpha1.AnnotationCreatePending]; ok {
+				rec.Marked = tSADfnsName
+			}
+			obs, err := e.Observe(context.Background(), tc.sa, rec)
 			var got string
 			switch {
 			case err != nil:
@@ -285,7 +290,7 @@ func boolString(b bool) string {
 
 func TestServiceAccountCreate(t *testing.T) {
 	created := func(req dfns.CreateServiceAccountRequest) (*dfns.ServiceAccount, error) {
-		if req.ExternalID != tUID || req.PermissionID != tPermID || req.Name != "ns-api" || !strings.Contains(req.PublicKey, "PUBLIC KEY") {
+		if req.ExternalID != tUID || req.PermissionID != tPermID || !strings.HasPrefix(req.Name, "ns/"+tSAName+".") || !strings.Contains(req.PublicKey, "PUBLIC KEY") {
 			return nil, errors.New("unexpected request")
 		}
 		a := account("us-2", req.Name, true)
@@ -327,7 +332,7 @@ func TestServiceAccountCreate(t *testing.T) {
 			sa := saFixture(nil)
 			c := fake.NewClientBuilder().WithScheme(testSchemeUnit(t)).WithObjects(sa).Build()
 			e := newServiceAccounts(tc.api, c, c, time.Minute)
-			mark := func(context.Context) error { tc.api.call("mark"); return nil }
+			mark := func(context.Context, string) error { tc.api.call("mark"); return nil }
 			cr, err := e.Create(context.Background(), sa, tc.obs, mark)
 			if got := strings.Join(tc.api.calls, ","); got != tc.wantCalls {
 				t.Errorf("%s\ncalls = %s, want %s", tc.reason, got, tc.wantCalls)
@@ -358,9 +363,10 @@ func TestServiceAccountCreate(t *testing.T) {
 }
 
 func TestResolvePermission(t *testing.T) {
+	// The ID comes from status; an annotation naming another (set by a tenant) is not read.
 	ready := &v1alpha1.DfnsPermission{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "ready",
-		Annotations: map[string]string{v1alpha1.AnnotationExternalID: "pm-7"}},
-		Status: v1alpha1.DfnsPermissionStatus{Conditions: []metav1.Condition{{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: "Available"}}}}
+		Annotations: map[string]string{v1alpha1.AnnotationExternalID: "pm-forged"}},
+		Status: v1alpha1.DfnsPermissionStatus{PermissionID: "pm-7", Conditions: []metav1.Condition{{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: "Available"}}}}
 	notReady := &v1alpha1.DfnsPermission{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "new"}}
 	cases := map[string]struct {
 		reason string
@@ -464,9 +470,9 @@ func TestComparePermission(t *testing.T) {
 	}
 }
 
-// TestServiceAccountKeptList: a resource that cannot have minted is looked for in the kept
-// list; a marked one lists afresh; a mint is added to the kept list, so the second look after
-// a create lists nothing.
+// TestServiceAccountKeptList: a resource that cannot have minted lists nothing; a marked one
+// lists afresh; a mint is added to the kept list, so the second look after a create lists
+// nothing.
 func TestServiceAccountKeptList(t *testing.T) {
 	inDfns := []dfns.ServiceAccount{account("us-9", "other", true)}
 	api := &fakeAPI{canCreate: true,
@@ -482,23 +488,22 @@ func TestServiceAccountKeptList(t *testing.T) {
 	e := newServiceAccounts(api, c, c, time.Minute)
 	ctx := context.Background()
 	lists := func() int { return countOf(api.calls, "ListServiceAccounts") }
-	observe := func(step, id string, wantExists bool, wantLists int) {
+	observe := func(step, marked string, wantExists bool, wantLists int) {
 		t.Helper()
-		obs, err := e.Observe(ctx, sa, id)
+		obs, err := e.Observe(ctx, sa, Recorded{Marked: marked})
 		if err != nil || obs.Exists != wantExists || lists() != wantLists {
 			t.Fatalf("%s: Observe = exists %t, %v after %d lists; want exists %t after %d", step, obs.Exists, err, lists(), wantExists, wantLists)
 		}
 	}
-	observe("first look", "", false, 1)
-	observe("never minted: the kept list is trusted", "", false, 1)
-	sa.Annotations = map[string]string{v1alpha1.AnnotationCreatePending: tPendingSince}
-	observe("a create may have been sent: listed afresh", "", false, 2)
-	cr, err := e.Create(ctx, sa, Observation{}, func(context.Context) error { return nil })
+	observe("first look", "", false, 0)
+	observe("never minted: nothing to look for", "", false, 0)
+	observe("a create may have been sent: listed afresh", tSADfnsName, false, 1)
+	cr, err := e.Create(ctx, sa, Observation{}, func(context.Context, string) error { return nil })
 	if err != nil || cr.ID != "us-2" {
 		t.Fatalf("Create = %v, %v", cr.ID, err)
 	}
 	got, err := e.view(ctx, cr.ID)
-	if err != nil || got.ID != cr.ID || !got.Active || got.TokenID != "to-us-2" || lists() != 2 || countOf(api.calls, "GetServiceAccount") != 0 {
+	if err != nil || got.ID != cr.ID || !got.Active || got.TokenID != "to-us-2" || lists() != 1 || countOf(api.calls, "GetServiceAccount") != 0 {
 		t.Errorf("the second look finds the mint in the kept list: %+v, %v, calls %v", got, err, api.calls)
 	}
 }

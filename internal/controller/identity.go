@@ -21,6 +21,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"time"
 
@@ -53,6 +54,21 @@ var tokenKeys = []string{KeyAuthToken, KeyPrivateKey}
 
 // maxDfnsNameLen is the longest service-account, token or permission name the operator sends.
 const maxDfnsNameLen = 100
+
+// nameSuffixLen is the length of the suffix that makes each minted identity's name new
+// (".xxxxxx"): rotation keeps two identities side by side, and Dfns may keep the name of a
+// deleted one taken.
+const nameSuffixLen = 7
+
+// freshName is the resource's base Dfns name with a random suffix.
+func freshName(base string) string {
+	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+	b := make([]byte, nameSuffixLen-1)
+	for i := range b {
+		b[i] = alphabet[rand.IntN(len(alphabet))]
+	}
+	return base + "." + string(b)
+}
 
 // mintable is a resource whose Dfns identity comes with a one-time token.
 type mintable interface {
@@ -92,6 +108,7 @@ type identityCalls[T mintable] interface {
 
 // minter is the External of the kinds that mint a token.
 type minter[T mintable] struct {
+	kind    string
 	api     dfns.API
 	calls   identityCalls[T]
 	client  client.Client // cached: DfnsPermissions
@@ -100,10 +117,11 @@ type minter[T mintable] struct {
 	lists *listCache[identityView]
 }
 
-// Validate checks the default name's length, which the API server cannot.
+// Validate checks the name's length, which the API server cannot.
 func (m *minter[T]) Validate(_ context.Context, obj T) error {
-	if n := obj.DfnsName(); len(n) > maxDfnsNameLen {
-		return stopf(v1alpha1.ReasonInvalidSpec, "the Dfns name %q is longer than %d characters; set spec.name", n, maxDfnsNameLen)
+	if n := obj.DfnsName(); len(n)+nameSuffixLen > maxDfnsNameLen {
+		return stopf(v1alpha1.ReasonInvalidSpec, "the Dfns name %q with its suffix is longer than %d characters; set a shorter spec.name",
+			n, maxDfnsNameLen)
 	}
 	return nil
 }
@@ -115,18 +133,21 @@ func (m *minter[T]) Secret(obj T) (string, v1alpha1.SecretTemplate) {
 
 // secretOf describes the resource's Secret for the checks of secret.go.
 func (m *minter[T]) secretOf(obj T) oneTimeSecret {
-	return oneTimeSecret{owner: obj, name: obj.SecretName(), fingerprint: &obj.GetTokenStatus().SecretFingerprint, keys: tokenKeys}
+	return oneTimeSecret{owner: obj, kind: m.kind, name: obj.SecretName(), fingerprint: &obj.GetTokenStatus().SecretFingerprint, keys: tokenKeys}
 }
 
 // Observe reads the recorded identity and checks both it and the Secret holding its token;
-// with no recorded ID it looks for one this resource made (see find).
-func (m *minter[T]) Observe(ctx context.Context, obj T, id string) (Observation, error) {
+// with no recorded ID it looks for one this resource made (see find). The driver passes a
+// recorded ID only when it is proved this resource's: a kind with a one-time secret adopts
+// nothing.
+func (m *minter[T]) Observe(ctx context.Context, obj T, rec Recorded) (Observation, error) {
+	id := rec.ID
 	if id == "" {
-		return m.find(ctx, obj)
+		return m.find(ctx, obj, rec.Marked)
 	}
 	got, err := m.view(ctx, id)
 	if dfns.IsNotFound(err) {
-		return m.recreate(ctx, obj, id)
+		return m.recreate(ctx, obj, id, rec.Marked)
 	}
 	if err != nil {
 		return Observation{}, fmt.Errorf("reading %s %s: %w", m.calls.noun(), id, err)
@@ -136,13 +157,6 @@ func (m *minter[T]) Observe(ctx context.Context, obj T, id string) (Observation,
 		return Observation{}, err
 	}
 	if !intact {
-		if obj.GetTokenStatus().SecretFingerprint == "" {
-			// This resource never published a token: an external-id annotation put on a new
-			// resource names someone else's identity, which is never deleted.
-			return Observation{}, stopf(v1alpha1.ReasonInvalidSpec, "%s %s was not created by this resource "+
-				"and Dfns never shows its token again, so it cannot be adopted; remove the %s annotation to create a new one",
-				m.calls.noun(), id, v1alpha1.AnnotationExternalID)
-		}
 		return Observation{Replace: &Replacement{ID: id, Reason: EventReminted,
 			Message: fmt.Sprintf("Secret %s was deleted or changed; deleted %s %s and minted a new one", obj.SecretName(), m.calls.noun(), id)}}, nil
 	}
@@ -164,8 +178,8 @@ func (m *minter[T]) view(ctx context.Context, id string) (identityView, error) {
 
 // recreate handles a recorded identity that is gone from Dfns. A replacement whose create
 // answer was lost may carry our name already, so the name is looked up first.
-func (m *minter[T]) recreate(ctx context.Context, obj T, id string) (Observation, error) {
-	obs, err := m.find(ctx, obj)
+func (m *minter[T]) recreate(ctx context.Context, obj T, id, marked string) (Observation, error) {
+	obs, err := m.find(ctx, obj, marked)
 	if err != nil || obs.Exists || obs.Replace != nil {
 		return obs, err
 	}
@@ -174,28 +188,20 @@ func (m *minter[T]) recreate(ctx context.Context, obj T, id string) (Observation
 	return obs, nil
 }
 
-// find looks for an identity this resource made whose ID was never recorded. Dfns does not
-// return externalId, so the marker is the unique name plus the create-pending annotation (or
-// our Secret naming the identity, when only the ID patch was lost). Ours with its token in the
-// Secret is adopted; ours without it is an orphan, replaced; anyone else's is a conflict.
-//
-// A resource that cannot have minted (no create-pending mark, no recorded ID, no Secret of
-// its own) is looked for in the list kept for the sync period, which learns of every mint of
-// this process: a new resource costs no list of every identity. Anything else lists afresh.
-func (m *minter[T]) find(ctx context.Context, obj T) (Observation, error) {
-	var all []identityView
-	var err error
-	if m.mayHaveMinted(obj) {
-		all, err = m.lists.fetch(ctx, "", m.calls.list)
-	} else {
-		all, _, err = m.lists.get(ctx, "", m.calls.list)
+// find looks for an identity this resource made whose ID was never recorded: the one named in
+// its create-pending mark (marked), whose proof the driver checked. Ours with its token in the
+// Secret is adopted (only the ID patch was lost); ours without it is an orphan, replaced. With
+// no mark, nothing can exist: the ID is recorded in the same write that clears the mark.
+func (m *minter[T]) find(ctx context.Context, obj T, marked string) (Observation, error) {
+	if marked == "" {
+		return Observation{}, nil
 	}
+	all, err := m.lists.fetch(ctx, "", m.calls.list)
 	if err != nil {
 		return Observation{}, fmt.Errorf("listing %ss: %w", m.calls.noun(), err)
 	}
-	name := obj.DfnsName()
 	for _, got := range all {
-		if got.Name != name {
+		if got.Name != marked {
 			continue
 		}
 		holds, err := m.secrets.holds(ctx, m.secretOf(obj), got.ID)
@@ -205,33 +211,30 @@ func (m *minter[T]) find(ctx context.Context, obj T) (Observation, error) {
 		if holds {
 			return m.compare(obj, got), nil
 		}
-		if _, pending := obj.GetAnnotations()[v1alpha1.AnnotationCreatePending]; !pending {
-			return Observation{}, stopf(v1alpha1.ReasonNameConflict,
-				"a Dfns %s named %q (%s) exists and was not made by this resource; set another spec.name", m.calls.noun(), name, got.ID)
-		}
 		return Observation{Replace: &Replacement{ID: got.ID, Reason: EventOrphanDeleted,
 			Message: fmt.Sprintf("deleted %s %s whose token was never saved, and created a new one", m.calls.noun(), got.ID)}}, nil
 	}
 	return Observation{}, nil
 }
 
-// mayHaveMinted tells whether an identity of this resource may exist that the kept list does
-// not show: a create was sent whose answer may be lost, or one was recorded or published.
-func (m *minter[T]) mayHaveMinted(obj T) bool {
-	_, marked := obj.GetAnnotations()[v1alpha1.AnnotationCreatePending]
-	return marked || externalID(obj) != "" || obj.GetTokenStatus().SecretFingerprint != ""
-}
-
-// compare reports whether the name and activation match the spec.
+// compare reports whether the name and activation match the spec. The name wanted is the one
+// minted (status.dfnsName); a status lost in a restore takes the name Dfns shows when it is in
+// the resource's naming.
 func (m *minter[T]) compare(obj T, got identityView) Observation {
 	var diff []string
-	if got.Name != obj.DfnsName() {
-		diff = append(diff, fmt.Sprintf("name %q, want %q", got.Name, obj.DfnsName()))
+	ts := obj.GetTokenStatus()
+	if ts.DfnsName == "" {
+		ts.DfnsName = got.Name
+		if !strings.HasPrefix(got.Name, obj.DfnsName()+".") {
+			ts.DfnsName = freshName(obj.DfnsName())
+		}
+	}
+	if got.Name != ts.DfnsName {
+		diff = append(diff, fmt.Sprintf("name %q, want %q", got.Name, ts.DfnsName))
 	}
 	if got.Active != obj.WantActive() {
 		diff = append(diff, fmt.Sprintf("active %t, want %t", got.Active, obj.WantActive()))
 	}
-	ts := obj.GetTokenStatus()
 	if got.TokenID != "" && ts.TokenID == "" {
 		ts.TokenID = got.TokenID
 	}
@@ -241,7 +244,7 @@ func (m *minter[T]) compare(obj T, got identityView) Observation {
 
 // Create mints the identity: it replaces an orphan or lost one first, generates the key pair,
 // creates the identity with the resolved permission, and returns the Secret contents.
-func (m *minter[T]) Create(ctx context.Context, obj T, obs Observation, mark func(context.Context) error) (Creation, error) {
+func (m *minter[T]) Create(ctx context.Context, obj T, obs Observation, mark func(context.Context, string) error) (Creation, error) {
 	var c Creation
 	can, err := m.api.CanCreateIdentities(ctx)
 	if err != nil {
@@ -270,10 +273,16 @@ func (m *minter[T]) Create(ctx context.Context, obj T, obs Observation, mark fun
 	if err != nil {
 		return c, fmt.Errorf("generating a %s key: %w", alg, err)
 	}
-	if err := mark(ctx); err != nil {
+	// A create sent again after a lost answer keeps its name, so that Dfns refuses a second
+	// identity; anything else gets a new name.
+	name := obs.Marked
+	if name == "" || obs.Replace != nil {
+		name = freshName(obj.DfnsName())
+	}
+	if err := mark(ctx, name); err != nil {
 		return c, fmt.Errorf("marking the create as pending: %w", err)
 	}
-	req := mintRequest{Name: obj.DfnsName(), PublicKey: pubPEM, PermissionID: permID, ExternalID: string(obj.GetUID())}
+	req := mintRequest{Name: name, PublicKey: pubPEM, PermissionID: permID, ExternalID: string(obj.GetUID())}
 	made, tok, err := m.calls.create(ctx, obj, req)
 	id := made.ID
 	if err != nil {
@@ -293,7 +302,7 @@ func (m *minter[T]) Create(ctx context.Context, obj T, obs Observation, mark fun
 	}
 	c.Secret = &SecretContent{Data: data, Annotations: map[string]string{v1alpha1.AnnotationExternalID: id}}
 	*obj.GetTokenStatus() = v1alpha1.TokenStatus{TokenID: tok.TokenID, ExpiresAt: tokenExpiry(tok.Token),
-		SecretName: obj.SecretName(), SecretFingerprint: fingerprintOf(data, tokenKeys)}
+		SecretName: obj.SecretName(), DfnsName: name, SecretFingerprint: fingerprintOf(data, tokenKeys)}
 	return c, nil
 }
 
@@ -306,11 +315,11 @@ func (m *minter[T]) Update(ctx context.Context, obj T, obs Observation) ([]Note,
 	var notes []Note
 	noun := m.calls.noun()
 	defer m.lists.invalidate("")
-	if got.Name != obj.DfnsName() {
-		if err := m.calls.rename(ctx, obs.ID, obj.DfnsName()); err != nil {
+	if want := obj.GetTokenStatus().DfnsName; got.Name != want {
+		if err := m.calls.rename(ctx, obs.ID, want); err != nil {
 			return notes, fmt.Errorf("renaming %s %s: %w", noun, obs.ID, err)
 		}
-		notes = append(notes, Note{EventUpdated, fmt.Sprintf("renamed %s %s from %q back to %q", noun, obs.ID, got.Name, obj.DfnsName())})
+		notes = append(notes, Note{EventUpdated, fmt.Sprintf("renamed %s %s from %q back to %q", noun, obs.ID, got.Name, want)})
 	}
 	if got.Active == obj.WantActive() {
 		return notes, nil
@@ -364,10 +373,12 @@ func resolvePermission(ctx context.Context, c client.Reader, namespace string, r
 	if err != nil {
 		return "", fmt.Errorf("reading DfnsPermission %s: %w", ref.Name, err)
 	}
-	if !meta.IsStatusConditionTrue(p.Status.Conditions, v1alpha1.ConditionReady) || externalID(&p) == "" {
+	// The ID comes from status, which only the operator writes: an annotation edited since the
+	// permission was last reconciled is a claim.
+	if !meta.IsStatusConditionTrue(p.Status.Conditions, v1alpha1.ConditionReady) || p.Status.PermissionID == "" {
 		return "", waitf(v1alpha1.ReasonPermissionNotReady, "waiting for DfnsPermission %s to be Ready", ref.Name)
 	}
-	return externalID(&p), nil
+	return p.Status.PermissionID, nil
 }
 
 // tokenExpiry reads the exp claim of a JWT without verifying it; nil when there is none.

@@ -49,9 +49,10 @@ func (e *permissions) Secret(*v1alpha1.DfnsPermission) (string, v1alpha1.SecretT
 // Observe reads the recorded permission, follows a pending change request, and compares.
 // With no recorded ID it looks the name up: ours after a lost create answer (create-pending
 // set) is adopted, anyone else's is a NameConflict.
-func (e *permissions) Observe(ctx context.Context, p *v1alpha1.DfnsPermission, id string) (Observation, error) {
+func (e *permissions) Observe(ctx context.Context, p *v1alpha1.DfnsPermission, rec Recorded) (Observation, error) {
+	id := rec.ID
 	if id == "" {
-		return e.find(ctx, p)
+		return e.find(ctx, p, rec.Marked)
 	}
 	got, err := e.api.GetPermission(ctx, id)
 	if dfns.IsNotFound(err) {
@@ -68,8 +69,9 @@ func (e *permissions) Observe(ctx context.Context, p *v1alpha1.DfnsPermission, i
 	return comparePermission(p, got), nil
 }
 
-// find looks the permission up by name.
-func (e *permissions) find(ctx context.Context, p *v1alpha1.DfnsPermission) (Observation, error) {
+// find looks the permission up by name: with a create-pending mark for that name it is ours
+// (a lost create answer); without, someone else's.
+func (e *permissions) find(ctx context.Context, p *v1alpha1.DfnsPermission, marked string) (Observation, error) {
 	all, err := e.api.ListPermissions(ctx)
 	if err != nil {
 		return Observation{}, fmt.Errorf("listing permissions: %w", err)
@@ -79,10 +81,9 @@ func (e *permissions) find(ctx context.Context, p *v1alpha1.DfnsPermission) (Obs
 		if all[i].Name != name {
 			continue
 		}
-		if _, pending := p.Annotations[v1alpha1.AnnotationCreatePending]; !pending {
+		if marked != name {
 			return Observation{}, stopf(v1alpha1.ReasonNameConflict,
-				"a Dfns permission named %q (%s) exists and was not made by this resource; set another spec.name, or adopt it with the annotation %s",
-				name, all[i].ID, v1alpha1.AnnotationExternalID)
+				"a Dfns permission named %q exists and was not made by this resource; set another spec.name", name)
 		}
 		return comparePermission(p, &all[i]), nil
 	}
@@ -117,9 +118,9 @@ func wantOperations(p *v1alpha1.DfnsPermission) []string {
 }
 
 // Create creates the permission.
-func (e *permissions) Create(ctx context.Context, p *v1alpha1.DfnsPermission, obs Observation, mark func(context.Context) error) (Creation, error) {
+func (e *permissions) Create(ctx context.Context, p *v1alpha1.DfnsPermission, obs Observation, mark func(context.Context, string) error) (Creation, error) {
 	var c Creation
-	if err := mark(ctx); err != nil {
+	if err := mark(ctx, p.DfnsName()); err != nil {
 		return c, fmt.Errorf("marking the create as pending: %w", err)
 	}
 	got, err := e.api.CreatePermission(ctx, dfns.CreatePermissionRequest{Name: p.DfnsName(), Operations: wantOperations(p)})

@@ -98,7 +98,7 @@ var _ = Describe("DfnsPermission", func() {
 		id := p.Status.PermissionID
 		Expect(id).To(HavePrefix("pm-"))
 		Expect(p.Annotations[v1alpha1.AnnotationExternalID]).To(Equal(id))
-		Expect(dfnsPermission(id)(Default)).To(And(HaveField("Name", ns+"-perm"), HaveField("Operations", []string{tOpRead})))
+		Expect(dfnsPermission(id)(Default)).To(And(HaveField("Name", ns+"/perm"), HaveField("Operations", []string{tOpRead})))
 
 		By("updating the operations when the spec changes")
 		setOperations(p, tOpRead, "Wallets:Transfers:Create")
@@ -122,7 +122,7 @@ var _ = Describe("DfnsPermission", func() {
 	})
 
 	It("stops with NameConflict on a permission it did not make", func() {
-		_, err := dashboard.CreatePermission(ctx, dfns.CreatePermissionRequest{Name: ns + "-taken", Operations: []string{tOpRead}})
+		_, err := dashboard.CreatePermission(ctx, dfns.CreatePermissionRequest{Name: ns + "/taken", Operations: []string{tOpRead}})
 		Expect(err).NotTo(HaveOccurred())
 		p := &v1alpha1.DfnsPermission{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "taken"},
 			Spec: v1alpha1.DfnsPermissionSpec{Operations: []v1alpha1.Operation{tOpRead}}}
@@ -132,12 +132,12 @@ var _ = Describe("DfnsPermission", func() {
 	})
 
 	It("adopts the permission named by the external-id annotation and leaves it on Orphan", func() {
-		existing, err := dashboard.CreatePermission(ctx, dfns.CreatePermissionRequest{Name: ns + "-existing", Operations: []string{tOpRead}})
+		existing, err := dashboard.CreatePermission(ctx, dfns.CreatePermissionRequest{Name: ns + "/existing", Operations: []string{tOpRead}})
 		Expect(err).NotTo(HaveOccurred())
 		sb.ResetCounters()
 		p := &v1alpha1.DfnsPermission{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "adopted", Annotations: map[string]string{v1alpha1.AnnotationExternalID: existing.ID}},
-			Spec: v1alpha1.DfnsPermissionSpec{Name: ns + "-existing", Operations: []v1alpha1.Operation{tOpKeys},
+			Spec: v1alpha1.DfnsPermissionSpec{Name: ns + "/existing", Operations: []v1alpha1.Operation{tOpKeys},
 				DeletionPolicy: v1alpha1.DeletionPolicyOrphan}}
 		Expect(k8sClient.Create(ctx, p)).To(Succeed())
 		waitReady(p)
@@ -209,13 +209,13 @@ var _ = Describe("DfnsPermission deletion under an approval policy", func() {
 var _ = Describe("The operator in token mode", func() {
 	It("reports Forbidden for a service account or PAT, saying login mode is needed, and manages the rest", func() {
 		ns := newNamespace()
-		perm, err := dashboard.CreatePermission(ctx, dfns.CreatePermissionRequest{Name: ns + "-operator",
+		perm, err := dashboard.CreatePermission(ctx, dfns.CreatePermissionRequest{Name: ns + "/operator",
 			Operations: []string{"Auth:ServiceAccounts:Read", "Permissions:Read", "Permissions:Create", "Permissions:Update", "Permissions:Archive",
 				"Webhooks:Create", "Webhooks:Read", "Webhooks:Update", "Webhooks:Delete"}})
 		Expect(err).NotTo(HaveOccurred())
 		keyPEM, pub, err := dfns.GenerateKey(dfns.KeyECDSAP256)
 		Expect(err).NotTo(HaveOccurred())
-		opSA, err := dashboard.CreateServiceAccount(ctx, dfns.CreateServiceAccountRequest{Name: ns + "-operator", PublicKey: pub, PermissionID: perm.ID})
+		opSA, err := dashboard.CreateServiceAccount(ctx, dfns.CreateServiceAccountRequest{Name: ns + "/operator", PublicKey: pub, PermissionID: perm.ID})
 		Expect(err).NotTo(HaveOccurred())
 		tok := opSA.AccessTokens[0]
 		DeferCleanup(startManager(newClient(dfns.Credentials{APIURL: sbServer.URL, OrgID: sb.OrgID(), AuthToken: tok.Token,
@@ -228,7 +228,7 @@ var _ = Describe("The operator in token mode", func() {
 		eventually(conditionOf(sa, v1alpha1.ConditionSynced)).Should(And(
 			haveCondition(metav1.ConditionFalse, v1alpha1.ReasonForbidden),
 			HaveField("Message", ContainSubstring("login mode"))))
-		Expect(activeNamed(ns + "-tm")(Default)).To(BeEmpty())
+		Expect(activeNamed(ns + "/tm")(Default)).To(BeEmpty())
 
 		pat := newPAT(ns, "tm-pat", "")
 		pat.Labels = sa.Labels
@@ -237,7 +237,7 @@ var _ = Describe("The operator in token mode", func() {
 		eventually(conditionOf(pat, v1alpha1.ConditionSynced)).Should(And(
 			haveCondition(metav1.ConditionFalse, v1alpha1.ReasonForbidden),
 			HaveField("Message", ContainSubstring("login mode"))))
-		Expect(activePATs(ns + "-tm-pat")(Default)).To(BeEmpty())
+		Expect(activePATs(ns + "/tm-pat")(Default)).To(BeEmpty())
 
 		By("still managing webhooks")
 		w := newWebhook(ns, "tw", newReceiver())

@@ -30,7 +30,7 @@ import (
 // identity.go with the calls below. A PAT belongs to the operator's own Dfns user, so only a
 // logged-in operator can create one (login mode; token mode is Forbidden).
 func newPersonalAccessTokens(api dfns.API, c client.Client, r client.Reader, syncPeriod time.Duration) *minter[*v1alpha1.DfnsPersonalAccessToken] {
-	return &minter[*v1alpha1.DfnsPersonalAccessToken]{api: api, calls: patCalls{api}, client: c,
+	return &minter[*v1alpha1.DfnsPersonalAccessToken]{kind: kindPersonalAccessToken, api: api, calls: patCalls{api}, client: c,
 		secrets: secretReader{client: c, reader: r}, lists: newListCache[identityView](syncPeriod)}
 }
 

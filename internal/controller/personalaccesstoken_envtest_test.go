@@ -17,6 +17,8 @@ limitations under the License.
 package controller
 
 import (
+	"strings"
+
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -50,7 +52,7 @@ func activePATs(name string) func(g Gomega) []string {
 		g.Expect(err).NotTo(HaveOccurred())
 		var ids []string
 		for _, t := range all {
-			if t.Name == name && t.IsActive {
+			if (t.Name == name || strings.HasPrefix(t.Name, name+".")) && t.IsActive {
 				ids = append(ids, t.TokenID)
 			}
 		}
@@ -87,7 +89,7 @@ var _ = Describe("DfnsPersonalAccessToken", func() {
 		Expect(p.Status.ExpiresAt).NotTo(BeNil())
 		Expect(p.Status.ExpiresAt.Time).To(BeTemporally("~", p.CreationTimestamp.AddDate(0, 0, 30), time.Minute))
 		Expect(p.Status.SecretName).To(Equal("ci-dfns"))
-		Expect(activePATs(ns + "-ci")(Default)).To(ConsistOf(p.Status.TokenID))
+		Expect(activePATs(ns + "/ci")(Default)).To(ConsistOf(p.Status.TokenID))
 
 		s, err := secretOf(ns, "ci-dfns")
 		Expect(err).NotTo(HaveOccurred())
@@ -101,7 +103,7 @@ var _ = Describe("DfnsPersonalAccessToken", func() {
 		_, err = tokenClient(s).ListPermissions(ctx)
 		Expect(err).NotTo(HaveOccurred())
 		By("signing a request with the generated key: the token may not create, so Dfns answers 403, not 401")
-		_, err = tokenClient(s).CreatePermission(ctx, dfns.CreatePermissionRequest{Name: ns + "-no", Operations: []string{tOpRead}})
+		_, err = tokenClient(s).CreatePermission(ctx, dfns.CreatePermissionRequest{Name: ns + "/no", Operations: []string{tOpRead}})
 		Expect(dfns.MissingOperation(err)).To(Equal("Permissions:Create"))
 		Expect(hasEvent(p, corev1.EventTypeNormal, EventCreated)()).To(BeTrue())
 	})
@@ -111,7 +113,7 @@ var _ = Describe("DfnsPersonalAccessToken", func() {
 		p := newPAT(ns, "lost", "ci")
 		Expect(k8sClient.Create(ctx, p)).To(Succeed())
 		waitReady(p)
-		Expect(activePATs(ns + "-lost")(Default)).To(ConsistOf(p.Status.TokenID))
+		Expect(activePATs(ns + "/lost")(Default)).To(ConsistOf(p.Status.TokenID))
 		Expect(hasEvent(p, corev1.EventTypeNormal, EventOrphanDeleted)()).To(BeTrue())
 		s, err := secretOf(ns, p.Name)
 		Expect(err).NotTo(HaveOccurred())
@@ -129,12 +131,12 @@ var _ = Describe("DfnsPersonalAccessToken", func() {
 		_, err := dashboard.DeactivatePersonalAccessToken(ctx, id)
 		Expect(err).NotTo(HaveOccurred())
 		eventually(hasEvent(p, corev1.EventTypeNormal, EventReactivated)).Should(BeTrue())
-		eventually(activePATs(ns + "-drift")).Should(ConsistOf(id))
+		eventually(activePATs(ns + "/drift")).Should(ConsistOf(id))
 
 		By("renaming back a token renamed in Dfns")
-		_, err = dashboard.UpdatePersonalAccessToken(ctx, id, dfns.UpdatePersonalAccessTokenRequest{Name: ns + "-renamed"})
+		_, err = dashboard.UpdatePersonalAccessToken(ctx, id, dfns.UpdatePersonalAccessTokenRequest{Name: ns + "/renamed"})
 		Expect(err).NotTo(HaveOccurred())
-		eventually(activePATs(ns + "-drift")).Should(ConsistOf(id))
+		eventually(activePATs(ns + "/drift")).Should(ConsistOf(id))
 
 		By("minting a new token when the Secret is deleted, and deleting the old one")
 		s, err := secretOf(ns, p.Name)
@@ -145,7 +147,7 @@ var _ = Describe("DfnsPersonalAccessToken", func() {
 		waitReady(p)
 		_, err = dashboard.GetPersonalAccessToken(ctx, id)
 		Expect(dfns.IsNotFound(err)).To(BeTrue())
-		Expect(activePATs(ns + "-drift")(Default)).To(ConsistOf(p.Status.TokenID))
+		Expect(activePATs(ns + "/drift")(Default)).To(ConsistOf(p.Status.TokenID))
 		var renewed *corev1.Secret
 		eventually(func() error { renewed, err = secretOf(ns, p.Name); return err }).Should(Succeed())
 		_, err = tokenClient(renewed).ListPermissions(ctx)

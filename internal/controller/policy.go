@@ -62,9 +62,10 @@ func (e *policies) Secret(*v1alpha1.DfnsPolicy) (string, v1alpha1.SecretTemplate
 
 // Observe reads the recorded policy, follows a pending change request, and compares. A policy
 // gone or archived in Dfns is created anew: Dfns cannot unarchive a policy.
-func (e *policies) Observe(ctx context.Context, p *v1alpha1.DfnsPolicy, id string) (Observation, error) {
+func (e *policies) Observe(ctx context.Context, p *v1alpha1.DfnsPolicy, rec Recorded) (Observation, error) {
+	id := rec.ID
 	if id == "" {
-		return e.find(ctx, p)
+		return e.find(ctx, p, rec.Marked)
 	}
 	got, err := e.api.GetPolicy(ctx, id)
 	if dfns.IsNotFound(err) {
@@ -86,9 +87,10 @@ func (e *policies) Observe(ctx context.Context, p *v1alpha1.DfnsPolicy, id strin
 }
 
 // find follows a create held for approval, then looks the name up among active policies: ours
-// after a lost create answer (create-pending set) is adopted, anyone else's is a NameConflict.
-// Dfns does not require policy names to be unique; the operator does, to find its own.
-func (e *policies) find(ctx context.Context, p *v1alpha1.DfnsPolicy) (Observation, error) {
+// after a lost create answer (a create-pending mark for this name) is adopted, anyone else's is
+// a NameConflict. Dfns does not require policy names to be unique; the operator does, to find
+// its own.
+func (e *policies) find(ctx context.Context, p *v1alpha1.DfnsPolicy, marked string) (Observation, error) {
 	pending, err := followChange(ctx, e.api, p, nil)
 	if err != nil || pending != nil {
 		return Observation{Exists: pending != nil, Pending: pending}, err
@@ -102,10 +104,9 @@ func (e *policies) find(ctx context.Context, p *v1alpha1.DfnsPolicy) (Observatio
 		if all[i].Name != name {
 			continue
 		}
-		if _, marked := p.Annotations[v1alpha1.AnnotationCreatePending]; !marked {
+		if marked != name {
 			return Observation{}, stopf(v1alpha1.ReasonNameConflict,
-				"a Dfns policy named %q (%s) exists and was not made by this resource; set another spec.name, or adopt it with the annotation %s",
-				name, all[i].ID, v1alpha1.AnnotationExternalID)
+				"a Dfns policy named %q exists and was not made by this resource; set another spec.name", name)
 		}
 		return comparePolicy(p, &all[i]), nil
 	}
@@ -209,12 +210,12 @@ func prune(v any) any {
 }
 
 // Create creates the policy; a create held for approval is recorded and waited on.
-func (e *policies) Create(ctx context.Context, p *v1alpha1.DfnsPolicy, obs Observation, mark func(context.Context) error) (Creation, error) {
+func (e *policies) Create(ctx context.Context, p *v1alpha1.DfnsPolicy, obs Observation, mark func(context.Context, string) error) (Creation, error) {
 	var c Creation
 	if obs.Replace != nil {
 		c.Notes = append(c.Notes, Note{Reason: obs.Replace.Reason, Message: obs.Replace.Message})
 	}
-	if err := mark(ctx); err != nil {
+	if err := mark(ctx, p.DfnsName()); err != nil {
 		return c, fmt.Errorf("marking the create as pending: %w", err)
 	}
 	got, err := e.api.CreatePolicy(ctx, wantPolicy(p))

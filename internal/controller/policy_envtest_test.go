@@ -93,7 +93,7 @@ var _ = Describe("DfnsPolicy", func() {
 		Expect(id).To(HavePrefix("plc-"))
 		Expect(p.Annotations[v1alpha1.AnnotationExternalID]).To(Equal(id))
 		got := dfnsPolicy(id)(Default)
-		Expect(got.Name).To(Equal(ns + "-large-transfers"))
+		Expect(got.Name).To(Equal(ns + "/large-transfers"))
 		Expect(got.ActivityKind).To(Equal("Wallets:Sign"))
 		Expect(got.Rule.Kind).To(Equal("TransactionAmountLimit"))
 		Expect(got.Rule.Configuration).To(Equal(map[string]any{"limit": float64(10000), "currency": "USD"}))
@@ -129,7 +129,7 @@ var _ = Describe("DfnsPolicy", func() {
 		}).ShouldNot(Equal(id))
 		eventually(hasEvent(p, corev1.EventTypeNormal, EventRecreated)).Should(BeTrue())
 		waitReady(p)
-		Expect(activePolicies(ns + "-large-transfers")(Default)).To(ConsistOf(p.Status.PolicyID))
+		Expect(activePolicies(ns + "/large-transfers")(Default)).To(ConsistOf(p.Status.PolicyID))
 
 		By("archiving it when the resource is deleted")
 		id = p.Status.PolicyID
@@ -142,20 +142,20 @@ var _ = Describe("DfnsPolicy", func() {
 		p := newPolicy(ns, "lost", 5)
 		Expect(k8sClient.Create(ctx, p)).To(Succeed())
 		waitReady(p)
-		Expect(activePolicies(ns + "-lost")(Default)).To(ConsistOf(p.Status.PolicyID))
+		Expect(activePolicies(ns + "/lost")(Default)).To(ConsistOf(p.Status.PolicyID))
 		deleteAndWait(p)
 	})
 
 	It("stops with NameConflict on a policy it did not make", func() {
 		theirs := wantPolicy(newPolicy(ns, "taken", 1))
-		theirs.Name = ns + "-taken"
+		theirs.Name = ns + "/taken"
 		made, err := dashboard.CreatePolicy(ctx, theirs)
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(func() { _, _ = dashboard.ArchivePolicy(ctx, made.ID) })
 		p := newPolicy(ns, "taken", 1)
 		Expect(k8sClient.Create(ctx, p)).To(Succeed())
 		eventually(conditionOf(p, v1alpha1.ConditionSynced)).Should(haveCondition(metav1.ConditionFalse, v1alpha1.ReasonNameConflict))
-		Expect(activePolicies(ns + "-taken")(Default)).To(ConsistOf(made.ID))
+		Expect(activePolicies(ns + "/taken")(Default)).To(ConsistOf(made.ID))
 	})
 
 	It("waits for approval of an update without resending it, then applies an approved one and stops on a denied one", func() {

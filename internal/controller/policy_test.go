@@ -61,7 +61,7 @@ func TestComparePolicy(t *testing.T) {
 			Rule:   v1alpha1.PolicyRule{Kind: "TransactionAmountLimit", Configuration: &v1alpha1.PolicyRuleConfiguration{Limit: &limit, Currency: "USD"}},
 			Action: v1alpha1.PolicyAction{Kind: "RequestApproval", ApprovalGroups: []v1alpha1.ApprovalGroup{{Quorum: 1}}}}}
 	same := func() *dfns.Policy {
-		return &dfns.Policy{ID: "plc-1", PolicyBody: dfns.PolicyBody{Name: "ns-p", ActivityKind: "Wallets:Sign",
+		return &dfns.Policy{ID: "plc-1", PolicyBody: dfns.PolicyBody{Name: "ns/p", ActivityKind: "Wallets:Sign",
 			Rule:    dfns.PolicyRule{Kind: "TransactionAmountLimit", Configuration: map[string]any{"currency": "USD", "limit": 10.0}},
 			Action:  dfns.PolicyAction{Kind: "RequestApproval", ApprovalGroups: []dfns.ApprovalGroup{{Quorum: 1, Approvers: map[string]any{}}}},
 			Filters: map[string]any{}}}
@@ -73,7 +73,7 @@ func TestComparePolicy(t *testing.T) {
 	}{
 		"UpToDate": {reason: "key order, number form, empty filters and empty approvers do not matter", mutate: func(*dfns.Policy) {}},
 		"Limit":    {reason: "a changed limit", mutate: func(g *dfns.Policy) { g.Rule.Configuration["limit"] = 11.0 }, want: "rule"},
-		"Name":     {reason: "a changed name", mutate: func(g *dfns.Policy) { g.Name = "x" }, want: `name "x", want "ns-p"`},
+		"Name":     {reason: "a changed name", mutate: func(g *dfns.Policy) { g.Name = "x" }, want: `name "x", want "ns/p"`},
 		"Approvers": {reason: "approvers narrowed in Dfns", mutate: func(g *dfns.Policy) {
 			g.Action.ApprovalGroups[0].Approvers = map[string]any{"userId": map[string]any{"in": []any{"us-1"}}}
 		}, want: "action"},

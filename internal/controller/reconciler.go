@@ -21,11 +21,13 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -35,6 +37,7 @@ import (
 
 	"github.com/dfns-operator/dfns-operator/api/v1alpha1"
 	"github.com/dfns-operator/dfns-operator/internal/dfns"
+	"github.com/dfns-operator/dfns-operator/internal/ownership"
 )
 
 // finalizer holds a resource until its Dfns object is handled per its deletionPolicy.
@@ -47,6 +50,7 @@ type Object interface {
 	SetObservedGeneration(generation int64)
 	GetDeletionPolicy() v1alpha1.DeletionPolicy
 	SetStatusID(id string)
+	GetStatusID() string
 	GetStatus() any
 }
 
@@ -79,6 +83,24 @@ type Observation struct {
 	Diff string
 	// Current is the Dfns object, for Update.
 	Current any
+	// Marked, set by the driver for Create, is the Dfns name of an earlier create whose answer
+	// may be lost ("" when none): a create that does not replace anything sends it again, so
+	// that Dfns answers 409 rather than making a second object.
+	Marked string
+}
+
+// Recorded is what the resource holds about its Dfns object, once the driver has sorted proof
+// from claims (docs/architecture.md, "Ownership"). Adapters act on nothing else.
+type Recorded struct {
+	// ID is the Dfns ID recorded in the external-id annotation; "" when none.
+	ID string
+	// Proved says that ID is this resource's own (status records it, or the operator's proof
+	// annotation signs it). An ID that is not proved is a claim: the driver lets Observe see it
+	// only when it may be adopted, and deletes nothing it names.
+	Proved bool
+	// Marked is the Dfns name of a create that was sent and whose answer may be lost, from a
+	// create-pending mark whose proof is valid; "" when none.
+	Marked string
 }
 
 // Note is a change made in Dfns, recorded by the driver as a Normal event.
@@ -102,13 +124,15 @@ type Creation struct {
 type External[T Object] interface {
 	// Validate checks what the API server could not; it returns a stopError or waitError.
 	Validate(ctx context.Context, obj T) error
-	// Observe looks at the Dfns object with the recorded ID, or, with id empty, for one this
-	// resource made (by its unique name). It does not change Dfns.
-	Observe(ctx context.Context, obj T, id string) (Observation, error)
-	// Create makes the Dfns object. It calls mark right before the create call, so that a
-	// lost answer can be recognised later, and makes no other Dfns call after it: a refusal
-	// (4xx) after mark is read as the create's, which made nothing, and clears the mark.
-	Create(ctx context.Context, obj T, obs Observation, mark func(context.Context) error) (Creation, error)
+	// Observe looks at the Dfns object with the recorded ID, or, with none, for one this
+	// resource made (by rec.Marked, the name of a create whose answer may be lost). It does not
+	// change Dfns.
+	Observe(ctx context.Context, obj T, rec Recorded) (Observation, error)
+	// Create makes the Dfns object. It calls mark with the Dfns name (or other marker) it
+	// creates right before the create call, so that a lost answer can be recognised later, and
+	// makes no other Dfns call after it: a refusal (4xx) after a new mark is read as the
+	// create's, which made nothing, and clears the mark.
+	Create(ctx context.Context, obj T, obs Observation, mark func(ctx context.Context, name string) error) (Creation, error)
 	// Update brings the Dfns object in line with the spec.
 	Update(ctx context.Context, obj T, obs Observation) ([]Note, error)
 	// Delete handles the Dfns object per the deletion policy; an object already gone is success.
@@ -119,11 +143,16 @@ type External[T Object] interface {
 
 // Reconciler is the reconcile driver shared by every kind.
 type Reconciler[T Object] struct {
-	client     client.Client
-	reader     client.Reader // uncached, for Secrets the cache cannot see and fresh reads
-	scheme     *runtime.Scheme
-	ext        External[T]
-	newObject  func() T
+	client    client.Client
+	reader    client.Reader // uncached, for Secrets the cache cannot see and fresh reads
+	scheme    *runtime.Scheme
+	ext       External[T]
+	newObject func() T
+	newList   func() client.ObjectList
+	// kind names T in ownership proofs and messages.
+	kind string
+	// key signs and checks ownership proofs.
+	key        *ownership.Key
 	recorder   EventRecorder
 	syncPeriod time.Duration
 	timeout    time.Duration
@@ -139,6 +168,9 @@ type Reconciler[T Object] struct {
 // state is one reconcile's object and the snapshot its status patch is computed from.
 type state[T Object] struct {
 	obj, before T
+	// unusable is set once the reconcile knows the Dfns object cannot be used as it is (it is
+	// being created or replaced): a failure then turns Ready False.
+	unusable bool
 }
 
 // Reconcile drives one resource towards its spec.
@@ -157,17 +189,28 @@ func (r *Reconciler[T]) Reconcile(ctx context.Context, req ctrl.Request) (res ct
 	if !obj.GetDeletionTimestamp().IsZero() {
 		return r.reconcileDelete(ctx, st)
 	}
-	if err := r.ensureFinalizer(ctx, st); err != nil {
-		return r.fail(ctx, st, fmt.Errorf("adding the finalizer: %w", err))
-	}
+	// The finalizer goes on only once the spec is valid: a resource refused at once holds
+	// nothing in Dfns and must not block its own deletion.
 	if err := r.ext.Validate(ctx, obj); err != nil {
 		return r.fail(ctx, st, err)
 	}
-	obs, err := r.ext.Observe(ctx, obj, externalID(obj))
+	if err := r.ensureFinalizer(ctx, st); err != nil {
+		return r.fail(ctx, st, fmt.Errorf("adding the finalizer: %w", err))
+	}
+	rec, err := r.recorded(ctx, st)
 	if err != nil {
 		return r.fail(ctx, st, err)
 	}
-	return r.converge(ctx, st, obs)
+	if rec.ID != "" && !rec.Proved {
+		if err := r.adoptable(ctx, st.obj, rec.ID); err != nil {
+			return r.fail(ctx, st, err)
+		}
+	}
+	obs, err := r.ext.Observe(ctx, obj, rec)
+	if err != nil {
+		return r.fail(ctx, st, err)
+	}
+	return r.converge(ctx, st, rec, obs)
 }
 
 // get reads the resource and reports whether it exists. A stale copy (an ID or a Secret
@@ -200,15 +243,25 @@ func (r *Reconciler[T]) wrote(obj T) {
 }
 
 // converge acts on an observation: adopt, create, wait for approval, update, or report Ready.
-func (r *Reconciler[T]) converge(ctx context.Context, st *state[T], obs Observation) (ctrl.Result, error) {
-	if obs.Exists && obs.ID != externalID(st.obj) {
+func (r *Reconciler[T]) converge(ctx context.Context, st *state[T], rec Recorded, obs Observation) (ctrl.Result, error) {
+	if obs.Exists && obs.ID != "" && !r.signed(st.obj, obs.ID) {
+		// Found by this resource's mark or marker, allowed as a claim, or proved by status only
+		// (written before proofs existed): record the ID with its proof, once.
+		if obs.ID != rec.ID {
+			if err := r.notManagedElsewhere(ctx, st.obj, obs.ID); err != nil {
+				return r.fail(ctx, st, err)
+			}
+		}
 		if err := r.recordID(ctx, st, obs.ID); err != nil {
 			return r.fail(ctx, st, err)
 		}
-		r.normal(st.obj, EventAdopted, "adopted the existing Dfns object %s", obs.ID)
+		if obs.ID != rec.ID || !rec.Proved {
+			r.normal(st.obj, EventAdopted, "adopted the existing Dfns object %s", obs.ID)
+		}
 	}
 	switch {
 	case !obs.Exists:
+		obs.Marked = rec.Marked
 		return r.create(ctx, st, obs)
 	case obs.Pending != nil:
 		st.obj.SetStatusID(obs.ID)
@@ -223,14 +276,17 @@ func (r *Reconciler[T]) converge(ctx context.Context, st *state[T], obs Observat
 
 // create makes the Dfns object and publishes its one-time secret before anything else.
 func (r *Reconciler[T]) create(ctx context.Context, st *state[T], obs Observation) (ctrl.Result, error) {
+	st.unusable = true
 	if err := r.checkSecret(ctx, st.obj); err != nil {
 		return r.fail(ctx, st, err)
 	}
 	marked := false
-	mark := func(ctx context.Context) error {
-		err := r.patchMeta(ctx, st, func(o T) {
-			setAnnotation(o, v1alpha1.AnnotationCreatePending, r.now().UTC().Format(time.RFC3339))
-		})
+	mark := func(ctx context.Context, name string) error {
+		if name != "" && name == obs.Marked {
+			return nil // an earlier create under this name may have happened: keep its mark
+		}
+		value := r.key.EncodeMark(r.subject(st.obj), ownership.Mark{At: r.now(), Name: name})
+		err := r.patchMeta(ctx, st, func(o T) { setAnnotation(o, v1alpha1.AnnotationCreatePending, value) })
 		marked = err == nil
 		return err
 	}
@@ -241,7 +297,9 @@ func (r *Reconciler[T]) create(ctx context.Context, st *state[T], obs Observatio
 			// Dfns refused the create call (each kind sends it right after mark), so it made
 			// nothing: without the mark, an object of the same name made meanwhile by someone
 			// else is never taken for a lost one of ours. A refusal before the mark (say, of
-			// the delete of an orphan) leaves the mark that finds the orphan again.
+			// the delete of an orphan) leaves the mark that finds the orphan again, and so does
+			// a refusal (409) of a create sent again under an earlier mark: that earlier create
+			// may have made the object.
 			if uerr := r.unmark(ctx, st); uerr != nil {
 				return r.fail(ctx, st, fmt.Errorf("%w; clearing the create-pending mark: %w", err, uerr))
 			}
@@ -311,7 +369,13 @@ func (r *Reconciler[T]) awaitApproval(ctx context.Context, st *state[T], cr *dfn
 func (r *Reconciler[T]) fail(ctx context.Context, st *state[T], err error) (ctrl.Result, error) {
 	v := classify(err)
 	changed := setCondition(st.obj, v1alpha1.ConditionSynced, metav1.ConditionFalse, v.reason, v.message)
-	if st.obj.GetDeletionTimestamp().IsZero() {
+	switch {
+	case !st.obj.GetDeletionTimestamp().IsZero():
+	case st.unusable || v.policy == stop:
+		// The object is being made or replaced, or the spec cannot be applied: whatever Ready
+		// said before no longer holds.
+		setCondition(st.obj, v1alpha1.ConditionReady, metav1.ConditionFalse, v.reason, v.message)
+	default:
 		reason, msg := notReadyReason(st.obj)
 		setNotReady(st.obj, reason, msg)
 	}
@@ -348,8 +412,14 @@ func (r *Reconciler[T]) reconcileDelete(ctx context.Context, st *state[T]) (ctrl
 	}
 	setCondition(st.obj, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonDeleting,
 		"the resource is being deleted")
-	if st.obj.GetDeletionPolicy() != v1alpha1.DeletionPolicyOrphan {
-		id, err := r.deletionTarget(ctx, st.obj)
+	if st.obj.GetDeletionPolicy() == v1alpha1.DeletionPolicyOrphan {
+		// The Dfns object stays usable, so its Secret stays too: without the owner reference
+		// the garbage collector leaves it.
+		if err := r.releaseSecret(ctx, st.obj); err != nil {
+			return r.fail(ctx, st, err)
+		}
+	} else {
+		id, err := r.deletionTarget(ctx, st)
 		if err != nil {
 			return r.fail(ctx, st, err)
 		}
@@ -371,15 +441,24 @@ func (r *Reconciler[T]) reconcileDelete(ctx context.Context, st *state[T]) (ctrl
 }
 
 // deletionTarget is the recorded ID or, after a create whose answer was lost, the object
-// found by its marker.
-func (r *Reconciler[T]) deletionTarget(ctx context.Context, obj T) (string, error) {
-	if id := externalID(obj); id != "" {
-		return id, nil
+// found by its mark. An ID this resource cannot prove is its own is never deleted.
+func (r *Reconciler[T]) deletionTarget(ctx context.Context, st *state[T]) (string, error) {
+	obj := st.obj
+	rec, err := r.recorded(ctx, st)
+	if err != nil {
+		return "", err
 	}
-	if _, pending := obj.GetAnnotations()[v1alpha1.AnnotationCreatePending]; !pending {
+	if rec.ID != "" {
+		if rec.Proved {
+			return rec.ID, nil
+		}
+		r.warning(obj, EventClaimIgnored, fmt.Sprintf("left the Dfns object %s alone: this resource never proved it was its own", rec.ID))
 		return "", nil
 	}
-	obs, err := r.ext.Observe(ctx, obj, "")
+	if rec.Marked == "" {
+		return "", nil
+	}
+	obs, err := r.ext.Observe(ctx, obj, rec)
 	if err != nil {
 		if classify(err).reason == v1alpha1.ReasonChangeRejected {
 			return "", nil // the create was rejected in Dfns: nothing exists
@@ -420,10 +499,13 @@ func (r *Reconciler[T]) unmark(ctx context.Context, st *state[T]) error {
 	return r.patchMeta(ctx, st, func(o T) { delete(o.GetAnnotations(), v1alpha1.AnnotationCreatePending) })
 }
 
-// recordID stores the Dfns ID in the external-id annotation and clears create-pending.
+// recordID stores the Dfns ID in the external-id annotation with its proof, and clears
+// create-pending, in one write.
 func (r *Reconciler[T]) recordID(ctx context.Context, st *state[T], id string) error {
+	proof := r.key.ProveID(r.subject(st.obj), id)
 	err := r.patchMeta(ctx, st, func(o T) {
 		setAnnotation(o, v1alpha1.AnnotationExternalID, id)
+		setAnnotation(o, v1alpha1.AnnotationProof, proof)
 		delete(o.GetAnnotations(), v1alpha1.AnnotationCreatePending)
 	})
 	if err != nil {
@@ -437,7 +519,13 @@ func (r *Reconciler[T]) recordID(ctx context.Context, st *state[T], id string) e
 func (r *Reconciler[T]) patchMeta(ctx context.Context, st *state[T], mutate func(T)) error {
 	cp := st.obj.DeepCopyObject().(T)
 	mutate(cp)
-	if err := r.client.Patch(ctx, cp, client.MergeFrom(st.obj)); err != nil {
+	patch := client.MergeFrom(st.obj)
+	if !slices.Equal(cp.GetFinalizers(), st.obj.GetFinalizers()) {
+		// A merge patch replaces the whole list of finalizers: with optimistic locking it never
+		// drops one another controller added since this reconcile read the resource.
+		patch = client.MergeFromWithOptions(st.obj, client.MergeFromWithOptimisticLock{})
+	}
+	if err := r.client.Patch(ctx, cp, patch); err != nil {
 		return err
 	}
 	for _, o := range []T{st.obj, st.before} {
@@ -490,4 +578,101 @@ func setAnnotation(obj client.Object, key, value string) {
 	}
 	a[key] = value
 	obj.SetAnnotations(a)
+}
+
+// defaultConnection names the Dfns connection in ownership proofs. There is one connection per
+// manager for now; proofs carry its name so that they stay valid when there are several.
+const defaultConnection = "ClusterDfnsConnection/default"
+
+// subject is the resource as ownership proofs name it.
+func (r *Reconciler[T]) subject(obj T) ownership.Subject {
+	return ownership.Subject{Connection: defaultConnection, Kind: r.kind, Namespace: obj.GetNamespace(), Name: obj.GetName()}
+}
+
+// signed reports whether the resource carries the operator's proof for id.
+func (r *Reconciler[T]) signed(obj T, id string) bool {
+	a := obj.GetAnnotations()
+	return a[v1alpha1.AnnotationExternalID] == id && r.key.OwnsID(r.subject(obj), id, a[v1alpha1.AnnotationProof])
+}
+
+// recorded sorts what the resource's annotations say into proof and claims. A create-pending
+// mark without a valid proof (set by hand, or copied from another resource) is removed, with a
+// Warning event: it must never make someone else's object look like a lost one of ours.
+func (r *Reconciler[T]) recorded(ctx context.Context, st *state[T]) (Recorded, error) {
+	obj := st.obj
+	rec := Recorded{ID: externalID(obj)}
+	rec.Proved = rec.ID != "" && (obj.GetStatusID() == rec.ID || r.signed(obj, rec.ID))
+	value, marked := obj.GetAnnotations()[v1alpha1.AnnotationCreatePending]
+	if !marked {
+		return rec, nil
+	}
+	if m, ok := r.key.DecodeMark(r.subject(obj), value); ok {
+		rec.Marked = m.Name
+		return rec, nil
+	}
+	r.warning(obj, EventClaimIgnored, fmt.Sprintf("removed the %s annotation: it does not carry the operator's proof, "+
+		"so it was not set by the operator for this resource", v1alpha1.AnnotationCreatePending))
+	if err := r.unmark(ctx, st); err != nil {
+		return rec, fmt.Errorf("removing an unproved create-pending mark: %w", err)
+	}
+	return rec, nil
+}
+
+// adoptable checks that the resource may take the Dfns object id as its own although it cannot
+// prove it made it: its kind has no one-time secret (which Dfns never shows again), and no other
+// resource manages the object. Messages name no object of another resource.
+func (r *Reconciler[T]) adoptable(ctx context.Context, obj T, id string) error {
+	if name, _ := r.ext.Secret(obj); name != "" {
+		return stopf(v1alpha1.ReasonInvalidSpec, "Dfns object %s was not created by this resource and Dfns never "+
+			"shows its secret again, so it cannot be adopted; remove the %s annotation to create a new one",
+			id, v1alpha1.AnnotationExternalID)
+	}
+	if err := r.notManagedElsewhere(ctx, obj, id); err != nil {
+		return stopf(v1alpha1.ReasonNotPermitted, "Dfns object %s is managed by another resource, so this one "+
+			"cannot adopt it; remove the %s annotation", id, v1alpha1.AnnotationExternalID)
+	}
+	return nil
+}
+
+// notManagedElsewhere fails (NotPermitted) when another resource of the kind proves it owns the
+// Dfns object id. The message names no object of the other resource.
+func (r *Reconciler[T]) notManagedElsewhere(ctx context.Context, obj T, id string) error {
+	list := r.newList()
+	if err := r.client.List(ctx, list, client.MatchingFields{ownedIDIndex: id}); err != nil {
+		return fmt.Errorf("looking for other resources that manage the Dfns object: %w", err)
+	}
+	others := 0
+	_ = meta.EachListItem(list, func(o runtime.Object) error {
+		if o.(client.Object).GetUID() != obj.GetUID() {
+			others++
+		}
+		return nil
+	})
+	if others > 0 {
+		return stopf(v1alpha1.ReasonNotPermitted, "the Dfns object this resource would take as its own is managed by another resource")
+	}
+	return nil
+}
+
+// ownedIDIndex indexes every resource by the Dfns IDs it proves are its own: its status ID, and
+// its external-id when the proof annotation signs it. A claim does not enter the index.
+const ownedIDIndex = ".dfns.ownedID"
+
+// ownedIDs is the ownedIDIndex function of one kind.
+func ownedIDs[T Object](kind string, key *ownership.Key) func(client.Object) []string {
+	r := &Reconciler[T]{kind: kind, key: key}
+	return func(o client.Object) []string {
+		obj, ok := o.(T)
+		if !ok {
+			return nil
+		}
+		var ids []string
+		if id := obj.GetStatusID(); id != "" {
+			ids = append(ids, id)
+		}
+		if id := externalID(obj); id != "" && id != obj.GetStatusID() && r.signed(obj, id) {
+			ids = append(ids, id)
+		}
+		return ids
+	}
 }

@@ -36,12 +36,15 @@ import (
 
 	"github.com/dfns-operator/dfns-operator/api/v1alpha1"
 	"github.com/dfns-operator/dfns-operator/internal/dfns"
+	"github.com/dfns-operator/dfns-operator/internal/ownership"
 )
 
 // Values shared by the unit tests.
 const (
 	opGetPermission = "GetPermission"
 	tPermID         = "pm-1"
+	tKind           = "DfnsPermission"
+	tMarkName       = "ns/p"
 	tSAID           = "us-1"
 	tOpRead         = "Wallets:Read"
 	tOpKeys         = "Keys:Read"
@@ -61,6 +64,15 @@ const (
 	tUnavailable    = "False/Unavailable"
 )
 
+// testOwnershipKey signs the proofs of the unit tests.
+var testOwnershipKey = func() *ownership.Key {
+	k, err := ownership.NewKey([]byte("0123456789abcdef0123456789abcdef"))
+	if err != nil {
+		panic(err)
+	}
+	return k
+}()
+
 // extFns is a function-field External for driver tests; it records the calls it gets.
 type extFns[T Object] struct {
 	validate func(T) error
@@ -72,6 +84,8 @@ type extFns[T Object] struct {
 	delete     func(T, string) error
 	secret     string
 	calls      []string
+	// recs are the Recorded values Observe got.
+	recs []Recorded
 }
 
 func (e *extFns[T]) Validate(_ context.Context, obj T) error {
@@ -82,15 +96,16 @@ func (e *extFns[T]) Validate(_ context.Context, obj T) error {
 	return e.validate(obj)
 }
 
-func (e *extFns[T]) Observe(_ context.Context, obj T, id string) (Observation, error) {
+func (e *extFns[T]) Observe(_ context.Context, obj T, rec Recorded) (Observation, error) {
 	e.calls = append(e.calls, tObserve)
+	e.recs = append(e.recs, rec)
 	if e.observe == nil {
 		return Observation{}, errors.New("unexpected Observe")
 	}
-	return e.observe(obj, id)
+	return e.observe(obj, rec.ID)
 }
 
-func (e *extFns[T]) Create(ctx context.Context, obj T, obs Observation, mark func(context.Context) error) (Creation, error) {
+func (e *extFns[T]) Create(ctx context.Context, obj T, obs Observation, mark func(context.Context, string) error) (Creation, error) {
 	e.calls = append(e.calls, "Create")
 	if e.create == nil {
 		return Creation{}, errors.New("unexpected Create")
@@ -100,7 +115,11 @@ func (e *extFns[T]) Create(ctx context.Context, obj T, obs Observation, mark fun
 			return Creation{}, err
 		}
 	}
-	if err := mark(ctx); err != nil {
+	name := obs.Marked
+	if name == "" {
+		name = tMarkName
+	}
+	if err := mark(ctx, name); err != nil {
 		return Creation{}, err
 	}
 	if obj.GetAnnotations()[v1alpha1.AnnotationCreatePending] == "" {
@@ -145,9 +164,15 @@ func testSchemeUnit(t *testing.T) *runtime.Scheme {
 func newDriver[T Object](t *testing.T, ext External[T], newObj func() T, objs ...client.Object) (*Reconciler[T], client.Client, *record.FakeRecorder) {
 	s := testSchemeUnit(t)
 	c := fake.NewClientBuilder().WithScheme(s).WithObjects(objs...).
+		WithIndex(newObj(), ownedIDIndex, ownedIDs[T](tKind, testOwnershipKey)).
 		WithStatusSubresource(&v1alpha1.DfnsPermission{}, &v1alpha1.DfnsServiceAccount{}).Build()
 	rec := record.NewFakeRecorder(100)
-	return &Reconciler[T]{client: c, reader: c, scheme: s, ext: ext, newObject: newObj, recorder: rec,
+	newList := func() client.ObjectList { return &v1alpha1.DfnsPermissionList{} }
+	if _, ok := any(newObj()).(*v1alpha1.DfnsServiceAccount); ok {
+		newList = func() client.ObjectList { return &v1alpha1.DfnsServiceAccountList{} }
+	}
+	return &Reconciler[T]{client: c, reader: c, scheme: s, ext: ext, newObject: newObj, newList: newList, recorder: rec,
+		kind: tKind, key: testOwnershipKey,
 		syncPeriod: time.Minute, timeout: time.Minute, secretRetries: 1, secretBackoff: time.Millisecond,
 		now: func() time.Time { return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) }}, c, rec
 }
@@ -178,11 +203,30 @@ func perm(mods ...func(*v1alpha1.DfnsPermission)) *v1alpha1.DfnsPermission {
 
 func withFinalizer(p *v1alpha1.DfnsPermission) { p.Finalizers = []string{finalizer} }
 
+// withCreatePending sets a create-pending mark the operator made, for tMarkName.
 func withCreatePending(p *v1alpha1.DfnsPermission) {
-	setAnnotation(p, v1alpha1.AnnotationCreatePending, tPendingSince)
+	at, _ := time.Parse(time.RFC3339, tPendingSince)
+	setAnnotation(p, v1alpha1.AnnotationCreatePending, testOwnershipKey.EncodeMark(testSubject(p), ownership.Mark{At: at, Name: tMarkName}))
 }
 
-func withID(p *v1alpha1.DfnsPermission) { setAnnotation(p, v1alpha1.AnnotationExternalID, tPermID) }
+// withForgedMark sets a create-pending mark a tenant wrote by hand.
+func withForgedMark(p *v1alpha1.DfnsPermission) {
+	setAnnotation(p, v1alpha1.AnnotationCreatePending, tPendingSince+" v1.forged "+tMarkName)
+}
+
+// withID records tPermID with the operator's proof.
+func withID(p *v1alpha1.DfnsPermission) {
+	setAnnotation(p, v1alpha1.AnnotationExternalID, tPermID)
+	setAnnotation(p, v1alpha1.AnnotationProof, testOwnershipKey.ProveID(testSubject(p), tPermID))
+}
+
+// withClaim records tPermID without proof, as a tenant would.
+func withClaim(p *v1alpha1.DfnsPermission) { setAnnotation(p, v1alpha1.AnnotationExternalID, tPermID) }
+
+// testSubject is the ownership subject of a fixture.
+func testSubject(obj client.Object) ownership.Subject {
+	return ownership.Subject{Connection: defaultConnection, Kind: tKind, Namespace: obj.GetNamespace(), Name: obj.GetName()}
+}
 
 func deleting(p *v1alpha1.DfnsPermission) {
 	now := metav1.Now()
@@ -218,9 +262,22 @@ func TestReconcilePhases(t *testing.T) {
 	cases := map[string]struct {
 		reason string
 		obj    *v1alpha1.DfnsPermission
+		others []client.Object
 		ext    *extFns[*v1alpha1.DfnsPermission]
 		want   want
 	}{
+		"ClaimManagedElsewhere": {
+			reason: "an external-id set by hand naming an object another resource manages is refused before any Dfns call",
+			obj:    perm(withFinalizer, withClaim),
+			others: []client.Object{func() client.Object {
+				o := perm()
+				o.Namespace, o.UID, o.Status.PermissionID = "victim", "uid-2", tPermID
+				return o
+			}()},
+			ext: &extFns[*v1alpha1.DfnsPermission]{},
+			want: want{calls: []string{tValidate}, synced: "False/NotPermitted", ready: "False/NotPermitted", id: "",
+				events: []string{"Warning NotPermitted"}},
+		},
 		"AddsFinalizerFirst": {
 			reason: "the finalizer is added before any Dfns call, and an object in sync is Ready without events",
 			obj:    perm(withID),
@@ -254,7 +311,7 @@ func TestReconcilePhases(t *testing.T) {
 					return Creation{}, dfns.ErrOutcomeUnknown
 				}},
 			want: want{err: true, calls: []string{tValidate, tObserve, "Create"}, marked: true,
-				synced: "False/ReconcileError", ready: tCreating, events: []string{"Warning ReconcileError"}},
+				synced: "False/ReconcileError", ready: "False/ReconcileError", events: []string{"Warning ReconcileError"}},
 		},
 		"RefusedBeforeMark": {
 			reason: "a refusal before the mark (say, of the delete of an orphan) leaves the mark that finds the orphan again",
@@ -266,7 +323,35 @@ func TestReconcilePhases(t *testing.T) {
 					return &dfns.Error{StatusCode: http.StatusBadRequest, Message: "Challenge token is not valid."}
 				}},
 			want: want{err: true, calls: []string{tValidate, tObserve, "Create"}, marked: true,
-				synced: "False/ReconcileError", ready: tCreating, events: []string{"Warning ReconcileError"}},
+				synced: "False/ReconcileError", ready: "False/ReconcileError", events: []string{"Warning ReconcileError"}},
+		},
+		"RefusedRetryKeepsEarlierMark": {
+			reason: "a create sent again under an earlier mark and refused (409: the earlier create made it) keeps the mark",
+			obj:    perm(withFinalizer, withCreatePending),
+			ext: &extFns[*v1alpha1.DfnsPermission]{
+				observe: func(*v1alpha1.DfnsPermission, string) (Observation, error) { return Observation{}, nil },
+				create: func(*v1alpha1.DfnsPermission, Observation) (Creation, error) {
+					return Creation{}, &dfns.Error{StatusCode: http.StatusConflict, Message: "name taken"}
+				}},
+			want: want{calls: []string{tValidate, tObserve, "Create"}, marked: true,
+				synced: "False/NameConflict", ready: "False/NameConflict", events: []string{"Warning NameConflict"}},
+		},
+		"ForgedMarkIgnored": {
+			reason: "a create-pending mark without the operator's proof is removed and never reaches the kind",
+			obj:    perm(withFinalizer, withForgedMark),
+			ext: &extFns[*v1alpha1.DfnsPermission]{
+				observe: func(*v1alpha1.DfnsPermission, string) (Observation, error) {
+					return Observation{}, stopf(v1alpha1.ReasonNameConflict, "taken")
+				}},
+			want: want{calls: []string{tValidate, tObserve}, synced: "False/NameConflict", ready: "False/NameConflict",
+				events: []string{"Warning ClaimIgnored", "Warning NameConflict"}},
+		},
+		"ClaimAdopted": {
+			reason: "an external-id set by hand on a kind without a secret, naming an object no resource manages, is adopted with a proof",
+			obj:    perm(withFinalizer, withClaim),
+			ext:    &extFns[*v1alpha1.DfnsPermission]{observe: exists},
+			want: want{result: ctrl.Result{RequeueAfter: time.Minute}, calls: []string{tValidate, tObserve},
+				synced: tSynced, ready: tReady, id: tPermID, events: []string{"Normal AdoptedExisting"}},
 		},
 		"CreateRefused": {
 			reason: "a create Dfns refused made nothing: create-pending is cleared, so a same-named object " +
@@ -278,7 +363,7 @@ func TestReconcilePhases(t *testing.T) {
 					return Creation{}, &dfns.Error{StatusCode: http.StatusConflict, Message: "name taken"}
 				}},
 			want: want{calls: []string{tValidate, tObserve, "Create"},
-				synced: "False/NameConflict", ready: tCreating, events: []string{"Warning NameConflict"}},
+				synced: "False/NameConflict", ready: "False/NameConflict", events: []string{"Warning NameConflict"}},
 		},
 		"Adopts": {
 			reason: "an object found without a recorded ID gets its ID recorded and an event",
@@ -293,7 +378,7 @@ func TestReconcilePhases(t *testing.T) {
 			ext: &extFns[*v1alpha1.DfnsPermission]{validate: func(*v1alpha1.DfnsPermission) error {
 				return stopf(v1alpha1.ReasonInvalidSpec, "bad")
 			}},
-			want: want{calls: []string{tValidate}, synced: "False/InvalidSpec", ready: tCreating,
+			want: want{calls: []string{tValidate}, synced: "False/InvalidSpec", ready: "False/InvalidSpec",
 				events: []string{"Warning InvalidSpec"}},
 		},
 		"Updates": {
@@ -363,6 +448,12 @@ func TestReconcilePhases(t *testing.T) {
 			ext:    &extFns[*v1alpha1.DfnsPermission]{delete: func(*v1alpha1.DfnsPermission, string) error { return nil }},
 			want:   want{calls: []string{"Delete:" + tPermID + ""}, events: []string{"Normal Deleted"}, removed: true},
 		},
+		"DeleteLeavesClaimAlone": {
+			reason: "deletion never deletes an ID the resource cannot prove is its own",
+			obj:    perm(deleting, withClaim),
+			ext:    &extFns[*v1alpha1.DfnsPermission]{},
+			want:   want{events: []string{"Warning ClaimIgnored"}, removed: true},
+		},
 		"DeleteOrphan": {
 			reason: "deletionPolicy Orphan leaves Dfns alone",
 			obj:    perm(deleting, withID, orphan),
@@ -385,7 +476,8 @@ func TestReconcilePhases(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			r, c, rec := newDriver[*v1alpha1.DfnsPermission](t, tc.ext, func() *v1alpha1.DfnsPermission { return &v1alpha1.DfnsPermission{} }, tc.obj)
+			r, c, rec := newDriver[*v1alpha1.DfnsPermission](t, tc.ext, func() *v1alpha1.DfnsPermission { return &v1alpha1.DfnsPermission{} },
+				append([]client.Object{tc.obj}, tc.others...)...)
 			res, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(tc.obj)})
 			if (err != nil) != tc.want.err {
 				t.Fatalf("%s\nerror = %v, want error %t", tc.reason, err, tc.want.err)
@@ -412,11 +504,17 @@ func TestReconcilePhases(t *testing.T) {
 			}
 			checkCondition(t, tc.reason, &got, v1alpha1.ConditionSynced, tc.want.synced)
 			checkCondition(t, tc.reason, &got, v1alpha1.ConditionReady, tc.want.ready)
-			if id := externalID(&got); id != tc.want.id {
+			if name == "ForgedMarkIgnored" && (len(tc.ext.recs) == 0 || tc.ext.recs[0].Marked != "") {
+				t.Errorf("%s\nObserve got %+v", tc.reason, tc.ext.recs)
+			}
+			if id := externalID(&got); id != tc.want.id && (tc.want.id != "" || !strings.Contains(name, "Claim")) {
 				t.Errorf("%s\nexternal-id = %q, want %q", tc.reason, id, tc.want.id)
 			}
 			if _, ok := got.Annotations[v1alpha1.AnnotationCreatePending]; ok != tc.want.marked {
 				t.Errorf("%s\ncreate-pending set = %t, want %t", tc.reason, ok, tc.want.marked)
+			}
+			if tc.want.id != "" && !testOwnershipKey.OwnsID(testSubject(&got), tc.want.id, got.Annotations[v1alpha1.AnnotationProof]) {
+				t.Errorf("%s\nexternal-id %s has no valid proof", tc.reason, tc.want.id)
 			}
 			if tc.want.synced != "" && got.Status.ObservedGeneration != got.Generation {
 				t.Errorf("%s\nobservedGeneration = %d, want %d", tc.reason, got.Status.ObservedGeneration, got.Generation)

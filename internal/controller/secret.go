@@ -22,6 +22,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"maps"
+	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -40,29 +42,55 @@ func secretConflict(name string) error {
 		"Secret %s exists and is not owned by this resource; it is never overwritten: delete it or choose another spec.secretName", name)
 }
 
-// checkSecret makes sure the Secret a create will write is free or ours, before Dfns is called:
+// checkSecret makes sure the Secret a create will write is free or ours, and that the API
+// server accepts it (a server-side dry run: quotas, admission policies), before Dfns is called:
 // a token that cannot be stored must not be minted.
 func (r *Reconciler[T]) checkSecret(ctx context.Context, obj T) error {
+	name, tmpl := r.ext.Secret(obj)
+	if name == "" {
+		return nil
+	}
+	placeholder := &SecretContent{Data: map[string][]byte{"DFNS_DRY_RUN": []byte("placeholder")}}
+	err := r.writeSecret(ctx, obj, name, tmpl, placeholder, true)
+	switch {
+	case err == nil || isStop(err):
+		return err
+	case apierrors.IsForbidden(err) || apierrors.IsInvalid(err) || apierrors.IsBadRequest(err):
+		return stopf(v1alpha1.ReasonSecretConflict, "the API server refuses Secret %s: %s; nothing was created in Dfns",
+			name, apierrors.ReasonForError(err))
+	}
+	return fmt.Errorf("checking Secret %s: %w", name, err)
+}
+
+// releaseSecret removes the resource's owner reference from its Secret, so that the garbage
+// collector keeps the Secret of an object orphaned in Dfns.
+func (r *Reconciler[T]) releaseSecret(ctx context.Context, obj T) error {
 	name, _ := r.ext.Secret(obj)
 	if name == "" {
 		return nil
 	}
 	var s corev1.Secret
 	err := r.reader.Get(ctx, types.NamespacedName{Namespace: obj.GetNamespace(), Name: name}, &s)
-	switch {
-	case apierrors.IsNotFound(err):
+	if apierrors.IsNotFound(err) || (err == nil && !metav1.IsControlledBy(&s, obj)) {
 		return nil
-	case err != nil:
+	}
+	if err != nil {
 		return fmt.Errorf("reading Secret %s: %w", name, err)
-	case !metav1.IsControlledBy(&s, obj):
-		return secretConflict(name)
+	}
+	before := s.DeepCopy()
+	s.OwnerReferences = slices.DeleteFunc(s.OwnerReferences, func(o metav1.OwnerReference) bool { return o.UID == obj.GetUID() })
+	if err := r.client.Patch(ctx, &s, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
+		return fmt.Errorf("releasing Secret %s: %w", name, err)
 	}
 	return nil
 }
 
 // publish writes a one-time secret into the resource's Secret, retrying with a short backoff:
-// the values exist nowhere else.
+// the values exist nowhere else. It has its own deadline, not what the rate-limiter wait and
+// the create left of the reconcile's.
 func (r *Reconciler[T]) publish(ctx context.Context, obj T, content *SecretContent) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.secretTimeout())
+	defer cancel()
 	name, tmpl := r.ext.Secret(obj)
 	backoff := r.secretBackoff
 	var err error
@@ -75,7 +103,7 @@ func (r *Reconciler[T]) publish(ctx context.Context, obj T, content *SecretConte
 			}
 			backoff *= 2
 		}
-		err = r.writeSecret(ctx, obj, name, tmpl, content)
+		err = r.writeSecret(ctx, obj, name, tmpl, content, false)
 		if err == nil || isStop(err) {
 			return err
 		}
@@ -83,17 +111,28 @@ func (r *Reconciler[T]) publish(ctx context.Context, obj T, content *SecretConte
 	return fmt.Errorf("writing Secret %s: %w", name, err)
 }
 
+// secretTimeout bounds the writes of one one-time secret, retries included.
+func (r *Reconciler[T]) secretTimeout() time.Duration {
+	return 30 * time.Second
+}
+
 // writeSecret creates the Secret or replaces the data of the one this resource controls.
-func (r *Reconciler[T]) writeSecret(ctx context.Context, obj T, name string, tmpl v1alpha1.SecretTemplate, content *SecretContent) error {
+func (r *Reconciler[T]) writeSecret(ctx context.Context, obj T, name string, tmpl v1alpha1.SecretTemplate,
+	content *SecretContent, dryRun bool) error {
 	var s corev1.Secret
 	err := r.reader.Get(ctx, types.NamespacedName{Namespace: obj.GetNamespace(), Name: name}, &s)
 	if err != nil && !apierrors.IsNotFound(err) {
 		return err
 	}
 	exists := err == nil
-	if exists && !metav1.IsControlledBy(&s, obj) {
+	if exists && !ownsSecret(&s, obj, r.kind) {
 		return secretConflict(name)
 	}
+	// A Secret kept from before a restore names this resource by kind and name under an old
+	// UID: it takes the new one.
+	s.OwnerReferences = slices.DeleteFunc(s.OwnerReferences, func(o metav1.OwnerReference) bool {
+		return o.Controller != nil && *o.Controller && o.UID != obj.GetUID()
+	})
 	s.Name, s.Namespace, s.Type = name, obj.GetNamespace(), corev1.SecretTypeOpaque
 	s.Labels = mergeMaps(s.Labels, tmpl.Labels, map[string]string{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue})
 	s.Annotations = mergeMaps(s.Annotations, tmpl.Annotations, content.Annotations)
@@ -101,14 +140,31 @@ func (r *Reconciler[T]) writeSecret(ctx context.Context, obj T, name string, tmp
 	if err := controllerutil.SetControllerReference(obj, &s, r.scheme); err != nil {
 		return stopf(v1alpha1.ReasonInvalidSpec, "cannot own Secret %s: %v", name, err)
 	}
-	if exists {
-		return r.client.Update(ctx, &s)
+	var upd []client.UpdateOption
+	var crt []client.CreateOption
+	if dryRun {
+		upd, crt = []client.UpdateOption{client.DryRunAll}, []client.CreateOption{client.DryRunAll}
 	}
-	err = r.client.Create(ctx, &s)
+	if exists {
+		return r.client.Update(ctx, &s, upd...)
+	}
+	err = r.client.Create(ctx, &s, crt...)
 	if apierrors.IsAlreadyExists(err) {
 		return secretConflict(name)
 	}
 	return err
+}
+
+// ownsSecret reports whether the Secret is the resource's: controlled by it, or by a resource
+// of the same kind and name whose UID changed (a backup restored). Both live in the tenant's
+// own namespace, so taking the second over reaches nothing of anyone else's.
+func ownsSecret(s *corev1.Secret, owner client.Object, kind string) bool {
+	if metav1.IsControlledBy(s, owner) {
+		return true
+	}
+	ref := metav1.GetControllerOf(s)
+	return ref != nil && ref.Name == owner.GetName() && ref.Kind == kind &&
+		strings.HasPrefix(ref.APIVersion, v1alpha1.GroupVersion.Group+"/")
 }
 
 // isStop reports whether err stops the reconcile until the spec changes.
@@ -137,6 +193,7 @@ func fingerprint(values ...[]byte) string {
 // oneTimeSecret is a resource's Secret holding a one-time value, as the checks below see it.
 type oneTimeSecret struct {
 	owner client.Object
+	kind  string
 	name  string
 	// fingerprint points at status.secretFingerprint: the hash of the values last written.
 	fingerprint *string
@@ -160,14 +217,36 @@ func (r secretReader) intact(ctx context.Context, o oneTimeSecret, id string) (b
 	s, err := r.read(ctx, o, func(s *corev1.Secret) bool {
 		return fingerprintOf(s.Data, o.keys) == *o.fingerprint || names(s)
 	})
-	if err != nil || s == nil || !metav1.IsControlledBy(s, o.owner) {
+	if err != nil || s == nil || !ownsSecret(s, o.owner, o.kind) {
 		return false, err
 	}
 	fp := fingerprintOf(s.Data, o.keys)
 	if names(s) {
 		*o.fingerprint = fp
 	}
-	return fp == *o.fingerprint, nil
+	if fp != *o.fingerprint {
+		return false, nil
+	}
+	return true, r.reown(ctx, s, o.owner)
+}
+
+// reown points a Secret kept from before a restore at the resource's new UID, before the
+// garbage collector removes it for an owner that no longer exists.
+func (r secretReader) reown(ctx context.Context, s *corev1.Secret, owner client.Object) error {
+	if metav1.IsControlledBy(s, owner) {
+		return nil
+	}
+	before := s.DeepCopy()
+	s.OwnerReferences = slices.DeleteFunc(s.OwnerReferences, func(o metav1.OwnerReference) bool {
+		return o.Controller != nil && *o.Controller
+	})
+	if err := controllerutil.SetControllerReference(owner, s, r.client.Scheme()); err != nil {
+		return fmt.Errorf("owning Secret %s: %w", s.Name, err)
+	}
+	if err := r.client.Patch(ctx, s, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{})); err != nil {
+		return fmt.Errorf("owning Secret %s: %w", s.Name, err)
+	}
+	return nil
 }
 
 // holds reports whether our Secret holds the values of the Dfns object id.
@@ -178,11 +257,14 @@ func (r secretReader) holds(ctx context.Context, o oneTimeSecret, id string) (bo
 	if err != nil || s == nil {
 		return false, err
 	}
-	ok := metav1.IsControlledBy(s, o.owner) && s.Annotations[v1alpha1.AnnotationExternalID] == id && len(s.Data[o.keys[0]]) > 0
-	if ok && *o.fingerprint == "" {
+	ok := ownsSecret(s, o.owner, o.kind) && s.Annotations[v1alpha1.AnnotationExternalID] == id && len(s.Data[o.keys[0]]) > 0
+	if !ok {
+		return false, nil
+	}
+	if *o.fingerprint == "" {
 		*o.fingerprint = fingerprintOf(s.Data, o.keys)
 	}
-	return ok, nil
+	return true, r.reown(ctx, s, o.owner)
 }
 
 // read reads the Secret from the cache and, when it is missing there or fails good, past the

@@ -29,7 +29,7 @@ import (
 // newServiceAccounts is the External of DfnsServiceAccount: the minting of identity.go with
 // the service-account calls below.
 func newServiceAccounts(api dfns.API, c client.Client, r client.Reader, syncPeriod time.Duration) *minter[*v1alpha1.DfnsServiceAccount] {
-	return &minter[*v1alpha1.DfnsServiceAccount]{api: api, calls: serviceAccountCalls{api}, client: c,
+	return &minter[*v1alpha1.DfnsServiceAccount]{kind: kindServiceAccount, api: api, calls: serviceAccountCalls{api}, client: c,
 		secrets: secretReader{client: c, reader: r}, lists: newListCache[identityView](syncPeriod)}
 }
 

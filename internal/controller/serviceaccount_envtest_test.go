@@ -17,6 +17,8 @@ limitations under the License.
 package controller
 
 import (
+	"strings"
+
 	"fmt"
 	"slices"
 
@@ -68,7 +70,7 @@ func activeNamed(name string) func(g Gomega) []string {
 		g.Expect(err).NotTo(HaveOccurred())
 		var ids []string
 		for _, sa := range all {
-			if sa.UserInfo.Name == name && sa.UserInfo.IsActive {
+			if (sa.UserInfo.Name == name || strings.HasPrefix(sa.UserInfo.Name, name+".")) && sa.UserInfo.IsActive {
 				ids = append(ids, sa.UserInfo.UserID)
 			}
 		}
@@ -132,12 +134,13 @@ var _ = Describe("DfnsServiceAccount", func() {
 
 		got, err := dashboard.GetServiceAccount(ctx, sa.Status.ServiceAccountID)
 		Expect(err).NotTo(HaveOccurred())
-		Expect(got.UserInfo.Name).To(Equal(ns + "-payments-api"))
-		Expect(got.UserInfo.PermissionAssignments).To(ContainElement(HaveField("PermissionName", ns+"-payments")))
+		Expect(got.UserInfo.Name).To(HavePrefix(ns + "/payments-api."))
+		Expect(got.UserInfo.Name).To(Equal(sa.Status.DfnsName))
+		Expect(got.UserInfo.PermissionAssignments).To(ContainElement(HaveField("PermissionName", ns+"/payments")))
 
 		By("signing a request as the service account with its Secret")
 		app := tokenClient(s)
-		created, err := app.CreatePermission(ctx, dfns.CreatePermissionRequest{Name: ns + "-made-by-app", Operations: []string{tOpRead}})
+		created, err := app.CreatePermission(ctx, dfns.CreatePermissionRequest{Name: ns + "/made-by-app", Operations: []string{tOpRead}})
 		Expect(err).NotTo(HaveOccurred())
 		Expect(created.ID).To(HavePrefix("pm-"))
 		Expect(hasEvent(sa, corev1.EventTypeNormal, EventCreated)()).To(BeTrue())
@@ -159,7 +162,7 @@ var _ = Describe("DfnsServiceAccount", func() {
 		sa := newSA(ns, "lost", "payments")
 		Expect(k8sClient.Create(ctx, sa)).To(Succeed())
 		waitReady(sa)
-		Expect(activeNamed(ns + "-lost")(Default)).To(ConsistOf(sa.Status.ServiceAccountID))
+		Expect(activeNamed(ns + "/lost")(Default)).To(ConsistOf(sa.Status.ServiceAccountID))
 		Expect(hasEvent(sa, corev1.EventTypeNormal, EventOrphanDeleted)()).To(BeTrue())
 		s, err := saSecret(sa)
 		Expect(err).NotTo(HaveOccurred())
@@ -177,7 +180,7 @@ var _ = Describe("DfnsServiceAccount", func() {
 		eventually(hasEvent(sa, corev1.EventTypeNormal, EventOrphanDeleted)).Should(BeTrue())
 		eventually(statusID(sa)).ShouldNot(Equal(id))
 		waitReady(sa)
-		eventually(activeNamed(ns + "-lost-again")).Should(ConsistOf(sa.Status.ServiceAccountID))
+		eventually(activeNamed(ns + "/lost-again")).Should(ConsistOf(sa.Status.ServiceAccountID))
 		s, err := saSecret(sa)
 		Expect(err).NotTo(HaveOccurred())
 		_, err = tokenClient(s).ListPermissions(ctx)
@@ -187,33 +190,30 @@ var _ = Describe("DfnsServiceAccount", func() {
 	It("deletes the orphan of a reconciler stopped between the create and the Secret write", func() {
 		_, pub, err := dfns.GenerateKey(dfns.KeyECDSAP256)
 		Expect(err).NotTo(HaveOccurred())
-		orphan, err := dashboard.CreateServiceAccount(ctx, dfns.CreateServiceAccountRequest{Name: ns + "-stopped", PublicKey: pub})
+		orphan, err := dashboard.CreateServiceAccount(ctx, dfns.CreateServiceAccountRequest{Name: ns + "/stopped.abc123", PublicKey: pub})
 		Expect(err).NotTo(HaveOccurred())
 		sa := newSA(ns, "stopped", "payments")
-		sa.Annotations = map[string]string{v1alpha1.AnnotationCreatePending: tPendingSince}
+		// The mark the operator set before its create: signed, naming the account it made.
+		sa.Annotations = map[string]string{v1alpha1.AnnotationCreatePending: operatorMark(kindServiceAccount, ns, "stopped", ns+"/stopped.abc123")}
 		Expect(k8sClient.Create(ctx, sa)).To(Succeed())
 		waitReady(sa)
 		Expect(sa.Status.ServiceAccountID).NotTo(Equal(orphan.UserInfo.UserID))
 		_, err = dashboard.GetServiceAccount(ctx, orphan.UserInfo.UserID)
 		Expect(dfns.IsNotFound(err)).To(BeTrue())
-		Expect(activeNamed(ns + "-stopped")(Default)).To(ConsistOf(sa.Status.ServiceAccountID))
+		Expect(activeNamed(ns + "/stopped")(Default)).To(ConsistOf(sa.Status.ServiceAccountID))
 		Expect(hasEvent(sa, corev1.EventTypeNormal, EventOrphanDeleted)()).To(BeTrue())
 	})
 
-	It("stops with NameConflict on a service account it did not make", func() {
+	It("mints under a name of its own beside an account someone made with its base name", func() {
 		_, pub, err := dfns.GenerateKey(dfns.KeyEd25519)
 		Expect(err).NotTo(HaveOccurred())
-		theirs, err := dashboard.CreateServiceAccount(ctx, dfns.CreateServiceAccountRequest{Name: ns + "-taken", PublicKey: pub})
+		theirs, err := dashboard.CreateServiceAccount(ctx, dfns.CreateServiceAccountRequest{Name: ns + "/taken", PublicKey: pub})
 		Expect(err).NotTo(HaveOccurred())
 		sa := newSA(ns, "taken", "payments")
 		Expect(k8sClient.Create(ctx, sa)).To(Succeed())
-		eventually(conditionOf(sa, v1alpha1.ConditionSynced)).Should(haveCondition(metav1.ConditionFalse, v1alpha1.ReasonNameConflict))
-		Expect(conditionOf(sa, v1alpha1.ConditionReady)(Default)).To(haveCondition(metav1.ConditionFalse, v1alpha1.ReasonCreating))
-		// A create Dfns refused made nothing: no create-pending mark is left to take theirs
-		// for a lost one of ours, which would be deleted.
-		Expect(sa.Annotations).NotTo(HaveKey(v1alpha1.AnnotationCreatePending))
-		Consistently(activeNamed(ns + "-taken")).WithTimeout(3 * syncPeriod).Should(ConsistOf(theirs.UserInfo.UserID))
-		Expect(hasEvent(sa, corev1.EventTypeWarning, v1alpha1.ReasonNameConflict)()).To(BeTrue())
+		waitReady(sa)
+		Expect(sa.Status.DfnsName).To(HavePrefix(ns + "/taken."))
+		Consistently(activeNamed(ns + "/taken")).WithTimeout(3 * syncPeriod).Should(ConsistOf(theirs.UserInfo.UserID, sa.Status.ServiceAccountID))
 	})
 
 	It("never touches a Secret it does not own", func() {
@@ -226,7 +226,7 @@ var _ = Describe("DfnsServiceAccount", func() {
 		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(foreign), foreign)).To(Succeed())
 		Expect(foreign.Data).To(Equal(map[string][]byte{"keep": []byte("me")}))
 		Expect(foreign.OwnerReferences).To(BeEmpty())
-		Expect(activeNamed(ns + "-conflict")(Default)).To(BeEmpty())
+		Expect(activeNamed(ns + "/conflict")(Default)).To(BeEmpty())
 	})
 
 	It("repairs drift in Dfns and in its Secret", func() {
@@ -238,25 +238,25 @@ var _ = Describe("DfnsServiceAccount", func() {
 		By("reactivating a service account deactivated in Dfns")
 		_, err := dashboard.DeactivateServiceAccount(ctx, id)
 		Expect(err).NotTo(HaveOccurred())
-		eventually(activeNamed(ns + "-drift")).Should(ConsistOf(id))
+		eventually(activeNamed(ns + "/drift")).Should(ConsistOf(id))
 		eventually(hasEvent(sa, corev1.EventTypeNormal, EventReactivated)).Should(BeTrue())
 
 		By("renaming back a service account renamed in Dfns")
-		_, err = dashboard.UpdateServiceAccount(ctx, id, dfns.UpdateServiceAccountRequest{Name: ns + "-renamed"})
+		_, err = dashboard.UpdateServiceAccount(ctx, id, dfns.UpdateServiceAccountRequest{Name: ns + "/renamed"})
 		Expect(err).NotTo(HaveOccurred())
-		eventually(activeNamed(ns + "-drift")).Should(ConsistOf(id))
+		eventually(activeNamed(ns + "/drift")).Should(ConsistOf(id))
 
 		By("deactivating it when spec.active is false")
 		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(sa), sa)).To(Succeed())
 		sa.Spec.Active = new(bool)
 		Expect(k8sClient.Update(ctx, sa)).To(Succeed())
-		eventually(activeNamed(ns + "-drift")).Should(BeEmpty())
+		eventually(activeNamed(ns + "/drift")).Should(BeEmpty())
 		eventually(hasEvent(sa, corev1.EventTypeNormal, EventDeactivated)).Should(BeTrue())
 		waitReady(sa)
 		yes := true
 		sa.Spec.Active = &yes
 		Expect(k8sClient.Update(ctx, sa)).To(Succeed())
-		eventually(activeNamed(ns + "-drift")).Should(ConsistOf(id))
+		eventually(activeNamed(ns + "/drift")).Should(ConsistOf(id))
 
 		By("creating a new one and replacing the Secret when it is deleted in Dfns")
 		old, err := saSecret(sa)
@@ -288,7 +288,7 @@ var _ = Describe("DfnsServiceAccount", func() {
 		Expect(k8sClient.Update(ctx, s)).To(Succeed())
 		eventually(statusID(sa)).ShouldNot(Equal(id3))
 		waitReady(sa)
-		Expect(activeNamed(ns + "-drift")(Default)).To(ConsistOf(sa.Status.ServiceAccountID))
+		Expect(activeNamed(ns + "/drift")(Default)).To(ConsistOf(sa.Status.ServiceAccountID))
 		s, err = saSecret(sa)
 		Expect(err).NotTo(HaveOccurred())
 		_, err = tokenClient(s).ListPermissions(ctx)
@@ -301,7 +301,7 @@ var _ = Describe("DfnsServiceAccount", func() {
 		eventually(conditionOf(sa, v1alpha1.ConditionSynced)).Should(And(
 			haveCondition(metav1.ConditionFalse, v1alpha1.ReasonPermissionNotReady),
 			HaveField("Message", ContainSubstring("later"))))
-		Expect(activeNamed(ns + "-waiting")(Default)).To(BeEmpty())
+		Expect(activeNamed(ns + "/waiting")(Default)).To(BeEmpty())
 		readyPermission(ns, "later", tOpRead)
 		waitReady(sa)
 	})

@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -37,6 +38,7 @@ import (
 
 	"github.com/dfns-operator/dfns-operator/api/v1alpha1"
 	"github.com/dfns-operator/dfns-operator/internal/dfns"
+	"github.com/dfns-operator/dfns-operator/internal/ownership"
 )
 
 // Options configures the controllers.
@@ -52,6 +54,9 @@ type Options struct {
 	ReconcileTimeout time.Duration
 	// EventRecorder overrides the manager's event recorder (tests capture events with it).
 	EventRecorder EventRecorder
+	// OwnershipKey signs and checks the proofs that a resource owns its Dfns object
+	// (LoadOwnershipKey reads or makes it).
+	OwnershipKey *ownership.Key
 }
 
 // Defaults of Options.
@@ -72,6 +77,10 @@ const identityRefIndex = ".spec.identityRef"
 const (
 	kindServiceAccount      = "DfnsServiceAccount"
 	kindPersonalAccessToken = "DfnsPersonalAccessToken"
+	kindPermission          = "DfnsPermission"
+	kindAssignment          = "DfnsPermissionAssignment"
+	kindWebhook             = "DfnsWebhook"
+	kindPolicy              = "DfnsPolicy"
 )
 
 // +kubebuilder:rbac:groups=access.dfns.io,resources=dfnsserviceaccounts;dfnspersonalaccesstokens;dfnspermissions;dfnspermissionassignments;dfnswebhooks;dfnspolicies,verbs=get;list;watch;update;patch
@@ -85,6 +94,9 @@ const (
 func Setup(mgr ctrl.Manager, opts Options) error {
 	if opts.API == nil {
 		return errors.New("no Dfns API client")
+	}
+	if opts.OwnershipKey == nil {
+		return errors.New("no ownership key")
 	}
 	if opts.SyncPeriod <= 0 {
 		opts.SyncPeriod = DefaultSyncPeriod
@@ -125,23 +137,29 @@ func CacheOptions() cache.Options {
 }
 
 // newReconciler builds the driver for one kind.
-func newReconciler[T Object](mgr ctrl.Manager, opts Options, ext External[T], newObject func() T) *Reconciler[T] {
+func newReconciler[T Object](mgr ctrl.Manager, opts Options, kind string, ext External[T], newObject func() T,
+	newList func() client.ObjectList) *Reconciler[T] {
 	return &Reconciler[T]{
 		client: mgr.GetClient(), reader: mgr.GetAPIReader(), scheme: mgr.GetScheme(), ext: ext,
-		newObject: newObject, recorder: opts.EventRecorder, syncPeriod: opts.SyncPeriod,
+		newObject: newObject, newList: newList, kind: kind, key: opts.OwnershipKey,
+		recorder: opts.EventRecorder, syncPeriod: opts.SyncPeriod,
 		timeout: opts.ReconcileTimeout, secretRetries: 5, secretBackoff: 100 * time.Millisecond, now: time.Now,
 	}
 }
 
-// setupKind registers the controller of one kind: the driver with the kind's External, and
-// what else it watches.
-func setupKind[T Object](mgr ctrl.Manager, opts Options, name string, ext External[T], newObject func() T,
-	watches func(*builder.Builder) *builder.Builder) error {
+// setupKind registers the controller of one kind: the driver with the kind's External, the
+// index of the Dfns IDs its resources prove they own, and what else it watches.
+func setupKind[T Object](mgr ctrl.Manager, opts Options, kind string, ext External[T], newObject func() T,
+	newList func() client.ObjectList, watches func(*builder.Builder) *builder.Builder) error {
+	name := strings.ToLower(kind)
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), newObject(), ownedIDIndex, ownedIDs[T](kind, opts.OwnershipKey)); err != nil {
+		return fmt.Errorf("indexing %s by Dfns ID: %w", kind, err)
+	}
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(newObject()).
 		Named(name).
 		WithOptions(controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles})
-	if err := watches(b).Complete(newReconciler(mgr, opts, ext, newObject)); err != nil {
+	if err := watches(b).Complete(newReconciler(mgr, opts, kind, ext, newObject, newList)); err != nil {
 		return fmt.Errorf("setting up the %s controller: %w", name, err)
 	}
 	return nil
@@ -155,37 +173,40 @@ func ownsSecrets(b *builder.Builder) *builder.Builder { return b.Owns(&corev1.Se
 
 // setupPermissions registers the DfnsPermission controller.
 func setupPermissions(mgr ctrl.Manager, opts Options) error {
-	return setupKind(mgr, opts, "dfnspermission", &permissions{api: opts.API}, func() *v1alpha1.DfnsPermission { return &v1alpha1.DfnsPermission{} }, none)
+	return setupKind(mgr, opts, kindPermission, &permissions{api: opts.API}, func() *v1alpha1.DfnsPermission { return &v1alpha1.DfnsPermission{} },
+		func() client.ObjectList { return &v1alpha1.DfnsPermissionList{} }, none)
 }
 
 // setupPolicies registers the DfnsPolicy controller.
 func setupPolicies(mgr ctrl.Manager, opts Options) error {
-	return setupKind(mgr, opts, "dfnspolicy", &policies{api: opts.API}, func() *v1alpha1.DfnsPolicy { return &v1alpha1.DfnsPolicy{} }, none)
+	return setupKind(mgr, opts, kindPolicy, &policies{api: opts.API}, func() *v1alpha1.DfnsPolicy { return &v1alpha1.DfnsPolicy{} },
+		func() client.ObjectList { return &v1alpha1.DfnsPolicyList{} }, none)
 }
 
 // setupWebhooks registers the DfnsWebhook controller; it watches its Secrets.
 func setupWebhooks(mgr ctrl.Manager, opts Options) error {
 	ext := &webhooks{api: opts.API, secrets: secretReader{client: mgr.GetClient(), reader: mgr.GetAPIReader()}}
-	return setupKind(mgr, opts, "dfnswebhook", ext, func() *v1alpha1.DfnsWebhook { return &v1alpha1.DfnsWebhook{} }, ownsSecrets)
+	return setupKind(mgr, opts, kindWebhook, ext, func() *v1alpha1.DfnsWebhook { return &v1alpha1.DfnsWebhook{} },
+		func() client.ObjectList { return &v1alpha1.DfnsWebhookList{} }, ownsSecrets)
 }
 
 // setupServiceAccounts registers the DfnsServiceAccount controller.
 func setupServiceAccounts(mgr ctrl.Manager, opts Options) error {
 	ext := newServiceAccounts(opts.API, mgr.GetClient(), mgr.GetAPIReader(), opts.SyncPeriod)
-	return setupMinter(mgr, opts, ext, "dfnsserviceaccount", func() *v1alpha1.DfnsServiceAccount { return &v1alpha1.DfnsServiceAccount{} },
-		&v1alpha1.DfnsServiceAccountList{})
+	return setupMinter(mgr, opts, ext, kindServiceAccount, func() *v1alpha1.DfnsServiceAccount { return &v1alpha1.DfnsServiceAccount{} },
+		func() client.ObjectList { return &v1alpha1.DfnsServiceAccountList{} })
 }
 
 // setupPersonalAccessTokens registers the DfnsPersonalAccessToken controller.
 func setupPersonalAccessTokens(mgr ctrl.Manager, opts Options) error {
 	ext := newPersonalAccessTokens(opts.API, mgr.GetClient(), mgr.GetAPIReader(), opts.SyncPeriod)
-	return setupMinter(mgr, opts, ext, "dfnspersonalaccesstoken", func() *v1alpha1.DfnsPersonalAccessToken { return &v1alpha1.DfnsPersonalAccessToken{} },
-		&v1alpha1.DfnsPersonalAccessTokenList{})
+	return setupMinter(mgr, opts, ext, kindPersonalAccessToken, func() *v1alpha1.DfnsPersonalAccessToken { return &v1alpha1.DfnsPersonalAccessToken{} },
+		func() client.ObjectList { return &v1alpha1.DfnsPersonalAccessTokenList{} })
 }
 
 // setupMinter registers the controller of a kind that mints a token; it watches its Secrets
 // and the DfnsPermissions it references.
-func setupMinter[T mintable](mgr ctrl.Manager, opts Options, ext External[T], name string, newObject func() T, list client.ObjectList) error {
+func setupMinter[T mintable](mgr ctrl.Manager, opts Options, ext External[T], kind string, newObject func() T, newList func() client.ObjectList) error {
 	err := mgr.GetFieldIndexer().IndexField(context.Background(), newObject(), permissionRefIndex, func(o client.Object) []string {
 		if n := o.(T).GetPermissionRef().Name; n != "" {
 			return []string{n}
@@ -193,10 +214,10 @@ func setupMinter[T mintable](mgr ctrl.Manager, opts Options, ext External[T], na
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("indexing %s by permission: %w", name, err)
+		return fmt.Errorf("indexing %s by permission: %w", kind, err)
 	}
-	byPermission := handler.EnqueueRequestsFromMapFunc(referencing(mgr.GetClient(), list, permissionRefIndex, objectName))
-	return setupKind(mgr, opts, name, ext, newObject, func(b *builder.Builder) *builder.Builder {
+	byPermission := handler.EnqueueRequestsFromMapFunc(referencing(mgr.GetClient(), newList(), permissionRefIndex, objectName))
+	return setupKind(mgr, opts, kind, ext, newObject, newList, func(b *builder.Builder) *builder.Builder {
 		return ownsSecrets(b).Watches(&v1alpha1.DfnsPermission{}, byPermission)
 	})
 }
@@ -230,7 +251,8 @@ func setupAssignments(mgr ctrl.Manager, opts Options) error {
 	on := func(index string, key func(client.Object) string) handler.EventHandler {
 		return handler.EnqueueRequestsFromMapFunc(referencing(c, list, index, key))
 	}
-	return setupKind(mgr, opts, "dfnspermissionassignment", ext, func() *v1alpha1.DfnsPermissionAssignment { return &v1alpha1.DfnsPermissionAssignment{} },
+	return setupKind(mgr, opts, kindAssignment, ext, func() *v1alpha1.DfnsPermissionAssignment { return &v1alpha1.DfnsPermissionAssignment{} },
+		func() client.ObjectList { return &v1alpha1.DfnsPermissionAssignmentList{} },
 		func(b *builder.Builder) *builder.Builder {
 			return b.Watches(&v1alpha1.DfnsPermission{}, on(permissionRefIndex, objectName)).
 				Watches(&v1alpha1.DfnsServiceAccount{}, on(identityRefIndex, identityKeyOf(kindServiceAccount))).

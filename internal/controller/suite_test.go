@@ -38,6 +38,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/selection"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
@@ -52,6 +53,7 @@ import (
 	"github.com/dfns-operator/dfns-operator/api/v1alpha1"
 	"github.com/dfns-operator/dfns-operator/internal/dfns"
 	"github.com/dfns-operator/dfns-operator/internal/dfns/sandbox"
+	"github.com/dfns-operator/dfns-operator/internal/ownership"
 	// +kubebuilder:scaffold:imports
 )
 
@@ -60,6 +62,10 @@ import (
 
 // syncPeriod is short so that drift and approvals are seen quickly.
 const syncPeriod = time.Second
+
+// restoreMode labels the resources of the backup-and-restore spec, which runs a manager of its
+// own so that it can stop it while it deletes and recreates them.
+const restoreMode = "restore"
 
 // testModeLabel selects which of the suite's two managers reconciles a resource: the main one
 // (login mode) or the token-mode one.
@@ -82,6 +88,10 @@ var (
 	approverC dfns.API // a second user who approves or denies change requests
 
 	capture = &captured{}
+
+	// ownershipKey is the key every manager of the suite signs proofs with, loaded from its
+	// Secret in the operator's namespace as the manager does.
+	ownershipKey *ownership.Key
 )
 
 // captured collects every log line, event and status written during the suite, and every
@@ -185,6 +195,11 @@ var _ = BeforeSuite(func() {
 	k8sClient, err = client.New(cfg, client.Options{Scheme: testScheme})
 	Expect(err).NotTo(HaveOccurred())
 
+	By("loading the ownership key from the operator's namespace")
+	Expect(k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: DefaultOperatorNamespace}})).To(Succeed())
+	ownershipKey, err = LoadOwnershipKey(ctx, k8sClient, DefaultOperatorNamespace)
+	Expect(err).NotTo(HaveOccurred())
+
 	By("starting the manager")
 	_ = startManager(operator, "login") // runs until the suite's context ends
 })
@@ -232,7 +247,7 @@ func startManager(api dfns.API, mode string) (stop func()) {
 	sel := labels.SelectorFromSet(labels.Set{testModeLabel: mode})
 	if mode == "login" {
 		sel = labels.NewSelector()
-		req, err := labels.NewRequirement(testModeLabel, "!=", []string{"token"})
+		req, err := labels.NewRequirement(testModeLabel, selection.NotIn, []string{"token", restoreMode})
 		Expect(err).NotTo(HaveOccurred())
 		sel = sel.Add(*req)
 	}
@@ -250,7 +265,8 @@ func startManager(api dfns.API, mode string) (stop func()) {
 	})
 	Expect(err).NotTo(HaveOccurred())
 	rec := tee{capture, recorderAdapter{mgr.GetEventRecorder("dfns-operator")}}
-	Expect(Setup(mgr, Options{API: api, SyncPeriod: syncPeriod, EventRecorder: rec, MaxConcurrentReconciles: 2})).To(Succeed())
+	Expect(Setup(mgr, Options{API: api, SyncPeriod: syncPeriod, EventRecorder: rec, MaxConcurrentReconciles: 2,
+		OwnershipKey: ownershipKey})).To(Succeed())
 	watchForCapture(mgr)
 	mctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})

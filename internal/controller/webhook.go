@@ -96,18 +96,19 @@ func wantEvents(w *v1alpha1.DfnsWebhook) []string {
 
 // secretOf describes the resource's Secret for the checks of secret.go.
 func (e *webhooks) secretOf(w *v1alpha1.DfnsWebhook) oneTimeSecret {
-	return oneTimeSecret{owner: w, name: w.SecretName(), fingerprint: &w.Status.SecretFingerprint, keys: webhookKeys}
+	return oneTimeSecret{owner: w, kind: kindWebhook, name: w.SecretName(), fingerprint: &w.Status.SecretFingerprint, keys: webhookKeys}
 }
 
 // Observe reads the recorded webhook and checks both it and the Secret holding its signing
 // secret; with no recorded ID it looks for one carrying this resource's marker.
-func (e *webhooks) Observe(ctx context.Context, w *v1alpha1.DfnsWebhook, id string) (Observation, error) {
+func (e *webhooks) Observe(ctx context.Context, w *v1alpha1.DfnsWebhook, rec Recorded) (Observation, error) {
+	id := rec.ID
 	if id == "" {
-		return e.find(ctx, w)
+		return e.find(ctx, w, rec.Marked)
 	}
 	got, err := e.api.GetWebhook(ctx, id)
 	if dfns.IsNotFound(err) {
-		obs, err := e.find(ctx, w)
+		obs, err := e.find(ctx, w, rec.Marked)
 		if err != nil || obs.Exists || obs.Replace != nil {
 			return obs, err
 		}
@@ -122,28 +123,27 @@ func (e *webhooks) Observe(ctx context.Context, w *v1alpha1.DfnsWebhook, id stri
 		return Observation{}, err
 	}
 	if !intact {
-		if w.Status.SecretFingerprint == "" {
-			return Observation{}, stopf(v1alpha1.ReasonInvalidSpec, "webhook %s was not created by this resource and Dfns never "+
-				"shows its signing secret again, so it cannot be adopted; remove the %s annotation to create a new one",
-				id, v1alpha1.AnnotationExternalID)
-		}
 		return Observation{Replace: &Replacement{ID: id, Reason: EventReminted,
 			Message: fmt.Sprintf("Secret %s was deleted or changed; deleted webhook %s and created a new one", w.SecretName(), id)}}, nil
 	}
 	return compareWebhook(w, got), nil
 }
 
-// find looks for a webhook carrying this resource's marker. One whose secret our Secret holds
-// is adopted (only the ID patch was lost); one without is an orphan of a lost create answer,
-// deleted before a new one is created.
-func (e *webhooks) find(ctx context.Context, w *v1alpha1.DfnsWebhook) (Observation, error) {
+// find looks for a webhook carrying the marker of this resource's create-pending mark (marked;
+// its proof checked by the driver). One whose secret our Secret holds is adopted (only the ID
+// patch was lost); one without is an orphan of a lost create answer, deleted before a new one
+// is created. With no mark, nothing can exist.
+func (e *webhooks) find(ctx context.Context, w *v1alpha1.DfnsWebhook, marked string) (Observation, error) {
+	if marked == "" {
+		return Observation{}, nil
+	}
 	all, err := e.api.ListWebhooks(ctx)
 	if err != nil {
 		return Observation{}, fmt.Errorf("listing webhooks: %w", err)
 	}
 	var orphan string
 	for i := range all {
-		if !strings.Contains(all[i].Description, markerOf(w)) {
+		if !strings.Contains(all[i].Description, marked) {
 			continue
 		}
 		holds, err := e.secrets.holds(ctx, e.secretOf(w), all[i].ID)
@@ -186,7 +186,7 @@ func compareWebhook(w *v1alpha1.DfnsWebhook, got *dfns.Webhook) Observation {
 
 // Create deletes an orphan or lost webhook first, then creates the webhook and returns its
 // signing secret for the Secret.
-func (e *webhooks) Create(ctx context.Context, w *v1alpha1.DfnsWebhook, obs Observation, mark func(context.Context) error) (Creation, error) {
+func (e *webhooks) Create(ctx context.Context, w *v1alpha1.DfnsWebhook, obs Observation, mark func(context.Context, string) error) (Creation, error) {
 	var c Creation
 	if obs.Replace != nil {
 		if err := e.Delete(ctx, w, obs.Replace.ID); err != nil {
@@ -194,7 +194,7 @@ func (e *webhooks) Create(ctx context.Context, w *v1alpha1.DfnsWebhook, obs Obse
 		}
 		c.Notes = append(c.Notes, Note{Reason: obs.Replace.Reason, Message: obs.Replace.Message})
 	}
-	if err := mark(ctx); err != nil {
+	if err := mark(ctx, markerOf(w)); err != nil {
 		return c, fmt.Errorf("marking the create as pending: %w", err)
 	}
 	got, err := e.api.CreateWebhook(ctx, dfns.CreateWebhookRequest{
