@@ -70,14 +70,19 @@ var _ = Describe("Ownership proof against a hostile tenant", func() {
 	It("1: a hand-set create-pending mark naming another namespace's account deletes nothing", func() {
 		attacker := newSA(tenantNS, "attacker", "own")
 		readyPermission(tenantNS, "own", tOpRead)
+		// The tenant asks for the victim's Dfns name and marks a create as pending by hand, in
+		// the old format and naming the victim's account.
+		got, err := dashboard.GetServiceAccount(ctx, victimSA.Status.ServiceAccountID)
+		Expect(err).NotTo(HaveOccurred())
+		attacker.Spec.Name = got.UserInfo.Name
 		attacker.Annotations = map[string]string{
-			v1alpha1.AnnotationCreatePending: time.Now().UTC().Format(time.RFC3339) + " v1.forged " + victimSA.Status.DfnsName,
+			v1alpha1.AnnotationCreatePending: time.Now().UTC().Format(time.RFC3339) + " v1.forged " + got.UserInfo.Name,
 		}
 		Expect(k8sClient.Create(ctx, attacker)).To(Succeed())
 		waitReady(attacker)
 		Expect(hasEvent(attacker, corev1.EventTypeWarning, EventClaimIgnored)()).To(BeTrue())
 		Expect(attacker.Status.ServiceAccountID).NotTo(Equal(victimSA.Status.ServiceAccountID))
-		Expect(attacker.Status.DfnsName).To(HavePrefix(tenantNS + "/attacker."))
+		Expect(attacker.Status.DfnsName).To(HavePrefix(tenantNS + "/" + got.UserInfo.Name + "."))
 		Expect(attacker.Annotations).NotTo(HaveKey(v1alpha1.AnnotationCreatePending))
 		victimWorks(victimSA)
 	})

@@ -33,6 +33,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	"github.com/dfns-operator/dfns-operator/api/v1alpha1"
 	"github.com/dfns-operator/dfns-operator/internal/dfns"
@@ -675,5 +676,89 @@ func TestClassify(t *testing.T) {
 	}
 	if v := classify(pendingErr); !strings.Contains(v.message, tChange) || !strings.Contains(v.message, tApproval) {
 		t.Errorf("the AwaitingApproval message does not name the change request and approval: %s", v.message)
+	}
+}
+
+// TestValidateBeforeFinalizer: a spec refused at once gets no finalizer, so deleting the
+// resource is never blocked by the operator.
+func TestValidateBeforeFinalizer(t *testing.T) {
+	ext := &extFns[*v1alpha1.DfnsPermission]{validate: func(*v1alpha1.DfnsPermission) error {
+		return stopf(v1alpha1.ReasonInvalidSpec, "bad")
+	}}
+	r, c, _ := newDriver[*v1alpha1.DfnsPermission](t, ext, func() *v1alpha1.DfnsPermission { return &v1alpha1.DfnsPermission{} }, perm())
+	if _, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKey{Namespace: "ns", Name: "p"}}); err != nil {
+		t.Fatal(err)
+	}
+	var got v1alpha1.DfnsPermission
+	if err := c.Get(context.Background(), client.ObjectKey{Namespace: "ns", Name: "p"}, &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Finalizers) != 0 {
+		t.Errorf("finalizers = %v, want none on a refused spec", got.Finalizers)
+	}
+}
+
+// TestPublishHasItsOwnDeadline: the one-time Secret is written even when the reconcile's
+// context has run out (the rate-limiter wait and the create used it up).
+func TestPublishHasItsOwnDeadline(t *testing.T) {
+	sa := &v1alpha1.DfnsServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "sa", UID: tUID}}
+	r, c, _ := newDriver[*v1alpha1.DfnsServiceAccount](t, &extFns[*v1alpha1.DfnsServiceAccount]{secret: tSecret},
+		func() *v1alpha1.DfnsServiceAccount { return &v1alpha1.DfnsServiceAccount{} }, sa)
+	// A real API server refuses a request whose context is done; the fake client does not.
+	live := func(ctx context.Context) error { return ctx.Err() }
+	ic := interceptor.NewClient(c.(client.WithWatch), interceptor.Funcs{
+		Get: func(ctx context.Context, cl client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+			if err := live(ctx); err != nil {
+				return err
+			}
+			return cl.Get(ctx, key, obj, opts...)
+		},
+		Create: func(ctx context.Context, cl client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+			if err := live(ctx); err != nil {
+				return err
+			}
+			return cl.Create(ctx, obj, opts...)
+		},
+	})
+	r.client, r.reader = ic, ic
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := r.publish(ctx, sa, &SecretContent{Data: map[string][]byte{KeyAuthToken: []byte("t")}}); err != nil {
+		t.Fatalf("publish with a spent reconcile context: %v", err)
+	}
+	var s corev1.Secret
+	if err := c.Get(context.Background(), client.ObjectKey{Namespace: "ns", Name: tSecret}, &s); err != nil || string(s.Data[KeyAuthToken]) != "t" {
+		t.Fatalf("Secret = %v, %v", s.Data, err)
+	}
+}
+
+// TestSecretTakenOverAfterRestore: a Secret whose controller is this resource's kind and name
+// under an old UID (a backup restored) is this resource's and gets the new UID; one controlled
+// by another kind of the same name is a conflict.
+func TestSecretTakenOverAfterRestore(t *testing.T) {
+	ref := func(kind string) []metav1.OwnerReference {
+		return []metav1.OwnerReference{{APIVersion: v1alpha1.GroupVersion.String(), Kind: kind, Name: "sa", UID: "old-uid", Controller: new(true)}}
+	}
+	for name, tc := range map[string]struct {
+		kind string
+		want bool
+	}{"SameKind": {tKind, true}, "OtherKind": {"DfnsWebhook", false}} {
+		t.Run(name, func(t *testing.T) {
+			sa := &v1alpha1.DfnsServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "sa", UID: tUID}}
+			old := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: tSecret, OwnerReferences: ref(tc.kind)}}
+			r, c, _ := newDriver[*v1alpha1.DfnsServiceAccount](t, &extFns[*v1alpha1.DfnsServiceAccount]{secret: tSecret},
+				func() *v1alpha1.DfnsServiceAccount { return &v1alpha1.DfnsServiceAccount{} }, sa, old)
+			err := r.publish(context.Background(), sa, &SecretContent{Data: map[string][]byte{KeyAuthToken: []byte("t")}})
+			if (err == nil) != tc.want {
+				t.Fatalf("publish = %v, want success %t", err, tc.want)
+			}
+			var s corev1.Secret
+			if err := c.Get(context.Background(), client.ObjectKey{Namespace: "ns", Name: tSecret}, &s); err != nil {
+				t.Fatal(err)
+			}
+			if metav1.IsControlledBy(&s, sa) != tc.want || len(s.OwnerReferences) != 1 {
+				t.Errorf("owner references = %+v", s.OwnerReferences)
+			}
+		})
 	}
 }

@@ -34,14 +34,17 @@ import (
 	"github.com/dfns-operator/dfns-operator/test/harness"
 )
 
-// activeByName maps the names of the sandbox's active service accounts to their IDs.
+// activeByName maps the base names (<namespace>/<name>) of the sandbox's active service
+// accounts to their IDs.
 func activeByName(g Gomega) map[string][]string {
 	all, err := admin.ListServiceAccounts(context.Background())
 	g.Expect(err).NotTo(HaveOccurred())
 	out := map[string][]string{}
 	for _, sa := range all {
+		// Each minted account is named <namespace>/<name>.<suffix>: group them by resource.
+		base, _, _ := strings.Cut(sa.UserInfo.Name, ".")
 		if sa.UserInfo.IsActive {
-			out[sa.UserInfo.Name] = append(out[sa.UserInfo.Name], sa.UserInfo.UserID)
+			out[base] = append(out[base], sa.UserInfo.UserID)
 		}
 	}
 	return out
@@ -162,7 +165,7 @@ spec:
 		for i := range n {
 			name := fmt.Sprintf("app-%02d", i)
 			id := externalIDOf("batch", name)
-			Expect(active["batch-"+name]).To(Equal([]string{id}), "service account %s", name)
+			Expect(active["batch/"+name]).To(Equal([]string{id}), "service account %s", name)
 		}
 		By("signing with every Secret")
 		for i := range n {

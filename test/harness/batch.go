@@ -92,8 +92,10 @@ func (h *Harness) VerifyBatch(ctx context.Context, ns string, n int) (BatchRepor
 	}
 	active := map[string][]string{}
 	for _, sa := range all {
-		if sa.UserInfo.IsActive && strings.HasPrefix(sa.UserInfo.Name, ns+"-") {
-			active[sa.UserInfo.Name] = append(active[sa.UserInfo.Name], sa.UserInfo.UserID)
+		// Each minted account is named <namespace>/<name>.<suffix>: group them by resource.
+		base, _, _ := strings.Cut(sa.UserInfo.Name, ".")
+		if sa.UserInfo.IsActive && strings.HasPrefix(base, ns+"/") {
+			active[base] = append(active[base], sa.UserInfo.UserID)
 			r.Accounts++
 		}
 	}
@@ -117,11 +119,11 @@ func (h *Harness) VerifyBatch(ctx context.Context, ns string, n int) (BatchRepor
 		}
 		id := sa.Annotations[v1alpha1.AnnotationExternalID]
 		want = append(want, id)
-		if got := active[ns+"-"+name]; !slices.Equal(got, []string{id}) {
+		if got := active[ns+"/"+name]; !slices.Equal(got, []string{id}) {
 			r.Problems = append(r.Problems, fmt.Sprintf("%s: active Dfns service accounts %v, want [%s]",
 				name, got, id))
 		}
-		delete(active, ns+"-"+name)
+		delete(active, ns+"/"+name)
 		if err := h.signs(ctx, ns, name); err != nil {
 			r.Problems = append(r.Problems, fmt.Sprintf("%s: its Secret does not work: %v", name, err))
 		}
