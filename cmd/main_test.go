@@ -29,7 +29,8 @@ func TestFlags(t *testing.T) {
 		want   flags
 	}{
 		"Defaults": {
-			reason: "without arguments the manager reads the mounted Secret's directory and design.md's defaults",
+			reason: "without arguments the manager reads the mounted Secret's directory " +
+				"(docs/architecture.md, \"The operator's credentials\") and takes every flag's default",
 			want: flags{
 				metricsAddr: "0", probeAddr: ":8081", secureMetrics: true,
 				credentialsDir: "/var/run/secrets/dfns", qps: 10, burst: 20, timeout: 30 * time.Second,

@@ -22,7 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
-// PolicyActivityKind is the kind of activity a Dfns policy governs (dfns-api.md §3.8).
+// PolicyActivityKind is the kind of activity a Dfns policy governs (docs/dfns-api.md §3.8).
 // +kubebuilder:validation:Enum=Wallets:Sign;Wallets:IncomingTransaction;Permissions:Assign;Permissions:Modify;Policies:Modify;Registry:Addresses:Modify;Registry:ContractSchemas:Modify
 type PolicyActivityKind string
 
@@ -34,7 +34,7 @@ type PolicyRuleKind string
 // +kubebuilder:validation:Enum=RequestApproval;Block;NoAction
 type PolicyActionKind string
 
-// The CEL rules below encode the table of allowed combinations of dfns-api.md §3.8, so that a
+// The CEL rules below encode the table of allowed combinations of docs/dfns-api.md §3.8, so that a
 // wrong combination is refused at kubectl apply instead of by Dfns.
 
 // DfnsPolicySpec is the desired state of a Dfns policy.
@@ -96,7 +96,7 @@ type PolicyRule struct {
 }
 
 // PolicyRuleConfiguration holds the fields of every rule kind's configuration; each kind uses
-// its own (see the rule's validations and dfns-api.md §3.8).
+// its own (see the rule's validations and docs/dfns-api.md §3.8).
 type PolicyRuleConfiguration struct {
 	// limit is the amount (amount rules, in currency) or the count (TransactionCountVelocity).
 	// +optional

@@ -22,7 +22,7 @@ import (
 )
 
 // WebhookEvent is a Dfns webhook event kind, or "*" for all. The list is the union of the Go
-// SDK (37 kinds) and @dfns/sdk 0.8.21 (32 kinds), which disagree (dfns-api.md §11 question 13):
+// SDK (37 kinds) and @dfns/sdk 0.8.21 (32 kinds), which disagree (docs/dfns-api.md §11 question 13):
 // Dfns rejects a kind it does not know, and the resource then says so in Synced=False.
 // +kubebuilder:validation:Enum="*";key.created;key.deleted;key.delegated;key.exported;payout.action.required;policy.approval.pending;policy.approval.resolved;policy.triggered;vault.created;vault.updated;vault.tags.modified;vault.event.created;wallet.activated;wallet.blockchainevent.detected;wallet.blockchain_event.transfer.included;wallet.created;wallet.delegated;wallet.exported;wallet.offer.accepted;wallet.offer.received;wallet.offer.rejected;wallet.offer.withdrawn;wallet.signature.failed;wallet.signature.rejected;wallet.signature.requested;wallet.signature.signed;wallet.tags.modified;wallet.transaction.broadcasted;wallet.transaction.confirmed;wallet.transaction.failed;wallet.transaction.rejected;wallet.transaction.requested;wallet.transfer.broadcasted;wallet.transfer.confirmed;wallet.transfer.failed;wallet.transfer.rejected;wallet.transfer.requested
 type WebhookEvent string

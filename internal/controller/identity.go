@@ -40,7 +40,7 @@ import (
 // and drift in name and activation are shared here; each kind brings only its Dfns calls
 // (identityCalls, in serviceaccount.go and personalaccesstoken.go).
 
-// Keys of the Secret written for a service account or personal access token (design.md §4).
+// Keys of the Secret written for a service account or personal access token (docs/architecture.md, "Secrets written for apps").
 const (
 	KeyAPIURL     = "DFNS_API_URL"
 	KeyOrgID      = "DFNS_ORG_ID"

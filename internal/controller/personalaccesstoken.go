@@ -34,7 +34,7 @@ func newPersonalAccessTokens(api dfns.API, c client.Client, r client.Reader, syn
 		secrets: secretReader{client: c, reader: r}, lists: newListCache[identityView](syncPeriod)}
 }
 
-// patCalls are the Dfns calls of a personal access token (dfns-api.md §3.2).
+// patCalls are the Dfns calls of a personal access token (docs/dfns-api.md §3.2).
 type patCalls struct{ api dfns.API }
 
 func (patCalls) noun() string { return "personal access token" }

@@ -33,7 +33,7 @@ func newServiceAccounts(api dfns.API, c client.Client, r client.Reader, syncPeri
 		secrets: secretReader{client: c, reader: r}, lists: newListCache[identityView](syncPeriod)}
 }
 
-// serviceAccountCalls are the Dfns calls of a service account (dfns-api.md §3.1).
+// serviceAccountCalls are the Dfns calls of a service account (docs/dfns-api.md §3.1).
 type serviceAccountCalls struct{ api dfns.API }
 
 func (serviceAccountCalls) noun() string { return "service account" }

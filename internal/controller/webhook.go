@@ -28,7 +28,7 @@ import (
 	"github.com/dfns-operator/dfns-operator/internal/dfns"
 )
 
-// Keys of the Secret written for a webhook (design.md §4).
+// Keys of the Secret written for a webhook (docs/architecture.md, "Secrets written for apps").
 const (
 	KeyWebhookID     = "DFNS_WEBHOOK_ID"
 	KeyWebhookSecret = "DFNS_WEBHOOK_SECRET"

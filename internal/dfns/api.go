@@ -253,7 +253,7 @@ type UpdateWebhookRequest struct {
 	Description *string  `json:"description,omitempty"`
 }
 
-// PolicyRule is a policy's trigger; Configuration depends on Kind (dfns-api.md §3.8).
+// PolicyRule is a policy's trigger; Configuration depends on Kind (docs/dfns-api.md §3.8).
 type PolicyRule struct {
 	Kind          string         `json:"kind"`
 	Configuration map[string]any `json:"configuration,omitempty"`

@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// orgClaim is the JWT claim in which Dfns puts the token's org (dfns-api.md §1.3).
+// orgClaim is the JWT claim in which Dfns puts the token's org (docs/dfns-api.md §1.3).
 const orgClaim = "https://custom/app_metadata"
 
 // tokenClaims are the parts of a Dfns JWT the client reads. The signature is not checked:

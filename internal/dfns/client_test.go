@@ -50,7 +50,7 @@ func TestUserActionWireFormat(t *testing.T) {
 		wantInit:    `{"userActionHttpMethod":"POST","userActionHttpPath":"/auth/service-accounts","userActionPayload":"{\"name\":\"a\\u003cb\\u003e\\u0026c\",\"publicKey\":\"PEM\",\"externalId\":\"uid-1\"}","userActionServerKind":"Api"}`,
 		contentType: true,
 	}, {
-		reason:   "activate: no body, payload empty (dfns-api.md §2.2 example)",
+		reason:   "activate: no body, payload empty (docs/dfns-api.md §2.2 example)",
 		call:     func() error { _, err := c.ActivateServiceAccount(ctx, "us-1"); return err },
 		wantBody: "",
 		wantInit: `{"userActionHttpMethod":"PUT","userActionHttpPath":"/auth/service-accounts/us-1/activate","userActionPayload":"","userActionServerKind":"Api"}`,

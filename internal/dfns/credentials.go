@@ -16,7 +16,8 @@ import (
 	"time"
 )
 
-// Names of the files in a credentials directory (design.md §5).
+// Names of the files in a credentials directory (docs/architecture.md, "The operator's
+// credentials").
 const (
 	FileAPIURL     = "DFNS_API_URL"
 	FileOrgID      = "DFNS_ORG_ID"
@@ -183,9 +184,10 @@ func (c *Credentials) validateCA() error {
 	return nil
 }
 
-// LoadCredentials reads and validates a credentials directory (design.md §5): one file per
-// key, values trimmed of surrounding white space. A missing or malformed file gives an error
-// naming the file and what is wrong, never its content.
+// LoadCredentials reads and validates a credentials directory (docs/architecture.md, "The
+// operator's credentials"): one file per key, values trimmed of surrounding white space. A
+// missing or malformed file gives an error naming the file and what is wrong, never its
+// content.
 func LoadCredentials(dir string) (*Credentials, error) {
 	files, err := readCredentialFiles(dir)
 	if err != nil {

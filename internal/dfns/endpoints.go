@@ -11,7 +11,7 @@ import (
 )
 
 // Page sizes asked for on paginated lists. Dfns documents limit 1..500 for permissions and
-// their assignments (dfns-api.md §6.2), so those lists take the largest page: listing the
+// their assignments (docs/dfns-api.md §6.2), so those lists take the largest page: listing the
 // assignments of a permission held by 1,000 identities is 2 calls, not 10. The other lists
 // keep 100, as no maximum is documented for them.
 const (

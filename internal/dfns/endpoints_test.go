@@ -240,7 +240,7 @@ func TestPagination(t *testing.T) {
 		reason     string
 		list       func() (int, error)
 		wantStatus string
-		wantLimit  string // the documented maximum where there is one (dfns-api.md §6.2)
+		wantLimit  string // the documented maximum where there is one (docs/dfns-api.md §6.2)
 	}{
 		{"permissions", func() (int, error) { l, err := c.ListPermissions(ctx); return len(l), err }, "", "500"},
 		{"assignments", func() (int, error) { l, err := c.ListAssignments(ctx, "pm-1"); return len(l), err }, "", "500"},

@@ -16,7 +16,7 @@ import (
 	"testing"
 )
 
-// Known-answer vector of dfns-api.md §2.6.
+// Known-answer vector of docs/dfns-api.md §2.6.
 const (
 	kavPrivatePEM = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f\n-----END PRIVATE KEY-----"
 	kavPublicPEM  = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAA6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=\n-----END PUBLIC KEY-----\n"

@@ -11,8 +11,9 @@ import (
 	"strings"
 )
 
-// Names of the files in the bootstrap directory: the credentials layout of design.md §5,
-// plus the same credentials as a Secret manifest.
+// Names of the files in the bootstrap directory: the credentials layout of
+// docs/architecture.md, "The operator's credentials", plus the same credentials as a Secret
+// manifest.
 const (
 	FileAPIURL     = "DFNS_API_URL"
 	FileOrgID      = "DFNS_ORG_ID"
@@ -26,7 +27,8 @@ const (
 	fileAuthToken = "DFNS_AUTH_TOKEN"
 )
 
-// The Secret the manifest describes (design.md §5 and config/manager).
+// The Secret the manifest describes (docs/architecture.md, "The operator's credentials", and
+// config/manager).
 const (
 	SecretName      = "dfns-credentials"
 	SecretNamespace = "dfns-system"
@@ -157,7 +159,8 @@ func ReadBootstrap(dir string) (*Bootstrap, error) {
 // double-quoted YAML strings; PEM values are literal block scalars.
 func SecretManifest(b *Bootstrap) []byte {
 	var buf bytes.Buffer
-	buf.WriteString("# The dfns-sandbox admin user's credentials, as the operator reads them (design.md section 5).\n")
+	buf.WriteString("# The dfns-sandbox admin user's credentials, as the operator reads them " +
+		"(docs/architecture.md, \"The operator's credentials\").\n")
 	buf.WriteString("# It holds a private key: keep it out of version control.\n")
 	buf.WriteString("apiVersion: v1\nkind: Secret\nmetadata:\n")
 	fmt.Fprintf(&buf, "  name: %s\n  namespace: %s\n", SecretName, SecretNamespace)

@@ -92,6 +92,16 @@ func TestSecretManifestRoundTrips(t *testing.T) {
 	}
 }
 
+func TestSecretManifestHeader(t *testing.T) {
+	b := Bootstrap{APIURL: "u", OrgID: testOrg, Username: "n", CredID: "c", PrivateKeyPEM: []byte(testPEM)}
+	first, _, _ := strings.Cut(string(SecretManifest(&b)), "\n")
+	const want = `# The dfns-sandbox admin user's credentials, as the operator reads them ` +
+		`(docs/architecture.md, "The operator's credentials").`
+	if first != want {
+		t.Errorf("the manifest's first line points readers to the credentials layout\ngot  %q\nwant %q", first, want)
+	}
+}
+
 func TestWriteBootstrapLayout(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "boot")
 	if err := os.MkdirAll(dir, 0o755); err != nil {

@@ -1,6 +1,7 @@
 // Package app is the dfns-sandbox command: it serves the in-memory Dfns of
 // internal/dfns/sandbox over HTTPS with a CA it generates, and writes an admin user's
-// credentials into a bootstrap directory in the layout the operator reads (design.md §5).
+// credentials into a bootstrap directory in the layout the operator reads (docs/architecture.md,
+// "The operator's credentials").
 //
 // The command's main only parses flags and waits for a signal; everything else lives here so
 // that tests (this package's, and the TypeScript SDK conformance test in test/sdk) run the

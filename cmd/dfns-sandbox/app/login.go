@@ -16,7 +16,7 @@ import (
 	"net/http/httptest"
 )
 
-// SignChallenge makes the Key-credential assertion of dfns-api.md §2.4 for a login or
+// SignChallenge makes the Key-credential assertion of docs/dfns-api.md §2.4 for a login or
 // user-action challenge, with the TypeScript SDK's clientData form
 // {"type":"key.get","challenge":"…"}: Ed25519 signs the clientData bytes, ECDSA (DER) and
 // RSA (PKCS#1 v1.5) their SHA-256. The private key is PEM PKCS#8.

@@ -72,7 +72,7 @@ func TestUserActionAlgorithmsAndForms(t *testing.T) {
 	}
 }
 
-// TestSpecVectorClientData checks the verifier against dfns-api.md §2.6 (Ed25519 key from
+// TestSpecVectorClientData checks the verifier against docs/dfns-api.md §2.6 (Ed25519 key from
 // seed 00..1f, challenge dGVzdC1jaGFsbGVuZ2U, both SDK forms).
 func TestSpecVectorClientData(t *testing.T) {
 	pub := "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAA6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=\n-----END PUBLIC KEY-----"

@@ -124,7 +124,8 @@ func FuzzRequestDecoders(f *testing.F) {
 }
 
 // FuzzVerifyClientData checks that arbitrary clientData and signatures never panic the
-// verifier and never verify against the §2.6 key except for the known valid pairs.
+// verifier and never verify against the key of docs/dfns-api.md §2.6 except for the known
+// valid pairs.
 func FuzzVerifyClientData(f *testing.F) {
 	const goCD = "eyJjaGFsbGVuZ2UiOiJkR1Z6ZEMxamFHRnNiR1Z1WjJVIiwiY3Jvc3NPcmlnaW4iOmZhbHNlLCJ0eXBlIjoia2V5LmdldCJ9"
 	const goSig = "c42rWFzJc75wxVrspSDQesOR4ZTLhmRQY1rOwlwZmzbAR4OoBKHW1RzqXL2Z35AshTrMj7Mtniok1xvpIQRpBQ"

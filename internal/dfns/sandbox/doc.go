@@ -7,7 +7,7 @@
 // hidden by shared types. Both official SDKs (Go v2 and @dfns/sdk with sdk-keysigner) work
 // against it unchanged. Test controls live under /sandbox/, outside the Dfns API.
 //
-// Behaviour decisions where dfns-api.md is silent or sources disagree:
+// Behaviour decisions where docs/dfns-api.md is silent or sources disagree:
 //   - Bearer tokens are HS256 JWTs signed with a key kept in the state (and state file); the
 //     identity and token behind a JWT are checked on every request, so deactivating or
 //     deleting a user, service account or PAT revokes its tokens at once (401).
@@ -17,7 +17,7 @@
 //     /auth/login answers 401; an invalid or foreign challengeIdentifier 400.
 //   - Every non-GET API call except the auth flow requires a user action, as the TS SDK
 //     signs every non-GET call.
-//   - A service account or PAT created without permissionId gets no permissions (open
+//   - A service account or PAT created without permissionId gets no permissions (§11
 //     question 2); with permissionId the caller also needs Permissions:Assign, and the
 //     assignment is not subject to Permissions:Assign policies.
 //   - Deleting a service account, PAT or user removes it (GET 404, not listed) with its

@@ -265,7 +265,7 @@ func (s *Server) validateTokenRequest(c *call, req *tokenRequest, allowSeconds b
 }
 
 // checkAssignablePermission validates permissionId on SA/PAT creation: it must exist, not be
-// archived, and the caller needs Permissions:Assign (dfns-api.md open question 2).
+// archived, and the caller needs Permissions:Assign (docs/dfns-api.md §11 question 2).
 func (s *Server) checkAssignablePermission(c *call, id string) error {
 	p := s.st.Permissions[id]
 	if p == nil {
@@ -299,9 +299,9 @@ func (s *Server) serviceAccountByName(name string) *userRec {
 }
 
 // createServiceAccount creates a SA and its token. A SA created with permissionId gets that
-// assignment; one created without gets no permissions at all. dfns-api.md open question 2
-// (inherit the creator's permissions, or none) is decided as "none", the newest web docs'
-// reading and the safer one.
+// assignment; one created without gets no permissions at all. docs/dfns-api.md §11
+// question 2 (inherit the creator's permissions, or none) is decided as "none", the newest
+// web docs' reading and the safer one.
 func (s *Server) createServiceAccount(c *call) (*reply, error) {
 	if err := requireHumanCaller(c, "service accounts"); err != nil {
 		return nil, err

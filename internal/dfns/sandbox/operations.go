@@ -1,6 +1,7 @@
 package sandbox
 
-// allOperations is the operations enum of CreatePermissionBody in @dfns/sdk 0.8.21 (dfns-api.md §5).
+// allOperations is the operations enum of CreatePermissionBody in @dfns/sdk 0.8.21
+// (docs/dfns-api.md §5).
 var allOperations = []string{
 	"Agreements:Acceptance:Create",
 	"Agreements:Acceptance:Read",

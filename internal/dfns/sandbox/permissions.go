@@ -153,7 +153,7 @@ func (s *Server) permissionAssignments(identityID string) []map[string]any {
 	return out
 }
 
-// checkOperations validates an operations list against the §5 enum.
+// checkOperations validates an operations list against the enum of docs/dfns-api.md §5.
 func checkOperations(ops []string) error {
 	if len(ops) == 0 {
 		return errBadRequest("operations must contain at least one operation")

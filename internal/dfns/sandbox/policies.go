@@ -90,7 +90,8 @@ type policyRec struct {
 	PendingCR   string    `json:"pendingCr,omitempty"`
 }
 
-// activitySpec is one row of the activity/rule/action/filter combination table (§3.8).
+// activitySpec is one row of the activity/rule/action/filter combination table
+// (docs/dfns-api.md §3.8).
 type activitySpec struct {
 	rules   []string
 	actions []string

@@ -18,7 +18,8 @@ import (
 const maxWebhooks = 5
 
 // webhookEventKinds are the event kinds of @dfns/sdk 0.8.21 (CreateWebhookBody.events) and of
-// the Go SDK, which adds five (dfns-api.md §11 question 13): both SDKs' kinds are accepted.
+// the Go SDK, which adds five (docs/dfns-api.md §11 question 13): both SDKs' kinds are
+// accepted.
 var webhookEventKinds = []string{
 	"vault.created", "vault.updated", "vault.tags.modified", "vault.event.created",
 	"wallet.blockchain_event.transfer.included",
