@@ -77,13 +77,27 @@ type PermissionRef struct {
 	ID string `json:"id,omitempty"`
 }
 
+// LabelValue is a Kubernetes label value: at most 63 characters, letters, digits, '-', '_'
+// and '.', starting and ending with a letter or digit.
+// +kubebuilder:validation:MaxLength=63
+// +kubebuilder:validation:Pattern=`^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$`
+type LabelValue string
+
 // SecretTemplate holds metadata added to a Secret the operator writes.
+// Keys are qualified names (an optional DNS-subdomain prefix and "/", then at most 63
+// characters); label values are at most 63 characters of the label alphabet. The API server
+// refuses a Secret that breaks these, so they are refused here, at apply time, before anything
+// is minted.
 type SecretTemplate struct {
 	// labels are added to the Secret.
 	// +optional
-	Labels map[string]string `json:"labels,omitempty"`
+	// +kubebuilder:validation:MaxProperties=64
+	// +kubebuilder:validation:XValidation:rule="self.all(k, size(k) <= 317 && k.matches('^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$'))",message="label keys must be qualified names"
+	Labels map[string]LabelValue `json:"labels,omitempty"`
 	// annotations are added to the Secret.
 	// +optional
+	// +kubebuilder:validation:MaxProperties=64
+	// +kubebuilder:validation:XValidation:rule="self.all(k, size(k) <= 317 && k.matches('^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$'))",message="annotation keys must be qualified names"
 	Annotations map[string]string `json:"annotations,omitempty"`
 }
 

@@ -56,8 +56,10 @@ func (r *Reconciler[T]) checkSecret(ctx context.Context, obj T) error {
 	case err == nil || isStop(err):
 		return err
 	case apierrors.IsForbidden(err) || apierrors.IsInvalid(err) || apierrors.IsBadRequest(err):
-		return stopf(v1alpha1.ReasonSecretConflict, "the API server refuses Secret %s: %s; nothing was created in Dfns",
-			name, apierrors.ReasonForError(err))
+		// A quota or an admission policy may change without the spec: look again each sync
+		// period. The message is the API server's, about a dry run holding no secret value.
+		return waitf(v1alpha1.ReasonSecretConflict, "the API server refuses Secret %s, so nothing was created in Dfns: %s",
+			name, err.Error())
 	}
 	return fmt.Errorf("checking Secret %s: %w", name, err)
 }
@@ -134,7 +136,11 @@ func (r *Reconciler[T]) writeSecret(ctx context.Context, obj T, name string, tmp
 		return o.Controller != nil && *o.Controller && o.UID != obj.GetUID()
 	})
 	s.Name, s.Namespace, s.Type = name, obj.GetNamespace(), corev1.SecretTypeOpaque
-	s.Labels = mergeMaps(s.Labels, tmpl.Labels, map[string]string{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue})
+	labels := make(map[string]string, len(tmpl.Labels))
+	for k, v := range tmpl.Labels {
+		labels[k] = string(v)
+	}
+	s.Labels = mergeMaps(s.Labels, labels, map[string]string{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue})
 	s.Annotations = mergeMaps(s.Annotations, tmpl.Annotations, content.Annotations)
 	s.Data = maps.Clone(content.Data)
 	if err := controllerutil.SetControllerReference(obj, &s, r.scheme); err != nil {

@@ -24,9 +24,11 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	admissionv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/dfns-operator/dfns-operator/api/v1alpha1"
@@ -107,7 +109,7 @@ var _ = Describe("DfnsServiceAccount", func() {
 	It("creates the service account and writes a Secret an app can sign requests with", func() {
 		sa := newSA(ns, "payments-api", "payments")
 		sa.Spec.SecretName = "payments-api-dfns"
-		sa.Spec.SecretTemplate = v1alpha1.SecretTemplate{Labels: map[string]string{"team": "a"}, Annotations: map[string]string{"note": "x"}}
+		sa.Spec.SecretTemplate = v1alpha1.SecretTemplate{Labels: map[string]v1alpha1.LabelValue{"team": "a"}, Annotations: map[string]string{"note": "x"}}
 		Expect(k8sClient.Create(ctx, sa)).To(Succeed())
 		waitReady(sa)
 
@@ -343,4 +345,61 @@ var _ = Describe("DfnsServiceAccount", func() {
 			Expect(dfns.IsNotFound(err)).To(BeTrue())
 		}),
 	)
+})
+
+var _ = Describe("DfnsServiceAccount and the API server's rules for its Secret", func() {
+	It("mints nothing while the API server refuses its Secret, and says why", func() {
+		ns := newNamespace()
+		readyPermission(ns, "payments", tOpRead)
+		// An admission policy that refuses every Secret of the namespace, as a quota or a
+		// cluster's own policy might.
+		policy := &admissionv1.ValidatingAdmissionPolicy{ObjectMeta: metav1.ObjectMeta{Name: "no-secrets-" + ns},
+			Spec: admissionv1.ValidatingAdmissionPolicySpec{
+				FailurePolicy: ptr.To(admissionv1.Fail),
+				MatchConstraints: &admissionv1.MatchResources{ResourceRules: []admissionv1.NamedRuleWithOperations{{
+					RuleWithOperations: admissionv1.RuleWithOperations{
+						Operations: []admissionv1.OperationType{admissionv1.Create, admissionv1.Update},
+						Rule:       admissionv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"secrets"}},
+					}}}},
+				Validations: []admissionv1.Validation{{Expression: "object.metadata.namespace != '" + ns + "'", Message: "no Secrets in this namespace"}},
+			}}
+		Expect(k8sClient.Create(ctx, policy)).To(Succeed())
+		binding := &admissionv1.ValidatingAdmissionPolicyBinding{ObjectMeta: metav1.ObjectMeta{Name: policy.Name},
+			Spec: admissionv1.ValidatingAdmissionPolicyBindingSpec{PolicyName: policy.Name,
+				ValidationActions: []admissionv1.ValidationAction{admissionv1.Deny}}}
+		Expect(k8sClient.Create(ctx, binding)).To(Succeed())
+		eventually(func() error {
+			probe := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "probe"}}
+			return k8sClient.Create(ctx, probe, client.DryRunAll)
+		}).Should(HaveOccurred(), "the policy is in force")
+		before := sb.Counters()["CreateServiceAccount"]
+		sa := newSA(ns, "quota", "payments")
+		Expect(k8sClient.Create(ctx, sa)).To(Succeed())
+		eventually(conditionOf(sa, v1alpha1.ConditionSynced)).Should(And(
+			haveCondition(metav1.ConditionFalse, v1alpha1.ReasonSecretConflict),
+			HaveField("Message", ContainSubstring("no Secrets in this namespace"))))
+		Consistently(activeNamed(ns + "/quota")).WithTimeout(3 * syncPeriod).Should(BeEmpty())
+		Expect(sb.Counters()["CreateServiceAccount"]).To(Equal(before))
+
+		By("minting at the next sync once the Secret is allowed")
+		Expect(k8sClient.Delete(ctx, binding)).To(Succeed())
+		Expect(k8sClient.Delete(ctx, policy)).To(Succeed())
+		waitReady(sa)
+		Expect(activeNamed(ns + "/quota")(Default)).To(ConsistOf(sa.Status.ServiceAccountID))
+	})
+
+	It("keeps the Secret of an account it orphans, so the token stays usable", func() {
+		ns := newNamespace()
+		readyPermission(ns, "payments", "Permissions:Read")
+		sa := newSA(ns, "kept", "payments")
+		sa.Spec.DeletionPolicy = v1alpha1.DeletionPolicyOrphan
+		Expect(k8sClient.Create(ctx, sa)).To(Succeed())
+		waitReady(sa)
+		deleteAndWait(sa)
+		s, err := saSecret(sa)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(s.OwnerReferences).To(BeEmpty())
+		_, err = tokenClient(s).ListPermissions(ctx)
+		Expect(err).NotTo(HaveOccurred())
+	})
 })

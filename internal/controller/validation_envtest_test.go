@@ -18,6 +18,7 @@ package controller
 
 import (
 	"os"
+	"strings"
 	"path/filepath"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -56,7 +57,31 @@ var _ = Describe("The CRDs", func() {
 		Entry("daysValid below 1", func(sa *v1alpha1.DfnsServiceAccount) { sa.Spec.DaysValid = ptr.To[int32](0) }, "daysValid"),
 		Entry("an unknown key algorithm", func(sa *v1alpha1.DfnsServiceAccount) { sa.Spec.KeyAlgorithm = "DSA" }, "keyAlgorithm"),
 		Entry("an unknown deletion policy", func(sa *v1alpha1.DfnsServiceAccount) { sa.Spec.DeletionPolicy = "Archive" }, "deletionPolicy"),
+		Entry("a secretName that is no DNS subdomain", func(sa *v1alpha1.DfnsServiceAccount) { sa.Spec.SecretName = "Bad_Name" }, "secretName"),
+		Entry("a Secret label key that is no qualified name", func(sa *v1alpha1.DfnsServiceAccount) {
+			sa.Spec.SecretTemplate.Labels = map[string]v1alpha1.LabelValue{"bad key": "x"}
+		}, "label keys must be qualified names"),
+		Entry("a Secret label value longer than 63 characters", func(sa *v1alpha1.DfnsServiceAccount) {
+			sa.Spec.SecretTemplate.Labels = map[string]v1alpha1.LabelValue{"team": v1alpha1.LabelValue(strings.Repeat("a", 64))}
+		}, "labels"),
+		Entry("a Secret label value with a space", func(sa *v1alpha1.DfnsServiceAccount) {
+			sa.Spec.SecretTemplate.Labels = map[string]v1alpha1.LabelValue{"team": "a b"}
+		}, "labels"),
+		Entry("a Secret annotation key that is no qualified name", func(sa *v1alpha1.DfnsServiceAccount) {
+			sa.Spec.SecretTemplate.Annotations = map[string]string{"-x": "y"}
+		}, "annotation keys must be qualified names"),
 	)
+
+	It("accepts the Secret metadata the API server accepts", func() {
+		sa := newSA(ns, "meta", "nowhere")
+		sa.Spec.SecretName = "payments.api-1"
+		sa.Spec.SecretTemplate = v1alpha1.SecretTemplate{
+			Labels:      map[string]v1alpha1.LabelValue{"app.kubernetes.io/name": "payments", "tier": "", "v": "1.2_3-a"},
+			Annotations: map[string]string{"example.com/owner": "team a: any text", "note": ""},
+		}
+		Expect(k8sClient.Create(ctx, sa)).To(Succeed())
+		deleteAndWait(sa)
+	})
 
 	It("refuses changes to immutable DfnsServiceAccount fields", func() {
 		sa := newSA(ns, "immutable", "nowhere")
