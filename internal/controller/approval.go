@@ -22,6 +22,7 @@ import (
 
 	"github.com/dfns-operator/dfns-operator/api/v1alpha1"
 	"github.com/dfns-operator/dfns-operator/internal/dfns"
+	"github.com/dfns-operator/dfns-operator/internal/driver"
 )
 
 // Change request and approval statuses the controllers act on.
@@ -35,15 +36,15 @@ const (
 
 // approvable is a resource whose Dfns object shows the change request held for it.
 type approvable interface {
-	Object
-	pendingRecorder
+	driver.Object
+	driver.PendingRecorder
 	GetPendingChangeRequest() *v1alpha1.ChangeRequestStatus
 }
 
 // followChange polls the change request recorded in status: still pending → returned (nothing
 // is sent while it is); applied → cleared; rejected → ChangeRejected until the spec changes
 // past the generation it carried. shown is the change request the Dfns object shows pending.
-func followChange(ctx context.Context, api dfns.PoliciesAPI, obj approvable, shown *dfns.ChangeRequest) (*dfns.ChangeRequest, error) {
+func followChange(ctx context.Context, api dfns.PoliciesAPI, obj approvable, shown *dfns.ChangeRequest) (*driver.ChangeRequest, error) {
 	cr := obj.GetPendingChangeRequest()
 	if cr == nil {
 		return nil, nil
@@ -57,10 +58,10 @@ func followChange(ctx context.Context, api dfns.PoliciesAPI, obj approvable, sho
 	}
 	switch cr.Status {
 	case crPending:
-		return &dfns.ChangeRequest{ID: cr.ID, ApprovalID: cr.ApprovalID, Status: crPending}, nil
+		return &driver.ChangeRequest{ID: cr.ID, ApprovalID: cr.ApprovalID, Status: crPending}, nil
 	case crRejected, crFailed:
 		if cr.Generation == obj.GetGeneration() {
-			return nil, stopf(v1alpha1.ReasonChangeRejected,
+			return nil, driver.Stopf(v1alpha1.ReasonChangeRejected,
 				"change request %s (approval %s) was rejected in Dfns; change the spec to try again", cr.ID, cr.ApprovalID)
 		}
 	}
@@ -113,7 +114,7 @@ func archive(ctx context.Context, api dfns.PoliciesAPI, obj approvable, what str
 		return err
 	}
 	if pending != nil {
-		return waitf(v1alpha1.ReasonAwaitingApproval, "%s", approvalMessage(pending))
+		return driver.Waitf(v1alpha1.ReasonAwaitingApproval, "%s", driver.ApprovalMessage(pending))
 	}
 	if archived {
 		return nil

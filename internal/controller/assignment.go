@@ -28,23 +28,24 @@ import (
 
 	"github.com/dfns-operator/dfns-operator/api/v1alpha1"
 	"github.com/dfns-operator/dfns-operator/internal/dfns"
+	"github.com/dfns-operator/dfns-operator/internal/driver"
 )
 
 // EventReassigned: the identity was replaced (a service account minted anew), so the permission
 // was assigned to the new identity and the old assignment revoked.
 const EventReassigned = "Reassigned"
 
-// assignments is the External of DfnsPermissionAssignment. An assignment has no name of its
+// assignments is the driver.External of DfnsPermissionAssignment. An assignment has no name of its
 // own in Dfns: the pair (permission, identity) is its marker, so a lost answer to an assign is
 // found again by listing the permission's assignments. One list per permission per sync period
 // serves the drift checks of all its assignments (lists).
 type assignments struct {
 	api    dfns.API
 	client client.Reader // cached: DfnsPermissions and DfnsServiceAccounts
-	lists  *listCache[dfns.Assignment]
+	lists  *driver.ListCache[dfns.Assignment]
 }
 
-var _ External[*v1alpha1.DfnsPermissionAssignment] = (*assignments)(nil)
+var _ driver.External[*v1alpha1.DfnsPermissionAssignment] = (*assignments)(nil)
 
 // Validate has nothing to add to the CRD's validation.
 func (e *assignments) Validate(context.Context, *v1alpha1.DfnsPermissionAssignment) error { return nil }
@@ -56,44 +57,48 @@ func (e *assignments) Secret(*v1alpha1.DfnsPermissionAssignment) (string, v1alph
 
 // Observe resolves both references, follows a change request waiting for approval, and looks
 // for the assignment of the permission to the identity.
-func (e *assignments) Observe(ctx context.Context, a *v1alpha1.DfnsPermissionAssignment, rec Recorded) (Observation, error) {
+func (e *assignments) Observe(ctx context.Context, a *v1alpha1.DfnsPermissionAssignment, rec driver.Recorded) (driver.Observation, error) {
 	id := rec.ID
 	permID, identityID, err := e.resolve(ctx, a)
 	if err != nil {
-		return Observation{}, err
+		return driver.Observation{}, err
 	}
 	pending, err := e.followChange(ctx, a)
 	if err != nil || pending != nil {
-		return Observation{ID: id, Exists: true, Pending: pending}, err
+		return driver.Observation{ID: id, Exists: true, Pending: pending}, err
 	}
 	a.Status.PermissionID, a.Status.IdentityID = permID, identityID
 	list := func(ctx context.Context) ([]dfns.Assignment, error) { return e.api.ListAssignments(ctx, permID) }
-	all, fresh, err := e.lists.get(ctx, permID, list)
+	all, fresh, err := e.lists.Get(ctx, permID, list)
 	found, recorded := findAssignment(all, identityID, id)
 	if err == nil && found == nil && !fresh && (id != "" || rec.Marked != "") {
 		// Absence of what the operator may have assigned is concluded from a fresh list only.
-		all, err = e.lists.fetch(ctx, permID, list)
+		all, err = e.lists.Fetch(ctx, permID, list)
 		found, recorded = findAssignment(all, identityID, id)
 	}
 	if dfns.IsNotFound(err) {
-		return Observation{}, waitf(v1alpha1.ReasonPermissionNotReady, "permission %s does not exist in Dfns", permID)
+		return driver.Observation{}, driver.Waitf(v1alpha1.ReasonPermissionNotReady, "permission %s does not exist in Dfns", permID)
 	}
 	if err != nil {
-		return Observation{}, fmt.Errorf("listing the assignments of permission %s: %w", permID, err)
+		return driver.Observation{}, fmt.Errorf("listing the assignments of permission %s: %w", permID, err)
 	}
 	if found != nil {
-		return Observation{ID: found.ID, Exists: true, UpToDate: true, Current: found}, nil
+		return driver.Observation{ID: found.ID, Exists: true, UpToDate: true, Current: found, Marker: pairMarker(permID, identityID)}, nil
 	}
 	switch {
-	case recorded != nil:
-		return Observation{Replace: &Replacement{ID: id, Reason: EventReassigned, Message: fmt.Sprintf(
+	case recorded != nil && rec.Proved:
+		// Only an assignment this resource proves it made is revoked for the new identity.
+		return driver.Observation{Replace: &driver.Replacement{ID: id, Reason: EventReassigned, Message: fmt.Sprintf(
 			"identity %s replaced %s: assigned permission %s to it and revoked %s", identityID, recorded.IdentityID, permID, id)}}, nil
 	case id != "":
-		return Observation{Replace: &Replacement{Reason: EventRecreated, Message: fmt.Sprintf(
+		return driver.Observation{Replace: &driver.Replacement{Reason: driver.EventRecreated, Message: fmt.Sprintf(
 			"assignment %s was revoked in Dfns; assigned permission %s to %s again", id, permID, identityID)}}, nil
 	}
-	return Observation{}, nil
+	return driver.Observation{}, nil
 }
+
+// pairMarker is an assignment's marker: its permission and identity.
+func pairMarker(permID, identityID string) string { return permID + " " + identityID }
 
 // findAssignment returns the assignment to the identity and the one with the recorded ID.
 func findAssignment(all []dfns.Assignment, identityID, id string) (found, recorded *dfns.Assignment) {
@@ -120,7 +125,7 @@ func (e *assignments) resolve(ctx context.Context, a *v1alpha1.DfnsPermissionAss
 	}
 	ref := a.Spec.IdentityRef
 	if ref == nil {
-		return "", "", stopf(v1alpha1.ReasonInvalidSpec, "set identityRef or identityId")
+		return "", "", driver.Stopf(v1alpha1.ReasonInvalidSpec, "set identityRef or identityId")
 	}
 	identity, err := identityObject(ref.Kind)
 	if err != nil {
@@ -128,27 +133,27 @@ func (e *assignments) resolve(ctx context.Context, a *v1alpha1.DfnsPermissionAss
 	}
 	err = e.client.Get(ctx, types.NamespacedName{Namespace: a.Namespace, Name: ref.Name}, identity)
 	if apierrors.IsNotFound(err) {
-		return "", "", waitf(v1alpha1.ReasonIdentityNotReady, "waiting for %s %s: it does not exist", ref.Kind, ref.Name)
+		return "", "", driver.Waitf(v1alpha1.ReasonIdentityNotReady, "waiting for %s %s: it does not exist", ref.Kind, ref.Name)
 	}
 	if err != nil {
 		return "", "", fmt.Errorf("reading %s %s: %w", ref.Kind, ref.Name, err)
 	}
 	identityID = identity.GetStatusID() // status, not the annotation: only the operator writes it
 	if !meta.IsStatusConditionTrue(*identity.StatusConditions(), v1alpha1.ConditionReady) || identityID == "" {
-		return "", "", waitf(v1alpha1.ReasonIdentityNotReady, "waiting for %s %s to be Ready", ref.Kind, ref.Name)
+		return "", "", driver.Waitf(v1alpha1.ReasonIdentityNotReady, "waiting for %s %s to be Ready", ref.Kind, ref.Name)
 	}
 	return permID, identityID, nil
 }
 
 // identityObject returns an empty resource of an identityRef's kind.
-func identityObject(kind string) (Object, error) {
+func identityObject(kind string) (driver.Object, error) {
 	switch kind {
 	case kindServiceAccount:
 		return &v1alpha1.DfnsServiceAccount{}, nil
 	case kindPersonalAccessToken:
 		return &v1alpha1.DfnsPersonalAccessToken{}, nil
 	}
-	return nil, stopf(v1alpha1.ReasonInvalidSpec, "identityRef.kind %q is not an identity kind", kind)
+	return nil, driver.Stopf(v1alpha1.ReasonInvalidSpec, "identityRef.kind %q is not an identity kind", kind)
 }
 
 // identityKey is the identityRefIndex value of a kind and name.
@@ -156,7 +161,7 @@ func identityKey(kind, name string) string { return kind + "/" + name }
 
 // followChange polls the change request of an assign or revoke held for approval: pending →
 // returned; approved → cleared; denied or expired → ChangeRejected until the spec changes.
-func (e *assignments) followChange(ctx context.Context, a *v1alpha1.DfnsPermissionAssignment) (*dfns.ChangeRequest, error) {
+func (e *assignments) followChange(ctx context.Context, a *v1alpha1.DfnsPermissionAssignment) (*driver.ChangeRequest, error) {
 	cr := a.Status.PendingChangeRequest
 	if cr == nil {
 		return nil, nil
@@ -170,10 +175,10 @@ func (e *assignments) followChange(ctx context.Context, a *v1alpha1.DfnsPermissi
 	}
 	switch cr.Status {
 	case crPending:
-		return &dfns.ChangeRequest{ID: cr.ID, ApprovalID: cr.ApprovalID, Status: crPending}, nil
+		return &driver.ChangeRequest{ID: cr.ID, ApprovalID: cr.ApprovalID, Status: crPending}, nil
 	case crRejected, crFailed:
 		if cr.Generation == a.Generation {
-			return nil, stopf(v1alpha1.ReasonChangeRejected, "change request %s (approval %s) was rejected in Dfns; "+
+			return nil, driver.Stopf(v1alpha1.ReasonChangeRejected, "change request %s (approval %s) was rejected in Dfns; "+
 				"delete and re-create the resource to ask again", cr.ID, cr.ApprovalID)
 		}
 	}
@@ -183,19 +188,19 @@ func (e *assignments) followChange(ctx context.Context, a *v1alpha1.DfnsPermissi
 
 // Create assigns the permission to the identity, revoking first the assignment of an identity
 // that was replaced. A 202 is recorded so that the assign is never sent twice.
-func (e *assignments) Create(ctx context.Context, a *v1alpha1.DfnsPermissionAssignment, obs Observation, mark func(context.Context, string) error) (Creation, error) {
-	var c Creation
+func (e *assignments) Create(ctx context.Context, a *v1alpha1.DfnsPermissionAssignment, obs driver.Observation, mark func(context.Context, string) error) (driver.Creation, error) {
+	var c driver.Creation
 	if obs.Replace != nil && obs.Replace.ID != "" {
 		if err := e.revoke(ctx, a, a.Status.PermissionID, obs.Replace.ID); err != nil {
 			return c, err
 		}
 	}
-	if err := mark(ctx, a.Status.PermissionID+" "+a.Status.IdentityID); err != nil {
+	if err := mark(ctx, pairMarker(a.Status.PermissionID, a.Status.IdentityID)); err != nil {
 		return c, fmt.Errorf("marking the assign as pending: %w", err)
 	}
 	got, err := e.api.AssignPermission(ctx, a.Status.PermissionID, a.Status.IdentityID)
 	if err != nil {
-		e.lists.invalidate(a.Status.PermissionID) // it may have been assigned all the same
+		e.lists.Invalidate(a.Status.PermissionID) // it may have been assigned all the same
 		if dfns.IsConflict(err) {
 			// Assigned already, or held for approval, by another hand or by an answer that was
 			// lost. Not a name to change (as a 409 means elsewhere): retry, and the next
@@ -207,16 +212,16 @@ func (e *assignments) Create(ctx context.Context, a *v1alpha1.DfnsPermissionAssi
 	}
 	// The kept list learns of the new assignment instead of being listed again: with a
 	// thousand assignments on a permission, that saves two pages per create.
-	e.lists.amend(a.Status.PermissionID, func(all []dfns.Assignment) []dfns.Assignment { return append(all, *got) })
+	e.lists.Amend(a.Status.PermissionID, func(all []dfns.Assignment) []dfns.Assignment { return append(all, *got) })
 	c.ID = got.ID
 	if obs.Replace != nil {
-		c.Notes = append(c.Notes, Note{Reason: obs.Replace.Reason, Message: obs.Replace.Message})
+		c.Notes = append(c.Notes, driver.Note{Reason: obs.Replace.Reason, Message: obs.Replace.Message})
 	}
 	return c, nil
 }
 
 // Update has nothing to do: an assignment is either there or not.
-func (e *assignments) Update(context.Context, *v1alpha1.DfnsPermissionAssignment, Observation) ([]Note, error) {
+func (e *assignments) Update(context.Context, *v1alpha1.DfnsPermissionAssignment, driver.Observation) ([]driver.Note, error) {
 	return nil, nil
 }
 
@@ -225,14 +230,14 @@ func (e *assignments) Update(context.Context, *v1alpha1.DfnsPermissionAssignment
 func (e *assignments) Delete(ctx context.Context, a *v1alpha1.DfnsPermissionAssignment, id string) error {
 	pending, err := e.followChange(ctx, a)
 	if err != nil {
-		if classify(err).reason == v1alpha1.ReasonChangeRejected {
-			return stopf(v1alpha1.ReasonChangeRejected, "the revoke of %s was rejected in Dfns; "+
+		if classify(err).Reason == v1alpha1.ReasonChangeRejected {
+			return driver.Stopf(v1alpha1.ReasonChangeRejected, "the revoke of %s was rejected in Dfns; "+
 				"set deletionPolicy: Orphan to delete the resource and keep the assignment", id)
 		}
 		return err
 	}
 	if pending != nil {
-		return waitf(v1alpha1.ReasonAwaitingApproval, "%s", approvalMessage(pending))
+		return driver.Waitf(v1alpha1.ReasonAwaitingApproval, "%s", driver.ApprovalMessage(pending))
 	}
 	// After an approved revoke this finds the assignment gone, which is success.
 	return e.revoke(ctx, a, a.Status.PermissionID, id)
@@ -245,10 +250,10 @@ func (e *assignments) revoke(ctx context.Context, a *v1alpha1.DfnsPermissionAssi
 	}
 	err := e.api.RevokePermission(ctx, permID, id)
 	if err != nil {
-		e.lists.invalidate(permID)
+		e.lists.Invalidate(permID)
 		return e.recordPending(a, err)
 	}
-	e.lists.amend(permID, func(all []dfns.Assignment) []dfns.Assignment {
+	e.lists.Amend(permID, func(all []dfns.Assignment) []dfns.Assignment {
 		return slices.DeleteFunc(all, func(x dfns.Assignment) bool { return x.ID == id })
 	})
 	return nil

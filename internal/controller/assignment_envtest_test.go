@@ -33,6 +33,7 @@ import (
 	"github.com/dfns-operator/dfns-operator/api/v1alpha1"
 	"github.com/dfns-operator/dfns-operator/internal/dfns"
 	"github.com/dfns-operator/dfns-operator/internal/dfns/sandbox"
+	"github.com/dfns-operator/dfns-operator/internal/driver"
 )
 
 // newAssignment builds a DfnsPermissionAssignment of a DfnsPermission to a DfnsServiceAccount.
@@ -112,7 +113,7 @@ var _ = Describe("DfnsPermissionAssignment", func() {
 		By("assigning again when the assignment is revoked in Dfns")
 		Expect(dashboard.RevokePermission(ctx, permID, a.Status.AssignmentID)).To(Succeed())
 		eventually(holders(permID)).Should(ConsistOf(saID))
-		eventually(hasEvent(a, corev1.EventTypeNormal, EventRecreated)).Should(BeTrue())
+		eventually(hasEvent(a, corev1.EventTypeNormal, driver.EventRecreated)).Should(BeTrue())
 
 		By("following the service account when it is minted anew")
 		Expect(k8sClient.Delete(ctx, s)).To(Succeed())
@@ -202,7 +203,7 @@ var _ = Describe("DfnsPermissionAssignment under an approval policy", func() {
 		cr := assignmentPending(a)
 		Expect(k8sClient.Delete(ctx, a)).To(Succeed())
 		Consistently(func() error { return k8sClient.Get(ctx, client.ObjectKeyFromObject(a), a) }, 2*syncPeriod, 200*time.Millisecond).
-			Should(Succeed(), "the finalizer stays while the assign may still be applied")
+			Should(Succeed(), "the driver.Finalizer stays while the assign may still be applied")
 
 		By("revoking the assignment once the assign is approved (the revoke waits for approval in turn)")
 		_, err := approverC.DecideApproval(ctx, cr.ApprovalID, dfns.ApprovalDecisionRequest{Value: apApproved})
@@ -297,7 +298,7 @@ var _ = Describe("The assignment sample", func() {
 			}
 		}
 		for _, obj := range objs {
-			waitReady(obj.(Object))
+			waitReady(obj.(driver.Object))
 		}
 		var s corev1.Secret
 		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "payments-api-dfns"}, &s)).To(Succeed())

@@ -28,6 +28,7 @@ import (
 
 	"github.com/dfns-operator/dfns-operator/api/v1alpha1"
 	"github.com/dfns-operator/dfns-operator/internal/dfns"
+	"github.com/dfns-operator/dfns-operator/internal/driver"
 )
 
 func TestAssignmentObserve(t *testing.T) {
@@ -60,7 +61,7 @@ func TestAssignmentObserve(t *testing.T) {
 			reason: "the recorded assignment is gone: assign again",
 			id:     as,
 			api:    &fakeAPI{listAssigns: list()},
-			want:   "replace::" + EventRecreated,
+			want:   "replace::" + driver.EventRecreated,
 		},
 		"IdentityReplaced": {
 			reason: "the recorded assignment belongs to the old identity: revoke it and assign the new one",
@@ -98,12 +99,12 @@ func TestAssignmentObserve(t *testing.T) {
 				cp := *tc.pending
 				a.Status.PendingChangeRequest = &cp
 			}
-			e := &assignments{api: tc.api, client: fake.NewClientBuilder().WithScheme(testSchemeUnit(t)).Build(), lists: newListCache[dfns.Assignment](time.Minute)}
-			obs, err := e.Observe(context.Background(), a, Recorded{ID: tc.id, Proved: true})
+			e := &assignments{api: tc.api, client: fake.NewClientBuilder().WithScheme(testSchemeUnit(t)).Build(), lists: driver.NewListCache[dfns.Assignment](time.Minute)}
+			obs, err := e.Observe(context.Background(), a, driver.Recorded{ID: tc.id, Proved: true})
 			var got string
 			switch {
 			case err != nil:
-				got = "err:" + classify(err).reason
+				got = "err:" + classify(err).Reason
 			case obs.Pending != nil:
 				got = "pending:" + obs.Pending.ID
 			case obs.Replace != nil:
@@ -142,7 +143,7 @@ func TestAssignmentKeptList(t *testing.T) {
 		},
 	}
 	e := &assignments{api: api, client: fake.NewClientBuilder().WithScheme(testSchemeUnit(t)).Build(),
-		lists: newListCache[dfns.Assignment](time.Minute)}
+		lists: driver.NewListCache[dfns.Assignment](time.Minute)}
 	a := &v1alpha1.DfnsPermissionAssignment{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "grant", Generation: 1},
 		Spec:       v1alpha1.DfnsPermissionAssignmentSpec{PermissionRef: v1alpha1.PermissionRef{ID: perm}, IdentityID: user},
@@ -151,7 +152,7 @@ func TestAssignmentKeptList(t *testing.T) {
 	lists := func() int { return countOf(api.calls, "ListAssignments") }
 	observe := func(step, id string, wantExists bool, wantLists int) {
 		t.Helper()
-		rec := Recorded{ID: id, Proved: id != ""}
+		rec := driver.Recorded{ID: id, Proved: id != ""}
 		if _, ok := a.Annotations[v1alpha1.AnnotationCreatePending]; ok {
 			rec.Marked = perm + " " + user
 		}
@@ -165,7 +166,7 @@ func TestAssignmentKeptList(t *testing.T) {
 
 	a.Annotations = map[string]string{v1alpha1.AnnotationCreatePending: "2026-01-01T00:00:00Z"}
 	observe("an assign may have been sent: listed afresh", "", false, 2)
-	c, err := e.Create(ctx, a, Observation{}, func(context.Context, string) error { return nil })
+	c, err := e.Create(ctx, a, driver.Observation{}, func(context.Context, string) error { return nil })
 	if err != nil || c.ID != "as-1" {
 		t.Fatalf("Create = %v, %v", c, err)
 	}
@@ -174,8 +175,8 @@ func TestAssignmentKeptList(t *testing.T) {
 	a.Annotations, a.Spec.IdentityID = nil, "us-third"
 	assignErr = &dfns.Error{StatusCode: http.StatusConflict, Message: "permission pm-1 is already assigned to us-third"}
 	observe("assigned meanwhile by another hand, unseen in the kept list", "", false, 2)
-	_, err = e.Create(ctx, a, Observation{}, func(context.Context, string) error { return nil })
-	if v := classify(err); err == nil || v.policy != retry || v.reason == v1alpha1.ReasonNameConflict {
+	_, err = e.Create(ctx, a, driver.Observation{}, func(context.Context, string) error { return nil })
+	if v := classify(err); err == nil || v.Policy != driver.Retry || v.Reason == v1alpha1.ReasonNameConflict {
 		t.Errorf("a 409 to an assign is retried, not a name to change: %v (%+v)", err, v)
 	}
 }

@@ -21,104 +21,68 @@ import (
 	"fmt"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-
 	"github.com/dfns-operator/dfns-operator/api/v1alpha1"
 	"github.com/dfns-operator/dfns-operator/internal/dfns"
+	"github.com/dfns-operator/dfns-operator/internal/driver"
 )
-
-// policy is what the driver does after a failure.
-type policy int
-
-const (
-	// retry returns the error so that controller-runtime retries with backoff.
-	retry policy = iota
-	// wait requeues after a delay without an error: retrying sooner cannot help.
-	wait
-	// stop does not requeue: nothing changes until the spec (or the world) changes.
-	stop
-)
-
-// verdict is the classification of an error.
-type verdict struct {
-	reason  string
-	message string
-	policy  policy
-	after   time.Duration // for wait; 0 means the sync period
-}
-
-// stopError is a failure that retrying cannot fix (invalid spec, name taken, Secret conflict,
-// change rejected): the resource waits for its spec to change.
-type stopError struct{ reason, msg string }
-
-func (e *stopError) Error() string { return e.msg }
-
-// waitError is a failure that fixes itself with time (a reference not ready yet).
-type waitError struct {
-	reason, msg string
-	after       time.Duration
-}
-
-func (e *waitError) Error() string { return e.msg }
-
-// stopf returns a stopError with the given condition reason.
-func stopf(reason, format string, args ...any) error {
-	return &stopError{reason: reason, msg: fmt.Sprintf(format, args...)}
-}
-
-// waitf returns a waitError with the given condition reason, requeued after the sync period.
-func waitf(reason, format string, args ...any) error {
-	return &waitError{reason: reason, msg: fmt.Sprintf(format, args...)}
-}
 
 // rateLimitDefault is the wait after a 429 without Retry-After.
 const rateLimitDefault = 10 * time.Second
 
-// classify maps an error to a condition reason and what to do next. It is the one place that
-// decides between "stop until the spec changes", "wait and requeue" and "retry with backoff".
-func classify(err error) verdict {
-	var se *stopError
-	var we *waitError
-	switch {
-	case errors.As(err, &se):
-		return verdict{reason: se.reason, message: se.msg, policy: stop}
-	case errors.As(err, &we):
-		return verdict{reason: we.reason, message: we.msg, policy: wait, after: we.after}
-	}
-	if cr, ok := dfns.IsPendingApproval(err); ok {
-		return verdict{reason: v1alpha1.ReasonAwaitingApproval, message: approvalMessage(cr), policy: wait}
+// dfnsErrors tells the driver what the Dfns client's errors mean.
+type dfnsErrors struct{}
+
+var _ driver.ErrorClassifier = dfnsErrors{}
+
+// Classify maps the Dfns client's errors to conditions: a held change waits for approval, a
+// 429 waits for Retry-After, unusable credentials are retried, a missing Dfns permission waits,
+// a 409 is a name taken.
+func (dfnsErrors) Classify(err error) (driver.Verdict, bool) {
+	if cr, ok := (dfnsErrors{}).Pending(err); ok {
+		return driver.Verdict{Reason: v1alpha1.ReasonAwaitingApproval, Message: driver.ApprovalMessage(cr), Policy: driver.Wait}, true
 	}
 	if after, ok := dfns.IsRateLimited(err); ok {
 		if after <= 0 {
 			after = rateLimitDefault
 		}
-		return verdict{reason: v1alpha1.ReasonRateLimited, message: "Dfns rate limit reached; retrying later", policy: wait, after: after}
+		return driver.Verdict{Reason: v1alpha1.ReasonRateLimited, Message: "Dfns rate limit reached; retrying later",
+			Policy: driver.Wait, After: after}, true
 	}
 	switch {
 	case errors.Is(err, dfns.ErrCredentials), dfns.IsUnauthorized(err):
-		return verdict{reason: v1alpha1.ReasonCredentialsUnavailable,
-			message: "the operator's Dfns credentials are unusable: " + err.Error(), policy: retry}
+		return driver.Verdict{Reason: v1alpha1.ReasonCredentialsUnavailable,
+			Message: "the operator's Dfns credentials are unusable: " + err.Error(), Policy: driver.Retry}, true
 	case dfns.IsForbidden(err):
-		return verdict{reason: v1alpha1.ReasonForbidden, message: forbiddenMessage(err), policy: wait}
+		return driver.Verdict{Reason: v1alpha1.ReasonForbidden, Message: forbiddenMessage(err), Policy: driver.Wait}, true
 	case dfns.IsConflict(err):
-		return verdict{reason: v1alpha1.ReasonNameConflict,
-			message: "Dfns refused the name as taken; choose another name: " + err.Error(), policy: stop}
-	case apierrors.IsConflict(err):
-		return verdict{reason: v1alpha1.ReasonReconcileError, message: "the resource changed while it was reconciled", policy: retry}
+		return driver.Verdict{Reason: v1alpha1.ReasonNameConflict,
+			Message: "Dfns refused the name as taken; choose another name: " + err.Error(), Policy: driver.Stop}, true
 	}
-	return verdict{reason: v1alpha1.ReasonReconcileError, message: err.Error(), policy: retry}
+	return driver.Verdict{}, false
 }
 
-// approvalMessage tells the user which change request and approval to act on.
-func approvalMessage(cr *dfns.ChangeRequest) string {
-	if cr == nil {
-		return "a Dfns policy requires approval of the change"
+// Refused reports whether Dfns refused the call (a 4xx other than 408), so that it made nothing.
+func (dfnsErrors) Refused(err error) bool { return dfns.IsRefused(err) }
+
+// Pending returns the change request of an answer 202.
+func (dfnsErrors) Pending(err error) (*driver.ChangeRequest, bool) {
+	cr, ok := dfns.IsPendingApproval(err)
+	if !ok {
+		return nil, false
 	}
-	if cr.ApprovalID == "" {
-		return fmt.Sprintf("change request %s waits for approval in Dfns", cr.ID)
-	}
-	return fmt.Sprintf("change request %s waits for approval %s in Dfns", cr.ID, cr.ApprovalID)
+	return toChangeRequest(cr), true
 }
+
+// toChangeRequest converts the client's change request for the driver; nil stays nil.
+func toChangeRequest(cr *dfns.ChangeRequest) *driver.ChangeRequest {
+	if cr == nil {
+		return nil
+	}
+	return &driver.ChangeRequest{ID: cr.ID, ApprovalID: cr.ApprovalID, Status: cr.Status}
+}
+
+// classify is the driver's classification with the Dfns client's errors.
+func classify(err error) driver.Verdict { return driver.Classify(dfnsErrors{}, err) }
 
 // forbiddenMessage names the Dfns operation the operator's identity lacks, when Dfns said it.
 func forbiddenMessage(err error) string {

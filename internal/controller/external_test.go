@@ -34,6 +34,7 @@ import (
 
 	"github.com/dfns-operator/dfns-operator/api/v1alpha1"
 	"github.com/dfns-operator/dfns-operator/internal/dfns"
+	"github.com/dfns-operator/dfns-operator/internal/driver"
 )
 
 const (
@@ -260,7 +261,7 @@ func TestServiceAccountObserve(t *testing.T) {
 			c := fake.NewClientBuilder().WithScheme(testSchemeUnit(t)).WithObjects(objs...).Build()
 			tc.sa.Status.SecretFingerprint = tc.fp
 			e := newServiceAccounts(tc.api, c, c, time.Minute)
-			rec := Recorded{ID: externalID(tc.sa), Proved: true}
+			rec := driver.Recorded{ID: driver.ExternalID(tc.sa), Proved: true}
 			if _, ok := tc.sa.Annotations[v1alpha1.AnnotationCreatePending]; ok {
 				rec.Marked = tSADfnsName
 			}
@@ -268,7 +269,7 @@ func TestServiceAccountObserve(t *testing.T) {
 			var got string
 			switch {
 			case err != nil:
-				got = "err:" + classify(err).reason
+				got = "err:" + classify(err).Reason
 			case obs.Replace != nil:
 				got = "replace:" + obs.Replace.ID + ":" + obs.Replace.Reason
 			default:
@@ -301,7 +302,7 @@ func TestServiceAccountCreate(t *testing.T) {
 	cases := map[string]struct {
 		reason    string
 		api       *fakeAPI
-		obs       Observation
+		obs       driver.Observation
 		wantCalls string
 		wantErr   string // classified reason, "" = success
 	}{
@@ -312,7 +313,7 @@ func TestServiceAccountCreate(t *testing.T) {
 		"ReplacesOrphanFirst": {
 			reason:    "an orphan is deleted before the new account is created (names are unique)",
 			api:       &fakeAPI{canCreate: true, createSA: created, deleteSA: func(string) error { return nil }},
-			obs:       Observation{Replace: &Replacement{ID: "us-9", Reason: EventOrphanDeleted}},
+			obs:       driver.Observation{Replace: &driver.Replacement{ID: "us-9", Reason: driver.EventOrphanDeleted}},
 			wantCalls: "DeleteServiceAccount:us-9,mark,CreateServiceAccount",
 		},
 		"TokenMode": {
@@ -338,7 +339,7 @@ func TestServiceAccountCreate(t *testing.T) {
 				t.Errorf("%s\ncalls = %s, want %s", tc.reason, got, tc.wantCalls)
 			}
 			if tc.wantErr != "" {
-				if err == nil || classify(err).reason != tc.wantErr {
+				if err == nil || classify(err).Reason != tc.wantErr {
 					t.Errorf("%s\nerror = %v, want reason %s", tc.reason, err, tc.wantErr)
 				}
 				return
@@ -351,11 +352,11 @@ func TestServiceAccountCreate(t *testing.T) {
 				string(d[KeyCredID]) != "cred-2" || !strings.Contains(string(d[KeyPrivateKey]), "PRIVATE KEY") || len(d[KeyAuthToken]) == 0 {
 				t.Errorf("%s\ncreation = %s, keys %v", tc.reason, cr.ID, len(d))
 			}
-			if sa.Status.SecretFingerprint != fingerprint(d[KeyAuthToken], d[KeyPrivateKey]) || sa.Status.ExpiresAt == nil ||
+			if sa.Status.SecretFingerprint != driver.FingerprintOf(d, []string{KeyAuthToken, KeyPrivateKey}) || sa.Status.ExpiresAt == nil ||
 				sa.Status.TokenID != "to-us-2" {
 				t.Errorf("%s\nstatus = %+v", tc.reason, sa.Status)
 			}
-			if tc.obs.Replace != nil && (len(cr.Notes) != 1 || cr.Notes[0].Reason != EventOrphanDeleted) {
+			if tc.obs.Replace != nil && (len(cr.Notes) != 1 || cr.Notes[0].Reason != driver.EventOrphanDeleted) {
 				t.Errorf("%s\nnotes = %v", tc.reason, cr.Notes)
 			}
 		})
@@ -384,7 +385,7 @@ func TestResolvePermission(t *testing.T) {
 			id, err := resolvePermission(context.Background(), c, "ns", tc.ref)
 			got := id
 			if err != nil {
-				got = "err:" + classify(err).reason
+				got = "err:" + classify(err).Reason
 			}
 			if got != tc.want {
 				t.Errorf("%s\nresolvePermission = %s, want %s", tc.reason, got, tc.want)
@@ -433,7 +434,7 @@ func TestPermissionFollowChange(t *testing.T) {
 			var got string
 			switch {
 			case err != nil:
-				got = "err:" + classify(err).reason
+				got = "err:" + classify(err).Reason
 			case cr != nil:
 				got = "pending"
 			case tc.status == nil:
@@ -490,7 +491,7 @@ func TestServiceAccountKeptList(t *testing.T) {
 	lists := func() int { return countOf(api.calls, "ListServiceAccounts") }
 	observe := func(step, marked string, wantExists bool, wantLists int) {
 		t.Helper()
-		obs, err := e.Observe(ctx, sa, Recorded{Marked: marked})
+		obs, err := e.Observe(ctx, sa, driver.Recorded{Marked: marked})
 		if err != nil || obs.Exists != wantExists || lists() != wantLists {
 			t.Fatalf("%s: Observe = exists %t, %v after %d lists; want exists %t after %d", step, obs.Exists, err, lists(), wantExists, wantLists)
 		}
@@ -498,7 +499,7 @@ func TestServiceAccountKeptList(t *testing.T) {
 	observe("first look", "", false, 0)
 	observe("never minted: nothing to look for", "", false, 0)
 	observe("a create may have been sent: listed afresh", tSADfnsName, false, 1)
-	cr, err := e.Create(ctx, sa, Observation{}, func(context.Context, string) error { return nil })
+	cr, err := e.Create(ctx, sa, driver.Observation{}, func(context.Context, string) error { return nil })
 	if err != nil || cr.ID != "us-2" {
 		t.Fatalf("Create = %v, %v", cr.ID, err)
 	}

@@ -33,6 +33,7 @@ import (
 
 	"github.com/dfns-operator/dfns-operator/api/v1alpha1"
 	"github.com/dfns-operator/dfns-operator/internal/dfns"
+	"github.com/dfns-operator/dfns-operator/internal/driver"
 )
 
 // This file mints Dfns identities whose token Dfns shows only once: service accounts and
@@ -72,7 +73,7 @@ func freshName(base string) string {
 
 // mintable is a resource whose Dfns identity comes with a one-time token.
 type mintable interface {
-	Object
+	driver.Object
 	DfnsName() string
 	SecretName() string
 	WantActive() bool
@@ -106,21 +107,21 @@ type identityCalls[T mintable] interface {
 	remove(ctx context.Context, id string) error
 }
 
-// minter is the External of the kinds that mint a token.
+// minter is the driver.External of the kinds that mint a token.
 type minter[T mintable] struct {
 	kind    string
 	api     dfns.API
 	calls   identityCalls[T]
 	client  client.Client // cached: DfnsPermissions
-	secrets secretReader
+	secrets driver.SecretReader
 	// lists shares one list of the kind per sync period among the drift checks.
-	lists *listCache[identityView]
+	lists *driver.ListCache[identityView]
 }
 
 // Validate checks the name's length, which the API server cannot.
 func (m *minter[T]) Validate(_ context.Context, obj T) error {
 	if n := obj.DfnsName(); len(n)+nameSuffixLen > maxDfnsNameLen {
-		return stopf(v1alpha1.ReasonInvalidSpec, "the Dfns name %q with its suffix is longer than %d characters; set a shorter spec.name",
+		return driver.Stopf(v1alpha1.ReasonInvalidSpec, "the Dfns name %q with its suffix is longer than %d characters; set a shorter spec.name",
 			n, maxDfnsNameLen)
 	}
 	return nil
@@ -132,15 +133,15 @@ func (m *minter[T]) Secret(obj T) (string, v1alpha1.SecretTemplate) {
 }
 
 // secretOf describes the resource's Secret for the checks of secret.go.
-func (m *minter[T]) secretOf(obj T) oneTimeSecret {
-	return oneTimeSecret{owner: obj, kind: m.kind, name: obj.SecretName(), fingerprint: &obj.GetTokenStatus().SecretFingerprint, keys: tokenKeys}
+func (m *minter[T]) secretOf(obj T) driver.OneTimeSecret {
+	return driver.OneTimeSecret{Owner: obj, Kind: m.kind, Name: obj.SecretName(), Fingerprint: &obj.GetTokenStatus().SecretFingerprint, Keys: tokenKeys}
 }
 
 // Observe reads the recorded identity and checks both it and the Secret holding its token;
 // with no recorded ID it looks for one this resource made (see find). The driver passes a
 // recorded ID only when it is proved this resource's: a kind with a one-time secret adopts
 // nothing.
-func (m *minter[T]) Observe(ctx context.Context, obj T, rec Recorded) (Observation, error) {
+func (m *minter[T]) Observe(ctx context.Context, obj T, rec driver.Recorded) (driver.Observation, error) {
 	id := rec.ID
 	if id == "" {
 		return m.find(ctx, obj, rec.Marked)
@@ -150,14 +151,14 @@ func (m *minter[T]) Observe(ctx context.Context, obj T, rec Recorded) (Observati
 		return m.recreate(ctx, obj, id, rec.Marked)
 	}
 	if err != nil {
-		return Observation{}, fmt.Errorf("reading %s %s: %w", m.calls.noun(), id, err)
+		return driver.Observation{}, fmt.Errorf("reading %s %s: %w", m.calls.noun(), id, err)
 	}
-	intact, err := m.secrets.intact(ctx, m.secretOf(obj), id)
+	intact, err := m.secrets.Intact(ctx, m.secretOf(obj), id)
 	if err != nil {
-		return Observation{}, err
+		return driver.Observation{}, err
 	}
 	if !intact {
-		return Observation{Replace: &Replacement{ID: id, Reason: EventReminted,
+		return driver.Observation{Replace: &driver.Replacement{ID: id, Reason: driver.EventReminted,
 			Message: fmt.Sprintf("Secret %s was deleted or changed; deleted %s %s and minted a new one", obj.SecretName(), m.calls.noun(), id)}}, nil
 	}
 	return m.compare(obj, got), nil
@@ -166,7 +167,7 @@ func (m *minter[T]) Observe(ctx context.Context, obj T, rec Recorded) (Observati
 // view reads identity id from this sync period's list of the kind when it is there, else with
 // a GET: only Dfns' answer to the GET says it is gone.
 func (m *minter[T]) view(ctx context.Context, id string) (identityView, error) {
-	if all, _, err := m.lists.get(ctx, "", m.calls.list); err == nil {
+	if all, _, err := m.lists.Get(ctx, "", m.calls.list); err == nil {
 		for _, v := range all {
 			if v.ID == id {
 				return v, nil
@@ -178,12 +179,12 @@ func (m *minter[T]) view(ctx context.Context, id string) (identityView, error) {
 
 // recreate handles a recorded identity that is gone from Dfns. A replacement whose create
 // answer was lost may carry our name already, so the name is looked up first.
-func (m *minter[T]) recreate(ctx context.Context, obj T, id, marked string) (Observation, error) {
+func (m *minter[T]) recreate(ctx context.Context, obj T, id, marked string) (driver.Observation, error) {
 	obs, err := m.find(ctx, obj, marked)
 	if err != nil || obs.Exists || obs.Replace != nil {
 		return obs, err
 	}
-	obs.Replace = &Replacement{Reason: EventRecreated,
+	obs.Replace = &driver.Replacement{Reason: driver.EventRecreated,
 		Message: fmt.Sprintf("%s %s was deleted in Dfns; created a new one", m.calls.noun(), id)}
 	return obs, nil
 }
@@ -192,35 +193,35 @@ func (m *minter[T]) recreate(ctx context.Context, obj T, id, marked string) (Obs
 // its create-pending mark (marked), whose proof the driver checked. Ours with its token in the
 // Secret is adopted (only the ID patch was lost); ours without it is an orphan, replaced. With
 // no mark, nothing can exist: the ID is recorded in the same write that clears the mark.
-func (m *minter[T]) find(ctx context.Context, obj T, marked string) (Observation, error) {
+func (m *minter[T]) find(ctx context.Context, obj T, marked string) (driver.Observation, error) {
 	if marked == "" {
-		return Observation{}, nil
+		return driver.Observation{}, nil
 	}
-	all, err := m.lists.fetch(ctx, "", m.calls.list)
+	all, err := m.lists.Fetch(ctx, "", m.calls.list)
 	if err != nil {
-		return Observation{}, fmt.Errorf("listing %ss: %w", m.calls.noun(), err)
+		return driver.Observation{}, fmt.Errorf("listing %ss: %w", m.calls.noun(), err)
 	}
 	for _, got := range all {
 		if got.Name != marked {
 			continue
 		}
-		holds, err := m.secrets.holds(ctx, m.secretOf(obj), got.ID)
+		holds, err := m.secrets.Holds(ctx, m.secretOf(obj), got.ID)
 		if err != nil {
-			return Observation{}, err
+			return driver.Observation{}, err
 		}
 		if holds {
 			return m.compare(obj, got), nil
 		}
-		return Observation{Replace: &Replacement{ID: got.ID, Reason: EventOrphanDeleted,
+		return driver.Observation{Replace: &driver.Replacement{ID: got.ID, Reason: driver.EventOrphanDeleted,
 			Message: fmt.Sprintf("deleted %s %s whose token was never saved, and created a new one", m.calls.noun(), got.ID)}}, nil
 	}
-	return Observation{}, nil
+	return driver.Observation{}, nil
 }
 
 // compare reports whether the name and activation match the spec. The name wanted is the one
 // minted (status.dfnsName); a status lost in a restore takes the name Dfns shows when it is in
 // the resource's naming.
-func (m *minter[T]) compare(obj T, got identityView) Observation {
+func (m *minter[T]) compare(obj T, got identityView) driver.Observation {
 	var diff []string
 	ts := obj.GetTokenStatus()
 	if ts.DfnsName == "" {
@@ -239,19 +240,19 @@ func (m *minter[T]) compare(obj T, got identityView) Observation {
 		ts.TokenID = got.TokenID
 	}
 	ts.SecretName = obj.SecretName()
-	return Observation{ID: got.ID, Exists: true, UpToDate: len(diff) == 0, Diff: strings.Join(diff, ", "), Current: got}
+	return driver.Observation{ID: got.ID, Exists: true, UpToDate: len(diff) == 0, Diff: strings.Join(diff, ", "), Current: got}
 }
 
 // Create mints the identity: it replaces an orphan or lost one first, generates the key pair,
 // creates the identity with the resolved permission, and returns the Secret contents.
-func (m *minter[T]) Create(ctx context.Context, obj T, obs Observation, mark func(context.Context, string) error) (Creation, error) {
-	var c Creation
+func (m *minter[T]) Create(ctx context.Context, obj T, obs driver.Observation, mark func(context.Context, string) error) (driver.Creation, error) {
+	var c driver.Creation
 	can, err := m.api.CanCreateIdentities(ctx)
 	if err != nil {
 		return c, fmt.Errorf("checking the operator's Dfns identity: %w", err)
 	}
 	if !can {
-		return c, waitf(v1alpha1.ReasonForbidden,
+		return c, driver.Waitf(v1alpha1.ReasonForbidden,
 			"the operator runs in token mode and Dfns lets only users create %ss: give it login mode (DFNS_USERNAME with a Key credential)", m.calls.noun())
 	}
 	permID, err := resolvePermission(ctx, m.client, obj.GetNamespace(), obj.GetPermissionRef())
@@ -266,7 +267,7 @@ func (m *minter[T]) Create(ctx context.Context, obj T, obs Observation, mark fun
 		if err := m.remove(ctx, obs.Replace.ID); err != nil {
 			return c, err
 		}
-		c.Notes = append(c.Notes, Note{Reason: obs.Replace.Reason, Message: obs.Replace.Message})
+		c.Notes = append(c.Notes, driver.Note{Reason: obs.Replace.Reason, Message: obs.Replace.Message})
 	}
 	alg := obj.GetKeyAlgorithm()
 	keyPEM, pubPEM, err := dfns.GenerateKey(dfns.KeyAlgorithm(alg))
@@ -286,40 +287,40 @@ func (m *minter[T]) Create(ctx context.Context, obj T, obs Observation, mark fun
 	made, tok, err := m.calls.create(ctx, obj, req)
 	id := made.ID
 	if err != nil {
-		m.lists.invalidate("")
+		m.lists.Invalidate("")
 		return c, fmt.Errorf("creating %s %q: %w", m.calls.noun(), req.Name, err)
 	}
 	c.ID = id
 	if tok == nil || tok.Token == "" {
-		m.lists.invalidate("")
+		m.lists.Invalidate("")
 		return c, fmt.Errorf("dfns answered the create of %s %s without a token", m.calls.noun(), id)
 	}
 	// The kept list learns of the new identity instead of being listed again for the second look.
-	m.lists.amend("", func(all []identityView) []identityView { return append(all, made) })
+	m.lists.Amend("", func(all []identityView) []identityView { return append(all, made) })
 	data := map[string][]byte{
 		KeyAPIURL: []byte(apiURL), KeyOrgID: []byte(orgID), KeyAuthToken: []byte(tok.Token),
 		KeyCredID: []byte(tok.CredID), KeyPrivateKey: keyPEM,
 	}
-	c.Secret = &SecretContent{Data: data, Annotations: map[string]string{v1alpha1.AnnotationExternalID: id}}
+	c.Secret = &driver.SecretContent{Data: data, Annotations: map[string]string{v1alpha1.AnnotationExternalID: id}}
 	*obj.GetTokenStatus() = v1alpha1.TokenStatus{TokenID: tok.TokenID, ExpiresAt: tokenExpiry(tok.Token),
-		SecretName: obj.SecretName(), DfnsName: name, SecretFingerprint: fingerprintOf(data, tokenKeys)}
+		SecretName: obj.SecretName(), DfnsName: name, SecretFingerprint: driver.FingerprintOf(data, tokenKeys)}
 	return c, nil
 }
 
 // Update renames the identity back and (re)activates or deactivates it.
-func (m *minter[T]) Update(ctx context.Context, obj T, obs Observation) ([]Note, error) {
+func (m *minter[T]) Update(ctx context.Context, obj T, obs driver.Observation) ([]driver.Note, error) {
 	got, ok := obs.Current.(identityView)
 	if !ok {
 		return nil, fmt.Errorf("no observed %s to update", m.calls.noun())
 	}
-	var notes []Note
+	var notes []driver.Note
 	noun := m.calls.noun()
-	defer m.lists.invalidate("")
+	defer m.lists.Invalidate("")
 	if want := obj.GetTokenStatus().DfnsName; got.Name != want {
 		if err := m.calls.rename(ctx, obs.ID, want); err != nil {
 			return notes, fmt.Errorf("renaming %s %s: %w", noun, obs.ID, err)
 		}
-		notes = append(notes, Note{EventUpdated, fmt.Sprintf("renamed %s %s from %q back to %q", noun, obs.ID, got.Name, want)})
+		notes = append(notes, driver.Note{Reason: driver.EventUpdated, Message: fmt.Sprintf("renamed %s %s from %q back to %q", noun, obs.ID, got.Name, want)})
 	}
 	if got.Active == obj.WantActive() {
 		return notes, nil
@@ -328,9 +329,9 @@ func (m *minter[T]) Update(ctx context.Context, obj T, obs Observation) ([]Note,
 		return notes, fmt.Errorf("setting %s %s active=%t: %w", noun, obs.ID, obj.WantActive(), err)
 	}
 	if obj.WantActive() {
-		return append(notes, Note{EventReactivated, fmt.Sprintf("%s %s was deactivated; activated it", noun, obs.ID)}), nil
+		return append(notes, driver.Note{Reason: driver.EventReactivated, Message: fmt.Sprintf("%s %s was deactivated; activated it", noun, obs.ID)}), nil
 	}
-	return append(notes, Note{EventDeactivated, fmt.Sprintf("deactivated %s %s as spec.active asks", noun, obs.ID)}), nil
+	return append(notes, driver.Note{Reason: driver.EventDeactivated, Message: fmt.Sprintf("deactivated %s %s as spec.active asks", noun, obs.ID)}), nil
 }
 
 // Delete deletes or deactivates the identity per deletionPolicy; one already gone is fine.
@@ -339,7 +340,7 @@ func (m *minter[T]) Delete(ctx context.Context, obj T, id string) error {
 		return m.remove(ctx, id)
 	}
 	err := m.calls.setActive(ctx, id, false)
-	m.lists.invalidate("")
+	m.lists.Invalidate("")
 	if err != nil && !dfns.IsNotFound(err) {
 		return fmt.Errorf("deactivating %s %s: %w", m.calls.noun(), id, err)
 	}
@@ -352,7 +353,7 @@ func (m *minter[T]) remove(ctx context.Context, id string) error {
 		return nil
 	}
 	err := m.calls.remove(ctx, id)
-	m.lists.invalidate("")
+	m.lists.Invalidate("")
 	if err != nil && !dfns.IsNotFound(err) {
 		return fmt.Errorf("deleting %s %s: %w", m.calls.noun(), id, err)
 	}
@@ -368,7 +369,7 @@ func resolvePermission(ctx context.Context, c client.Reader, namespace string, r
 	var p v1alpha1.DfnsPermission
 	err := c.Get(ctx, types.NamespacedName{Namespace: namespace, Name: ref.Name}, &p)
 	if apierrors.IsNotFound(err) {
-		return "", waitf(v1alpha1.ReasonPermissionNotReady, "waiting for DfnsPermission %s: it does not exist", ref.Name)
+		return "", driver.Waitf(v1alpha1.ReasonPermissionNotReady, "waiting for DfnsPermission %s: it does not exist", ref.Name)
 	}
 	if err != nil {
 		return "", fmt.Errorf("reading DfnsPermission %s: %w", ref.Name, err)
@@ -376,7 +377,7 @@ func resolvePermission(ctx context.Context, c client.Reader, namespace string, r
 	// The ID comes from status, which only the operator writes: an annotation edited since the
 	// permission was last reconciled is a claim.
 	if !meta.IsStatusConditionTrue(p.Status.Conditions, v1alpha1.ConditionReady) || p.Status.PermissionID == "" {
-		return "", waitf(v1alpha1.ReasonPermissionNotReady, "waiting for DfnsPermission %s to be Ready", ref.Name)
+		return "", driver.Waitf(v1alpha1.ReasonPermissionNotReady, "waiting for DfnsPermission %s to be Ready", ref.Name)
 	}
 	return p.Status.PermissionID, nil
 }

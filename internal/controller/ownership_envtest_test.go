@@ -27,14 +27,15 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/dfns-operator/dfns-operator/api/v1alpha1"
+	"github.com/dfns-operator/dfns-operator/internal/driver"
 	"github.com/dfns-operator/dfns-operator/internal/ownership"
 )
 
 // operatorMark is the create-pending mark the operator sets before it creates dfnsName for the
-// resource kind/ns/name: what a reconciler stopped right after its create leaves behind.
-func operatorMark(kind, ns, name, dfnsName string) string {
-	s := ownership.Subject{Connection: defaultConnection, Kind: kind, Namespace: ns, Name: name}
-	return ownershipKey.EncodeMark(s, ownership.Mark{At: time.Now(), Name: dfnsName})
+// resource: what a reconciler stopped right after its create leaves behind.
+func operatorMark(obj client.Object, kind, dfnsName string) string {
+	s := ownership.Subject{Connection: driver.DefaultConnection, Kind: kind, Namespace: obj.GetNamespace(), Name: obj.GetName()}
+	return ownershipKey.EncodeMark(s, ownership.Mark{At: time.Now(), Name: dfnsName, UID: string(obj.GetUID())})
 }
 
 // victimWorks checks, in the sandbox, that the victim's service account is still there,
@@ -80,7 +81,7 @@ var _ = Describe("Ownership proof against a hostile tenant", func() {
 		}
 		Expect(k8sClient.Create(ctx, attacker)).To(Succeed())
 		waitReady(attacker)
-		Expect(hasEvent(attacker, corev1.EventTypeWarning, EventClaimIgnored)()).To(BeTrue())
+		Expect(hasEvent(attacker, corev1.EventTypeWarning, driver.EventClaimIgnored)()).To(BeTrue())
 		Expect(attacker.Status.ServiceAccountID).NotTo(Equal(victimSA.Status.ServiceAccountID))
 		Expect(attacker.Status.DfnsName).To(HavePrefix(tenantNS + "/" + got.UserInfo.Name + "."))
 		Expect(attacker.Annotations).NotTo(HaveKey(v1alpha1.AnnotationCreatePending))
@@ -105,7 +106,7 @@ var _ = Describe("Ownership proof against a hostile tenant", func() {
 		got, err := dashboard.GetPermission(ctx, victimPerm.Status.PermissionID)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(got.IsArchived).To(BeFalse())
-		Expect(hasEvent(claim, corev1.EventTypeWarning, EventClaimIgnored)()).To(BeTrue())
+		Expect(hasEvent(claim, corev1.EventTypeWarning, driver.EventClaimIgnored)()).To(BeTrue())
 		waitReady(victimPerm)
 	})
 
@@ -171,6 +172,72 @@ var _ = Describe("Ownership proof against a hostile tenant", func() {
 	})
 })
 
+var _ = Describe("Ownership proof against replayed proofs and marks", func() {
+	It("a create-pending mark copied from a deleted resource of the same name revokes nothing", func() {
+		victimNS, tenantNS := newNamespace(), newNamespace()
+		readyPermission(victimNS, "treasury", tOpRead)
+		victimSA := newSA(victimNS, "payments", "treasury")
+		Expect(k8sClient.Create(ctx, victimSA)).To(Succeed())
+		waitReady(victimSA)
+		grant := &v1alpha1.DfnsPermissionAssignment{ObjectMeta: metav1.ObjectMeta{Namespace: victimNS, Name: "grant"},
+			Spec: v1alpha1.DfnsPermissionAssignmentSpec{PermissionRef: v1alpha1.PermissionRef{Name: "treasury"},
+				IdentityRef: &v1alpha1.IdentityRef{Kind: kindServiceAccount, Name: "payments"}}}
+		Expect(k8sClient.Create(ctx, grant)).To(Succeed())
+		waitReady(grant)
+
+		By("recreating a resource with the mark its deleted predecessor of the same name carried")
+		predecessor := &v1alpha1.DfnsPermissionAssignment{ObjectMeta: metav1.ObjectMeta{Namespace: tenantNS, Name: "steal", UID: "predecessor-uid"}}
+		steal := &v1alpha1.DfnsPermissionAssignment{ObjectMeta: metav1.ObjectMeta{Namespace: tenantNS, Name: "steal",
+			Annotations: map[string]string{v1alpha1.AnnotationCreatePending: operatorMark(predecessor, kindAssignment,
+				grant.Status.PermissionID+" "+grant.Status.IdentityID)}},
+			Spec: v1alpha1.DfnsPermissionAssignmentSpec{PermissionRef: v1alpha1.PermissionRef{ID: grant.Status.PermissionID},
+				IdentityID: grant.Status.IdentityID}}
+		Expect(k8sClient.Create(ctx, steal)).To(Succeed())
+		eventually(hasEvent(steal, corev1.EventTypeWarning, driver.EventClaimIgnored)).Should(BeTrue())
+		eventually(conditionOf(steal, v1alpha1.ConditionSynced)).Should(haveCondition(metav1.ConditionFalse, v1alpha1.ReasonNotPermitted))
+		deleteAndWait(steal)
+		all, err := dashboard.ListAssignments(ctx, grant.Status.PermissionID)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(all).To(ContainElement(HaveField("ID", grant.Status.AssignmentID)))
+		waitReady(grant)
+	})
+
+	It("an old proof replayed after another namespace adopted the object changes and archives nothing", func() {
+		tenantNS, otherNS := newNamespace(), newNamespace()
+		p := &v1alpha1.DfnsPermission{ObjectMeta: metav1.ObjectMeta{Namespace: tenantNS, Name: "handed-over"},
+			Spec: v1alpha1.DfnsPermissionSpec{Operations: []v1alpha1.Operation{tOpRead}, DeletionPolicy: v1alpha1.DeletionPolicyOrphan}}
+		Expect(k8sClient.Create(ctx, p)).To(Succeed())
+		waitReady(p)
+		saved := map[string]string{
+			v1alpha1.AnnotationExternalID: p.Annotations[v1alpha1.AnnotationExternalID],
+			v1alpha1.AnnotationProof:      p.Annotations[v1alpha1.AnnotationProof],
+		}
+		id := p.Status.PermissionID
+		deleteAndWait(p)
+
+		By("another namespace adopting the orphaned permission")
+		adopter := &v1alpha1.DfnsPermission{ObjectMeta: metav1.ObjectMeta{Namespace: otherNS, Name: "adopted",
+			Annotations: map[string]string{v1alpha1.AnnotationExternalID: id}},
+			Spec: v1alpha1.DfnsPermissionSpec{Name: "handed-over-adopted", Operations: []v1alpha1.Operation{tOpKeys}}}
+		Expect(k8sClient.Create(ctx, adopter)).To(Succeed())
+		waitReady(adopter)
+		Expect(adopter.Status.PermissionID).To(Equal(id))
+
+		By("the first namespace recreating its resource with the saved annotations")
+		replay := &v1alpha1.DfnsPermission{ObjectMeta: metav1.ObjectMeta{Namespace: tenantNS, Name: "handed-over", Annotations: saved},
+			Spec: v1alpha1.DfnsPermissionSpec{Operations: []v1alpha1.Operation{"Permissions:Assign"}}}
+		Expect(k8sClient.Create(ctx, replay)).To(Succeed())
+		eventually(conditionOf(replay, v1alpha1.ConditionSynced)).Should(haveCondition(metav1.ConditionFalse, v1alpha1.ReasonNotPermitted))
+		deleteAndWait(replay)
+		got, err := dashboard.GetPermission(ctx, id)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(got.IsArchived).To(BeFalse())
+		Expect(got.Operations).To(ConsistOf(string(tOpKeys)))
+		Expect(got.Name).To(Equal(otherNS + "/handed-over-adopted"))
+		waitReady(adopter)
+	})
+})
+
 var _ = Describe("Ownership proof across a backup and restore", func() {
 	It("keeps every Dfns object when resources come back without status and with new UIDs", func() {
 		ns := newNamespace()
@@ -185,7 +252,7 @@ var _ = Describe("Ownership proof across a backup and restore", func() {
 			Spec: v1alpha1.DfnsPermissionAssignmentSpec{PermissionRef: v1alpha1.PermissionRef{Name: "treasury"},
 				IdentityRef: &v1alpha1.IdentityRef{Kind: kindServiceAccount, Name: "payments"}}}
 		objs := []interface {
-			Object
+			driver.Object
 			StatusConditions() *[]metav1.Condition
 		}{perm, sa, grant}
 		for _, o := range objs {
@@ -206,7 +273,7 @@ var _ = Describe("Ownership proof across a backup and restore", func() {
 		stop()
 		for _, o := range objs {
 			Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(o), o)).To(Succeed())
-			restored := o.DeepCopyObject().(Object)
+			restored := o.DeepCopyObject().(driver.Object)
 			o.SetFinalizers(nil)
 			Expect(k8sClient.Update(ctx, o)).To(Succeed())
 			deleteAndWait(o)

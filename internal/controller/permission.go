@@ -24,19 +24,20 @@ import (
 
 	"github.com/dfns-operator/dfns-operator/api/v1alpha1"
 	"github.com/dfns-operator/dfns-operator/internal/dfns"
+	"github.com/dfns-operator/dfns-operator/internal/driver"
 )
 
-// permissions is the External of DfnsPermission.
+// permissions is the driver.External of DfnsPermission.
 type permissions struct {
 	api dfns.API
 }
 
-var _ External[*v1alpha1.DfnsPermission] = (*permissions)(nil)
+var _ driver.External[*v1alpha1.DfnsPermission] = (*permissions)(nil)
 
 // Validate checks the default name's length, which the API server cannot.
 func (e *permissions) Validate(_ context.Context, p *v1alpha1.DfnsPermission) error {
 	if n := p.DfnsName(); len(n) > maxDfnsNameLen {
-		return stopf(v1alpha1.ReasonInvalidSpec, "the Dfns name %q is longer than %d characters; set spec.name", n, maxDfnsNameLen)
+		return driver.Stopf(v1alpha1.ReasonInvalidSpec, "the Dfns name %q is longer than %d characters; set spec.name", n, maxDfnsNameLen)
 	}
 	return nil
 }
@@ -49,32 +50,32 @@ func (e *permissions) Secret(*v1alpha1.DfnsPermission) (string, v1alpha1.SecretT
 // Observe reads the recorded permission, follows a pending change request, and compares.
 // With no recorded ID it looks the name up: ours after a lost create answer (create-pending
 // set) is adopted, anyone else's is a NameConflict.
-func (e *permissions) Observe(ctx context.Context, p *v1alpha1.DfnsPermission, rec Recorded) (Observation, error) {
+func (e *permissions) Observe(ctx context.Context, p *v1alpha1.DfnsPermission, rec driver.Recorded) (driver.Observation, error) {
 	id := rec.ID
 	if id == "" {
 		return e.find(ctx, p, rec.Marked)
 	}
 	got, err := e.api.GetPermission(ctx, id)
 	if dfns.IsNotFound(err) {
-		return Observation{Replace: &Replacement{Reason: EventRecreated,
+		return driver.Observation{Replace: &driver.Replacement{Reason: driver.EventRecreated,
 			Message: fmt.Sprintf("permission %s is gone from Dfns; created a new one", id)}}, nil
 	}
 	if err != nil {
-		return Observation{}, fmt.Errorf("reading permission %s: %w", id, err)
+		return driver.Observation{}, fmt.Errorf("reading permission %s: %w", id, err)
 	}
 	pending, err := followChange(ctx, e.api, p, got.PendingChangeRequest)
 	if err != nil || pending != nil {
-		return Observation{ID: id, Exists: true, Pending: pending, Current: got}, err
+		return driver.Observation{ID: id, Exists: true, Pending: pending, Current: got}, err
 	}
 	return comparePermission(p, got), nil
 }
 
 // find looks the permission up by name: with a create-pending mark for that name it is ours
 // (a lost create answer); without, someone else's.
-func (e *permissions) find(ctx context.Context, p *v1alpha1.DfnsPermission, marked string) (Observation, error) {
+func (e *permissions) find(ctx context.Context, p *v1alpha1.DfnsPermission, marked string) (driver.Observation, error) {
 	all, err := e.api.ListPermissions(ctx)
 	if err != nil {
-		return Observation{}, fmt.Errorf("listing permissions: %w", err)
+		return driver.Observation{}, fmt.Errorf("listing permissions: %w", err)
 	}
 	name := p.DfnsName()
 	for i := range all {
@@ -82,16 +83,16 @@ func (e *permissions) find(ctx context.Context, p *v1alpha1.DfnsPermission, mark
 			continue
 		}
 		if marked != name {
-			return Observation{}, stopf(v1alpha1.ReasonNameConflict,
+			return driver.Observation{}, driver.Stopf(v1alpha1.ReasonNameConflict,
 				"a Dfns permission named %q exists and was not made by this resource; set another spec.name", name)
 		}
 		return comparePermission(p, &all[i]), nil
 	}
-	return Observation{}, nil
+	return driver.Observation{}, nil
 }
 
 // comparePermission reports whether the permission is active with the spec's name and operations.
-func comparePermission(p *v1alpha1.DfnsPermission, got *dfns.Permission) Observation {
+func comparePermission(p *v1alpha1.DfnsPermission, got *dfns.Permission) driver.Observation {
 	var diff []string
 	if got.IsArchived {
 		diff = append(diff, "archived")
@@ -104,7 +105,8 @@ func comparePermission(p *v1alpha1.DfnsPermission, got *dfns.Permission) Observa
 	if !slices.Equal(want, have) {
 		diff = append(diff, fmt.Sprintf("operations [%s], want [%s]", strings.Join(have, " "), strings.Join(want, " ")))
 	}
-	return Observation{ID: got.ID, Exists: true, UpToDate: len(diff) == 0, Diff: strings.Join(diff, ", "), Current: got}
+	return driver.Observation{ID: got.ID, Exists: true, UpToDate: len(diff) == 0, Diff: strings.Join(diff, ", "), Current: got,
+		Marker: got.Name}
 }
 
 // wantOperations is spec.operations, sorted.
@@ -118,8 +120,8 @@ func wantOperations(p *v1alpha1.DfnsPermission) []string {
 }
 
 // Create creates the permission.
-func (e *permissions) Create(ctx context.Context, p *v1alpha1.DfnsPermission, obs Observation, mark func(context.Context, string) error) (Creation, error) {
-	var c Creation
+func (e *permissions) Create(ctx context.Context, p *v1alpha1.DfnsPermission, obs driver.Observation, mark func(context.Context, string) error) (driver.Creation, error) {
+	var c driver.Creation
 	if err := mark(ctx, p.DfnsName()); err != nil {
 		return c, fmt.Errorf("marking the create as pending: %w", err)
 	}
@@ -129,24 +131,24 @@ func (e *permissions) Create(ctx context.Context, p *v1alpha1.DfnsPermission, ob
 	}
 	c.ID = got.ID
 	if obs.Replace != nil {
-		c.Notes = append(c.Notes, Note{Reason: obs.Replace.Reason, Message: obs.Replace.Message})
+		c.Notes = append(c.Notes, driver.Note{Reason: obs.Replace.Reason, Message: obs.Replace.Message})
 	}
 	return c, nil
 }
 
 // Update unarchives the permission and sets its name and operations; either call may answer
 // with a change request to approve.
-func (e *permissions) Update(ctx context.Context, p *v1alpha1.DfnsPermission, obs Observation) ([]Note, error) {
+func (e *permissions) Update(ctx context.Context, p *v1alpha1.DfnsPermission, obs driver.Observation) ([]driver.Note, error) {
 	got, _ := obs.Current.(*dfns.Permission)
 	if got == nil {
 		return nil, fmt.Errorf("no observed permission to update")
 	}
-	var notes []Note
+	var notes []driver.Note
 	if got.IsArchived {
 		if _, err := e.api.ArchivePermission(ctx, obs.ID, false); err != nil {
 			return notes, fmt.Errorf("unarchiving permission %s: %w", obs.ID, err)
 		}
-		notes = append(notes, Note{EventUnarchived, fmt.Sprintf("permission %s was archived; unarchived it", obs.ID)})
+		notes = append(notes, driver.Note{Reason: driver.EventUnarchived, Message: fmt.Sprintf("permission %s was archived; unarchived it", obs.ID)})
 	}
 	if cmp := comparePermission(p, &dfns.Permission{ID: got.ID, Name: got.Name, Operations: got.Operations}); cmp.UpToDate {
 		return notes, nil
@@ -158,7 +160,7 @@ func (e *permissions) Update(ctx context.Context, p *v1alpha1.DfnsPermission, ob
 	if _, err := e.api.UpdatePermission(ctx, obs.ID, req); err != nil {
 		return notes, fmt.Errorf("updating permission %s: %w", obs.ID, err)
 	}
-	return append(notes, Note{EventUpdated, fmt.Sprintf("updated permission %s: %s", obs.ID, obs.Diff)}), nil
+	return append(notes, driver.Note{Reason: driver.EventUpdated, Message: fmt.Sprintf("updated permission %s: %s", obs.ID, obs.Diff)}), nil
 }
 
 // Delete archives the permission. An archive already waiting for approval is followed, never

@@ -29,6 +29,7 @@ import (
 
 	"github.com/dfns-operator/dfns-operator/api/v1alpha1"
 	"github.com/dfns-operator/dfns-operator/internal/dfns"
+	"github.com/dfns-operator/dfns-operator/internal/driver"
 )
 
 // dfnsPermission reads a permission from the sandbox.
@@ -114,7 +115,7 @@ var _ = Describe("DfnsPermission", func() {
 		_, err = dashboard.ArchivePermission(ctx, id, true)
 		Expect(err).NotTo(HaveOccurred())
 		eventually(dfnsPermission(id)).Should(HaveField("IsArchived", false))
-		eventually(hasEvent(p, corev1.EventTypeNormal, EventUnarchived)).Should(BeTrue())
+		eventually(hasEvent(p, corev1.EventTypeNormal, driver.EventUnarchived)).Should(BeTrue())
 
 		By("archiving it when the resource is deleted")
 		deleteAndWait(p)
@@ -159,7 +160,7 @@ var _ = Describe("DfnsPermission", func() {
 		cr := pendingOf(p)
 		Consistently(func() int { return sb.Counters()["UpdatePermission"] }, 3*syncPeriod, 200*time.Millisecond).Should(Equal(1))
 		Expect(conditionOf(p, v1alpha1.ConditionReady)(Default)).To(HaveField("Status", metav1.ConditionFalse))
-		Expect(hasEvent(p, corev1.EventTypeNormal, EventChangePendingApproval)()).To(BeTrue())
+		Expect(hasEvent(p, corev1.EventTypeNormal, driver.EventChangePendingApproval)()).To(BeTrue())
 
 		By("applying the change once approved")
 		_, err := approverC.DecideApproval(ctx, cr.ApprovalID, dfns.ApprovalDecisionRequest{Value: "Approved"})
@@ -186,7 +187,7 @@ var _ = Describe("DfnsPermission", func() {
 })
 
 var _ = Describe("DfnsPermission deletion under an approval policy", func() {
-	It("keeps the finalizer while the archive waits for approval, without resending it", func() {
+	It("keeps the driver.Finalizer while the archive waits for approval, without resending it", func() {
 		ns := newNamespace()
 		p := readyPermission(ns, "held", tOpRead)
 		id := p.Status.PermissionID

@@ -24,14 +24,15 @@ import (
 
 	"github.com/dfns-operator/dfns-operator/api/v1alpha1"
 	"github.com/dfns-operator/dfns-operator/internal/dfns"
+	"github.com/dfns-operator/dfns-operator/internal/driver"
 )
 
-// newPersonalAccessTokens is the External of DfnsPersonalAccessToken: the minting of
+// newPersonalAccessTokens is the driver.External of DfnsPersonalAccessToken: the minting of
 // identity.go with the calls below. A PAT belongs to the operator's own Dfns user, so only a
 // logged-in operator can create one (login mode; token mode is Forbidden).
 func newPersonalAccessTokens(api dfns.API, c client.Client, r client.Reader, syncPeriod time.Duration) *minter[*v1alpha1.DfnsPersonalAccessToken] {
 	return &minter[*v1alpha1.DfnsPersonalAccessToken]{kind: kindPersonalAccessToken, api: api, calls: patCalls{api}, client: c,
-		secrets: secretReader{client: c, reader: r}, lists: newListCache[identityView](syncPeriod)}
+		secrets: driver.NewSecretReader(c, r), lists: driver.NewListCache[identityView](syncPeriod)}
 }
 
 // patCalls are the Dfns calls of a personal access token (docs/dfns-api.md §3.2).

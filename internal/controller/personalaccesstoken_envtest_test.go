@@ -31,6 +31,7 @@ import (
 	"github.com/dfns-operator/dfns-operator/api/v1alpha1"
 	"github.com/dfns-operator/dfns-operator/internal/dfns"
 	"github.com/dfns-operator/dfns-operator/internal/dfns/sandbox"
+	"github.com/dfns-operator/dfns-operator/internal/driver"
 )
 
 // newPAT is a DfnsPersonalAccessToken referencing a DfnsPermission by name.
@@ -105,7 +106,7 @@ var _ = Describe("DfnsPersonalAccessToken", func() {
 		By("signing a request with the generated key: the token may not create, so Dfns answers 403, not 401")
 		_, err = tokenClient(s).CreatePermission(ctx, dfns.CreatePermissionRequest{Name: ns + "/no", Operations: []string{tOpRead}})
 		Expect(dfns.MissingOperation(err)).To(Equal("Permissions:Create"))
-		Expect(hasEvent(p, corev1.EventTypeNormal, EventCreated)()).To(BeTrue())
+		Expect(hasEvent(p, corev1.EventTypeNormal, driver.EventCreated)()).To(BeTrue())
 	})
 
 	It("recovers from a create whose answer was lost, leaving exactly one active token", func() {
@@ -114,7 +115,7 @@ var _ = Describe("DfnsPersonalAccessToken", func() {
 		Expect(k8sClient.Create(ctx, p)).To(Succeed())
 		waitReady(p)
 		Expect(activePATs(ns + "/lost")(Default)).To(ConsistOf(p.Status.TokenID))
-		Expect(hasEvent(p, corev1.EventTypeNormal, EventOrphanDeleted)()).To(BeTrue())
+		Expect(hasEvent(p, corev1.EventTypeNormal, driver.EventOrphanDeleted)()).To(BeTrue())
 		s, err := secretOf(ns, p.Name)
 		Expect(err).NotTo(HaveOccurred())
 		_, err = tokenClient(s).ListPermissions(ctx)
@@ -130,7 +131,7 @@ var _ = Describe("DfnsPersonalAccessToken", func() {
 		By("reactivating a token deactivated in Dfns")
 		_, err := dashboard.DeactivatePersonalAccessToken(ctx, id)
 		Expect(err).NotTo(HaveOccurred())
-		eventually(hasEvent(p, corev1.EventTypeNormal, EventReactivated)).Should(BeTrue())
+		eventually(hasEvent(p, corev1.EventTypeNormal, driver.EventReactivated)).Should(BeTrue())
 		eventually(activePATs(ns + "/drift")).Should(ConsistOf(id))
 
 		By("renaming back a token renamed in Dfns")
@@ -143,7 +144,7 @@ var _ = Describe("DfnsPersonalAccessToken", func() {
 		Expect(err).NotTo(HaveOccurred())
 		Expect(k8sClient.Delete(ctx, s)).To(Succeed())
 		eventually(patID(p)).ShouldNot(Equal(id))
-		eventually(hasEvent(p, corev1.EventTypeNormal, EventReminted)).Should(BeTrue())
+		eventually(hasEvent(p, corev1.EventTypeNormal, driver.EventReminted)).Should(BeTrue())
 		waitReady(p)
 		_, err = dashboard.GetPersonalAccessToken(ctx, id)
 		Expect(dfns.IsNotFound(err)).To(BeTrue())
@@ -157,7 +158,7 @@ var _ = Describe("DfnsPersonalAccessToken", func() {
 		id2 := p.Status.TokenID
 		Expect(dashboard.DeletePersonalAccessToken(ctx, id2)).To(Succeed())
 		eventually(patID(p)).ShouldNot(Equal(id2))
-		eventually(hasEvent(p, corev1.EventTypeNormal, EventRecreated)).Should(BeTrue())
+		eventually(hasEvent(p, corev1.EventTypeNormal, driver.EventRecreated)).Should(BeTrue())
 		waitReady(p)
 	})
 

@@ -24,25 +24,26 @@ import (
 
 	"github.com/dfns-operator/dfns-operator/api/v1alpha1"
 	"github.com/dfns-operator/dfns-operator/internal/dfns"
+	"github.com/dfns-operator/dfns-operator/internal/driver"
 )
 
 // Policy statuses in Dfns.
 const policyArchived = "Archived"
 
-// policies is the External of DfnsPolicy. Updates and archives may answer 202 when a
+// policies is the driver.External of DfnsPolicy. Updates and archives may answer 202 when a
 // Policies:Modify policy holds them for approval: the change request is recorded in status and
 // followed (approval.go), never sent again. A create held for approval is followed the same way.
 type policies struct {
 	api dfns.API
 }
 
-var _ External[*v1alpha1.DfnsPolicy] = (*policies)(nil)
+var _ driver.External[*v1alpha1.DfnsPolicy] = (*policies)(nil)
 
 // Validate checks the default name's length and the shape of rule.configuration.addresses,
 // which the API server cannot (its shape depends on the rule kind).
 func (e *policies) Validate(_ context.Context, p *v1alpha1.DfnsPolicy) error {
 	if n := p.DfnsName(); len(n) > maxDfnsNameLen {
-		return stopf(v1alpha1.ReasonInvalidSpec, "the Dfns name %q is longer than %d characters; set spec.name", n, maxDfnsNameLen)
+		return driver.Stopf(v1alpha1.ReasonInvalidSpec, "the Dfns name %q is longer than %d characters; set spec.name", n, maxDfnsNameLen)
 	}
 	cfg := p.Spec.Rule.Configuration
 	if p.Spec.Rule.Kind != "TransactionRecipientWhitelist" {
@@ -50,7 +51,7 @@ func (e *policies) Validate(_ context.Context, p *v1alpha1.DfnsPolicy) error {
 	}
 	var addresses []string
 	if cfg == nil || cfg.Addresses == nil || json.Unmarshal(cfg.Addresses.Raw, &addresses) != nil {
-		return stopf(v1alpha1.ReasonInvalidSpec, "rule kind TransactionRecipientWhitelist needs configuration.addresses, a list of addresses")
+		return driver.Stopf(v1alpha1.ReasonInvalidSpec, "rule kind TransactionRecipientWhitelist needs configuration.addresses, a list of addresses")
 	}
 	return nil
 }
@@ -62,25 +63,25 @@ func (e *policies) Secret(*v1alpha1.DfnsPolicy) (string, v1alpha1.SecretTemplate
 
 // Observe reads the recorded policy, follows a pending change request, and compares. A policy
 // gone or archived in Dfns is created anew: Dfns cannot unarchive a policy.
-func (e *policies) Observe(ctx context.Context, p *v1alpha1.DfnsPolicy, rec Recorded) (Observation, error) {
+func (e *policies) Observe(ctx context.Context, p *v1alpha1.DfnsPolicy, rec driver.Recorded) (driver.Observation, error) {
 	id := rec.ID
 	if id == "" {
 		return e.find(ctx, p, rec.Marked)
 	}
 	got, err := e.api.GetPolicy(ctx, id)
 	if dfns.IsNotFound(err) {
-		return Observation{Replace: &Replacement{Reason: EventRecreated,
+		return driver.Observation{Replace: &driver.Replacement{Reason: driver.EventRecreated,
 			Message: fmt.Sprintf("policy %s is gone from Dfns; created a new one", id)}}, nil
 	}
 	if err != nil {
-		return Observation{}, fmt.Errorf("reading policy %s: %w", id, err)
+		return driver.Observation{}, fmt.Errorf("reading policy %s: %w", id, err)
 	}
 	pending, err := followChange(ctx, e.api, p, got.PendingChangeRequest)
 	if err != nil || pending != nil {
-		return Observation{ID: id, Exists: true, Pending: pending, Current: got}, err
+		return driver.Observation{ID: id, Exists: true, Pending: pending, Current: got}, err
 	}
 	if got.Status == policyArchived {
-		return Observation{Replace: &Replacement{Reason: EventRecreated,
+		return driver.Observation{Replace: &driver.Replacement{Reason: driver.EventRecreated,
 			Message: fmt.Sprintf("policy %s was archived in Dfns, which cannot be undone; created a new one", id)}}, nil
 	}
 	return comparePolicy(p, got), nil
@@ -90,14 +91,14 @@ func (e *policies) Observe(ctx context.Context, p *v1alpha1.DfnsPolicy, rec Reco
 // after a lost create answer (a create-pending mark for this name) is adopted, anyone else's is
 // a NameConflict. Dfns does not require policy names to be unique; the operator does, to find
 // its own.
-func (e *policies) find(ctx context.Context, p *v1alpha1.DfnsPolicy, marked string) (Observation, error) {
+func (e *policies) find(ctx context.Context, p *v1alpha1.DfnsPolicy, marked string) (driver.Observation, error) {
 	pending, err := followChange(ctx, e.api, p, nil)
 	if err != nil || pending != nil {
-		return Observation{Exists: pending != nil, Pending: pending}, err
+		return driver.Observation{Exists: pending != nil, Pending: pending}, err
 	}
 	all, err := e.api.ListPolicies(ctx, "Active")
 	if err != nil {
-		return Observation{}, fmt.Errorf("listing policies: %w", err)
+		return driver.Observation{}, fmt.Errorf("listing policies: %w", err)
 	}
 	name := p.DfnsName()
 	for i := range all {
@@ -105,17 +106,17 @@ func (e *policies) find(ctx context.Context, p *v1alpha1.DfnsPolicy, marked stri
 			continue
 		}
 		if marked != name {
-			return Observation{}, stopf(v1alpha1.ReasonNameConflict,
+			return driver.Observation{}, driver.Stopf(v1alpha1.ReasonNameConflict,
 				"a Dfns policy named %q exists and was not made by this resource; set another spec.name", name)
 		}
 		return comparePolicy(p, &all[i]), nil
 	}
-	return Observation{}, nil
+	return driver.Observation{}, nil
 }
 
 // comparePolicy reports whether the policy in Dfns has the spec's name, activity, rule, action
 // and filters. The parts are compared as normalised JSON, so absent and empty are the same.
-func comparePolicy(p *v1alpha1.DfnsPolicy, got *dfns.Policy) Observation {
+func comparePolicy(p *v1alpha1.DfnsPolicy, got *dfns.Policy) driver.Observation {
 	want := wantPolicy(p)
 	var diff []string
 	if got.Name != want.Name {
@@ -132,7 +133,8 @@ func comparePolicy(p *v1alpha1.DfnsPolicy, got *dfns.Policy) Observation {
 			diff = append(diff, part.name)
 		}
 	}
-	return Observation{ID: got.ID, Exists: true, UpToDate: len(diff) == 0, Diff: strings.Join(diff, ", "), Current: got}
+	return driver.Observation{ID: got.ID, Exists: true, UpToDate: len(diff) == 0, Diff: strings.Join(diff, ", "), Current: got,
+		Marker: got.Name}
 }
 
 // wantPolicy is the policy body the spec asks for.
@@ -210,10 +212,10 @@ func prune(v any) any {
 }
 
 // Create creates the policy; a create held for approval is recorded and waited on.
-func (e *policies) Create(ctx context.Context, p *v1alpha1.DfnsPolicy, obs Observation, mark func(context.Context, string) error) (Creation, error) {
-	var c Creation
+func (e *policies) Create(ctx context.Context, p *v1alpha1.DfnsPolicy, obs driver.Observation, mark func(context.Context, string) error) (driver.Creation, error) {
+	var c driver.Creation
 	if obs.Replace != nil {
-		c.Notes = append(c.Notes, Note{Reason: obs.Replace.Reason, Message: obs.Replace.Message})
+		c.Notes = append(c.Notes, driver.Note{Reason: obs.Replace.Reason, Message: obs.Replace.Message})
 	}
 	if err := mark(ctx, p.DfnsName()); err != nil {
 		return c, fmt.Errorf("marking the create as pending: %w", err)
@@ -231,11 +233,11 @@ func (e *policies) Create(ctx context.Context, p *v1alpha1.DfnsPolicy, obs Obser
 }
 
 // Update sends the whole policy as the spec has it; Dfns may hold it for approval (202).
-func (e *policies) Update(ctx context.Context, p *v1alpha1.DfnsPolicy, obs Observation) ([]Note, error) {
+func (e *policies) Update(ctx context.Context, p *v1alpha1.DfnsPolicy, obs driver.Observation) ([]driver.Note, error) {
 	if _, err := e.api.UpdatePolicy(ctx, obs.ID, wantPolicy(p)); err != nil {
 		return nil, fmt.Errorf("updating policy %s: %w", obs.ID, err)
 	}
-	return []Note{{EventUpdated, fmt.Sprintf("updated policy %s: %s", obs.ID, obs.Diff)}}, nil
+	return []driver.Note{{Reason: driver.EventUpdated, Message: fmt.Sprintf("updated policy %s: %s", obs.ID, obs.Diff)}}, nil
 }
 
 // Delete archives the policy. An archive already waiting for approval is followed, never sent

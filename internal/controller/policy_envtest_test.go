@@ -30,6 +30,7 @@ import (
 	"github.com/dfns-operator/dfns-operator/api/v1alpha1"
 	"github.com/dfns-operator/dfns-operator/internal/dfns"
 	"github.com/dfns-operator/dfns-operator/internal/dfns/sandbox"
+	"github.com/dfns-operator/dfns-operator/internal/driver"
 )
 
 // newPolicy is the example: transfers over a limit from hot wallets need two approvals.
@@ -102,12 +103,12 @@ var _ = Describe("DfnsPolicy", func() {
 		Expect(got.Action.ApprovalGroups).To(ConsistOf(And(HaveField("Name", "treasury"), HaveField("Quorum", 2),
 			HaveField("Approvers", map[string]any{"userId": map[string]any{"in": []any{admin.UserID, approver.UserID}}}))))
 		Expect(got.Filters).To(Equal(map[string]any{"walletTags": map[string]any{"hasAny": []any{"hot"}}}))
-		Expect(hasEvent(p, corev1.EventTypeNormal, EventCreated)()).To(BeTrue())
+		Expect(hasEvent(p, corev1.EventTypeNormal, driver.EventCreated)()).To(BeTrue())
 
 		By("sending an edit of the spec")
 		setLimit(p, 20000)
 		eventually(func(g Gomega) any { return limitOf(dfnsPolicy(id)(g)) }).Should(Equal(float64(20000)))
-		eventually(hasEvent(p, corev1.EventTypeNormal, EventUpdated)).Should(BeTrue())
+		eventually(hasEvent(p, corev1.EventTypeNormal, driver.EventUpdated)).Should(BeTrue())
 		waitReady(p)
 
 		By("setting back a change made in Dfns")
@@ -127,7 +128,7 @@ var _ = Describe("DfnsPolicy", func() {
 			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(p), p)).To(Succeed())
 			return p.Status.PolicyID
 		}).ShouldNot(Equal(id))
-		eventually(hasEvent(p, corev1.EventTypeNormal, EventRecreated)).Should(BeTrue())
+		eventually(hasEvent(p, corev1.EventTypeNormal, driver.EventRecreated)).Should(BeTrue())
 		waitReady(p)
 		Expect(activePolicies(ns + "/large-transfers")(Default)).To(ConsistOf(p.Status.PolicyID))
 
@@ -171,7 +172,7 @@ var _ = Describe("DfnsPolicy", func() {
 		cr := pendingOf(p)
 		Consistently(func() int { return sb.Counters()["UpdatePolicy"] }, 3*syncPeriod, 200*time.Millisecond).Should(Equal(1))
 		Expect(limitOf(dfnsPolicy(id)(Default))).To(Equal(float64(100)))
-		Expect(hasEvent(p, corev1.EventTypeNormal, EventChangePendingApproval)()).To(BeTrue())
+		Expect(hasEvent(p, corev1.EventTypeNormal, driver.EventChangePendingApproval)()).To(BeTrue())
 
 		By("applying it once approved")
 		_, err := approverC.DecideApproval(ctx, cr.ApprovalID, dfns.ApprovalDecisionRequest{Value: "Approved"})
@@ -189,7 +190,7 @@ var _ = Describe("DfnsPolicy", func() {
 		Consistently(func() int { return sb.Counters()["UpdatePolicy"] }, 3*syncPeriod, 200*time.Millisecond).Should(Equal(2))
 		Expect(limitOf(dfnsPolicy(id)(Default))).To(Equal(float64(200)))
 
-		By("keeping the finalizer while the archive waits for approval")
+		By("keeping the driver.Finalizer while the archive waits for approval")
 		Expect(k8sClient.Delete(ctx, p)).To(Succeed())
 		cr = pendingOf(p)
 		Expect(p.DeletionTimestamp).NotTo(BeNil())

@@ -47,7 +47,7 @@ func TestPolicyValidateWhitelist(t *testing.T) {
 				p.Spec.Rule.Configuration.Addresses = &apiextensionsv1.JSON{Raw: []byte(tc.addresses)}
 			}
 			err := (&policies{}).Validate(context.Background(), p)
-			if (err != nil) != tc.wantErr || (err != nil && classify(err).reason != v1alpha1.ReasonInvalidSpec) {
+			if (err != nil) != tc.wantErr || (err != nil && classify(err).Reason != v1alpha1.ReasonInvalidSpec) {
 				t.Errorf("%s\nValidate = %v, want error %t", tc.reason, err, tc.wantErr)
 			}
 		})

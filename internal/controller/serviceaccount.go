@@ -24,13 +24,14 @@ import (
 
 	"github.com/dfns-operator/dfns-operator/api/v1alpha1"
 	"github.com/dfns-operator/dfns-operator/internal/dfns"
+	"github.com/dfns-operator/dfns-operator/internal/driver"
 )
 
-// newServiceAccounts is the External of DfnsServiceAccount: the minting of identity.go with
+// newServiceAccounts is the driver.External of DfnsServiceAccount: the minting of identity.go with
 // the service-account calls below.
 func newServiceAccounts(api dfns.API, c client.Client, r client.Reader, syncPeriod time.Duration) *minter[*v1alpha1.DfnsServiceAccount] {
 	return &minter[*v1alpha1.DfnsServiceAccount]{kind: kindServiceAccount, api: api, calls: serviceAccountCalls{api}, client: c,
-		secrets: secretReader{client: c, reader: r}, lists: newListCache[identityView](syncPeriod)}
+		secrets: driver.NewSecretReader(c, r), lists: driver.NewListCache[identityView](syncPeriod)}
 }
 
 // serviceAccountCalls are the Dfns calls of a service account (docs/dfns-api.md §3.1).

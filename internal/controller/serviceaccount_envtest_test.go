@@ -34,6 +34,7 @@ import (
 	"github.com/dfns-operator/dfns-operator/api/v1alpha1"
 	"github.com/dfns-operator/dfns-operator/internal/dfns"
 	"github.com/dfns-operator/dfns-operator/internal/dfns/sandbox"
+	"github.com/dfns-operator/dfns-operator/internal/driver"
 )
 
 // readyPermission makes a DfnsPermission and waits until it is Ready.
@@ -145,7 +146,7 @@ var _ = Describe("DfnsServiceAccount", func() {
 		created, err := app.CreatePermission(ctx, dfns.CreatePermissionRequest{Name: ns + "/made-by-app", Operations: []string{tOpRead}})
 		Expect(err).NotTo(HaveOccurred())
 		Expect(created.ID).To(HavePrefix("pm-"))
-		Expect(hasEvent(sa, corev1.EventTypeNormal, EventCreated)()).To(BeTrue())
+		Expect(hasEvent(sa, corev1.EventTypeNormal, driver.EventCreated)()).To(BeTrue())
 		eventually(func(g Gomega) []string {
 			var list eventsv1.EventList
 			g.Expect(k8sClient.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
@@ -156,7 +157,7 @@ var _ = Describe("DfnsServiceAccount", func() {
 				}
 			}
 			return reasons
-		}).Should(ContainElement(EventCreated))
+		}).Should(ContainElement(driver.EventCreated))
 	})
 
 	It("recovers from a create whose answer was lost, leaving exactly one active service account", func() {
@@ -165,7 +166,7 @@ var _ = Describe("DfnsServiceAccount", func() {
 		Expect(k8sClient.Create(ctx, sa)).To(Succeed())
 		waitReady(sa)
 		Expect(activeNamed(ns + "/lost")(Default)).To(ConsistOf(sa.Status.ServiceAccountID))
-		Expect(hasEvent(sa, corev1.EventTypeNormal, EventOrphanDeleted)()).To(BeTrue())
+		Expect(hasEvent(sa, corev1.EventTypeNormal, driver.EventOrphanDeleted)()).To(BeTrue())
 		s, err := saSecret(sa)
 		Expect(err).NotTo(HaveOccurred())
 		_, err = tokenClient(s).ListPermissions(ctx)
@@ -179,7 +180,7 @@ var _ = Describe("DfnsServiceAccount", func() {
 		id := sa.Status.ServiceAccountID
 		sb.InjectOnce("CreateServiceAccount", sandbox.FaultAnswerLost)
 		Expect(dashboard.DeleteServiceAccount(ctx, id)).To(Succeed())
-		eventually(hasEvent(sa, corev1.EventTypeNormal, EventOrphanDeleted)).Should(BeTrue())
+		eventually(hasEvent(sa, corev1.EventTypeNormal, driver.EventOrphanDeleted)).Should(BeTrue())
 		eventually(statusID(sa)).ShouldNot(Equal(id))
 		waitReady(sa)
 		eventually(activeNamed(ns + "/lost-again")).Should(ConsistOf(sa.Status.ServiceAccountID))
@@ -194,16 +195,20 @@ var _ = Describe("DfnsServiceAccount", func() {
 		Expect(err).NotTo(HaveOccurred())
 		orphan, err := dashboard.CreateServiceAccount(ctx, dfns.CreateServiceAccountRequest{Name: ns + "/stopped.abc123", PublicKey: pub})
 		Expect(err).NotTo(HaveOccurred())
-		sa := newSA(ns, "stopped", "payments")
-		// The mark the operator set before its create: signed, naming the account it made.
-		sa.Annotations = map[string]string{v1alpha1.AnnotationCreatePending: operatorMark(kindServiceAccount, ns, "stopped", ns+"/stopped.abc123")}
+		// The resource waits for its permission, so that the test can give it the mark the
+		// operator sets before its create (signed, naming the account it made, bound to the UID).
+		sa := newSA(ns, "stopped", "stopped-perm")
 		Expect(k8sClient.Create(ctx, sa)).To(Succeed())
+		eventually(conditionOf(sa, v1alpha1.ConditionSynced)).Should(haveCondition(metav1.ConditionFalse, v1alpha1.ReasonPermissionNotReady))
+		sa.Annotations = map[string]string{v1alpha1.AnnotationCreatePending: operatorMark(sa, kindServiceAccount, ns+"/stopped.abc123")}
+		Expect(k8sClient.Update(ctx, sa)).To(Succeed())
+		readyPermission(ns, "stopped-perm", tOpRead)
 		waitReady(sa)
 		Expect(sa.Status.ServiceAccountID).NotTo(Equal(orphan.UserInfo.UserID))
 		_, err = dashboard.GetServiceAccount(ctx, orphan.UserInfo.UserID)
 		Expect(dfns.IsNotFound(err)).To(BeTrue())
 		Expect(activeNamed(ns + "/stopped")(Default)).To(ConsistOf(sa.Status.ServiceAccountID))
-		Expect(hasEvent(sa, corev1.EventTypeNormal, EventOrphanDeleted)()).To(BeTrue())
+		Expect(hasEvent(sa, corev1.EventTypeNormal, driver.EventOrphanDeleted)()).To(BeTrue())
 	})
 
 	It("mints under a name of its own beside an account someone made with its base name", func() {
@@ -241,7 +246,7 @@ var _ = Describe("DfnsServiceAccount", func() {
 		_, err := dashboard.DeactivateServiceAccount(ctx, id)
 		Expect(err).NotTo(HaveOccurred())
 		eventually(activeNamed(ns + "/drift")).Should(ConsistOf(id))
-		eventually(hasEvent(sa, corev1.EventTypeNormal, EventReactivated)).Should(BeTrue())
+		eventually(hasEvent(sa, corev1.EventTypeNormal, driver.EventReactivated)).Should(BeTrue())
 
 		By("renaming back a service account renamed in Dfns")
 		_, err = dashboard.UpdateServiceAccount(ctx, id, dfns.UpdateServiceAccountRequest{Name: ns + "/renamed"})
@@ -253,7 +258,7 @@ var _ = Describe("DfnsServiceAccount", func() {
 		sa.Spec.Active = new(bool)
 		Expect(k8sClient.Update(ctx, sa)).To(Succeed())
 		eventually(activeNamed(ns + "/drift")).Should(BeEmpty())
-		eventually(hasEvent(sa, corev1.EventTypeNormal, EventDeactivated)).Should(BeTrue())
+		eventually(hasEvent(sa, corev1.EventTypeNormal, driver.EventDeactivated)).Should(BeTrue())
 		waitReady(sa)
 		yes := true
 		sa.Spec.Active = &yes
@@ -265,7 +270,7 @@ var _ = Describe("DfnsServiceAccount", func() {
 		Expect(err).NotTo(HaveOccurred())
 		Expect(dashboard.DeleteServiceAccount(ctx, id)).To(Succeed())
 		eventually(statusID(sa)).ShouldNot(Equal(id))
-		eventually(hasEvent(sa, corev1.EventTypeNormal, EventRecreated)).Should(BeTrue())
+		eventually(hasEvent(sa, corev1.EventTypeNormal, driver.EventRecreated)).Should(BeTrue())
 		waitReady(sa)
 		id2 := sa.Status.ServiceAccountID
 		renewed, err := saSecret(sa)
@@ -277,7 +282,7 @@ var _ = Describe("DfnsServiceAccount", func() {
 		By("minting a new one when the Secret is deleted")
 		Expect(k8sClient.Delete(ctx, renewed)).To(Succeed())
 		eventually(statusID(sa)).ShouldNot(Equal(id2))
-		eventually(hasEvent(sa, corev1.EventTypeNormal, EventReminted)).Should(BeTrue())
+		eventually(hasEvent(sa, corev1.EventTypeNormal, driver.EventReminted)).Should(BeTrue())
 		waitReady(sa)
 		id3 := sa.Status.ServiceAccountID
 		_, err = dashboard.GetServiceAccount(ctx, id2)

@@ -38,6 +38,7 @@ import (
 
 	"github.com/dfns-operator/dfns-operator/api/v1alpha1"
 	"github.com/dfns-operator/dfns-operator/internal/dfns"
+	"github.com/dfns-operator/dfns-operator/internal/driver"
 	"github.com/dfns-operator/dfns-operator/internal/ownership"
 )
 
@@ -53,7 +54,7 @@ type Options struct {
 	// ReconcileTimeout bounds one reconcile. Default: 2 minutes.
 	ReconcileTimeout time.Duration
 	// EventRecorder overrides the manager's event recorder (tests capture events with it).
-	EventRecorder EventRecorder
+	EventRecorder driver.EventRecorder
 	// OwnershipKey signs and checks the proofs that a resource owns its Dfns object
 	// (LoadOwnershipKey reads or makes it).
 	OwnershipKey *ownership.Key
@@ -136,30 +137,24 @@ func CacheOptions() cache.Options {
 	}}
 }
 
-// newReconciler builds the driver for one kind.
-func newReconciler[T Object](mgr ctrl.Manager, opts Options, kind string, ext External[T], newObject func() T,
-	newList func() client.ObjectList) *Reconciler[T] {
-	return &Reconciler[T]{
-		client: mgr.GetClient(), reader: mgr.GetAPIReader(), scheme: mgr.GetScheme(), ext: ext,
-		newObject: newObject, newList: newList, kind: kind, key: opts.OwnershipKey,
-		recorder: opts.EventRecorder, syncPeriod: opts.SyncPeriod,
-		timeout: opts.ReconcileTimeout, secretRetries: 5, secretBackoff: 100 * time.Millisecond, now: time.Now,
-	}
-}
-
-// setupKind registers the controller of one kind: the driver with the kind's External, the
+// setupKind registers the controller of one kind: the driver with the kind's driver.External, the
 // index of the Dfns IDs its resources prove they own, and what else it watches.
-func setupKind[T Object](mgr ctrl.Manager, opts Options, kind string, ext External[T], newObject func() T,
+func setupKind[T driver.Object](mgr ctrl.Manager, opts Options, kind string, ext driver.External[T], newObject func() T,
 	newList func() client.ObjectList, watches func(*builder.Builder) *builder.Builder) error {
 	name := strings.ToLower(kind)
-	if err := mgr.GetFieldIndexer().IndexField(context.Background(), newObject(), ownedIDIndex, ownedIDs[T](kind, opts.OwnershipKey)); err != nil {
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), newObject(), driver.OwnedIDIndex, driver.OwnedIDs[T](kind, opts.OwnershipKey)); err != nil {
 		return fmt.Errorf("indexing %s by Dfns ID: %w", kind, err)
 	}
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(newObject()).
 		Named(name).
 		WithOptions(controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles})
-	if err := watches(b).Complete(newReconciler(mgr, opts, kind, ext, newObject, newList)); err != nil {
+	r := driver.New(driver.Config[T]{
+		Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(), Kind: kind, External: ext,
+		NewObject: newObject, NewList: newList, Key: opts.OwnershipKey, Errors: dfnsErrors{}, Recorder: opts.EventRecorder,
+		SyncPeriod: opts.SyncPeriod, Timeout: opts.ReconcileTimeout,
+	})
+	if err := watches(b).Complete(r); err != nil {
 		return fmt.Errorf("setting up the %s controller: %w", name, err)
 	}
 	return nil
@@ -185,7 +180,7 @@ func setupPolicies(mgr ctrl.Manager, opts Options) error {
 
 // setupWebhooks registers the DfnsWebhook controller; it watches its Secrets.
 func setupWebhooks(mgr ctrl.Manager, opts Options) error {
-	ext := &webhooks{api: opts.API, secrets: secretReader{client: mgr.GetClient(), reader: mgr.GetAPIReader()}}
+	ext := &webhooks{api: opts.API, secrets: driver.NewSecretReader(mgr.GetClient(), mgr.GetAPIReader())}
 	return setupKind(mgr, opts, kindWebhook, ext, func() *v1alpha1.DfnsWebhook { return &v1alpha1.DfnsWebhook{} },
 		func() client.ObjectList { return &v1alpha1.DfnsWebhookList{} }, ownsSecrets)
 }
@@ -206,7 +201,7 @@ func setupPersonalAccessTokens(mgr ctrl.Manager, opts Options) error {
 
 // setupMinter registers the controller of a kind that mints a token; it watches its Secrets
 // and the DfnsPermissions it references.
-func setupMinter[T mintable](mgr ctrl.Manager, opts Options, ext External[T], kind string, newObject func() T, newList func() client.ObjectList) error {
+func setupMinter[T mintable](mgr ctrl.Manager, opts Options, ext driver.External[T], kind string, newObject func() T, newList func() client.ObjectList) error {
 	err := mgr.GetFieldIndexer().IndexField(context.Background(), newObject(), permissionRefIndex, func(o client.Object) []string {
 		if n := o.(T).GetPermissionRef().Name; n != "" {
 			return []string{n}
@@ -246,7 +241,7 @@ func setupAssignments(mgr ctrl.Manager, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("indexing DfnsPermissionAssignments by identity: %w", err)
 	}
-	ext := &assignments{api: opts.API, client: mgr.GetClient(), lists: newListCache[dfns.Assignment](opts.SyncPeriod)}
+	ext := &assignments{api: opts.API, client: mgr.GetClient(), lists: driver.NewListCache[dfns.Assignment](opts.SyncPeriod)}
 	c, list := mgr.GetClient(), &v1alpha1.DfnsPermissionAssignmentList{}
 	on := func(index string, key func(client.Object) string) handler.EventHandler {
 		return handler.EnqueueRequestsFromMapFunc(referencing(c, list, index, key))

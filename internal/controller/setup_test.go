@@ -75,12 +75,3 @@ func TestTokenExpiry(t *testing.T) {
 		})
 	}
 }
-
-func TestFingerprintSeparatesValues(t *testing.T) {
-	if fingerprint([]byte("ab"), []byte("c")) == fingerprint([]byte("a"), []byte("bc")) {
-		t.Error("moving bytes from the token to the key kept the fingerprint")
-	}
-	if len(fingerprint([]byte("t"), []byte("k"))) != 64 {
-		t.Error("the fingerprint is not a hex SHA-256")
-	}
-}

@@ -53,6 +53,7 @@ import (
 	"github.com/dfns-operator/dfns-operator/api/v1alpha1"
 	"github.com/dfns-operator/dfns-operator/internal/dfns"
 	"github.com/dfns-operator/dfns-operator/internal/dfns/sandbox"
+	"github.com/dfns-operator/dfns-operator/internal/driver"
 	"github.com/dfns-operator/dfns-operator/internal/ownership"
 	// +kubebuilder:scaffold:imports
 )
@@ -216,7 +217,7 @@ var _ = AfterSuite(func() {
 })
 
 // tee records events into the capture and through the manager's real recorder.
-type tee []EventRecorder
+type tee []driver.EventRecorder
 
 // Eventf records the event with every recorder.
 func (t tee) Eventf(obj runtime.Object, eventtype, reason, messageFmt string, args ...any) {

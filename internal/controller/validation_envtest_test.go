@@ -18,8 +18,8 @@ package controller
 
 import (
 	"os"
-	"strings"
 	"path/filepath"
+	"strings"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"

@@ -26,6 +26,7 @@ import (
 
 	"github.com/dfns-operator/dfns-operator/api/v1alpha1"
 	"github.com/dfns-operator/dfns-operator/internal/dfns"
+	"github.com/dfns-operator/dfns-operator/internal/driver"
 )
 
 // Keys of the Secret written for a webhook (docs/architecture.md, "Secrets written for apps").
@@ -43,16 +44,16 @@ const (
 	webhookDisabled = "Disabled"
 )
 
-// webhooks is the External of DfnsWebhook. Dfns shows a webhook's signing secret only in the
+// webhooks is the driver.External of DfnsWebhook. Dfns shows a webhook's signing secret only in the
 // create answer, and webhooks have no externalId: the description carries a marker with the
 // resource's UID (markerOf), so that a webhook whose answer was lost is found and deleted
 // before a new one is created.
 type webhooks struct {
 	api     dfns.API
-	secrets secretReader
+	secrets driver.SecretReader
 }
 
-var _ External[*v1alpha1.DfnsWebhook] = (*webhooks)(nil)
+var _ driver.External[*v1alpha1.DfnsWebhook] = (*webhooks)(nil)
 
 // Validate: the API server checks everything a webhook spec holds.
 func (e *webhooks) Validate(context.Context, *v1alpha1.DfnsWebhook) error { return nil }
@@ -95,13 +96,13 @@ func wantEvents(w *v1alpha1.DfnsWebhook) []string {
 }
 
 // secretOf describes the resource's Secret for the checks of secret.go.
-func (e *webhooks) secretOf(w *v1alpha1.DfnsWebhook) oneTimeSecret {
-	return oneTimeSecret{owner: w, kind: kindWebhook, name: w.SecretName(), fingerprint: &w.Status.SecretFingerprint, keys: webhookKeys}
+func (e *webhooks) secretOf(w *v1alpha1.DfnsWebhook) driver.OneTimeSecret {
+	return driver.OneTimeSecret{Owner: w, Kind: kindWebhook, Name: w.SecretName(), Fingerprint: &w.Status.SecretFingerprint, Keys: webhookKeys}
 }
 
 // Observe reads the recorded webhook and checks both it and the Secret holding its signing
 // secret; with no recorded ID it looks for one carrying this resource's marker.
-func (e *webhooks) Observe(ctx context.Context, w *v1alpha1.DfnsWebhook, rec Recorded) (Observation, error) {
+func (e *webhooks) Observe(ctx context.Context, w *v1alpha1.DfnsWebhook, rec driver.Recorded) (driver.Observation, error) {
 	id := rec.ID
 	if id == "" {
 		return e.find(ctx, w, rec.Marked)
@@ -112,18 +113,18 @@ func (e *webhooks) Observe(ctx context.Context, w *v1alpha1.DfnsWebhook, rec Rec
 		if err != nil || obs.Exists || obs.Replace != nil {
 			return obs, err
 		}
-		return Observation{Replace: &Replacement{Reason: EventRecreated,
+		return driver.Observation{Replace: &driver.Replacement{Reason: driver.EventRecreated,
 			Message: fmt.Sprintf("webhook %s was deleted in Dfns; created a new one", id)}}, nil
 	}
 	if err != nil {
-		return Observation{}, fmt.Errorf("reading webhook %s: %w", id, err)
+		return driver.Observation{}, fmt.Errorf("reading webhook %s: %w", id, err)
 	}
-	intact, err := e.secrets.intact(ctx, e.secretOf(w), id)
+	intact, err := e.secrets.Intact(ctx, e.secretOf(w), id)
 	if err != nil {
-		return Observation{}, err
+		return driver.Observation{}, err
 	}
 	if !intact {
-		return Observation{Replace: &Replacement{ID: id, Reason: EventReminted,
+		return driver.Observation{Replace: &driver.Replacement{ID: id, Reason: driver.EventReminted,
 			Message: fmt.Sprintf("Secret %s was deleted or changed; deleted webhook %s and created a new one", w.SecretName(), id)}}, nil
 	}
 	return compareWebhook(w, got), nil
@@ -133,22 +134,22 @@ func (e *webhooks) Observe(ctx context.Context, w *v1alpha1.DfnsWebhook, rec Rec
 // its proof checked by the driver). One whose secret our Secret holds is adopted (only the ID
 // patch was lost); one without is an orphan of a lost create answer, deleted before a new one
 // is created. With no mark, nothing can exist.
-func (e *webhooks) find(ctx context.Context, w *v1alpha1.DfnsWebhook, marked string) (Observation, error) {
+func (e *webhooks) find(ctx context.Context, w *v1alpha1.DfnsWebhook, marked string) (driver.Observation, error) {
 	if marked == "" {
-		return Observation{}, nil
+		return driver.Observation{}, nil
 	}
 	all, err := e.api.ListWebhooks(ctx)
 	if err != nil {
-		return Observation{}, fmt.Errorf("listing webhooks: %w", err)
+		return driver.Observation{}, fmt.Errorf("listing webhooks: %w", err)
 	}
 	var orphan string
 	for i := range all {
 		if !strings.Contains(all[i].Description, marked) {
 			continue
 		}
-		holds, err := e.secrets.holds(ctx, e.secretOf(w), all[i].ID)
+		holds, err := e.secrets.Holds(ctx, e.secretOf(w), all[i].ID)
 		if err != nil {
-			return Observation{}, err
+			return driver.Observation{}, err
 		}
 		if holds {
 			return compareWebhook(w, &all[i]), nil
@@ -158,14 +159,14 @@ func (e *webhooks) find(ctx context.Context, w *v1alpha1.DfnsWebhook, marked str
 		}
 	}
 	if orphan == "" {
-		return Observation{}, nil
+		return driver.Observation{}, nil
 	}
-	return Observation{Replace: &Replacement{ID: orphan, Reason: EventOrphanDeleted,
+	return driver.Observation{Replace: &driver.Replacement{ID: orphan, Reason: driver.EventOrphanDeleted,
 		Message: fmt.Sprintf("deleted webhook %s whose signing secret was never saved, and created a new one", orphan)}}, nil
 }
 
 // compareWebhook reports whether url, events, status and description match the spec.
-func compareWebhook(w *v1alpha1.DfnsWebhook, got *dfns.Webhook) Observation {
+func compareWebhook(w *v1alpha1.DfnsWebhook, got *dfns.Webhook) driver.Observation {
 	var diff []string
 	if got.URL != w.Spec.URL {
 		diff = append(diff, fmt.Sprintf("url %q, want %q", got.URL, w.Spec.URL))
@@ -181,18 +182,18 @@ func compareWebhook(w *v1alpha1.DfnsWebhook, got *dfns.Webhook) Observation {
 		diff = append(diff, "description")
 	}
 	w.Status.SecretName = w.SecretName()
-	return Observation{ID: got.ID, Exists: true, UpToDate: len(diff) == 0, Diff: strings.Join(diff, ", "), Current: got}
+	return driver.Observation{ID: got.ID, Exists: true, UpToDate: len(diff) == 0, Diff: strings.Join(diff, ", "), Current: got}
 }
 
 // Create deletes an orphan or lost webhook first, then creates the webhook and returns its
 // signing secret for the Secret.
-func (e *webhooks) Create(ctx context.Context, w *v1alpha1.DfnsWebhook, obs Observation, mark func(context.Context, string) error) (Creation, error) {
-	var c Creation
+func (e *webhooks) Create(ctx context.Context, w *v1alpha1.DfnsWebhook, obs driver.Observation, mark func(context.Context, string) error) (driver.Creation, error) {
+	var c driver.Creation
 	if obs.Replace != nil {
 		if err := e.Delete(ctx, w, obs.Replace.ID); err != nil {
 			return c, err
 		}
-		c.Notes = append(c.Notes, Note{Reason: obs.Replace.Reason, Message: obs.Replace.Message})
+		c.Notes = append(c.Notes, driver.Note{Reason: obs.Replace.Reason, Message: obs.Replace.Message})
 	}
 	if err := mark(ctx, markerOf(w)); err != nil {
 		return c, fmt.Errorf("marking the create as pending: %w", err)
@@ -207,9 +208,9 @@ func (e *webhooks) Create(ctx context.Context, w *v1alpha1.DfnsWebhook, obs Obse
 		return c, fmt.Errorf("dfns answered the create of webhook %s without a secret", got.ID)
 	}
 	data := map[string][]byte{KeyWebhookID: []byte(got.ID), KeyWebhookSecret: []byte(got.Secret)}
-	c.Secret = &SecretContent{Data: data, Annotations: map[string]string{v1alpha1.AnnotationExternalID: got.ID}}
+	c.Secret = &driver.SecretContent{Data: data, Annotations: map[string]string{v1alpha1.AnnotationExternalID: got.ID}}
 	w.Status.SecretName = w.SecretName()
-	w.Status.SecretFingerprint = fingerprintOf(data, webhookKeys)
+	w.Status.SecretFingerprint = driver.FingerprintOf(data, webhookKeys)
 	return c, nil
 }
 
@@ -221,21 +222,21 @@ func createWebhookError(err error) error {
 		return fmt.Errorf("creating webhook: %w", err)
 	}
 	if strings.Contains(strings.ToLower(de.Message), "limit") {
-		return waitf(v1alpha1.ReasonWebhookLimitReached, "Dfns refused a new webhook: %s; delete a webhook of the "+
+		return driver.Waitf(v1alpha1.ReasonWebhookLimitReached, "Dfns refused a new webhook: %s; delete a webhook of the "+
 			"organisation or ask Dfns to raise the limit (retried every sync period)", de.Message)
 	}
-	return stopf(v1alpha1.ReasonInvalidSpec, "Dfns refused the webhook: %s; fix the spec", de.Message)
+	return driver.Stopf(v1alpha1.ReasonInvalidSpec, "Dfns refused the webhook: %s; fix the spec", de.Message)
 }
 
 // Update sets url, events, status and description back to the spec.
-func (e *webhooks) Update(ctx context.Context, w *v1alpha1.DfnsWebhook, obs Observation) ([]Note, error) {
+func (e *webhooks) Update(ctx context.Context, w *v1alpha1.DfnsWebhook, obs driver.Observation) ([]driver.Note, error) {
 	desc := wantDescription(w)
 	_, err := e.api.UpdateWebhook(ctx, obs.ID, dfns.UpdateWebhookRequest{
 		URL: w.Spec.URL, Events: wantEvents(w), Status: wantStatus(w), Description: &desc})
 	if err != nil {
 		return nil, fmt.Errorf("updating webhook %s: %w", obs.ID, err)
 	}
-	return []Note{{EventUpdated, fmt.Sprintf("updated webhook %s: %s", obs.ID, obs.Diff)}}, nil
+	return []driver.Note{{Reason: driver.EventUpdated, Message: fmt.Sprintf("updated webhook %s: %s", obs.ID, obs.Diff)}}, nil
 }
 
 // Delete deletes the webhook; empty or already gone is fine.

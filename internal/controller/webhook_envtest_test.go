@@ -38,6 +38,7 @@ import (
 	"github.com/dfns-operator/dfns-operator/api/v1alpha1"
 	"github.com/dfns-operator/dfns-operator/internal/dfns"
 	"github.com/dfns-operator/dfns-operator/internal/dfns/sandbox"
+	"github.com/dfns-operator/dfns-operator/internal/driver"
 )
 
 // receiver is a webhook endpoint that, like an app's, accepts only deliveries whose
@@ -162,7 +163,7 @@ var _ = Describe("DfnsWebhook", func() {
 		recv.mu.Lock()
 		Expect(recv.verified).To(ConsistOf("ping"))
 		recv.mu.Unlock()
-		Expect(hasEvent(w, corev1.EventTypeNormal, EventCreated)()).To(BeTrue())
+		Expect(hasEvent(w, corev1.EventTypeNormal, driver.EventCreated)()).To(BeTrue())
 	})
 
 	It("recovers from a create whose answer was lost, leaving exactly one webhook", func() {
@@ -172,7 +173,7 @@ var _ = Describe("DfnsWebhook", func() {
 		DeferCleanup(deleteAndWait, w)
 		waitReady(w)
 		Expect(markedWebhooks(w)(Default)).To(ConsistOf(w.Status.WebhookID))
-		Expect(hasEvent(w, corev1.EventTypeNormal, EventOrphanDeleted)()).To(BeTrue())
+		Expect(hasEvent(w, corev1.EventTypeNormal, driver.EventOrphanDeleted)()).To(BeTrue())
 		s, err := secretOf(ns, w.Name)
 		Expect(err).NotTo(HaveOccurred())
 		recv.useSecret(s.Data[KeyWebhookSecret])
@@ -197,7 +198,7 @@ var _ = Describe("DfnsWebhook", func() {
 			return got
 		}).Should(And(HaveField("URL", w.Spec.URL), HaveField("Events", ConsistOf("policy.approval.pending")),
 			HaveField("Status", "Enabled"), HaveField("Description", wantDescription(w))))
-		eventually(hasEvent(w, corev1.EventTypeNormal, EventUpdated)).Should(BeTrue())
+		eventually(hasEvent(w, corev1.EventTypeNormal, driver.EventUpdated)).Should(BeTrue())
 
 		By("applying a change of the spec")
 		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(w), w)).To(Succeed())
@@ -217,7 +218,7 @@ var _ = Describe("DfnsWebhook", func() {
 		Expect(err).NotTo(HaveOccurred())
 		Expect(k8sClient.Delete(ctx, s)).To(Succeed())
 		eventually(webhookID(w)).ShouldNot(Equal(id))
-		eventually(hasEvent(w, corev1.EventTypeNormal, EventReminted)).Should(BeTrue())
+		eventually(hasEvent(w, corev1.EventTypeNormal, driver.EventReminted)).Should(BeTrue())
 		waitReady(w)
 		_, err = dashboard.GetWebhook(ctx, id)
 		Expect(dfns.IsNotFound(err)).To(BeTrue())
@@ -227,7 +228,7 @@ var _ = Describe("DfnsWebhook", func() {
 		id2 := w.Status.WebhookID
 		Expect(dashboard.DeleteWebhook(ctx, id2)).To(Succeed())
 		eventually(webhookID(w)).ShouldNot(Equal(id2))
-		eventually(hasEvent(w, corev1.EventTypeNormal, EventRecreated)).Should(BeTrue())
+		eventually(hasEvent(w, corev1.EventTypeNormal, driver.EventRecreated)).Should(BeTrue())
 		waitReady(w)
 		Expect(markedWebhooks(w)(Default)).To(ConsistOf(w.Status.WebhookID))
 	})

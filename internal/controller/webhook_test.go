@@ -26,6 +26,7 @@ import (
 
 	"github.com/dfns-operator/dfns-operator/api/v1alpha1"
 	"github.com/dfns-operator/dfns-operator/internal/dfns"
+	"github.com/dfns-operator/dfns-operator/internal/driver"
 )
 
 func TestCreateWebhookError(t *testing.T) {
@@ -33,36 +34,36 @@ func TestCreateWebhookError(t *testing.T) {
 		reason string
 		err    error
 		want   string
-		policy policy
+		policy driver.Policy
 	}{
 		"Limit": {
 			reason: "the per-org limit waits a sync period with its own reason, never a fast retry",
 			err:    &dfns.Error{StatusCode: http.StatusBadRequest, Operation: "CreateWebhook", Message: "webhook limit reached: at most 5"},
-			want:   v1alpha1.ReasonWebhookLimitReached, policy: wait,
+			want:   v1alpha1.ReasonWebhookLimitReached, policy: driver.Wait,
 		},
 		"Refused": {
 			reason: "another 400 is a spec Dfns does not accept: stop until the spec changes",
 			err:    &dfns.Error{StatusCode: http.StatusBadRequest, Operation: "CreateWebhook", Message: "events contains an unknown event kind"},
-			want:   v1alpha1.ReasonInvalidSpec, policy: stop,
+			want:   v1alpha1.ReasonInvalidSpec, policy: driver.Stop,
 		},
 		"ServerError": {
 			reason: "a 500 is retried",
 			err:    fmt.Errorf("wrapped: %w", &dfns.Error{StatusCode: http.StatusInternalServerError, Operation: "CreateWebhook"}),
-			want:   v1alpha1.ReasonReconcileError, policy: retry,
+			want:   v1alpha1.ReasonReconcileError, policy: driver.Retry,
 		},
 		"OutcomeUnknown": {
 			reason: "a lost answer is retried (the marker finds the webhook first)",
 			err:    dfns.ErrOutcomeUnknown,
-			want:   v1alpha1.ReasonReconcileError, policy: retry,
+			want:   v1alpha1.ReasonReconcileError, policy: driver.Retry,
 		},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			err := createWebhookError(tc.err)
-			if v := classify(err); v.reason != tc.want || v.policy != tc.policy {
-				t.Errorf("%s\nclassify = %s/%d, want %s/%d", tc.reason, v.reason, v.policy, tc.want, tc.policy)
+			if v := classify(err); v.Reason != tc.want || v.Policy != tc.policy {
+				t.Errorf("%s\nclassify = %s/%d, want %s/%d", tc.reason, v.Reason, v.Policy, tc.want, tc.policy)
 			}
-			if tc.policy == retry && !errors.Is(err, tc.err) {
+			if tc.policy == driver.Retry && !errors.Is(err, tc.err) {
 				t.Errorf("%s\nthe cause is not kept: %v", tc.reason, err)
 			}
 		})

@@ -28,6 +28,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -93,28 +94,38 @@ func (k *Key) OwnsID(s Subject, id, proof string) bool {
 	return id != "" && k.verify(s, purposeID, id, proof)
 }
 
-// Mark is a create about to be sent: the Dfns name it uses and when it was marked.
+// Mark is a create about to be sent: the Dfns name it uses and when it was marked. A mark is
+// bound to the resource's UID as well as its subject: copied onto a resource deleted and made
+// again under the same name, it no longer verifies. (A proof of an ID, by contrast, survives a
+// new UID, so that a backup can be restored.)
 type Mark struct {
 	At   time.Time
 	Name string
+	// UID is the resource's UID; it is signed but not written into the annotation.
+	UID string
 }
 
 // EncodeMark returns the value of a create-pending annotation: "<RFC 3339 time> <proof> <name>".
 func (k *Key) EncodeMark(s Subject, m Mark) string {
 	at := m.At.UTC().Format(time.RFC3339)
-	return at + " " + k.sign(s, purposeMark, at+" "+m.Name) + " " + m.Name
+	return at + " " + k.sign(s, purposeMark, markValue(at, m.UID, m.Name)) + " " + m.Name
 }
 
-// DecodeMark reads a create-pending annotation; ok is false unless its proof is valid for the
-// subject.
-func (k *Key) DecodeMark(s Subject, value string) (m Mark, ok bool) {
+// DecodeMark reads a create-pending annotation of the resource with the given UID; ok is
+// false unless its proof is valid for the subject and the UID.
+func (k *Key) DecodeMark(s Subject, uid, value string) (m Mark, ok bool) {
 	parts := strings.SplitN(value, " ", 3)
-	if len(parts) != 3 || parts[2] == "" {
+	if len(parts) != 3 || parts[2] == "" || uid == "" {
 		return Mark{}, false
 	}
 	at, err := time.Parse(time.RFC3339, parts[0])
-	if err != nil || !k.verify(s, purposeMark, parts[0]+" "+parts[2], parts[1]) {
+	if err != nil || !k.verify(s, purposeMark, markValue(parts[0], uid, parts[2]), parts[1]) {
 		return Mark{}, false
 	}
-	return Mark{At: at, Name: parts[2]}, true
+	return Mark{At: at, Name: parts[2], UID: uid}, true
+}
+
+// markValue is what a mark's proof signs: the time, the UID and the name, length-prefixed.
+func markValue(at, uid, name string) string {
+	return strconv.Itoa(len(at)) + ":" + at + strconv.Itoa(len(uid)) + ":" + uid + name
 }

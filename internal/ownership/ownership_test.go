@@ -60,7 +60,7 @@ func TestProofIsBoundToEverything(t *testing.T) {
 			return k.OwnsID(Subject{Connection: s.Connection, Kind: s.Kind, Namespace: "ab", Name: ""}, "pm-1", proof)
 		},
 		"mark as ID proof": func() bool {
-			v := k.EncodeMark(s, Mark{At: time.Unix(0, 0), Name: "pm-1"})
+			v := k.EncodeMark(s, Mark{At: time.Unix(0, 0), Name: "pm-1", UID: "u"})
 			return k.OwnsID(s, "pm-1", strings.Fields(v)[1])
 		},
 	}
@@ -75,8 +75,8 @@ func TestMarkRoundTripAndForgery(t *testing.T) {
 	k := testKey(t, 1)
 	s := Subject{Kind: "DfnsServiceAccount", Namespace: "a", Name: "b"}
 	at := time.Date(2026, 11, 30, 4, 0, 0, 0, time.UTC)
-	v := k.EncodeMark(s, Mark{At: at, Name: "a/b.x y"})
-	m, ok := k.DecodeMark(s, v)
+	v := k.EncodeMark(s, Mark{At: at, Name: "a/b.x y", UID: "uid-1"})
+	m, ok := k.DecodeMark(s, "uid-1", v)
 	if !ok || m.Name != "a/b.x y" || !m.At.Equal(at) {
 		t.Fatalf("DecodeMark(%q) = %+v, %t", v, m, ok)
 	}
@@ -88,11 +88,14 @@ func TestMarkRoundTripAndForgery(t *testing.T) {
 		strings.Replace(v, "04:00:00", "05:00:00", 1),
 	}
 	for _, f := range forged {
-		if _, ok := k.DecodeMark(s, f); ok {
+		if _, ok := k.DecodeMark(s, "uid-1", f); ok {
 			t.Errorf("forged mark %q was accepted", f)
 		}
 	}
-	if _, ok := k.DecodeMark(Subject{Kind: "DfnsServiceAccount", Namespace: "a", Name: "c"}, v); ok {
+	if _, ok := k.DecodeMark(Subject{Kind: "DfnsServiceAccount", Namespace: "a", Name: "c"}, "uid-1", v); ok {
 		t.Error("a mark copied to another resource was accepted")
+	}
+	if _, ok := k.DecodeMark(s, "uid-2", v); ok {
+		t.Error("a mark copied to the same name made again (another UID) was accepted")
 	}
 }

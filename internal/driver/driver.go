@@ -14,7 +14,7 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-package controller
+package driver
 
 import (
 	"context"
@@ -36,12 +36,11 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/dfns-operator/dfns-operator/api/v1alpha1"
-	"github.com/dfns-operator/dfns-operator/internal/dfns"
 	"github.com/dfns-operator/dfns-operator/internal/ownership"
 )
 
-// finalizer holds a resource until its Dfns object is handled per its deletionPolicy.
-const finalizer = "access.dfns.io/finalizer"
+// Finalizer holds a resource until its Dfns object is handled per its deletionPolicy.
+const Finalizer = "access.dfns.io/finalizer"
 
 // Object is a resource the driver reconciles; the api/v1alpha1 kinds implement it.
 type Object interface {
@@ -54,8 +53,8 @@ type Object interface {
 	GetStatus() any
 }
 
-// pendingRecorder is implemented by kinds whose changes Dfns may hold for approval.
-type pendingRecorder interface {
+// PendingRecorder is implemented by kinds whose changes Dfns may hold for approval.
+type PendingRecorder interface {
 	SetPendingChangeRequest(cr *v1alpha1.ChangeRequestStatus)
 }
 
@@ -76,13 +75,16 @@ type Observation struct {
 	// UpToDate is false when Update must run.
 	UpToDate bool
 	// Pending is a change request that waits for approval: nothing is sent while it is set.
-	Pending *dfns.ChangeRequest
+	Pending *ChangeRequest
 	// Replace, with Exists false, says what Create removes first and why.
 	Replace *Replacement
 	// Diff says what differs, for the Updated event; it never holds secret values.
 	Diff string
 	// Current is the Dfns object, for Update.
 	Current any
+	// Marker is the found object's natural key, the one a create-pending mark names (its Dfns
+	// name, or an assignment's permission and identity); "" when the kind has none.
+	Marker string
 	// Marked, set by the driver for Create, is the Dfns name of an earlier create whose answer
 	// may be lost ("" when none): a create that does not replace anything sends it again, so
 	// that Dfns answers 409 rather than making a second object.
@@ -152,7 +154,9 @@ type Reconciler[T Object] struct {
 	// kind names T in ownership proofs and messages.
 	kind string
 	// key signs and checks ownership proofs.
-	key        *ownership.Key
+	key *ownership.Key
+	// errs classifies the errors of the Dfns client.
+	errs       ErrorClassifier
 	recorder   EventRecorder
 	syncPeriod time.Duration
 	timeout    time.Duration
@@ -163,6 +167,40 @@ type Reconciler[T Object] struct {
 	// current is, per resource, the resourceVersion this driver last wrote or read past the
 	// cache: a cached copy at that version is as fresh as a read past the cache.
 	current sync.Map // types.NamespacedName -> string
+}
+
+// StatusPending is the status of a change request waiting for approval.
+const StatusPending = "Pending"
+
+// Config is what New needs to build the driver of one kind.
+type Config[T Object] struct {
+	// Client is the manager's cached client; Reader reads past the cache.
+	Client client.Client
+	Reader client.Reader
+	Scheme *runtime.Scheme
+	// Kind names T in proofs and messages.
+	Kind     string
+	External External[T]
+	// NewObject and NewList make empty objects of the kind.
+	NewObject func() T
+	NewList   func() client.ObjectList
+	// Key signs and checks ownership proofs.
+	Key *ownership.Key
+	// Errors classifies the errors of the Dfns client.
+	Errors   ErrorClassifier
+	Recorder EventRecorder
+	// SyncPeriod is how often a resource is compared with Dfns; Timeout bounds one reconcile.
+	SyncPeriod, Timeout time.Duration
+}
+
+// New builds the driver of one kind.
+func New[T Object](c Config[T]) *Reconciler[T] {
+	return &Reconciler[T]{
+		client: c.Client, reader: c.Reader, scheme: c.Scheme, ext: c.External,
+		newObject: c.NewObject, newList: c.NewList, kind: c.Kind, key: c.Key, errs: c.Errors,
+		recorder: c.Recorder, syncPeriod: c.SyncPeriod, timeout: c.Timeout,
+		secretRetries: 5, secretBackoff: 100 * time.Millisecond, now: time.Now,
+	}
 }
 
 // state is one reconcile's object and the snapshot its status patch is computed from.
@@ -201,8 +239,13 @@ func (r *Reconciler[T]) Reconcile(ctx context.Context, req ctrl.Request) (res ct
 	if err != nil {
 		return r.fail(ctx, st, err)
 	}
-	if rec.ID != "" && !rec.Proved {
+	switch {
+	case rec.ID != "" && !rec.Proved:
 		if err := r.adoptable(ctx, st.obj, rec.ID); err != nil {
+			return r.fail(ctx, st, err)
+		}
+	case r.provedBySignatureOnly(obj, rec):
+		if err := r.notManagedElsewhere(ctx, obj, rec.ID); err != nil {
 			return r.fail(ctx, st, err)
 		}
 	}
@@ -252,6 +295,13 @@ func (r *Reconciler[T]) converge(ctx context.Context, st *state[T], rec Recorded
 				return r.fail(ctx, st, err)
 			}
 		}
+		// Another resource whose create of this very object waits for approval, or whose ID
+		// patch is not in yet, holds a mark naming it.
+		if obs.Marker != "" {
+			if err := r.notManagedElsewhere(ctx, st.obj, markKey(obs.Marker)); err != nil {
+				return r.fail(ctx, st, err)
+			}
+		}
 		if err := r.recordID(ctx, st, obs.ID); err != nil {
 			return r.fail(ctx, st, err)
 		}
@@ -285,15 +335,15 @@ func (r *Reconciler[T]) create(ctx context.Context, st *state[T], obs Observatio
 		if name != "" && name == obs.Marked {
 			return nil // an earlier create under this name may have happened: keep its mark
 		}
-		value := r.key.EncodeMark(r.subject(st.obj), ownership.Mark{At: r.now(), Name: name})
-		err := r.patchMeta(ctx, st, func(o T) { setAnnotation(o, v1alpha1.AnnotationCreatePending, value) })
+		value := r.key.EncodeMark(r.subject(st.obj), ownership.Mark{At: r.now(), Name: name, UID: string(st.obj.GetUID())})
+		err := r.patchMeta(ctx, st, func(o T) { SetAnnotation(o, v1alpha1.AnnotationCreatePending, value) })
 		marked = err == nil
 		return err
 	}
 	created, err := r.ext.Create(ctx, st.obj, obs, mark)
 	r.notes(st.obj, created.Notes)
 	if err != nil {
-		if marked && dfns.IsRefused(err) {
+		if marked && r.errs.Refused(err) {
 			// Dfns refused the create call (each kind sends it right after mark), so it made
 			// nothing: without the mark, an object of the same name made meanwhile by someone
 			// else is never taken for a lost one of ours. A refusal before the mark (say, of
@@ -328,7 +378,7 @@ func (r *Reconciler[T]) create(ctx context.Context, st *state[T], obs Observatio
 func (r *Reconciler[T]) update(ctx context.Context, st *state[T], obs Observation) (ctrl.Result, error) {
 	notes, err := r.ext.Update(ctx, st.obj, obs)
 	r.notes(st.obj, notes)
-	if cr, ok := dfns.IsPendingApproval(err); ok {
+	if cr, ok := r.errs.Pending(err); ok {
 		return r.awaitApproval(ctx, st, cr, true)
 	}
 	if err != nil {
@@ -344,13 +394,13 @@ func (r *Reconciler[T]) update(ctx context.Context, st *state[T], obs Observatio
 
 // awaitApproval records a change request and polls it at the sync period; the change is
 // never sent again while it is pending.
-func (r *Reconciler[T]) awaitApproval(ctx context.Context, st *state[T], cr *dfns.ChangeRequest, sent bool) (ctrl.Result, error) {
-	if pr, ok := any(st.obj).(pendingRecorder); ok && cr != nil {
+func (r *Reconciler[T]) awaitApproval(ctx context.Context, st *state[T], cr *ChangeRequest, sent bool) (ctrl.Result, error) {
+	if pr, ok := any(st.obj).(PendingRecorder); ok && cr != nil {
 		pr.SetPendingChangeRequest(&v1alpha1.ChangeRequestStatus{
-			ID: cr.ID, ApprovalID: cr.ApprovalID, Status: crPending, Generation: st.obj.GetGeneration(),
+			ID: cr.ID, ApprovalID: cr.ApprovalID, Status: StatusPending, Generation: st.obj.GetGeneration(),
 		})
 	}
-	msg := approvalMessage(cr)
+	msg := ApprovalMessage(cr)
 	if sent {
 		r.normal(st.obj, EventChangePendingApproval, "%s", msg)
 	}
@@ -367,32 +417,32 @@ func (r *Reconciler[T]) awaitApproval(ctx context.Context, st *state[T], cr *dfn
 // fail records a failure: Synced=False with the classified reason, a Warning event when the
 // condition changed or the error is retried, and the requeue policy of the class.
 func (r *Reconciler[T]) fail(ctx context.Context, st *state[T], err error) (ctrl.Result, error) {
-	v := classify(err)
-	changed := setCondition(st.obj, v1alpha1.ConditionSynced, metav1.ConditionFalse, v.reason, v.message)
+	v := Classify(r.errs, err)
+	changed := setCondition(st.obj, v1alpha1.ConditionSynced, metav1.ConditionFalse, v.Reason, v.Message)
 	switch {
 	case !st.obj.GetDeletionTimestamp().IsZero():
-	case st.unusable || v.policy == stop:
+	case st.unusable || v.Policy == Stop:
 		// The object is being made or replaced, or the spec cannot be applied: whatever Ready
 		// said before no longer holds.
-		setCondition(st.obj, v1alpha1.ConditionReady, metav1.ConditionFalse, v.reason, v.message)
+		setCondition(st.obj, v1alpha1.ConditionReady, metav1.ConditionFalse, v.Reason, v.Message)
 	default:
 		reason, msg := notReadyReason(st.obj)
 		setNotReady(st.obj, reason, msg)
 	}
-	if changed || v.policy == retry {
-		r.warning(st.obj, v.reason, v.message)
+	if changed || v.Policy == Retry {
+		r.warning(st.obj, v.Reason, v.Message)
 	}
 	log := logf.FromContext(ctx)
-	switch v.policy {
-	case stop:
-		log.V(1).Info("Stopped until the spec changes", "reason", v.reason, "error", err.Error())
+	switch v.Policy {
+	case Stop:
+		log.V(1).Info("Stopped until the spec changes", "reason", v.Reason, "error", err.Error())
 		return ctrl.Result{}, nil
-	case wait:
-		after := v.after
+	case Wait:
+		after := v.After
 		if after <= 0 {
 			after = r.syncPeriod
 		}
-		log.V(1).Info("Waiting", "reason", v.reason, "after", after)
+		log.V(1).Info("Waiting", "reason", v.Reason, "after", after)
 		return ctrl.Result{RequeueAfter: after}, nil
 	}
 	return ctrl.Result{}, err
@@ -405,9 +455,9 @@ func (r *Reconciler[T]) notes(obj T, notes []Note) {
 	}
 }
 
-// reconcileDelete handles the Dfns object per the deletion policy, then drops the finalizer.
+// reconcileDelete handles the Dfns object per the deletion policy, then drops the Finalizer.
 func (r *Reconciler[T]) reconcileDelete(ctx context.Context, st *state[T]) (ctrl.Result, error) {
-	if !controllerutil.ContainsFinalizer(st.obj, finalizer) {
+	if !controllerutil.ContainsFinalizer(st.obj, Finalizer) {
 		return ctrl.Result{}, nil
 	}
 	setCondition(st.obj, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonDeleting,
@@ -425,7 +475,7 @@ func (r *Reconciler[T]) reconcileDelete(ctx context.Context, st *state[T]) (ctrl
 		}
 		if id != "" {
 			err := r.ext.Delete(ctx, st.obj, id)
-			if cr, ok := dfns.IsPendingApproval(err); ok {
+			if cr, ok := r.errs.Pending(err); ok {
 				return r.awaitApproval(ctx, st, cr, true)
 			}
 			if err != nil {
@@ -434,7 +484,7 @@ func (r *Reconciler[T]) reconcileDelete(ctx context.Context, st *state[T]) (ctrl
 			r.normal(st.obj, EventDeleted, "%s the Dfns object %s", pastTense(st.obj.GetDeletionPolicy()), id)
 		}
 	}
-	if err := r.patchMeta(ctx, st, func(o T) { controllerutil.RemoveFinalizer(o, finalizer) }); err != nil {
+	if err := r.patchMeta(ctx, st, func(o T) { controllerutil.RemoveFinalizer(o, Finalizer) }); err != nil {
 		return r.fail(ctx, st, fmt.Errorf("removing the finalizer: %w", err))
 	}
 	return ctrl.Result{}, nil
@@ -448,31 +498,48 @@ func (r *Reconciler[T]) deletionTarget(ctx context.Context, st *state[T]) (strin
 	if err != nil {
 		return "", err
 	}
-	if rec.ID != "" {
-		if rec.Proved {
-			return rec.ID, nil
-		}
-		r.warning(obj, EventClaimIgnored, fmt.Sprintf("left the Dfns object %s alone: this resource never proved it was its own", rec.ID))
+	leave := func(id string) (string, error) {
+		r.warning(obj, EventClaimIgnored, fmt.Sprintf("left the Dfns object %s alone: this resource cannot prove it is its own", id))
 		return "", nil
+	}
+	if rec.ID != "" {
+		if !rec.Proved || r.provedBySignatureOnly(obj, rec) && r.notManagedElsewhere(ctx, obj, rec.ID) != nil {
+			return leave(rec.ID)
+		}
+		return rec.ID, nil
 	}
 	if rec.Marked == "" {
 		return "", nil
 	}
 	obs, err := r.ext.Observe(ctx, obj, rec)
 	if err != nil {
-		if classify(err).reason == v1alpha1.ReasonChangeRejected {
+		if reason, _ := StopReason(err); reason == v1alpha1.ReasonChangeRejected {
 			return "", nil // the create was rejected in Dfns: nothing exists
 		}
 		return "", err
 	}
 	if obs.Pending != nil {
-		// A create held for approval may still be applied: keep the finalizer until it is decided.
-		return "", waitf(v1alpha1.ReasonAwaitingApproval, "deleting once %s", approvalMessage(obs.Pending))
+		// A create held for approval may still be applied: keep the Finalizer until it is decided.
+		return "", Waitf(v1alpha1.ReasonAwaitingApproval, "deleting once %s", ApprovalMessage(obs.Pending))
 	}
-	if obs.Replace != nil && obs.Replace.ID != "" {
-		return obs.Replace.ID, nil
+	id := obs.ID
+	if obs.Replace != nil {
+		id = obs.Replace.ID
 	}
-	return obs.ID, nil
+	// What the mark found is deleted only when it is what the mark names and no other resource
+	// manages it: a mark proves a create was sent, not which object it made.
+	if id != "" && (obs.Marker != "" && obs.Marker != rec.Marked || r.notManagedElsewhere(ctx, obj, id) != nil ||
+		obs.Marker != "" && r.notManagedElsewhere(ctx, obj, markKey(obs.Marker)) != nil) {
+		return leave(id)
+	}
+	return id, nil
+}
+
+// provedBySignatureOnly reports whether the recorded ID is proved by the proof annotation but
+// not by status: a resource deleted and made again with saved annotations, or restored from a
+// backup. Such a proof may be old, so the object is checked against other resources first.
+func (r *Reconciler[T]) provedBySignatureOnly(obj T, rec Recorded) bool {
+	return rec.Proved && obj.GetStatusID() != rec.ID
 }
 
 // pastTense words the deletion event.
@@ -483,12 +550,12 @@ func pastTense(p v1alpha1.DeletionPolicy) string {
 	return "deleted"
 }
 
-// ensureFinalizer adds the finalizer before any call to Dfns.
+// ensureFinalizer adds the Finalizer before any call to Dfns.
 func (r *Reconciler[T]) ensureFinalizer(ctx context.Context, st *state[T]) error {
-	if controllerutil.ContainsFinalizer(st.obj, finalizer) {
+	if controllerutil.ContainsFinalizer(st.obj, Finalizer) {
 		return nil
 	}
-	return r.patchMeta(ctx, st, func(o T) { controllerutil.AddFinalizer(o, finalizer) })
+	return r.patchMeta(ctx, st, func(o T) { controllerutil.AddFinalizer(o, Finalizer) })
 }
 
 // unmark clears create-pending, when it is set.
@@ -504,8 +571,8 @@ func (r *Reconciler[T]) unmark(ctx context.Context, st *state[T]) error {
 func (r *Reconciler[T]) recordID(ctx context.Context, st *state[T], id string) error {
 	proof := r.key.ProveID(r.subject(st.obj), id)
 	err := r.patchMeta(ctx, st, func(o T) {
-		setAnnotation(o, v1alpha1.AnnotationExternalID, id)
-		setAnnotation(o, v1alpha1.AnnotationProof, proof)
+		SetAnnotation(o, v1alpha1.AnnotationExternalID, id)
+		SetAnnotation(o, v1alpha1.AnnotationProof, proof)
 		delete(o.GetAnnotations(), v1alpha1.AnnotationCreatePending)
 	})
 	if err != nil {
@@ -565,13 +632,13 @@ func (r *Reconciler[T]) jitter(d time.Duration) time.Duration {
 	return d + time.Duration(rand.Int64N(int64(d)/10+1))
 }
 
-// externalID is the recorded Dfns ID.
-func externalID(obj client.Object) string {
+// ExternalID is the recorded Dfns ID.
+func ExternalID(obj client.Object) string {
 	return obj.GetAnnotations()[v1alpha1.AnnotationExternalID]
 }
 
-// setAnnotation sets one annotation.
-func setAnnotation(obj client.Object, key, value string) {
+// SetAnnotation sets one annotation.
+func SetAnnotation(obj client.Object, key, value string) {
 	a := obj.GetAnnotations()
 	if a == nil {
 		a = map[string]string{}
@@ -580,13 +647,13 @@ func setAnnotation(obj client.Object, key, value string) {
 	obj.SetAnnotations(a)
 }
 
-// defaultConnection names the Dfns connection in ownership proofs. There is one connection per
+// DefaultConnection names the Dfns connection in ownership proofs. There is one connection per
 // manager for now; proofs carry its name so that they stay valid when there are several.
-const defaultConnection = "ClusterDfnsConnection/default"
+const DefaultConnection = "ClusterDfnsConnection/default"
 
 // subject is the resource as ownership proofs name it.
 func (r *Reconciler[T]) subject(obj T) ownership.Subject {
-	return ownership.Subject{Connection: defaultConnection, Kind: r.kind, Namespace: obj.GetNamespace(), Name: obj.GetName()}
+	return ownership.Subject{Connection: DefaultConnection, Kind: r.kind, Namespace: obj.GetNamespace(), Name: obj.GetName()}
 }
 
 // signed reports whether the resource carries the operator's proof for id.
@@ -600,13 +667,13 @@ func (r *Reconciler[T]) signed(obj T, id string) bool {
 // Warning event: it must never make someone else's object look like a lost one of ours.
 func (r *Reconciler[T]) recorded(ctx context.Context, st *state[T]) (Recorded, error) {
 	obj := st.obj
-	rec := Recorded{ID: externalID(obj)}
+	rec := Recorded{ID: ExternalID(obj)}
 	rec.Proved = rec.ID != "" && (obj.GetStatusID() == rec.ID || r.signed(obj, rec.ID))
 	value, marked := obj.GetAnnotations()[v1alpha1.AnnotationCreatePending]
 	if !marked {
 		return rec, nil
 	}
-	if m, ok := r.key.DecodeMark(r.subject(obj), value); ok {
+	if m, ok := r.key.DecodeMark(r.subject(obj), string(obj.GetUID()), value); ok {
 		rec.Marked = m.Name
 		return rec, nil
 	}
@@ -623,12 +690,12 @@ func (r *Reconciler[T]) recorded(ctx context.Context, st *state[T]) (Recorded, e
 // resource manages the object. Messages name no object of another resource.
 func (r *Reconciler[T]) adoptable(ctx context.Context, obj T, id string) error {
 	if name, _ := r.ext.Secret(obj); name != "" {
-		return stopf(v1alpha1.ReasonInvalidSpec, "Dfns object %s was not created by this resource and Dfns never "+
+		return Stopf(v1alpha1.ReasonInvalidSpec, "Dfns object %s was not created by this resource and Dfns never "+
 			"shows its secret again, so it cannot be adopted; remove the %s annotation to create a new one",
 			id, v1alpha1.AnnotationExternalID)
 	}
 	if err := r.notManagedElsewhere(ctx, obj, id); err != nil {
-		return stopf(v1alpha1.ReasonNotPermitted, "Dfns object %s is managed by another resource, so this one "+
+		return Stopf(v1alpha1.ReasonNotPermitted, "Dfns object %s is managed by another resource, so this one "+
 			"cannot adopt it; remove the %s annotation", id, v1alpha1.AnnotationExternalID)
 	}
 	return nil
@@ -638,7 +705,7 @@ func (r *Reconciler[T]) adoptable(ctx context.Context, obj T, id string) error {
 // Dfns object id. The message names no object of the other resource.
 func (r *Reconciler[T]) notManagedElsewhere(ctx context.Context, obj T, id string) error {
 	list := r.newList()
-	if err := r.client.List(ctx, list, client.MatchingFields{ownedIDIndex: id}); err != nil {
+	if err := r.client.List(ctx, list, client.MatchingFields{OwnedIDIndex: id}); err != nil {
 		return fmt.Errorf("looking for other resources that manage the Dfns object: %w", err)
 	}
 	others := 0
@@ -649,17 +716,18 @@ func (r *Reconciler[T]) notManagedElsewhere(ctx context.Context, obj T, id strin
 		return nil
 	})
 	if others > 0 {
-		return stopf(v1alpha1.ReasonNotPermitted, "the Dfns object this resource would take as its own is managed by another resource")
+		return Stopf(v1alpha1.ReasonNotPermitted, "the Dfns object this resource would take as its own is managed by another resource")
 	}
 	return nil
 }
 
-// ownedIDIndex indexes every resource by the Dfns IDs it proves are its own: its status ID, and
-// its external-id when the proof annotation signs it. A claim does not enter the index.
-const ownedIDIndex = ".dfns.ownedID"
+// OwnedIDIndex indexes every resource by the Dfns IDs it proves are its own (its status ID, and
+// its external-id when the proof annotation signs it) and by the name in its signed
+// create-pending mark (markKey). A claim does not enter the index.
+const OwnedIDIndex = ".dfns.ownedID"
 
-// ownedIDs is the ownedIDIndex function of one kind.
-func ownedIDs[T Object](kind string, key *ownership.Key) func(client.Object) []string {
+// OwnedIDs is the OwnedIDIndex function of one kind.
+func OwnedIDs[T Object](kind string, key *ownership.Key) func(client.Object) []string {
 	r := &Reconciler[T]{kind: kind, key: key}
 	return func(o client.Object) []string {
 		obj, ok := o.(T)
@@ -670,9 +738,17 @@ func ownedIDs[T Object](kind string, key *ownership.Key) func(client.Object) []s
 		if id := obj.GetStatusID(); id != "" {
 			ids = append(ids, id)
 		}
-		if id := externalID(obj); id != "" && id != obj.GetStatusID() && r.signed(obj, id) {
+		if id := ExternalID(obj); id != "" && id != obj.GetStatusID() && r.signed(obj, id) {
 			ids = append(ids, id)
+		}
+		if v, ok := obj.GetAnnotations()[v1alpha1.AnnotationCreatePending]; ok {
+			if m, ok := key.DecodeMark(r.subject(obj), string(obj.GetUID()), v); ok {
+				ids = append(ids, markKey(m.Name))
+			}
 		}
 		return ids
 	}
 }
+
+// markKey is the OwnedIDIndex value of a create-pending mark's name.
+func markKey(name string) string { return "mark:" + name }

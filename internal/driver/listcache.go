@@ -14,7 +14,7 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-package controller
+package driver
 
 import (
 	"context"
@@ -23,13 +23,13 @@ import (
 	"time"
 )
 
-// listCache lets the drift checks of one sync period share one list call per key (a kind, or a
+// ListCache lets the drift checks of one sync period share one list call per key (a kind, or a
 // permission's assignments) instead of one read per object. It is trusted for what it shows.
 // Its absences are trusted only for objects the operator cannot have made unseen (no ID, no
 // create-pending mark): anything else missing is looked up again in Dfns. The operator's own
 // changes are applied to the kept list (amend) when their outcome is known, and drop it
 // (invalidate) when it is not.
-type listCache[V any] struct {
+type ListCache[V any] struct {
 	ttl time.Duration
 	now func() time.Time
 
@@ -43,25 +43,25 @@ type listEntry[V any] struct {
 	at    time.Time
 }
 
-func newListCache[V any](ttl time.Duration) *listCache[V] {
-	return &listCache[V]{ttl: ttl, now: time.Now, entries: map[string]listEntry[V]{}, versions: map[string]uint64{}}
+func NewListCache[V any](ttl time.Duration) *ListCache[V] {
+	return &ListCache[V]{ttl: ttl, now: time.Now, entries: map[string]listEntry[V]{}, versions: map[string]uint64{}}
 }
 
 // get returns the list under key, fetching it when there is none younger than the TTL; fresh
 // reports whether it was fetched by this call.
-func (c *listCache[V]) get(ctx context.Context, key string, fetch func(context.Context) ([]V, error)) (items []V, fresh bool, err error) {
+func (c *ListCache[V]) Get(ctx context.Context, key string, fetch func(context.Context) ([]V, error)) (items []V, fresh bool, err error) {
 	c.mu.Lock()
 	e, ok := c.entries[key]
 	c.mu.Unlock()
 	if ok && c.now().Sub(e.at) < c.ttl {
 		return e.items, false, nil
 	}
-	items, err = c.fetch(ctx, key, fetch)
+	items, err = c.Fetch(ctx, key, fetch)
 	return items, true, err
 }
 
 // fetch lists anew and keeps the result, unless the key was invalidated meanwhile.
-func (c *listCache[V]) fetch(ctx context.Context, key string, fetch func(context.Context) ([]V, error)) ([]V, error) {
+func (c *ListCache[V]) Fetch(ctx context.Context, key string, fetch func(context.Context) ([]V, error)) ([]V, error) {
 	c.mu.Lock()
 	version := c.versions[key]
 	c.mu.Unlock()
@@ -80,7 +80,7 @@ func (c *listCache[V]) fetch(ctx context.Context, key string, fetch func(context
 // amend applies the operator's own change to the list under key, when one is kept, so that
 // the change costs no new list. Like invalidate, it discards lists fetched before the change.
 // Use it only for a change whose outcome is known; invalidate after any doubt.
-func (c *listCache[V]) amend(key string, edit func([]V) []V) {
+func (c *ListCache[V]) Amend(key string, edit func([]V) []V) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.versions[key]++
@@ -91,7 +91,7 @@ func (c *listCache[V]) amend(key string, edit func([]V) []V) {
 }
 
 // invalidate drops the list under key: the operator has just changed it.
-func (c *listCache[V]) invalidate(key string) {
+func (c *ListCache[V]) Invalidate(key string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.versions[key]++

@@ -14,7 +14,7 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-package controller
+package driver
 
 import (
 	corev1 "k8s.io/api/core/v1"
@@ -92,7 +92,7 @@ func setNotReady(obj Object, reason, msg string) {
 
 // notReadyReason is Creating while no Dfns ID is recorded, Unavailable after.
 func notReadyReason(obj Object) (string, string) {
-	if externalID(obj) == "" {
+	if ExternalID(obj) == "" {
 		return v1alpha1.ReasonCreating, "the Dfns object is not created yet"
 	}
 	return v1alpha1.ReasonUnavailable, "the Dfns object does not match the spec yet"

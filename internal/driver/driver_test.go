@@ -14,7 +14,7 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-package controller
+package driver
 
 import (
 	"context"
@@ -36,7 +36,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	"github.com/dfns-operator/dfns-operator/api/v1alpha1"
-	"github.com/dfns-operator/dfns-operator/internal/dfns"
 	"github.com/dfns-operator/dfns-operator/internal/ownership"
 )
 
@@ -64,6 +63,9 @@ const (
 	tSynced         = "True/ReconcileSuccess"
 	tUnavailable    = "False/Unavailable"
 )
+
+// keyToken is a Secret key of the tests' one-time secrets.
+const keyToken = "DFNS_AUTH_TOKEN"
 
 // testOwnershipKey signs the proofs of the unit tests.
 var testOwnershipKey = func() *ownership.Key {
@@ -165,14 +167,14 @@ func testSchemeUnit(t *testing.T) *runtime.Scheme {
 func newDriver[T Object](t *testing.T, ext External[T], newObj func() T, objs ...client.Object) (*Reconciler[T], client.Client, *record.FakeRecorder) {
 	s := testSchemeUnit(t)
 	c := fake.NewClientBuilder().WithScheme(s).WithObjects(objs...).
-		WithIndex(newObj(), ownedIDIndex, ownedIDs[T](tKind, testOwnershipKey)).
+		WithIndex(newObj(), OwnedIDIndex, OwnedIDs[T](tKind, testOwnershipKey)).
 		WithStatusSubresource(&v1alpha1.DfnsPermission{}, &v1alpha1.DfnsServiceAccount{}).Build()
 	rec := record.NewFakeRecorder(100)
 	newList := func() client.ObjectList { return &v1alpha1.DfnsPermissionList{} }
 	if _, ok := any(newObj()).(*v1alpha1.DfnsServiceAccount); ok {
 		newList = func() client.ObjectList { return &v1alpha1.DfnsServiceAccountList{} }
 	}
-	return &Reconciler[T]{client: c, reader: c, scheme: s, ext: ext, newObject: newObj, newList: newList, recorder: rec,
+	return &Reconciler[T]{client: c, reader: c, scheme: s, ext: ext, newObject: newObj, newList: newList, recorder: rec, errs: testErrors{},
 		kind: tKind, key: testOwnershipKey,
 		syncPeriod: time.Minute, timeout: time.Minute, secretRetries: 1, secretBackoff: time.Millisecond,
 		now: func() time.Time { return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) }}, c, rec
@@ -202,48 +204,94 @@ func perm(mods ...func(*v1alpha1.DfnsPermission)) *v1alpha1.DfnsPermission {
 	return p
 }
 
-func withFinalizer(p *v1alpha1.DfnsPermission) { p.Finalizers = []string{finalizer} }
+func withFinalizer(p *v1alpha1.DfnsPermission) { p.Finalizers = []string{Finalizer} }
 
 // withCreatePending sets a create-pending mark the operator made, for tMarkName.
 func withCreatePending(p *v1alpha1.DfnsPermission) {
 	at, _ := time.Parse(time.RFC3339, tPendingSince)
-	setAnnotation(p, v1alpha1.AnnotationCreatePending, testOwnershipKey.EncodeMark(testSubject(p), ownership.Mark{At: at, Name: tMarkName}))
+	SetAnnotation(p, v1alpha1.AnnotationCreatePending, testOwnershipKey.EncodeMark(testSubject(p), ownership.Mark{At: at, Name: tMarkName, UID: string(p.UID)}))
 }
 
 // withForgedMark sets a create-pending mark a tenant wrote by hand.
 func withForgedMark(p *v1alpha1.DfnsPermission) {
-	setAnnotation(p, v1alpha1.AnnotationCreatePending, tPendingSince+" v1.forged "+tMarkName)
+	SetAnnotation(p, v1alpha1.AnnotationCreatePending, tPendingSince+" v1.forged "+tMarkName)
 }
 
 // withID records tPermID with the operator's proof.
 func withID(p *v1alpha1.DfnsPermission) {
-	setAnnotation(p, v1alpha1.AnnotationExternalID, tPermID)
-	setAnnotation(p, v1alpha1.AnnotationProof, testOwnershipKey.ProveID(testSubject(p), tPermID))
+	SetAnnotation(p, v1alpha1.AnnotationExternalID, tPermID)
+	SetAnnotation(p, v1alpha1.AnnotationProof, testOwnershipKey.ProveID(testSubject(p), tPermID))
 }
 
 // withClaim records tPermID without proof, as a tenant would.
-func withClaim(p *v1alpha1.DfnsPermission) { setAnnotation(p, v1alpha1.AnnotationExternalID, tPermID) }
+func withClaim(p *v1alpha1.DfnsPermission) { SetAnnotation(p, v1alpha1.AnnotationExternalID, tPermID) }
 
 // testSubject is the ownership subject of a fixture.
 func testSubject(obj client.Object) ownership.Subject {
-	return ownership.Subject{Connection: defaultConnection, Kind: tKind, Namespace: obj.GetNamespace(), Name: obj.GetName()}
+	return ownership.Subject{Connection: DefaultConnection, Kind: tKind, Namespace: obj.GetNamespace(), Name: obj.GetName()}
 }
 
 func deleting(p *v1alpha1.DfnsPermission) {
 	now := metav1.Now()
 	p.DeletionTimestamp = &now
-	p.Finalizers = []string{finalizer}
+	p.Finalizers = []string{Finalizer}
 }
 
 func orphan(p *v1alpha1.DfnsPermission) { p.Spec.DeletionPolicy = v1alpha1.DeletionPolicyOrphan }
 
+// testErr is an error of the Dfns client as the tests' classifier sees it: an HTTP status, a
+// Retry-After, a change request.
+type testErr struct {
+	status     int
+	retryAfter time.Duration
+	cr         *ChangeRequest
+}
+
+func (e *testErr) Error() string { return http.StatusText(e.status) }
+
+// testErrors classifies testErr as the real classifier does the client's errors.
+type testErrors struct{}
+
+func (testErrors) Classify(err error) (Verdict, bool) {
+	var te *testErr
+	if !errors.As(err, &te) {
+		return Verdict{}, false
+	}
+	switch te.status {
+	case http.StatusAccepted:
+		return Verdict{Reason: v1alpha1.ReasonAwaitingApproval, Message: ApprovalMessage(te.cr), Policy: Wait}, true
+	case http.StatusTooManyRequests:
+		return Verdict{Reason: v1alpha1.ReasonRateLimited, Message: "slow down", Policy: Wait, After: te.retryAfter}, true
+	case http.StatusForbidden:
+		return Verdict{Reason: v1alpha1.ReasonForbidden, Message: "forbidden", Policy: Wait}, true
+	case http.StatusConflict:
+		return Verdict{Reason: v1alpha1.ReasonNameConflict, Message: "taken", Policy: Stop}, true
+	}
+	return Verdict{}, false
+}
+
+func (testErrors) Refused(err error) bool {
+	var te *testErr
+	return errors.As(err, &te) && te.status >= 400 && te.status < 500 && te.status != http.StatusRequestTimeout &&
+		te.status != http.StatusTooManyRequests
+}
+
+func (testErrors) Pending(err error) (*ChangeRequest, bool) {
+	var te *testErr
+	if errors.As(err, &te) && te.status == http.StatusAccepted {
+		return te.cr, true
+	}
+	return nil, false
+}
+
 var (
-	pendingErr = &dfns.Error{StatusCode: http.StatusAccepted, Operation: "UpdatePermission",
-		ChangeRequest: &dfns.ChangeRequest{ID: tChange, ApprovalID: tApproval, Status: crPending}}
-	rateErr      = &dfns.Error{StatusCode: http.StatusTooManyRequests, RetryAfter: 7 * time.Second, Operation: opGetPermission}
-	forbiddenErr = &dfns.Error{StatusCode: http.StatusForbidden, MissingOperation: "Permissions:Read", Operation: opGetPermission}
-	serverErr    = &dfns.Error{StatusCode: http.StatusInternalServerError, Operation: opGetPermission}
-	exists       = func(_ *v1alpha1.DfnsPermission, id string) (Observation, error) {
+	pendingErr   = &testErr{status: http.StatusAccepted, cr: &ChangeRequest{ID: tChange, ApprovalID: tApproval, Status: StatusPending}}
+	rateErr      = &testErr{status: http.StatusTooManyRequests, retryAfter: 7 * time.Second}
+	forbiddenErr = &testErr{status: http.StatusForbidden}
+	serverErr    = &testErr{status: http.StatusInternalServerError}
+	// errOutcomeUnknown is a create whose answer was lost: neither refused nor classified.
+	errOutcomeUnknown = errors.New("the outcome of the create is unknown")
+	exists            = func(_ *v1alpha1.DfnsPermission, id string) (Observation, error) {
 		return Observation{ID: tPermID, Exists: true, UpToDate: true}, nil
 	}
 )
@@ -258,7 +306,7 @@ func TestReconcilePhases(t *testing.T) {
 		events  []string
 		id      string // external-id annotation afterwards
 		marked  bool   // create-pending is set afterwards
-		removed bool   // the resource is gone (finalizer removed)
+		removed bool   // the resource is gone (Finalizer removed)
 	}
 	cases := map[string]struct {
 		reason string
@@ -280,11 +328,11 @@ func TestReconcilePhases(t *testing.T) {
 				events: []string{"Warning NotPermitted"}},
 		},
 		"AddsFinalizerFirst": {
-			reason: "the finalizer is added before any Dfns call, and an object in sync is Ready without events",
+			reason: "the Finalizer is added before any Dfns call, and an object in sync is Ready without events",
 			obj:    perm(withID),
 			ext: &extFns[*v1alpha1.DfnsPermission]{observe: func(p *v1alpha1.DfnsPermission, id string) (Observation, error) {
 				if len(p.Finalizers) == 0 || id != tPermID {
-					return Observation{}, errors.New("no finalizer or wrong id")
+					return Observation{}, errors.New("no Finalizer or wrong id")
 				}
 				return Observation{ID: id, Exists: true, UpToDate: true}, nil
 			}},
@@ -309,7 +357,7 @@ func TestReconcilePhases(t *testing.T) {
 			ext: &extFns[*v1alpha1.DfnsPermission]{
 				observe: func(*v1alpha1.DfnsPermission, string) (Observation, error) { return Observation{}, nil },
 				create: func(*v1alpha1.DfnsPermission, Observation) (Creation, error) {
-					return Creation{}, dfns.ErrOutcomeUnknown
+					return Creation{}, errOutcomeUnknown
 				}},
 			want: want{err: true, calls: []string{tValidate, tObserve, "Create"}, marked: true,
 				synced: "False/ReconcileError", ready: "False/ReconcileError", events: []string{"Warning ReconcileError"}},
@@ -321,7 +369,7 @@ func TestReconcilePhases(t *testing.T) {
 				observe: func(*v1alpha1.DfnsPermission, string) (Observation, error) { return Observation{}, nil },
 				create:  func(*v1alpha1.DfnsPermission, Observation) (Creation, error) { return Creation{}, nil },
 				beforeMark: func() error {
-					return &dfns.Error{StatusCode: http.StatusBadRequest, Message: "Challenge token is not valid."}
+					return &testErr{status: http.StatusBadRequest}
 				}},
 			want: want{err: true, calls: []string{tValidate, tObserve, "Create"}, marked: true,
 				synced: "False/ReconcileError", ready: "False/ReconcileError", events: []string{"Warning ReconcileError"}},
@@ -332,7 +380,7 @@ func TestReconcilePhases(t *testing.T) {
 			ext: &extFns[*v1alpha1.DfnsPermission]{
 				observe: func(*v1alpha1.DfnsPermission, string) (Observation, error) { return Observation{}, nil },
 				create: func(*v1alpha1.DfnsPermission, Observation) (Creation, error) {
-					return Creation{}, &dfns.Error{StatusCode: http.StatusConflict, Message: "name taken"}
+					return Creation{}, &testErr{status: http.StatusConflict}
 				}},
 			want: want{calls: []string{tValidate, tObserve, "Create"}, marked: true,
 				synced: "False/NameConflict", ready: "False/NameConflict", events: []string{"Warning NameConflict"}},
@@ -342,7 +390,7 @@ func TestReconcilePhases(t *testing.T) {
 			obj:    perm(withFinalizer, withForgedMark),
 			ext: &extFns[*v1alpha1.DfnsPermission]{
 				observe: func(*v1alpha1.DfnsPermission, string) (Observation, error) {
-					return Observation{}, stopf(v1alpha1.ReasonNameConflict, "taken")
+					return Observation{}, Stopf(v1alpha1.ReasonNameConflict, "taken")
 				}},
 			want: want{calls: []string{tValidate, tObserve}, synced: "False/NameConflict", ready: "False/NameConflict",
 				events: []string{"Warning ClaimIgnored", "Warning NameConflict"}},
@@ -361,7 +409,7 @@ func TestReconcilePhases(t *testing.T) {
 			ext: &extFns[*v1alpha1.DfnsPermission]{
 				observe: func(*v1alpha1.DfnsPermission, string) (Observation, error) { return Observation{}, nil },
 				create: func(*v1alpha1.DfnsPermission, Observation) (Creation, error) {
-					return Creation{}, &dfns.Error{StatusCode: http.StatusConflict, Message: "name taken"}
+					return Creation{}, &testErr{status: http.StatusConflict}
 				}},
 			want: want{calls: []string{tValidate, tObserve, "Create"},
 				synced: "False/NameConflict", ready: "False/NameConflict", events: []string{"Warning NameConflict"}},
@@ -377,7 +425,7 @@ func TestReconcilePhases(t *testing.T) {
 			reason: "a spec error stops without a requeue or a Dfns call",
 			obj:    perm(withFinalizer),
 			ext: &extFns[*v1alpha1.DfnsPermission]{validate: func(*v1alpha1.DfnsPermission) error {
-				return stopf(v1alpha1.ReasonInvalidSpec, "bad")
+				return Stopf(v1alpha1.ReasonInvalidSpec, "bad")
 			}},
 			want: want{calls: []string{tValidate}, synced: "False/InvalidSpec", ready: "False/InvalidSpec",
 				events: []string{"Warning InvalidSpec"}},
@@ -411,7 +459,7 @@ func TestReconcilePhases(t *testing.T) {
 			reason: "while a change request is pending nothing is sent and no event is recorded",
 			obj:    perm(withFinalizer, withID),
 			ext: &extFns[*v1alpha1.DfnsPermission]{observe: func(*v1alpha1.DfnsPermission, string) (Observation, error) {
-				return Observation{ID: tPermID, Exists: true, Pending: pendingErr.ChangeRequest}, nil
+				return Observation{ID: tPermID, Exists: true, Pending: pendingErr.cr}, nil
 			}},
 			want: want{result: ctrl.Result{RequeueAfter: time.Minute}, calls: []string{tValidate, tObserve},
 				synced: tAwaiting, ready: tUnavailable, id: tPermID},
@@ -444,7 +492,7 @@ func TestReconcilePhases(t *testing.T) {
 				synced: "False/ReconcileError", ready: tUnavailable, id: tPermID, events: []string{"Warning ReconcileError"}},
 		},
 		"DeleteDeletes": {
-			reason: "deletion calls Delete with the recorded ID and removes the finalizer",
+			reason: "deletion calls Delete with the recorded ID and removes the Finalizer",
 			obj:    perm(deleting, withID),
 			ext:    &extFns[*v1alpha1.DfnsPermission]{delete: func(*v1alpha1.DfnsPermission, string) error { return nil }},
 			want:   want{calls: []string{"Delete:" + tPermID + ""}, events: []string{"Normal Deleted"}, removed: true},
@@ -468,7 +516,7 @@ func TestReconcilePhases(t *testing.T) {
 			want:   want{removed: true},
 		},
 		"DeletePendingApproval": {
-			reason: "an archive held for approval keeps the finalizer and polls",
+			reason: "an archive held for approval keeps the Finalizer and polls",
 			obj:    perm(deleting, withID),
 			ext:    &extFns[*v1alpha1.DfnsPermission]{delete: func(*v1alpha1.DfnsPermission, string) error { return pendingErr }},
 			want: want{result: ctrl.Result{RequeueAfter: time.Minute}, calls: []string{"Delete:" + tPermID + ""},
@@ -508,7 +556,7 @@ func TestReconcilePhases(t *testing.T) {
 			if name == "ForgedMarkIgnored" && (len(tc.ext.recs) == 0 || tc.ext.recs[0].Marked != "") {
 				t.Errorf("%s\nObserve got %+v", tc.reason, tc.ext.recs)
 			}
-			if id := externalID(&got); id != tc.want.id && (tc.want.id != "" || !strings.Contains(name, "Claim")) {
+			if id := ExternalID(&got); id != tc.want.id && (tc.want.id != "" || !strings.Contains(name, "Claim")) {
 				t.Errorf("%s\nexternal-id = %q, want %q", tc.reason, id, tc.want.id)
 			}
 			if _, ok := got.Annotations[v1alpha1.AnnotationCreatePending]; ok != tc.want.marked {
@@ -573,7 +621,7 @@ func TestStatusWrittenOnlyOnChange(t *testing.T) {
 func TestCreatePublishesSecretFirst(t *testing.T) {
 	sa := func() *v1alpha1.DfnsServiceAccount {
 		return &v1alpha1.DfnsServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "sa", UID: tUID, Generation: 1,
-			Finalizers: []string{finalizer}}}
+			Finalizers: []string{Finalizer}}}
 	}
 	foreign := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: tSecret}}
 	cases := map[string]struct {
@@ -600,7 +648,7 @@ func TestCreatePublishesSecretFirst(t *testing.T) {
 			ext := &extFns[*v1alpha1.DfnsServiceAccount]{secret: tSecret,
 				observe: func(*v1alpha1.DfnsServiceAccount, string) (Observation, error) { return Observation{}, nil },
 				create: func(*v1alpha1.DfnsServiceAccount, Observation) (Creation, error) {
-					return Creation{ID: tSAID, Secret: &SecretContent{Data: map[string][]byte{KeyAuthToken: []byte("t")},
+					return Creation{ID: tSAID, Secret: &SecretContent{Data: map[string][]byte{keyToken: []byte("t")},
 						Annotations: map[string]string{v1alpha1.AnnotationExternalID: tSAID}}}, nil
 				}}
 			r, c, _ := newDriver[*v1alpha1.DfnsServiceAccount](t, ext, func() *v1alpha1.DfnsServiceAccount { return &v1alpha1.DfnsServiceAccount{} }, tc.objs...)
@@ -619,8 +667,8 @@ func TestCreatePublishesSecretFirst(t *testing.T) {
 				t.Fatal(err)
 			}
 			checkCondition(t, tc.reason, &got, v1alpha1.ConditionSynced, tc.wantSynced)
-			if externalID(&got) != tc.wantID {
-				t.Errorf("%s\nexternal-id = %q, want %q", tc.reason, externalID(&got), tc.wantID)
+			if ExternalID(&got) != tc.wantID {
+				t.Errorf("%s\nexternal-id = %q, want %q", tc.reason, ExternalID(&got), tc.wantID)
 			}
 			var s corev1.Secret
 			if err := c.Get(context.Background(), client.ObjectKey{Namespace: "ns", Name: tSecret}, &s); err != nil {
@@ -630,7 +678,7 @@ func TestCreatePublishesSecretFirst(t *testing.T) {
 			if owned != tc.wantSecret {
 				t.Errorf("%s\nSecret owned = %t, want %t", tc.reason, owned, tc.wantSecret)
 			}
-			if tc.wantSecret && (s.Labels[v1alpha1.LabelManagedBy] != v1alpha1.ManagedByValue || string(s.Data[KeyAuthToken]) != "t" ||
+			if tc.wantSecret && (s.Labels[v1alpha1.LabelManagedBy] != v1alpha1.ManagedByValue || string(s.Data[keyToken]) != "t" ||
 				s.Annotations[v1alpha1.AnnotationExternalID] != tSAID) {
 				t.Errorf("%s\nSecret = %+v", tc.reason, s.ObjectMeta)
 			}
@@ -641,49 +689,11 @@ func TestCreatePublishesSecretFirst(t *testing.T) {
 	}
 }
 
-func TestClassify(t *testing.T) {
-	cases := map[string]struct {
-		reason string
-		err    error
-		want   string // reason/policy
-	}{
-		"Stop":        {"terminal errors stop", stopf(v1alpha1.ReasonNameConflict, "x"), "NameConflict/stop"},
-		"Wait":        {"waiting errors wait", waitf(v1alpha1.ReasonPermissionNotReady, "x"), "PermissionNotReady/wait"},
-		"Pending":     {"202 waits for approval", pendingErr, "AwaitingApproval/wait"},
-		"RateLimited": {"429 waits", rateErr, "RateLimited/wait"},
-		"Forbidden":   {"403 waits", forbiddenErr, "Forbidden/wait"},
-		"Conflict":    {"409 from Dfns is a name conflict", &dfns.Error{StatusCode: http.StatusConflict}, "NameConflict/stop"},
-		"Unauthorized": {"401 is a credentials problem, retried", &dfns.Error{StatusCode: http.StatusUnauthorized},
-			"CredentialsUnavailable/retry"},
-		"Credentials": {"unusable credentials are retried", dfns.ErrCredentials, "CredentialsUnavailable/retry"},
-		"Unknown":     {"an unknown outcome is retried", dfns.ErrOutcomeUnknown, "ReconcileError/retry"},
-		"Wrapped":     {"wrapping keeps the class", errors.Join(errors.New("ctx"), rateErr), "RateLimited/wait"},
-	}
-	names := map[policy]string{retry: "retry", wait: "wait", stop: "stop"}
-	for name, tc := range cases {
-		t.Run(name, func(t *testing.T) {
-			v := classify(tc.err)
-			if got := v.reason + "/" + names[v.policy]; got != tc.want {
-				t.Errorf("%s\nclassify = %s, want %s", tc.reason, got, tc.want)
-			}
-			if v.message == "" {
-				t.Errorf("%s\nempty message", tc.reason)
-			}
-		})
-	}
-	if v := classify(forbiddenErr); !strings.Contains(v.message, "Permissions:Read") {
-		t.Errorf("the Forbidden message does not name the missing operation: %s", v.message)
-	}
-	if v := classify(pendingErr); !strings.Contains(v.message, tChange) || !strings.Contains(v.message, tApproval) {
-		t.Errorf("the AwaitingApproval message does not name the change request and approval: %s", v.message)
-	}
-}
-
-// TestValidateBeforeFinalizer: a spec refused at once gets no finalizer, so deleting the
+// TestValidateBeforeFinalizer: a spec refused at once gets no Finalizer, so deleting the
 // resource is never blocked by the operator.
 func TestValidateBeforeFinalizer(t *testing.T) {
 	ext := &extFns[*v1alpha1.DfnsPermission]{validate: func(*v1alpha1.DfnsPermission) error {
-		return stopf(v1alpha1.ReasonInvalidSpec, "bad")
+		return Stopf(v1alpha1.ReasonInvalidSpec, "bad")
 	}}
 	r, c, _ := newDriver[*v1alpha1.DfnsPermission](t, ext, func() *v1alpha1.DfnsPermission { return &v1alpha1.DfnsPermission{} }, perm())
 	if _, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKey{Namespace: "ns", Name: "p"}}); err != nil {
@@ -723,11 +733,11 @@ func TestPublishHasItsOwnDeadline(t *testing.T) {
 	r.client, r.reader = ic, ic
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := r.publish(ctx, sa, &SecretContent{Data: map[string][]byte{KeyAuthToken: []byte("t")}}); err != nil {
+	if err := r.publish(ctx, sa, &SecretContent{Data: map[string][]byte{keyToken: []byte("t")}}); err != nil {
 		t.Fatalf("publish with a spent reconcile context: %v", err)
 	}
 	var s corev1.Secret
-	if err := c.Get(context.Background(), client.ObjectKey{Namespace: "ns", Name: tSecret}, &s); err != nil || string(s.Data[KeyAuthToken]) != "t" {
+	if err := c.Get(context.Background(), client.ObjectKey{Namespace: "ns", Name: tSecret}, &s); err != nil || string(s.Data[keyToken]) != "t" {
 		t.Fatalf("Secret = %v, %v", s.Data, err)
 	}
 }
@@ -748,7 +758,7 @@ func TestSecretTakenOverAfterRestore(t *testing.T) {
 			old := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: tSecret, OwnerReferences: ref(tc.kind)}}
 			r, c, _ := newDriver[*v1alpha1.DfnsServiceAccount](t, &extFns[*v1alpha1.DfnsServiceAccount]{secret: tSecret},
 				func() *v1alpha1.DfnsServiceAccount { return &v1alpha1.DfnsServiceAccount{} }, sa, old)
-			err := r.publish(context.Background(), sa, &SecretContent{Data: map[string][]byte{KeyAuthToken: []byte("t")}})
+			err := r.publish(context.Background(), sa, &SecretContent{Data: map[string][]byte{keyToken: []byte("t")}})
 			if (err == nil) != tc.want {
 				t.Fatalf("publish = %v, want success %t", err, tc.want)
 			}

@@ -14,7 +14,7 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-package controller
+package driver
 
 import (
 	"context"
@@ -38,7 +38,7 @@ import (
 
 // secretConflict is the error for a Secret that this resource does not control.
 func secretConflict(name string) error {
-	return stopf(v1alpha1.ReasonSecretConflict,
+	return Stopf(v1alpha1.ReasonSecretConflict,
 		"Secret %s exists and is not owned by this resource; it is never overwritten: delete it or choose another spec.secretName", name)
 }
 
@@ -58,7 +58,7 @@ func (r *Reconciler[T]) checkSecret(ctx context.Context, obj T) error {
 	case apierrors.IsForbidden(err) || apierrors.IsInvalid(err) || apierrors.IsBadRequest(err):
 		// A quota or an admission policy may change without the spec: look again each sync
 		// period. The message is the API server's, about a dry run holding no secret value.
-		return waitf(v1alpha1.ReasonSecretConflict, "the API server refuses Secret %s, so nothing was created in Dfns: %s",
+		return Waitf(v1alpha1.ReasonSecretConflict, "the API server refuses Secret %s, so nothing was created in Dfns: %s",
 			name, err.Error())
 	}
 	return fmt.Errorf("checking Secret %s: %w", name, err)
@@ -144,7 +144,7 @@ func (r *Reconciler[T]) writeSecret(ctx context.Context, obj T, name string, tmp
 	s.Annotations = mergeMaps(s.Annotations, tmpl.Annotations, content.Annotations)
 	s.Data = maps.Clone(content.Data)
 	if err := controllerutil.SetControllerReference(obj, &s, r.scheme); err != nil {
-		return stopf(v1alpha1.ReasonInvalidSpec, "cannot own Secret %s: %v", name, err)
+		return Stopf(v1alpha1.ReasonInvalidSpec, "cannot own Secret %s: %v", name, err)
 	}
 	var upd []client.UpdateOption
 	var crt []client.CreateOption
@@ -174,7 +174,7 @@ func ownsSecret(s *corev1.Secret, owner client.Object, kind string) bool {
 }
 
 // isStop reports whether err stops the reconcile until the spec changes.
-func isStop(err error) bool { return classify(err).policy == stop }
+func isStop(err error) bool { _, ok := StopReason(err); return ok }
 
 // mergeMaps returns the union of the maps, later ones winning.
 func mergeMaps(ms ...map[string]string) map[string]string {
@@ -196,49 +196,54 @@ func fingerprint(values ...[]byte) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// oneTimeSecret is a resource's Secret holding a one-time value, as the checks below see it.
-type oneTimeSecret struct {
-	owner client.Object
-	kind  string
-	name  string
+// OneTimeSecret is a resource's Secret holding a one-time value, as the checks below see it.
+type OneTimeSecret struct {
+	Owner client.Object
+	Kind  string
+	Name  string
 	// fingerprint points at status.secretFingerprint: the hash of the values last written.
-	fingerprint *string
-	// keys are the Secret keys whose values are fingerprinted; the first must not be empty.
-	keys []string
+	Fingerprint *string
+	// Keys are the Secret keys whose values are fingerprinted; the first must not be empty.
+	Keys []string
 }
 
-// secretReader checks the Secrets holding one-time values: from the cache first, and past it
+// SecretReader checks the Secrets holding one-time values: from the cache first, and past it
 // when the cache may not have caught up with a write just made.
-type secretReader struct {
+type SecretReader struct {
 	client client.Client // cached: only the operator's labelled Secrets
 	reader client.Reader // uncached
 }
 
+// NewSecretReader reads Secrets from the cached client c and, past the cache, from r.
+func NewSecretReader(c client.Client, r client.Reader) SecretReader {
+	return SecretReader{client: c, reader: r}
+}
+
 // intact reports whether the Secret still holds the values written for the Dfns object id, by
 // their fingerprint. A status that lost the fingerprint takes it from a Secret naming id.
-func (r secretReader) intact(ctx context.Context, o oneTimeSecret, id string) (bool, error) {
+func (r SecretReader) Intact(ctx context.Context, o OneTimeSecret, id string) (bool, error) {
 	names := func(s *corev1.Secret) bool {
-		return *o.fingerprint == "" && s.Annotations[v1alpha1.AnnotationExternalID] == id
+		return *o.Fingerprint == "" && s.Annotations[v1alpha1.AnnotationExternalID] == id
 	}
 	s, err := r.read(ctx, o, func(s *corev1.Secret) bool {
-		return fingerprintOf(s.Data, o.keys) == *o.fingerprint || names(s)
+		return FingerprintOf(s.Data, o.Keys) == *o.Fingerprint || names(s)
 	})
-	if err != nil || s == nil || !ownsSecret(s, o.owner, o.kind) {
+	if err != nil || s == nil || !ownsSecret(s, o.Owner, o.Kind) {
 		return false, err
 	}
-	fp := fingerprintOf(s.Data, o.keys)
+	fp := FingerprintOf(s.Data, o.Keys)
 	if names(s) {
-		*o.fingerprint = fp
+		*o.Fingerprint = fp
 	}
-	if fp != *o.fingerprint {
+	if fp != *o.Fingerprint {
 		return false, nil
 	}
-	return true, r.reown(ctx, s, o.owner)
+	return true, r.reown(ctx, s, o.Owner)
 }
 
 // reown points a Secret kept from before a restore at the resource's new UID, before the
 // garbage collector removes it for an owner that no longer exists.
-func (r secretReader) reown(ctx context.Context, s *corev1.Secret, owner client.Object) error {
+func (r SecretReader) reown(ctx context.Context, s *corev1.Secret, owner client.Object) error {
 	if metav1.IsControlledBy(s, owner) {
 		return nil
 	}
@@ -256,27 +261,27 @@ func (r secretReader) reown(ctx context.Context, s *corev1.Secret, owner client.
 }
 
 // holds reports whether our Secret holds the values of the Dfns object id.
-func (r secretReader) holds(ctx context.Context, o oneTimeSecret, id string) (bool, error) {
+func (r SecretReader) Holds(ctx context.Context, o OneTimeSecret, id string) (bool, error) {
 	s, err := r.read(ctx, o, func(s *corev1.Secret) bool {
 		return s.Annotations[v1alpha1.AnnotationExternalID] == id
 	})
 	if err != nil || s == nil {
 		return false, err
 	}
-	ok := ownsSecret(s, o.owner, o.kind) && s.Annotations[v1alpha1.AnnotationExternalID] == id && len(s.Data[o.keys[0]]) > 0
+	ok := ownsSecret(s, o.Owner, o.Kind) && s.Annotations[v1alpha1.AnnotationExternalID] == id && len(s.Data[o.Keys[0]]) > 0
 	if !ok {
 		return false, nil
 	}
-	if *o.fingerprint == "" {
-		*o.fingerprint = fingerprintOf(s.Data, o.keys)
+	if *o.Fingerprint == "" {
+		*o.Fingerprint = FingerprintOf(s.Data, o.Keys)
 	}
-	return true, r.reown(ctx, s, o.owner)
+	return true, r.reown(ctx, s, o.Owner)
 }
 
 // read reads the Secret from the cache and, when it is missing there or fails good, past the
 // cache; nil when it does not exist.
-func (r secretReader) read(ctx context.Context, o oneTimeSecret, good func(*corev1.Secret) bool) (*corev1.Secret, error) {
-	key := types.NamespacedName{Namespace: o.owner.GetNamespace(), Name: o.name}
+func (r SecretReader) read(ctx context.Context, o OneTimeSecret, good func(*corev1.Secret) bool) (*corev1.Secret, error) {
+	key := types.NamespacedName{Namespace: o.Owner.GetNamespace(), Name: o.Name}
 	var s corev1.Secret
 	err := r.client.Get(ctx, key, &s)
 	if err == nil && good(&s) {
@@ -295,8 +300,8 @@ func (r secretReader) read(ctx context.Context, o oneTimeSecret, good func(*core
 	return &s, nil
 }
 
-// fingerprintOf is the fingerprint of the values of keys in data.
-func fingerprintOf(data map[string][]byte, keys []string) string {
+// FingerprintOf is the fingerprint of the values of keys in data.
+func FingerprintOf(data map[string][]byte, keys []string) string {
 	values := make([][]byte, len(keys))
 	for i, k := range keys {
 		values[i] = data[k]

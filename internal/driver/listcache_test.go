@@ -14,7 +14,7 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-package controller
+package driver
 
 import (
 	"context"
@@ -26,62 +26,62 @@ import (
 func TestListCache(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	c := newListCache[string](time.Minute)
+	c := NewListCache[string](time.Minute)
 	c.now = func() time.Time { return now }
 	lists := 0
 	fetch := func(context.Context) ([]string, error) { lists++; return []string{"a"}, nil }
 
-	got, fresh, err := c.get(ctx, "k", fetch)
+	got, fresh, err := c.Get(ctx, "k", fetch)
 	if err != nil || !fresh || len(got) != 1 || lists != 1 {
 		t.Fatalf("the first get lists: %v %t %v (%d lists)", got, fresh, err, lists)
 	}
-	if _, fresh, _ := c.get(ctx, "k", fetch); fresh || lists != 1 {
+	if _, fresh, _ := c.Get(ctx, "k", fetch); fresh || lists != 1 {
 		t.Errorf("a get within the TTL reuses the list (%d lists)", lists)
 	}
-	if _, fresh, _ := c.get(ctx, "other", fetch); !fresh || lists != 2 {
+	if _, fresh, _ := c.Get(ctx, "other", fetch); !fresh || lists != 2 {
 		t.Errorf("keys are listed apart (%d lists)", lists)
 	}
 	now = now.Add(time.Minute)
-	if _, fresh, _ := c.get(ctx, "k", fetch); !fresh || lists != 3 {
+	if _, fresh, _ := c.Get(ctx, "k", fetch); !fresh || lists != 3 {
 		t.Errorf("a list as old as the TTL is listed anew (%d lists)", lists)
 	}
-	c.invalidate("k")
-	if _, fresh, _ := c.get(ctx, "k", fetch); !fresh || lists != 4 {
+	c.Invalidate("k")
+	if _, fresh, _ := c.Get(ctx, "k", fetch); !fresh || lists != 4 {
 		t.Errorf("the operator's own change drops the list (%d lists)", lists)
 	}
 
 	racing := func(context.Context) ([]string, error) {
-		c.invalidate("r") // a change made while this list was in flight
+		c.Invalidate("r") // a change made while this list was in flight
 		return []string{"stale"}, nil
 	}
-	if got, _ := c.fetch(ctx, "r", racing); got[0] != "stale" {
+	if got, _ := c.Fetch(ctx, "r", racing); got[0] != "stale" {
 		t.Errorf("fetch returns what it listed, got %v", got)
 	}
-	if _, fresh, _ := c.get(ctx, "r", fetch); !fresh {
+	if _, fresh, _ := c.Get(ctx, "r", fetch); !fresh {
 		t.Errorf("a list fetched before a change is not kept")
 	}
-	c.amend("k", func(items []string) []string { return append(items, "b") })
-	if got, fresh, _ := c.get(ctx, "k", fetch); fresh || len(got) != 2 || got[1] != "b" || lists != 5 {
+	c.Amend("k", func(items []string) []string { return append(items, "b") })
+	if got, fresh, _ := c.Get(ctx, "k", fetch); fresh || len(got) != 2 || got[1] != "b" || lists != 5 {
 		t.Errorf("an amended list is kept and shows the change: %v %t (%d lists)", got, fresh, lists)
 	}
-	c.amend("absent", func(items []string) []string { return append(items, "b") })
-	if _, fresh, _ := c.get(ctx, "absent", fetch); !fresh {
+	c.Amend("absent", func(items []string) []string { return append(items, "b") })
+	if _, fresh, _ := c.Get(ctx, "absent", fetch); !fresh {
 		t.Errorf("amending a list that is not kept makes none up")
 	}
 	amending := func(context.Context) ([]string, error) {
-		c.amend("m", func(items []string) []string { return items }) // a change while in flight
+		c.Amend("m", func(items []string) []string { return items }) // a change while in flight
 		return []string{"stale"}, nil
 	}
-	_, _ = c.fetch(ctx, "m", amending)
-	if _, fresh, _ := c.get(ctx, "m", fetch); !fresh {
+	_, _ = c.Fetch(ctx, "m", amending)
+	if _, fresh, _ := c.Get(ctx, "m", fetch); !fresh {
 		t.Errorf("a list fetched before an amended change is not kept")
 	}
 	failing := func(context.Context) ([]string, error) { return nil, errors.New("down") }
-	c.invalidate("k")
-	if _, _, err := c.get(ctx, "k", failing); err == nil {
+	c.Invalidate("k")
+	if _, _, err := c.Get(ctx, "k", failing); err == nil {
 		t.Errorf("a failed list is an error")
 	}
-	if _, fresh, _ := c.get(ctx, "k", fetch); !fresh {
+	if _, fresh, _ := c.Get(ctx, "k", fetch); !fresh {
 		t.Errorf("a failed list is not kept")
 	}
 }
