@@ -14,7 +14,8 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Package controller holds the dfns-operator controllers: one generic reconcile driver
-// (reconciler.go) and, per kind, the calls that observe, create, update and delete its Dfns
-// object and the Secret it publishes.
+// Package controller holds the dfns-operator controllers: per kind, an adapter for the
+// reconcile driver (internal/driver) that names the calls that observe, create, update and
+// delete its Dfns object and the Secret it publishes; and the setup that wires them to the
+// manager. docs/architecture.md describes the protocol.
 package controller
