@@ -93,14 +93,9 @@ type DfnsPersonalAccessTokenSpec struct {
 type DfnsPersonalAccessTokenStatus struct {
 	// TokenStatus describes the token and the Secret holding it.
 	TokenStatus `json:",inline"`
-	// observedGeneration is the generation the status describes.
-	// +optional
-	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-	// conditions are Ready and Synced.
-	// +listType=map
-	// +listMapKey=type
-	// +optional
-	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// ManagedStatus holds the conditions, observedGeneration and pendingChangeRequest that
+	// the reconcile driver writes for every kind.
+	ManagedStatus `json:",inline"`
 }
 
 // +kubebuilder:object:root=true

@@ -270,17 +270,9 @@ type DfnsPolicyStatus struct {
 	// policyId is the Dfns policy ID (plc-…).
 	// +optional
 	PolicyID string `json:"policyId,omitempty"`
-	// pendingChangeRequest is the change request Dfns holds for approval, if any.
-	// +optional
-	PendingChangeRequest *ChangeRequestStatus `json:"pendingChangeRequest,omitempty"`
-	// observedGeneration is the generation the status describes.
-	// +optional
-	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-	// conditions are Ready and Synced.
-	// +listType=map
-	// +listMapKey=type
-	// +optional
-	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// ManagedStatus holds the conditions, observedGeneration and pendingChangeRequest that
+	// the reconcile driver writes for every kind.
+	ManagedStatus `json:",inline"`
 }
 
 // +kubebuilder:object:root=true

@@ -87,14 +87,9 @@ type DfnsWebhookStatus struct {
 	// the value): a Secret whose contents no longer match gets a new webhook.
 	// +optional
 	SecretFingerprint string `json:"secretFingerprint,omitempty"`
-	// observedGeneration is the generation the status describes.
-	// +optional
-	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-	// conditions are Ready and Synced.
-	// +listType=map
-	// +listMapKey=type
-	// +optional
-	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// ManagedStatus holds the conditions, observedGeneration and pendingChangeRequest that
+	// the reconcile driver writes for every kind.
+	ManagedStatus `json:",inline"`
 }
 
 // +kubebuilder:object:root=true

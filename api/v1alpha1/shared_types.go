@@ -148,3 +148,18 @@ func DfnsName(namespace, resourceName, specName string) string {
 	}
 	return namespace + "/" + resourceName
 }
+
+// ManagedStatus is the part of status every kind shares, written by the reconcile driver.
+type ManagedStatus struct {
+	// pendingChangeRequest is the change request Dfns holds for approval, if any.
+	// +optional
+	PendingChangeRequest *ChangeRequestStatus `json:"pendingChangeRequest,omitempty"`
+	// observedGeneration is the generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// conditions are Ready and Synced.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}

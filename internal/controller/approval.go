@@ -37,15 +37,13 @@ const (
 // approvable is a resource whose Dfns object shows the change request held for it.
 type approvable interface {
 	driver.Object
-	driver.PendingRecorder
-	GetPendingChangeRequest() *v1alpha1.ChangeRequestStatus
 }
 
 // followChange polls the change request recorded in status: still pending → returned (nothing
 // is sent while it is); applied → cleared; rejected → ChangeRejected until the spec changes
 // past the generation it carried. shown is the change request the Dfns object shows pending.
 func followChange(ctx context.Context, api dfns.PoliciesAPI, obj approvable, shown *dfns.ChangeRequest) (*driver.ChangeRequest, error) {
-	cr := obj.GetPendingChangeRequest()
+	cr := obj.Managed().PendingChangeRequest
 	if cr == nil {
 		return nil, nil
 	}
@@ -65,7 +63,7 @@ func followChange(ctx context.Context, api dfns.PoliciesAPI, obj approvable, sho
 				"change request %s (approval %s) was rejected in Dfns; change the spec to try again", cr.ID, cr.ApprovalID)
 		}
 	}
-	obj.SetPendingChangeRequest(nil)
+	obj.Managed().PendingChangeRequest = nil
 	return nil, nil
 }
 

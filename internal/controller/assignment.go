@@ -139,7 +139,7 @@ func (e *assignments) resolve(ctx context.Context, a *v1alpha1.DfnsPermissionAss
 		return "", "", fmt.Errorf("reading %s %s: %w", ref.Kind, ref.Name, err)
 	}
 	identityID = identity.GetStatusID() // status, not the annotation: only the operator writes it
-	if !meta.IsStatusConditionTrue(*identity.StatusConditions(), v1alpha1.ConditionReady) || identityID == "" {
+	if !meta.IsStatusConditionTrue(identity.Managed().Conditions, v1alpha1.ConditionReady) || identityID == "" {
 		return "", "", driver.Waitf(v1alpha1.ReasonIdentityNotReady, "waiting for %s %s to be Ready", ref.Kind, ref.Name)
 	}
 	return permID, identityID, nil
@@ -182,7 +182,7 @@ func (e *assignments) followChange(ctx context.Context, a *v1alpha1.DfnsPermissi
 				"delete and re-create the resource to ask again", cr.ID, cr.ApprovalID)
 		}
 	}
-	a.SetPendingChangeRequest(nil)
+	a.Managed().PendingChangeRequest = nil
 	return nil, nil
 }
 
@@ -262,8 +262,8 @@ func (e *assignments) revoke(ctx context.Context, a *v1alpha1.DfnsPermissionAssi
 // recordPending keeps a 202's change request in status, so the change is followed, not resent.
 func (e *assignments) recordPending(a *v1alpha1.DfnsPermissionAssignment, err error) error {
 	if cr, ok := dfns.IsPendingApproval(err); ok {
-		a.SetPendingChangeRequest(&v1alpha1.ChangeRequestStatus{
-			ID: cr.ID, ApprovalID: cr.ApprovalID, Status: crPending, Generation: a.Generation})
+		a.Managed().PendingChangeRequest = &v1alpha1.ChangeRequestStatus{
+			ID: cr.ID, ApprovalID: cr.ApprovalID, Status: crPending, Generation: a.Generation}
 	}
 	return err
 }

@@ -367,7 +367,7 @@ func TestResolvePermission(t *testing.T) {
 	// The ID comes from status; an annotation naming another (set by a tenant) is not read.
 	ready := &v1alpha1.DfnsPermission{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "ready",
 		Annotations: map[string]string{v1alpha1.AnnotationExternalID: "pm-forged"}},
-		Status: v1alpha1.DfnsPermissionStatus{PermissionID: "pm-7", Conditions: []metav1.Condition{{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: "Available"}}}}
+		Status: v1alpha1.DfnsPermissionStatus{PermissionID: "pm-7", ManagedStatus: v1alpha1.ManagedStatus{Conditions: []metav1.Condition{{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: "Available"}}}}}
 	notReady := &v1alpha1.DfnsPermission{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "new"}}
 	cases := map[string]struct {
 		reason string

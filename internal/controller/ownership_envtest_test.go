@@ -253,7 +253,7 @@ var _ = Describe("Ownership proof across a backup and restore", func() {
 				IdentityRef: &v1alpha1.IdentityRef{Kind: kindServiceAccount, Name: "payments"}}}
 		objs := []interface {
 			driver.Object
-			StatusConditions() *[]metav1.Condition
+			Managed() *v1alpha1.ManagedStatus
 		}{perm, sa, grant}
 		for _, o := range objs {
 			Expect(k8sClient.Create(ctx, o)).To(Succeed())

@@ -69,14 +69,13 @@ func requireApproval(activityKind, id string) {
 // pendingOf waits for a pending change request in status and returns it.
 func pendingOf(p interface {
 	client.Object
-	StatusConditions() *[]metav1.Condition
-	GetPendingChangeRequest() *v1alpha1.ChangeRequestStatus
+	Managed() *v1alpha1.ManagedStatus
 }) *v1alpha1.ChangeRequestStatus {
 	GinkgoHelper()
 	eventually(conditionOf(p, v1alpha1.ConditionSynced)).Should(And(
 		haveCondition(metav1.ConditionFalse, v1alpha1.ReasonAwaitingApproval),
 		HaveField("Message", MatchRegexp(`cr-\S+ waits for approval ap-\S+`))))
-	cr := p.GetPendingChangeRequest()
+	cr := p.Managed().PendingChangeRequest
 	Expect(cr).NotTo(BeNil())
 	Expect(cr.Status).To(Equal("Pending"))
 	return cr

@@ -222,7 +222,7 @@ func (e *policies) Create(ctx context.Context, p *v1alpha1.DfnsPolicy, obs drive
 	}
 	got, err := e.api.CreatePolicy(ctx, wantPolicy(p))
 	if cr, ok := dfns.IsPendingApproval(err); ok {
-		p.SetPendingChangeRequest(&v1alpha1.ChangeRequestStatus{ID: cr.ID, ApprovalID: cr.ApprovalID, Status: crPending, Generation: p.Generation})
+		p.Managed().PendingChangeRequest = &v1alpha1.ChangeRequestStatus{ID: cr.ID, ApprovalID: cr.ApprovalID, Status: crPending, Generation: p.Generation}
 		return c, err
 	}
 	if err != nil {

@@ -356,11 +356,11 @@ func newNamespace() string {
 // conditionOf reads a condition of a resource.
 func conditionOf(obj interface {
 	client.Object
-	StatusConditions() *[]metav1.Condition
+	Managed() *v1alpha1.ManagedStatus
 }, typ string) func(g Gomega) *metav1.Condition {
 	return func(g Gomega) *metav1.Condition {
 		g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(obj), obj)).To(Succeed())
-		return meta.FindStatusCondition(*obj.StatusConditions(), typ)
+		return meta.FindStatusCondition(obj.Managed().Conditions, typ)
 	}
 }
 
@@ -377,7 +377,7 @@ func eventually(actual any) AsyncAssertion {
 // waitReady waits until the resource is Ready and Synced.
 func waitReady(obj interface {
 	client.Object
-	StatusConditions() *[]metav1.Condition
+	Managed() *v1alpha1.ManagedStatus
 }) {
 	GinkgoHelper()
 	eventually(conditionOf(obj, v1alpha1.ConditionReady)).Should(haveCondition(metav1.ConditionTrue, v1alpha1.ReasonAvailable))

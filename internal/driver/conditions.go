@@ -65,9 +65,9 @@ type EventRecorder interface {
 // setCondition sets a condition with the object's generation. It reports whether the
 // condition's status, reason or message changed; LastTransitionTime moves only with the status.
 func setCondition(obj Object, typ string, status metav1.ConditionStatus, reason, msg string) bool {
-	old := meta.FindStatusCondition(*obj.StatusConditions(), typ)
+	old := meta.FindStatusCondition(obj.Managed().Conditions, typ)
 	changed := old == nil || old.Status != status || old.Reason != reason || old.Message != msg
-	meta.SetStatusCondition(obj.StatusConditions(), metav1.Condition{
+	meta.SetStatusCondition(&obj.Managed().Conditions, metav1.Condition{
 		Type: typ, Status: status, Reason: reason, Message: msg, ObservedGeneration: obj.GetGeneration(),
 	})
 	return changed
@@ -84,7 +84,7 @@ func setReady(obj Object) {
 // setNotReady marks the object not Ready unless it is Ready already: a failure to reach Dfns
 // says nothing about the object, and conditions must not flap.
 func setNotReady(obj Object, reason, msg string) {
-	if meta.IsStatusConditionTrue(*obj.StatusConditions(), v1alpha1.ConditionReady) {
+	if meta.IsStatusConditionTrue(obj.Managed().Conditions, v1alpha1.ConditionReady) {
 		return
 	}
 	setCondition(obj, v1alpha1.ConditionReady, metav1.ConditionFalse, reason, msg)

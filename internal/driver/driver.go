@@ -45,17 +45,11 @@ const Finalizer = "access.dfns.io/finalizer"
 // Object is a resource the driver reconciles; the api/v1alpha1 kinds implement it.
 type Object interface {
 	client.Object
-	StatusConditions() *[]metav1.Condition
-	SetObservedGeneration(generation int64)
+	Managed() *v1alpha1.ManagedStatus
 	GetDeletionPolicy() v1alpha1.DeletionPolicy
 	SetStatusID(id string)
 	GetStatusID() string
 	GetStatus() any
-}
-
-// PendingRecorder is implemented by kinds whose changes Dfns may hold for approval.
-type PendingRecorder interface {
-	SetPendingChangeRequest(cr *v1alpha1.ChangeRequestStatus)
 }
 
 // Replacement asks Create to remove an existing Dfns object before it creates a new one.
@@ -395,10 +389,10 @@ func (r *Reconciler[T]) update(ctx context.Context, st *state[T], obs Observatio
 // awaitApproval records a change request and polls it at the sync period; the change is
 // never sent again while it is pending.
 func (r *Reconciler[T]) awaitApproval(ctx context.Context, st *state[T], cr *ChangeRequest, sent bool) (ctrl.Result, error) {
-	if pr, ok := any(st.obj).(PendingRecorder); ok && cr != nil {
-		pr.SetPendingChangeRequest(&v1alpha1.ChangeRequestStatus{
+	if cr != nil {
+		st.obj.Managed().PendingChangeRequest = &v1alpha1.ChangeRequestStatus{
 			ID: cr.ID, ApprovalID: cr.ApprovalID, Status: StatusPending, Generation: st.obj.GetGeneration(),
-		})
+		}
 	}
 	msg := ApprovalMessage(cr)
 	if sent {
@@ -607,7 +601,7 @@ func (r *Reconciler[T]) patchMeta(ctx context.Context, st *state[T], mutate func
 // patchStatus writes status once per reconcile, only when it changed. A conflict is a silent
 // requeue; a resource already gone is fine.
 func (r *Reconciler[T]) patchStatus(ctx context.Context, st *state[T], res ctrl.Result, err error) (ctrl.Result, error) {
-	st.obj.SetObservedGeneration(st.obj.GetGeneration())
+	st.obj.Managed().ObservedGeneration = st.obj.GetGeneration()
 	if equality.Semantic.DeepEqual(st.before.GetStatus(), st.obj.GetStatus()) {
 		return res, err
 	}

@@ -575,7 +575,7 @@ func TestReconcilePhases(t *testing.T) {
 // checkCondition compares a condition with "Status/Reason" ("" = absent).
 func checkCondition(t *testing.T, reason string, obj Object, typ, want string) {
 	t.Helper()
-	c := meta.FindStatusCondition(*obj.StatusConditions(), typ)
+	c := meta.FindStatusCondition(obj.Managed().Conditions, typ)
 	got := ""
 	if c != nil {
 		got = string(c.Status) + "/" + c.Reason

@@ -199,7 +199,9 @@ func waitAllReady(t *testing.T, h *harness.Harness, ns string, n int) {
 		must(t, h.K8s.List(ctx, list, client.InNamespace(ns)))
 		count := 0
 		must(t, apimeta.EachListItem(list, func(o runtime.Object) error {
-			conditions := *o.(interface{ StatusConditions() *[]metav1.Condition }).StatusConditions()
+			conditions := o.(interface {
+				Managed() *v1alpha1.ManagedStatus
+			}).Managed().Conditions
 			if apimeta.IsStatusConditionTrue(conditions, v1alpha1.ConditionReady) {
 				count++
 			}
