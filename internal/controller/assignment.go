@@ -45,7 +45,7 @@ type assignments struct {
 	lists  *driver.ListCache[dfns.Assignment]
 }
 
-var _ driver.External[*v1alpha1.DfnsPermissionAssignment] = (*assignments)(nil)
+var _ driver.External[*v1alpha1.DfnsPermissionAssignment, *dfns.Assignment] = (*assignments)(nil)
 
 // Validate has nothing to add to the CRD's validation.
 func (e *assignments) Validate(context.Context, *v1alpha1.DfnsPermissionAssignment) error { return nil }
@@ -57,15 +57,15 @@ func (e *assignments) Secret(*v1alpha1.DfnsPermissionAssignment) (string, v1alph
 
 // Observe resolves both references, follows a change request waiting for approval, and looks
 // for the assignment of the permission to the identity.
-func (e *assignments) Observe(ctx context.Context, a *v1alpha1.DfnsPermissionAssignment, rec driver.Recorded) (driver.Observation, error) {
+func (e *assignments) Observe(ctx context.Context, a *v1alpha1.DfnsPermissionAssignment, rec driver.Recorded) (driver.Observation[*dfns.Assignment], error) {
 	id := rec.ID
 	permID, identityID, err := e.resolve(ctx, a)
 	if err != nil {
-		return driver.Observation{}, err
+		return driver.Observation[*dfns.Assignment]{}, err
 	}
 	pending, err := e.followChange(ctx, a)
 	if err != nil || pending != nil {
-		return driver.Observation{ID: id, Exists: true, Pending: pending}, err
+		return driver.Observation[*dfns.Assignment]{ID: id, Exists: true, Pending: pending}, err
 	}
 	a.Status.PermissionID, a.Status.IdentityID = permID, identityID
 	list := func(ctx context.Context) ([]dfns.Assignment, error) { return e.api.ListAssignments(ctx, permID) }
@@ -77,24 +77,24 @@ func (e *assignments) Observe(ctx context.Context, a *v1alpha1.DfnsPermissionAss
 		found, recorded = findAssignment(all, identityID, id)
 	}
 	if dfns.IsNotFound(err) {
-		return driver.Observation{}, driver.Waitf(v1alpha1.ReasonPermissionNotReady, "permission %s does not exist in Dfns", permID)
+		return driver.Observation[*dfns.Assignment]{}, driver.Waitf(v1alpha1.ReasonPermissionNotReady, "permission %s does not exist in Dfns", permID)
 	}
 	if err != nil {
-		return driver.Observation{}, fmt.Errorf("listing the assignments of permission %s: %w", permID, err)
+		return driver.Observation[*dfns.Assignment]{}, fmt.Errorf("listing the assignments of permission %s: %w", permID, err)
 	}
 	if found != nil {
-		return driver.Observation{ID: found.ID, Exists: true, UpToDate: true, Current: found, Marker: pairMarker(permID, identityID)}, nil
+		return driver.Observation[*dfns.Assignment]{ID: found.ID, Exists: true, UpToDate: true, Current: found, Marker: pairMarker(permID, identityID)}, nil
 	}
 	switch {
 	case recorded != nil && rec.Proved:
 		// Only an assignment this resource proves it made is revoked for the new identity.
-		return driver.Observation{Replace: &driver.Replacement{ID: id, Reason: EventReassigned, Message: fmt.Sprintf(
+		return driver.Observation[*dfns.Assignment]{Replace: &driver.Replacement{ID: id, Reason: EventReassigned, Message: fmt.Sprintf(
 			"identity %s replaced %s: assigned permission %s to it and revoked %s", identityID, recorded.IdentityID, permID, id)}}, nil
 	case id != "":
-		return driver.Observation{Replace: &driver.Replacement{Reason: driver.EventRecreated, Message: fmt.Sprintf(
+		return driver.Observation[*dfns.Assignment]{Replace: &driver.Replacement{Reason: driver.EventRecreated, Message: fmt.Sprintf(
 			"assignment %s was revoked in Dfns; assigned permission %s to %s again", id, permID, identityID)}}, nil
 	}
-	return driver.Observation{}, nil
+	return driver.Observation[*dfns.Assignment]{}, nil
 }
 
 // pairMarker is an assignment's marker: its permission and identity.
@@ -186,42 +186,44 @@ func (e *assignments) followChange(ctx context.Context, a *v1alpha1.DfnsPermissi
 	return nil, nil
 }
 
-// Create assigns the permission to the identity, revoking first the assignment of an identity
-// that was replaced. A 202 is recorded so that the assign is never sent twice.
-func (e *assignments) Create(ctx context.Context, a *v1alpha1.DfnsPermissionAssignment, obs driver.Observation, mark func(context.Context, string) error) (driver.Creation, error) {
+// Prepare readies the assign of the permission to the identity, both resolved by Observe. The
+// driver records and follows an assign held for approval, so it is never sent twice.
+func (e *assignments) Prepare(_ context.Context, a *v1alpha1.DfnsPermissionAssignment, _ driver.Observation[*dfns.Assignment]) (driver.Prepared, error) {
+	permID, identityID := a.Status.PermissionID, a.Status.IdentityID
+	return driver.Prepared{Name: pairMarker(permID, identityID), Create: func(ctx context.Context) (driver.Creation, error) {
+		return e.assign(ctx, permID, identityID)
+	}}, nil
+}
+
+// Remove revokes the assignment of an identity this resource's identity replaced.
+func (e *assignments) Remove(ctx context.Context, a *v1alpha1.DfnsPermissionAssignment, _ driver.Observation[*dfns.Assignment], id string) error {
+	return e.revoke(ctx, a, a.Status.PermissionID, id)
+}
+
+// assign assigns the permission to the identity with one Dfns call.
+func (e *assignments) assign(ctx context.Context, permID, identityID string) (driver.Creation, error) {
 	var c driver.Creation
-	if obs.Replace != nil && obs.Replace.ID != "" {
-		if err := e.revoke(ctx, a, a.Status.PermissionID, obs.Replace.ID); err != nil {
-			return c, err
-		}
-	}
-	if err := mark(ctx, pairMarker(a.Status.PermissionID, a.Status.IdentityID)); err != nil {
-		return c, fmt.Errorf("marking the assign as pending: %w", err)
-	}
-	got, err := e.api.AssignPermission(ctx, a.Status.PermissionID, a.Status.IdentityID)
+	got, err := e.api.AssignPermission(ctx, permID, identityID)
 	if err != nil {
-		e.lists.Invalidate(a.Status.PermissionID) // it may have been assigned all the same
+		e.lists.Invalidate(permID) // it may have been assigned all the same
 		if dfns.IsConflict(err) {
 			// Assigned already, or held for approval, by another hand or by an answer that was
 			// lost. Not a name to change (as a 409 means elsewhere): retry, and the next
 			// reconcile lists afresh and adopts the assignment.
 			return c, fmt.Errorf("permission %s is already assigned to %s, or waits for approval to be, in Dfns; "+
-				"retrying to adopt it: %s", a.Status.PermissionID, a.Status.IdentityID, err.Error())
+				"retrying to adopt it: %s", permID, identityID, err.Error())
 		}
-		return c, e.recordPending(a, fmt.Errorf("assigning permission %s to %s: %w", a.Status.PermissionID, a.Status.IdentityID, err))
+		return c, fmt.Errorf("assigning permission %s to %s: %w", permID, identityID, err)
 	}
 	// The kept list learns of the new assignment instead of being listed again: with a
 	// thousand assignments on a permission, that saves two pages per create.
-	e.lists.Amend(a.Status.PermissionID, func(all []dfns.Assignment) []dfns.Assignment { return append(all, *got) })
+	e.lists.Amend(permID, func(all []dfns.Assignment) []dfns.Assignment { return append(all, *got) })
 	c.ID = got.ID
-	if obs.Replace != nil {
-		c.Notes = append(c.Notes, driver.Note{Reason: obs.Replace.Reason, Message: obs.Replace.Message})
-	}
 	return c, nil
 }
 
 // Update has nothing to do: an assignment is either there or not.
-func (e *assignments) Update(context.Context, *v1alpha1.DfnsPermissionAssignment, driver.Observation) ([]driver.Note, error) {
+func (e *assignments) Update(context.Context, *v1alpha1.DfnsPermissionAssignment, driver.Observation[*dfns.Assignment]) ([]driver.Note, error) {
 	return nil, nil
 }
 
@@ -251,19 +253,10 @@ func (e *assignments) revoke(ctx context.Context, a *v1alpha1.DfnsPermissionAssi
 	err := e.api.RevokePermission(ctx, permID, id)
 	if err != nil {
 		e.lists.Invalidate(permID)
-		return e.recordPending(a, err)
+		return err
 	}
 	e.lists.Amend(permID, func(all []dfns.Assignment) []dfns.Assignment {
 		return slices.DeleteFunc(all, func(x dfns.Assignment) bool { return x.ID == id })
 	})
 	return nil
-}
-
-// recordPending keeps a 202's change request in status, so the change is followed, not resent.
-func (e *assignments) recordPending(a *v1alpha1.DfnsPermissionAssignment, err error) error {
-	if cr, ok := dfns.IsPendingApproval(err); ok {
-		a.Managed().PendingChangeRequest = &v1alpha1.ChangeRequestStatus{
-			ID: cr.ID, ApprovalID: cr.ApprovalID, Status: crPending, Generation: a.Generation}
-	}
-	return err
 }

@@ -166,7 +166,7 @@ func TestAssignmentKeptList(t *testing.T) {
 
 	a.Annotations = map[string]string{v1alpha1.AnnotationCreatePending: "2026-01-01T00:00:00Z"}
 	observe("an assign may have been sent: listed afresh", "", false, 2)
-	c, err := e.Create(ctx, a, driver.Observation{}, func(context.Context, string) error { return nil })
+	c, err := createAsDriver(ctx, e, a, driver.Observation[*dfns.Assignment]{}, func() {})
 	if err != nil || c.ID != "as-1" {
 		t.Fatalf("Create = %v, %v", c, err)
 	}
@@ -175,7 +175,7 @@ func TestAssignmentKeptList(t *testing.T) {
 	a.Annotations, a.Spec.IdentityID = nil, "us-third"
 	assignErr = &dfns.Error{StatusCode: http.StatusConflict, Message: "permission pm-1 is already assigned to us-third"}
 	observe("assigned meanwhile by another hand, unseen in the kept list", "", false, 2)
-	_, err = e.Create(ctx, a, driver.Observation{}, func(context.Context, string) error { return nil })
+	_, err = createAsDriver(ctx, e, a, driver.Observation[*dfns.Assignment]{}, func() {})
 	if v := classify(err); err == nil || v.Policy != driver.Retry || v.Reason == v1alpha1.ReasonNameConflict {
 		t.Errorf("a 409 to an assign is retried, not a name to change: %v (%+v)", err, v)
 	}

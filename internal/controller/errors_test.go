@@ -17,6 +17,7 @@ limitations under the License.
 package controller
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strings"
@@ -101,4 +102,21 @@ func TestClassify(t *testing.T) {
 	if v := classify(pendingErr); !strings.Contains(v.Message, tChange) || !strings.Contains(v.Message, tApproval) {
 		t.Errorf("the AwaitingApproval message does not name the change request and approval: %s", v.Message)
 	}
+}
+
+// createAsDriver runs a kind's create in the driver's order, with mark standing in for the
+// create-pending patch: Prepare, Remove what is replaced, mark, the one create call.
+func createAsDriver[T driver.Object, O any](ctx context.Context, ext driver.External[T, O], obj T, obs driver.Observation[O],
+	mark func()) (driver.Creation, error) {
+	prep, err := ext.Prepare(ctx, obj, obs)
+	if err != nil {
+		return driver.Creation{}, err
+	}
+	if obs.Replace != nil && obs.Replace.ID != "" {
+		if err := ext.Remove(ctx, obj, obs, obs.Replace.ID); err != nil {
+			return driver.Creation{}, err
+		}
+	}
+	mark()
+	return prep.Create(ctx)
 }

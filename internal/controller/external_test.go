@@ -302,7 +302,7 @@ func TestServiceAccountCreate(t *testing.T) {
 	cases := map[string]struct {
 		reason    string
 		api       *fakeAPI
-		obs       driver.Observation
+		obs       driver.Observation[identityView]
 		wantCalls string
 		wantErr   string // classified reason, "" = success
 	}{
@@ -313,7 +313,7 @@ func TestServiceAccountCreate(t *testing.T) {
 		"ReplacesOrphanFirst": {
 			reason:    "an orphan is deleted before the new account is created (names are unique)",
 			api:       &fakeAPI{canCreate: true, createSA: created, deleteSA: func(string) error { return nil }},
-			obs:       driver.Observation{Replace: &driver.Replacement{ID: "us-9", Reason: driver.EventOrphanDeleted}},
+			obs:       driver.Observation[identityView]{Replace: &driver.Replacement{ID: "us-9", Reason: driver.EventOrphanDeleted}},
 			wantCalls: "DeleteServiceAccount:us-9,mark,CreateServiceAccount",
 		},
 		"TokenMode": {
@@ -333,8 +333,7 @@ func TestServiceAccountCreate(t *testing.T) {
 			sa := saFixture(nil)
 			c := fake.NewClientBuilder().WithScheme(testSchemeUnit(t)).WithObjects(sa).Build()
 			e := newServiceAccounts(tc.api, c, c, time.Minute)
-			mark := func(context.Context, string) error { tc.api.call("mark"); return nil }
-			cr, err := e.Create(context.Background(), sa, tc.obs, mark)
+			cr, err := createAsDriver(context.Background(), e, sa, tc.obs, func() { tc.api.call("mark") })
 			if got := strings.Join(tc.api.calls, ","); got != tc.wantCalls {
 				t.Errorf("%s\ncalls = %s, want %s", tc.reason, got, tc.wantCalls)
 			}
@@ -356,8 +355,8 @@ func TestServiceAccountCreate(t *testing.T) {
 				sa.Status.TokenID != "to-us-2" {
 				t.Errorf("%s\nstatus = %+v", tc.reason, sa.Status)
 			}
-			if tc.obs.Replace != nil && (len(cr.Notes) != 1 || cr.Notes[0].Reason != driver.EventOrphanDeleted) {
-				t.Errorf("%s\nnotes = %v", tc.reason, cr.Notes)
+			if tc.obs.Replace != nil && !strings.HasPrefix(sa.Status.DfnsName, "ns/"+tSAName+".") {
+				t.Errorf("%s\na replacement gets a fresh name, got %q", tc.reason, sa.Status.DfnsName)
 			}
 		})
 	}
@@ -499,7 +498,7 @@ func TestServiceAccountKeptList(t *testing.T) {
 	observe("first look", "", false, 0)
 	observe("never minted: nothing to look for", "", false, 0)
 	observe("a create may have been sent: listed afresh", tSADfnsName, false, 1)
-	cr, err := e.Create(ctx, sa, driver.Observation{}, func(context.Context, string) error { return nil })
+	cr, err := createAsDriver(ctx, e, sa, driver.Observation[identityView]{}, func() {})
 	if err != nil || cr.ID != "us-2" {
 		t.Fatalf("Create = %v, %v", cr.ID, err)
 	}

@@ -141,7 +141,7 @@ func (m *minter[T]) secretOf(obj T) driver.OneTimeSecret {
 // with no recorded ID it looks for one this resource made (see find). The driver passes a
 // recorded ID only when it is proved this resource's: a kind with a one-time secret adopts
 // nothing.
-func (m *minter[T]) Observe(ctx context.Context, obj T, rec driver.Recorded) (driver.Observation, error) {
+func (m *minter[T]) Observe(ctx context.Context, obj T, rec driver.Recorded) (driver.Observation[identityView], error) {
 	id := rec.ID
 	if id == "" {
 		return m.find(ctx, obj, rec.Marked)
@@ -151,14 +151,14 @@ func (m *minter[T]) Observe(ctx context.Context, obj T, rec driver.Recorded) (dr
 		return m.recreate(ctx, obj, id, rec.Marked)
 	}
 	if err != nil {
-		return driver.Observation{}, fmt.Errorf("reading %s %s: %w", m.calls.noun(), id, err)
+		return driver.Observation[identityView]{}, fmt.Errorf("reading %s %s: %w", m.calls.noun(), id, err)
 	}
 	intact, err := m.secrets.Intact(ctx, m.secretOf(obj), id)
 	if err != nil {
-		return driver.Observation{}, err
+		return driver.Observation[identityView]{}, err
 	}
 	if !intact {
-		return driver.Observation{Replace: &driver.Replacement{ID: id, Reason: driver.EventReminted,
+		return driver.Observation[identityView]{Replace: &driver.Replacement{ID: id, Reason: driver.EventReminted,
 			Message: fmt.Sprintf("Secret %s was deleted or changed; deleted %s %s and minted a new one", obj.SecretName(), m.calls.noun(), id)}}, nil
 	}
 	return m.compare(obj, got), nil
@@ -179,7 +179,7 @@ func (m *minter[T]) view(ctx context.Context, id string) (identityView, error) {
 
 // recreate handles a recorded identity that is gone from Dfns. A replacement whose create
 // answer was lost may carry our name already, so the name is looked up first.
-func (m *minter[T]) recreate(ctx context.Context, obj T, id, marked string) (driver.Observation, error) {
+func (m *minter[T]) recreate(ctx context.Context, obj T, id, marked string) (driver.Observation[identityView], error) {
 	obs, err := m.find(ctx, obj, marked)
 	if err != nil || obs.Exists || obs.Replace != nil {
 		return obs, err
@@ -193,13 +193,13 @@ func (m *minter[T]) recreate(ctx context.Context, obj T, id, marked string) (dri
 // its create-pending mark (marked), whose proof the driver checked. Ours with its token in the
 // Secret is adopted (only the ID patch was lost); ours without it is an orphan, replaced. With
 // no mark, nothing can exist: the ID is recorded in the same write that clears the mark.
-func (m *minter[T]) find(ctx context.Context, obj T, marked string) (driver.Observation, error) {
+func (m *minter[T]) find(ctx context.Context, obj T, marked string) (driver.Observation[identityView], error) {
 	if marked == "" {
-		return driver.Observation{}, nil
+		return driver.Observation[identityView]{}, nil
 	}
 	all, err := m.lists.Fetch(ctx, "", m.calls.list)
 	if err != nil {
-		return driver.Observation{}, fmt.Errorf("listing %ss: %w", m.calls.noun(), err)
+		return driver.Observation[identityView]{}, fmt.Errorf("listing %ss: %w", m.calls.noun(), err)
 	}
 	for _, got := range all {
 		if got.Name != marked {
@@ -207,21 +207,21 @@ func (m *minter[T]) find(ctx context.Context, obj T, marked string) (driver.Obse
 		}
 		holds, err := m.secrets.Holds(ctx, m.secretOf(obj), got.ID)
 		if err != nil {
-			return driver.Observation{}, err
+			return driver.Observation[identityView]{}, err
 		}
 		if holds {
 			return m.compare(obj, got), nil
 		}
-		return driver.Observation{Replace: &driver.Replacement{ID: got.ID, Reason: driver.EventOrphanDeleted,
+		return driver.Observation[identityView]{Replace: &driver.Replacement{ID: got.ID, Reason: driver.EventOrphanDeleted,
 			Message: fmt.Sprintf("deleted %s %s whose token was never saved, and created a new one", m.calls.noun(), got.ID)}}, nil
 	}
-	return driver.Observation{}, nil
+	return driver.Observation[identityView]{}, nil
 }
 
 // compare reports whether the name and activation match the spec. The name wanted is the one
 // minted (status.dfnsName); a status lost in a restore takes the name Dfns shows when it is in
 // the resource's naming.
-func (m *minter[T]) compare(obj T, got identityView) driver.Observation {
+func (m *minter[T]) compare(obj T, got identityView) driver.Observation[identityView] {
 	var diff []string
 	ts := obj.GetTokenStatus()
 	if ts.DfnsName == "" {
@@ -240,39 +240,33 @@ func (m *minter[T]) compare(obj T, got identityView) driver.Observation {
 		ts.TokenID = got.TokenID
 	}
 	ts.SecretName = obj.SecretName()
-	return driver.Observation{ID: got.ID, Exists: true, UpToDate: len(diff) == 0, Diff: strings.Join(diff, ", "), Current: got}
+	return driver.Observation[identityView]{ID: got.ID, Exists: true, UpToDate: len(diff) == 0, Diff: strings.Join(diff, ", "), Current: got}
 }
 
-// Create mints the identity: it replaces an orphan or lost one first, generates the key pair,
-// creates the identity with the resolved permission, and returns the Secret contents.
-func (m *minter[T]) Create(ctx context.Context, obj T, obs driver.Observation, mark func(context.Context, string) error) (driver.Creation, error) {
-	var c driver.Creation
+// Prepare checks that the operator may mint, resolves the permission, generates the key pair
+// and names the identity; the create it returns mints it and returns the Secret contents.
+func (m *minter[T]) Prepare(ctx context.Context, obj T, obs driver.Observation[identityView]) (driver.Prepared, error) {
+	var p driver.Prepared
 	can, err := m.api.CanCreateIdentities(ctx)
 	if err != nil {
-		return c, fmt.Errorf("checking the operator's Dfns identity: %w", err)
+		return p, fmt.Errorf("checking the operator's Dfns identity: %w", err)
 	}
 	if !can {
-		return c, driver.Waitf(v1alpha1.ReasonForbidden,
+		return p, driver.Waitf(v1alpha1.ReasonForbidden,
 			"the operator runs in token mode and Dfns lets only users create %ss: give it login mode (DFNS_USERNAME with a Key credential)", m.calls.noun())
 	}
 	permID, err := resolvePermission(ctx, m.client, obj.GetNamespace(), obj.GetPermissionRef())
 	if err != nil {
-		return c, err
+		return p, err
 	}
 	apiURL, orgID, err := m.api.Endpoint(ctx)
 	if err != nil {
-		return c, fmt.Errorf("reading the Dfns endpoint: %w", err)
-	}
-	if obs.Replace != nil {
-		if err := m.remove(ctx, obs.Replace.ID); err != nil {
-			return c, err
-		}
-		c.Notes = append(c.Notes, driver.Note{Reason: obs.Replace.Reason, Message: obs.Replace.Message})
+		return p, fmt.Errorf("reading the Dfns endpoint: %w", err)
 	}
 	alg := obj.GetKeyAlgorithm()
 	keyPEM, pubPEM, err := dfns.GenerateKey(dfns.KeyAlgorithm(alg))
 	if err != nil {
-		return c, fmt.Errorf("generating a %s key: %w", alg, err)
+		return p, fmt.Errorf("generating a %s key: %w", alg, err)
 	}
 	// A create sent again after a lost answer keeps its name, so that Dfns refuses a second
 	// identity; anything else gets a new name.
@@ -280,10 +274,16 @@ func (m *minter[T]) Create(ctx context.Context, obj T, obs driver.Observation, m
 	if name == "" || obs.Replace != nil {
 		name = freshName(obj.DfnsName())
 	}
-	if err := mark(ctx, name); err != nil {
-		return c, fmt.Errorf("marking the create as pending: %w", err)
-	}
 	req := mintRequest{Name: name, PublicKey: pubPEM, PermissionID: permID, ExternalID: string(obj.GetUID())}
+	return driver.Prepared{Name: name, Create: func(ctx context.Context) (driver.Creation, error) {
+		return m.mint(ctx, obj, req, keyPEM, apiURL, orgID)
+	}}, nil
+}
+
+// mint makes the identity with one Dfns call and returns its token, key and endpoint as the
+// Secret's contents.
+func (m *minter[T]) mint(ctx context.Context, obj T, req mintRequest, keyPEM []byte, apiURL, orgID string) (driver.Creation, error) {
+	var c driver.Creation
 	made, tok, err := m.calls.create(ctx, obj, req)
 	id := made.ID
 	if err != nil {
@@ -303,16 +303,18 @@ func (m *minter[T]) Create(ctx context.Context, obj T, obs driver.Observation, m
 	}
 	c.Secret = &driver.SecretContent{Data: data, Annotations: map[string]string{v1alpha1.AnnotationExternalID: id}}
 	*obj.GetTokenStatus() = v1alpha1.TokenStatus{TokenID: tok.TokenID, ExpiresAt: tokenExpiry(tok.Token),
-		SecretName: obj.SecretName(), DfnsName: name, SecretFingerprint: driver.FingerprintOf(data, tokenKeys)}
+		SecretName: obj.SecretName(), DfnsName: req.Name, SecretFingerprint: driver.FingerprintOf(data, tokenKeys)}
 	return c, nil
 }
 
+// Remove deletes an identity this resource replaces.
+func (m *minter[T]) Remove(ctx context.Context, _ T, _ driver.Observation[identityView], id string) error {
+	return m.remove(ctx, id)
+}
+
 // Update renames the identity back and (re)activates or deactivates it.
-func (m *minter[T]) Update(ctx context.Context, obj T, obs driver.Observation) ([]driver.Note, error) {
-	got, ok := obs.Current.(identityView)
-	if !ok {
-		return nil, fmt.Errorf("no observed %s to update", m.calls.noun())
-	}
+func (m *minter[T]) Update(ctx context.Context, obj T, obs driver.Observation[identityView]) ([]driver.Note, error) {
+	got := obs.Current
 	var notes []driver.Note
 	noun := m.calls.noun()
 	defer m.lists.Invalidate("")

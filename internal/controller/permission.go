@@ -32,7 +32,7 @@ type permissions struct {
 	api dfns.API
 }
 
-var _ driver.External[*v1alpha1.DfnsPermission] = (*permissions)(nil)
+var _ driver.External[*v1alpha1.DfnsPermission, *dfns.Permission] = (*permissions)(nil)
 
 // Validate checks the default name's length, which the API server cannot.
 func (e *permissions) Validate(_ context.Context, p *v1alpha1.DfnsPermission) error {
@@ -50,32 +50,32 @@ func (e *permissions) Secret(*v1alpha1.DfnsPermission) (string, v1alpha1.SecretT
 // Observe reads the recorded permission, follows a pending change request, and compares.
 // With no recorded ID it looks the name up: ours after a lost create answer (create-pending
 // set) is adopted, anyone else's is a NameConflict.
-func (e *permissions) Observe(ctx context.Context, p *v1alpha1.DfnsPermission, rec driver.Recorded) (driver.Observation, error) {
+func (e *permissions) Observe(ctx context.Context, p *v1alpha1.DfnsPermission, rec driver.Recorded) (driver.Observation[*dfns.Permission], error) {
 	id := rec.ID
 	if id == "" {
 		return e.find(ctx, p, rec.Marked)
 	}
 	got, err := e.api.GetPermission(ctx, id)
 	if dfns.IsNotFound(err) {
-		return driver.Observation{Replace: &driver.Replacement{Reason: driver.EventRecreated,
+		return driver.Observation[*dfns.Permission]{Replace: &driver.Replacement{Reason: driver.EventRecreated,
 			Message: fmt.Sprintf("permission %s is gone from Dfns; created a new one", id)}}, nil
 	}
 	if err != nil {
-		return driver.Observation{}, fmt.Errorf("reading permission %s: %w", id, err)
+		return driver.Observation[*dfns.Permission]{}, fmt.Errorf("reading permission %s: %w", id, err)
 	}
 	pending, err := followChange(ctx, e.api, p, got.PendingChangeRequest)
 	if err != nil || pending != nil {
-		return driver.Observation{ID: id, Exists: true, Pending: pending, Current: got}, err
+		return driver.Observation[*dfns.Permission]{ID: id, Exists: true, Pending: pending, Current: got}, err
 	}
 	return comparePermission(p, got), nil
 }
 
 // find looks the permission up by name: with a create-pending mark for that name it is ours
 // (a lost create answer); without, someone else's.
-func (e *permissions) find(ctx context.Context, p *v1alpha1.DfnsPermission, marked string) (driver.Observation, error) {
+func (e *permissions) find(ctx context.Context, p *v1alpha1.DfnsPermission, marked string) (driver.Observation[*dfns.Permission], error) {
 	all, err := e.api.ListPermissions(ctx)
 	if err != nil {
-		return driver.Observation{}, fmt.Errorf("listing permissions: %w", err)
+		return driver.Observation[*dfns.Permission]{}, fmt.Errorf("listing permissions: %w", err)
 	}
 	name := p.DfnsName()
 	for i := range all {
@@ -83,16 +83,16 @@ func (e *permissions) find(ctx context.Context, p *v1alpha1.DfnsPermission, mark
 			continue
 		}
 		if marked != name {
-			return driver.Observation{}, driver.Stopf(v1alpha1.ReasonNameConflict,
+			return driver.Observation[*dfns.Permission]{}, driver.Stopf(v1alpha1.ReasonNameConflict,
 				"a Dfns permission named %q exists and was not made by this resource; set another spec.name", name)
 		}
 		return comparePermission(p, &all[i]), nil
 	}
-	return driver.Observation{}, nil
+	return driver.Observation[*dfns.Permission]{}, nil
 }
 
 // comparePermission reports whether the permission is active with the spec's name and operations.
-func comparePermission(p *v1alpha1.DfnsPermission, got *dfns.Permission) driver.Observation {
+func comparePermission(p *v1alpha1.DfnsPermission, got *dfns.Permission) driver.Observation[*dfns.Permission] {
 	var diff []string
 	if got.IsArchived {
 		diff = append(diff, "archived")
@@ -105,7 +105,7 @@ func comparePermission(p *v1alpha1.DfnsPermission, got *dfns.Permission) driver.
 	if !slices.Equal(want, have) {
 		diff = append(diff, fmt.Sprintf("operations [%s], want [%s]", strings.Join(have, " "), strings.Join(want, " ")))
 	}
-	return driver.Observation{ID: got.ID, Exists: true, UpToDate: len(diff) == 0, Diff: strings.Join(diff, ", "), Current: got,
+	return driver.Observation[*dfns.Permission]{ID: got.ID, Exists: true, UpToDate: len(diff) == 0, Diff: strings.Join(diff, ", "), Current: got,
 		Marker: got.Name}
 }
 
@@ -119,27 +119,27 @@ func wantOperations(p *v1alpha1.DfnsPermission) []string {
 	return slices.Compact(out)
 }
 
-// Create creates the permission.
-func (e *permissions) Create(ctx context.Context, p *v1alpha1.DfnsPermission, obs driver.Observation, mark func(context.Context, string) error) (driver.Creation, error) {
-	var c driver.Creation
-	if err := mark(ctx, p.DfnsName()); err != nil {
-		return c, fmt.Errorf("marking the create as pending: %w", err)
-	}
-	got, err := e.api.CreatePermission(ctx, dfns.CreatePermissionRequest{Name: p.DfnsName(), Operations: wantOperations(p)})
-	if err != nil {
-		return c, fmt.Errorf("creating permission %q: %w", p.DfnsName(), err)
-	}
-	c.ID = got.ID
-	if obs.Replace != nil {
-		c.Notes = append(c.Notes, driver.Note{Reason: obs.Replace.Reason, Message: obs.Replace.Message})
-	}
-	return c, nil
+// Prepare readies the create of the permission under its name.
+func (e *permissions) Prepare(_ context.Context, p *v1alpha1.DfnsPermission, _ driver.Observation[*dfns.Permission]) (driver.Prepared, error) {
+	req := dfns.CreatePermissionRequest{Name: p.DfnsName(), Operations: wantOperations(p)}
+	return driver.Prepared{Name: req.Name, Create: func(ctx context.Context) (driver.Creation, error) {
+		got, err := e.api.CreatePermission(ctx, req)
+		if err != nil {
+			return driver.Creation{}, fmt.Errorf("creating permission %q: %w", req.Name, err)
+		}
+		return driver.Creation{ID: got.ID}, nil
+	}}, nil
+}
+
+// Remove has nothing to do: a permission is replaced only once it is gone from Dfns.
+func (e *permissions) Remove(context.Context, *v1alpha1.DfnsPermission, driver.Observation[*dfns.Permission], string) error {
+	return nil
 }
 
 // Update unarchives the permission and sets its name and operations; either call may answer
 // with a change request to approve.
-func (e *permissions) Update(ctx context.Context, p *v1alpha1.DfnsPermission, obs driver.Observation) ([]driver.Note, error) {
-	got, _ := obs.Current.(*dfns.Permission)
+func (e *permissions) Update(ctx context.Context, p *v1alpha1.DfnsPermission, obs driver.Observation[*dfns.Permission]) ([]driver.Note, error) {
+	got := obs.Current
 	if got == nil {
 		return nil, fmt.Errorf("no observed permission to update")
 	}

@@ -37,7 +37,7 @@ type policies struct {
 	api dfns.API
 }
 
-var _ driver.External[*v1alpha1.DfnsPolicy] = (*policies)(nil)
+var _ driver.External[*v1alpha1.DfnsPolicy, *dfns.Policy] = (*policies)(nil)
 
 // Validate checks the default name's length and the shape of rule.configuration.addresses,
 // which the API server cannot (its shape depends on the rule kind).
@@ -63,25 +63,25 @@ func (e *policies) Secret(*v1alpha1.DfnsPolicy) (string, v1alpha1.SecretTemplate
 
 // Observe reads the recorded policy, follows a pending change request, and compares. A policy
 // gone or archived in Dfns is created anew: Dfns cannot unarchive a policy.
-func (e *policies) Observe(ctx context.Context, p *v1alpha1.DfnsPolicy, rec driver.Recorded) (driver.Observation, error) {
+func (e *policies) Observe(ctx context.Context, p *v1alpha1.DfnsPolicy, rec driver.Recorded) (driver.Observation[*dfns.Policy], error) {
 	id := rec.ID
 	if id == "" {
 		return e.find(ctx, p, rec.Marked)
 	}
 	got, err := e.api.GetPolicy(ctx, id)
 	if dfns.IsNotFound(err) {
-		return driver.Observation{Replace: &driver.Replacement{Reason: driver.EventRecreated,
+		return driver.Observation[*dfns.Policy]{Replace: &driver.Replacement{Reason: driver.EventRecreated,
 			Message: fmt.Sprintf("policy %s is gone from Dfns; created a new one", id)}}, nil
 	}
 	if err != nil {
-		return driver.Observation{}, fmt.Errorf("reading policy %s: %w", id, err)
+		return driver.Observation[*dfns.Policy]{}, fmt.Errorf("reading policy %s: %w", id, err)
 	}
 	pending, err := followChange(ctx, e.api, p, got.PendingChangeRequest)
 	if err != nil || pending != nil {
-		return driver.Observation{ID: id, Exists: true, Pending: pending, Current: got}, err
+		return driver.Observation[*dfns.Policy]{ID: id, Exists: true, Pending: pending, Current: got}, err
 	}
 	if got.Status == policyArchived {
-		return driver.Observation{Replace: &driver.Replacement{Reason: driver.EventRecreated,
+		return driver.Observation[*dfns.Policy]{Replace: &driver.Replacement{Reason: driver.EventRecreated,
 			Message: fmt.Sprintf("policy %s was archived in Dfns, which cannot be undone; created a new one", id)}}, nil
 	}
 	return comparePolicy(p, got), nil
@@ -91,14 +91,14 @@ func (e *policies) Observe(ctx context.Context, p *v1alpha1.DfnsPolicy, rec driv
 // after a lost create answer (a create-pending mark for this name) is adopted, anyone else's is
 // a NameConflict. Dfns does not require policy names to be unique; the operator does, to find
 // its own.
-func (e *policies) find(ctx context.Context, p *v1alpha1.DfnsPolicy, marked string) (driver.Observation, error) {
+func (e *policies) find(ctx context.Context, p *v1alpha1.DfnsPolicy, marked string) (driver.Observation[*dfns.Policy], error) {
 	pending, err := followChange(ctx, e.api, p, nil)
 	if err != nil || pending != nil {
-		return driver.Observation{Exists: pending != nil, Pending: pending}, err
+		return driver.Observation[*dfns.Policy]{Exists: pending != nil, Pending: pending}, err
 	}
 	all, err := e.api.ListPolicies(ctx, "Active")
 	if err != nil {
-		return driver.Observation{}, fmt.Errorf("listing policies: %w", err)
+		return driver.Observation[*dfns.Policy]{}, fmt.Errorf("listing policies: %w", err)
 	}
 	name := p.DfnsName()
 	for i := range all {
@@ -106,17 +106,17 @@ func (e *policies) find(ctx context.Context, p *v1alpha1.DfnsPolicy, marked stri
 			continue
 		}
 		if marked != name {
-			return driver.Observation{}, driver.Stopf(v1alpha1.ReasonNameConflict,
+			return driver.Observation[*dfns.Policy]{}, driver.Stopf(v1alpha1.ReasonNameConflict,
 				"a Dfns policy named %q exists and was not made by this resource; set another spec.name", name)
 		}
 		return comparePolicy(p, &all[i]), nil
 	}
-	return driver.Observation{}, nil
+	return driver.Observation[*dfns.Policy]{}, nil
 }
 
 // comparePolicy reports whether the policy in Dfns has the spec's name, activity, rule, action
 // and filters. The parts are compared as normalised JSON, so absent and empty are the same.
-func comparePolicy(p *v1alpha1.DfnsPolicy, got *dfns.Policy) driver.Observation {
+func comparePolicy(p *v1alpha1.DfnsPolicy, got *dfns.Policy) driver.Observation[*dfns.Policy] {
 	want := wantPolicy(p)
 	var diff []string
 	if got.Name != want.Name {
@@ -133,7 +133,7 @@ func comparePolicy(p *v1alpha1.DfnsPolicy, got *dfns.Policy) driver.Observation 
 			diff = append(diff, part.name)
 		}
 	}
-	return driver.Observation{ID: got.ID, Exists: true, UpToDate: len(diff) == 0, Diff: strings.Join(diff, ", "), Current: got,
+	return driver.Observation[*dfns.Policy]{ID: got.ID, Exists: true, UpToDate: len(diff) == 0, Diff: strings.Join(diff, ", "), Current: got,
 		Marker: got.Name}
 }
 
@@ -211,29 +211,26 @@ func prune(v any) any {
 	return v
 }
 
-// Create creates the policy; a create held for approval is recorded and waited on.
-func (e *policies) Create(ctx context.Context, p *v1alpha1.DfnsPolicy, obs driver.Observation, mark func(context.Context, string) error) (driver.Creation, error) {
-	var c driver.Creation
-	if obs.Replace != nil {
-		c.Notes = append(c.Notes, driver.Note{Reason: obs.Replace.Reason, Message: obs.Replace.Message})
-	}
-	if err := mark(ctx, p.DfnsName()); err != nil {
-		return c, fmt.Errorf("marking the create as pending: %w", err)
-	}
-	got, err := e.api.CreatePolicy(ctx, wantPolicy(p))
-	if cr, ok := dfns.IsPendingApproval(err); ok {
-		p.Managed().PendingChangeRequest = &v1alpha1.ChangeRequestStatus{ID: cr.ID, ApprovalID: cr.ApprovalID, Status: crPending, Generation: p.Generation}
-		return c, err
-	}
-	if err != nil {
-		return c, fmt.Errorf("creating policy %q: %w", p.DfnsName(), err)
-	}
-	c.ID = got.ID
-	return c, nil
+// Prepare readies the create of the policy; the driver records and follows a create held for
+// approval.
+func (e *policies) Prepare(_ context.Context, p *v1alpha1.DfnsPolicy, _ driver.Observation[*dfns.Policy]) (driver.Prepared, error) {
+	body := wantPolicy(p)
+	return driver.Prepared{Name: body.Name, Create: func(ctx context.Context) (driver.Creation, error) {
+		got, err := e.api.CreatePolicy(ctx, body)
+		if err != nil {
+			return driver.Creation{}, fmt.Errorf("creating policy %q: %w", body.Name, err)
+		}
+		return driver.Creation{ID: got.ID}, nil
+	}}, nil
+}
+
+// Remove has nothing to do: a policy is replaced only once it is gone or archived.
+func (e *policies) Remove(context.Context, *v1alpha1.DfnsPolicy, driver.Observation[*dfns.Policy], string) error {
+	return nil
 }
 
 // Update sends the whole policy as the spec has it; Dfns may hold it for approval (202).
-func (e *policies) Update(ctx context.Context, p *v1alpha1.DfnsPolicy, obs driver.Observation) ([]driver.Note, error) {
+func (e *policies) Update(ctx context.Context, p *v1alpha1.DfnsPolicy, obs driver.Observation[*dfns.Policy]) ([]driver.Note, error) {
 	if _, err := e.api.UpdatePolicy(ctx, obs.ID, wantPolicy(p)); err != nil {
 		return nil, fmt.Errorf("updating policy %s: %w", obs.ID, err)
 	}

@@ -137,9 +137,9 @@ func CacheOptions() cache.Options {
 	}}
 }
 
-// setupKind registers the controller of one kind: the driver with the kind's driver.External, the
+// setupKind registers the controller of one kind: the driver with the kind's External, the
 // index of the Dfns IDs its resources prove they own, and what else it watches.
-func setupKind[T driver.Object](mgr ctrl.Manager, opts Options, kind string, ext driver.External[T], newObject func() T,
+func setupKind[T driver.Object, O any](mgr ctrl.Manager, opts Options, kind string, ext driver.External[T, O], newObject func() T,
 	newList func() client.ObjectList, watches func(*builder.Builder) *builder.Builder) error {
 	name := strings.ToLower(kind)
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), newObject(), driver.OwnedIDIndex, driver.OwnedIDs[T](kind, opts.OwnershipKey)); err != nil {
@@ -149,7 +149,7 @@ func setupKind[T driver.Object](mgr ctrl.Manager, opts Options, kind string, ext
 		For(newObject()).
 		Named(name).
 		WithOptions(controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles})
-	r := driver.New(driver.Config[T]{
+	r := driver.New(driver.Config[T, O]{
 		Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(), Kind: kind, External: ext,
 		NewObject: newObject, NewList: newList, Key: opts.OwnershipKey, Errors: dfnsErrors{}, Recorder: opts.EventRecorder,
 		SyncPeriod: opts.SyncPeriod, Timeout: opts.ReconcileTimeout,
@@ -201,7 +201,7 @@ func setupPersonalAccessTokens(mgr ctrl.Manager, opts Options) error {
 
 // setupMinter registers the controller of a kind that mints a token; it watches its Secrets
 // and the DfnsPermissions it references.
-func setupMinter[T mintable](mgr ctrl.Manager, opts Options, ext driver.External[T], kind string, newObject func() T, newList func() client.ObjectList) error {
+func setupMinter[T mintable](mgr ctrl.Manager, opts Options, ext driver.External[T, identityView], kind string, newObject func() T, newList func() client.ObjectList) error {
 	err := mgr.GetFieldIndexer().IndexField(context.Background(), newObject(), permissionRefIndex, func(o client.Object) []string {
 		if n := o.(T).GetPermissionRef().Name; n != "" {
 			return []string{n}

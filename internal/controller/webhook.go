@@ -53,7 +53,7 @@ type webhooks struct {
 	secrets driver.SecretReader
 }
 
-var _ driver.External[*v1alpha1.DfnsWebhook] = (*webhooks)(nil)
+var _ driver.External[*v1alpha1.DfnsWebhook, *dfns.Webhook] = (*webhooks)(nil)
 
 // Validate: the API server checks everything a webhook spec holds.
 func (e *webhooks) Validate(context.Context, *v1alpha1.DfnsWebhook) error { return nil }
@@ -102,7 +102,7 @@ func (e *webhooks) secretOf(w *v1alpha1.DfnsWebhook) driver.OneTimeSecret {
 
 // Observe reads the recorded webhook and checks both it and the Secret holding its signing
 // secret; with no recorded ID it looks for one carrying this resource's marker.
-func (e *webhooks) Observe(ctx context.Context, w *v1alpha1.DfnsWebhook, rec driver.Recorded) (driver.Observation, error) {
+func (e *webhooks) Observe(ctx context.Context, w *v1alpha1.DfnsWebhook, rec driver.Recorded) (driver.Observation[*dfns.Webhook], error) {
 	id := rec.ID
 	if id == "" {
 		return e.find(ctx, w, rec.Marked)
@@ -113,18 +113,18 @@ func (e *webhooks) Observe(ctx context.Context, w *v1alpha1.DfnsWebhook, rec dri
 		if err != nil || obs.Exists || obs.Replace != nil {
 			return obs, err
 		}
-		return driver.Observation{Replace: &driver.Replacement{Reason: driver.EventRecreated,
+		return driver.Observation[*dfns.Webhook]{Replace: &driver.Replacement{Reason: driver.EventRecreated,
 			Message: fmt.Sprintf("webhook %s was deleted in Dfns; created a new one", id)}}, nil
 	}
 	if err != nil {
-		return driver.Observation{}, fmt.Errorf("reading webhook %s: %w", id, err)
+		return driver.Observation[*dfns.Webhook]{}, fmt.Errorf("reading webhook %s: %w", id, err)
 	}
 	intact, err := e.secrets.Intact(ctx, e.secretOf(w), id)
 	if err != nil {
-		return driver.Observation{}, err
+		return driver.Observation[*dfns.Webhook]{}, err
 	}
 	if !intact {
-		return driver.Observation{Replace: &driver.Replacement{ID: id, Reason: driver.EventReminted,
+		return driver.Observation[*dfns.Webhook]{Replace: &driver.Replacement{ID: id, Reason: driver.EventReminted,
 			Message: fmt.Sprintf("Secret %s was deleted or changed; deleted webhook %s and created a new one", w.SecretName(), id)}}, nil
 	}
 	return compareWebhook(w, got), nil
@@ -134,13 +134,13 @@ func (e *webhooks) Observe(ctx context.Context, w *v1alpha1.DfnsWebhook, rec dri
 // its proof checked by the driver). One whose secret our Secret holds is adopted (only the ID
 // patch was lost); one without is an orphan of a lost create answer, deleted before a new one
 // is created. With no mark, nothing can exist.
-func (e *webhooks) find(ctx context.Context, w *v1alpha1.DfnsWebhook, marked string) (driver.Observation, error) {
+func (e *webhooks) find(ctx context.Context, w *v1alpha1.DfnsWebhook, marked string) (driver.Observation[*dfns.Webhook], error) {
 	if marked == "" {
-		return driver.Observation{}, nil
+		return driver.Observation[*dfns.Webhook]{}, nil
 	}
 	all, err := e.api.ListWebhooks(ctx)
 	if err != nil {
-		return driver.Observation{}, fmt.Errorf("listing webhooks: %w", err)
+		return driver.Observation[*dfns.Webhook]{}, fmt.Errorf("listing webhooks: %w", err)
 	}
 	var orphan string
 	for i := range all {
@@ -149,7 +149,7 @@ func (e *webhooks) find(ctx context.Context, w *v1alpha1.DfnsWebhook, marked str
 		}
 		holds, err := e.secrets.Holds(ctx, e.secretOf(w), all[i].ID)
 		if err != nil {
-			return driver.Observation{}, err
+			return driver.Observation[*dfns.Webhook]{}, err
 		}
 		if holds {
 			return compareWebhook(w, &all[i]), nil
@@ -159,14 +159,14 @@ func (e *webhooks) find(ctx context.Context, w *v1alpha1.DfnsWebhook, marked str
 		}
 	}
 	if orphan == "" {
-		return driver.Observation{}, nil
+		return driver.Observation[*dfns.Webhook]{}, nil
 	}
-	return driver.Observation{Replace: &driver.Replacement{ID: orphan, Reason: driver.EventOrphanDeleted,
+	return driver.Observation[*dfns.Webhook]{Replace: &driver.Replacement{ID: orphan, Reason: driver.EventOrphanDeleted,
 		Message: fmt.Sprintf("deleted webhook %s whose signing secret was never saved, and created a new one", orphan)}}, nil
 }
 
 // compareWebhook reports whether url, events, status and description match the spec.
-func compareWebhook(w *v1alpha1.DfnsWebhook, got *dfns.Webhook) driver.Observation {
+func compareWebhook(w *v1alpha1.DfnsWebhook, got *dfns.Webhook) driver.Observation[*dfns.Webhook] {
 	var diff []string
 	if got.URL != w.Spec.URL {
 		diff = append(diff, fmt.Sprintf("url %q, want %q", got.URL, w.Spec.URL))
@@ -182,24 +182,26 @@ func compareWebhook(w *v1alpha1.DfnsWebhook, got *dfns.Webhook) driver.Observati
 		diff = append(diff, "description")
 	}
 	w.Status.SecretName = w.SecretName()
-	return driver.Observation{ID: got.ID, Exists: true, UpToDate: len(diff) == 0, Diff: strings.Join(diff, ", "), Current: got}
+	return driver.Observation[*dfns.Webhook]{ID: got.ID, Exists: true, UpToDate: len(diff) == 0, Diff: strings.Join(diff, ", "), Current: got}
 }
 
-// Create deletes an orphan or lost webhook first, then creates the webhook and returns its
-// signing secret for the Secret.
-func (e *webhooks) Create(ctx context.Context, w *v1alpha1.DfnsWebhook, obs driver.Observation, mark func(context.Context, string) error) (driver.Creation, error) {
+// Prepare readies the create of the webhook, marked by the marker in its description.
+func (e *webhooks) Prepare(_ context.Context, w *v1alpha1.DfnsWebhook, _ driver.Observation[*dfns.Webhook]) (driver.Prepared, error) {
+	req := dfns.CreateWebhookRequest{URL: w.Spec.URL, Events: wantEvents(w), Status: wantStatus(w), Description: wantDescription(w)}
+	return driver.Prepared{Name: markerOf(w), Create: func(ctx context.Context) (driver.Creation, error) {
+		return e.create(ctx, w, req)
+	}}, nil
+}
+
+// Remove deletes a webhook whose signing secret was lost, or an orphan of a lost create answer.
+func (e *webhooks) Remove(ctx context.Context, w *v1alpha1.DfnsWebhook, _ driver.Observation[*dfns.Webhook], id string) error {
+	return e.Delete(ctx, w, id)
+}
+
+// create makes the webhook and returns its ID and signing secret for the Secret.
+func (e *webhooks) create(ctx context.Context, w *v1alpha1.DfnsWebhook, req dfns.CreateWebhookRequest) (driver.Creation, error) {
 	var c driver.Creation
-	if obs.Replace != nil {
-		if err := e.Delete(ctx, w, obs.Replace.ID); err != nil {
-			return c, err
-		}
-		c.Notes = append(c.Notes, driver.Note{Reason: obs.Replace.Reason, Message: obs.Replace.Message})
-	}
-	if err := mark(ctx, markerOf(w)); err != nil {
-		return c, fmt.Errorf("marking the create as pending: %w", err)
-	}
-	got, err := e.api.CreateWebhook(ctx, dfns.CreateWebhookRequest{
-		URL: w.Spec.URL, Events: wantEvents(w), Status: wantStatus(w), Description: wantDescription(w)})
+	got, err := e.api.CreateWebhook(ctx, req)
 	if err != nil {
 		return c, createWebhookError(err)
 	}
@@ -229,7 +231,7 @@ func createWebhookError(err error) error {
 }
 
 // Update sets url, events, status and description back to the spec.
-func (e *webhooks) Update(ctx context.Context, w *v1alpha1.DfnsWebhook, obs driver.Observation) ([]driver.Note, error) {
+func (e *webhooks) Update(ctx context.Context, w *v1alpha1.DfnsWebhook, obs driver.Observation[*dfns.Webhook]) ([]driver.Note, error) {
 	desc := wantDescription(w)
 	_, err := e.api.UpdateWebhook(ctx, obs.ID, dfns.UpdateWebhookRequest{
 		URL: w.Spec.URL, Events: wantEvents(w), Status: wantStatus(w), Description: &desc})

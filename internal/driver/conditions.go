@@ -99,11 +99,11 @@ func notReadyReason(obj Object) (string, string) {
 }
 
 // normal records a Normal event for a change made in Dfns.
-func (r *Reconciler[T]) normal(obj T, reason, format string, args ...any) {
+func (r *Reconciler[T, O]) normal(obj T, reason, format string, args ...any) {
 	r.recorder.Eventf(obj, corev1.EventTypeNormal, reason, format, args...)
 }
 
 // warning records a Warning event for a failure.
-func (r *Reconciler[T]) warning(obj T, reason, msg string) {
+func (r *Reconciler[T, O]) warning(obj T, reason, msg string) {
 	r.recorder.Eventf(obj, corev1.EventTypeWarning, reason, "%s", msg)
 }

@@ -60,8 +60,8 @@ type Replacement struct {
 	Reason, Message string
 }
 
-// Observation is what Observe found in Dfns.
-type Observation struct {
+// Observation is what Observe found in Dfns; O is the kind's view of its Dfns object.
+type Observation[O any] struct {
 	// ID is the Dfns ID of the object found.
 	ID string
 	// Exists is false when a new object must be created.
@@ -75,7 +75,7 @@ type Observation struct {
 	// Diff says what differs, for the Updated event; it never holds secret values.
 	Diff string
 	// Current is the Dfns object, for Update.
-	Current any
+	Current O
 	// Marker is the found object's natural key, the one a create-pending mark names (its Dfns
 	// name, or an assignment's permission and identity); "" when the kind has none.
 	Marker string
@@ -108,29 +108,41 @@ type SecretContent struct {
 	Annotations map[string]string
 }
 
-// Creation is the result of a Create.
+// Prepared is a create ready to send.
+type Prepared struct {
+	// Name is what the create-pending mark records: the Dfns name or marker the create uses.
+	// A create sent again under the name of an earlier mark keeps that mark.
+	Name string
+	// Create makes the object with exactly one Dfns call and returns it. A refusal (4xx) is
+	// read as a create that made nothing.
+	Create func(ctx context.Context) (Creation, error)
+}
+
+// Creation is the result of a create.
 type Creation struct {
-	ID     string
+	ID string
+	// Secret is the one-time secret to publish, nil for a kind without one.
 	Secret *SecretContent
-	Notes  []Note
 }
 
 // External is what a kind contributes to the driver: the calls against Dfns. Methods never
 // record events or log; they return notes and wrapped errors.
-type External[T Object] interface {
+type External[T Object, O any] interface {
 	// Validate checks what the API server could not; it returns a stopError or waitError.
 	Validate(ctx context.Context, obj T) error
 	// Observe looks at the Dfns object with the recorded ID, or, with none, for one this
 	// resource made (by rec.Marked, the name of a create whose answer may be lost). It does not
 	// change Dfns.
-	Observe(ctx context.Context, obj T, rec Recorded) (Observation, error)
-	// Create makes the Dfns object. It calls mark with the Dfns name (or other marker) it
-	// creates right before the create call, so that a lost answer can be recognised later, and
-	// makes no other Dfns call after it: a refusal (4xx) after a new mark is read as the
-	// create's, which made nothing, and clears the mark.
-	Create(ctx context.Context, obj T, obs Observation, mark func(ctx context.Context, name string) error) (Creation, error)
-	// Update brings the Dfns object in line with the spec.
-	Update(ctx context.Context, obj T, obs Observation) ([]Note, error)
+	Observe(ctx context.Context, obj T, rec Recorded) (Observation[O], error)
+	// Prepare readies a create: it resolves references, generates keys and checks what the
+	// create needs, changing nothing in Dfns. The driver then removes what obs.Replace names,
+	// marks the create with Prepared.Name, and calls Prepared.Create.
+	Prepare(ctx context.Context, obj T, obs Observation[O]) (Prepared, error)
+	// Remove deletes (or revokes) an object this resource replaces: one whose secret was lost,
+	// an orphan of a lost create answer, an assignment of an identity minted anew. An object
+	// already gone is success.
+	Remove(ctx context.Context, obj T, obs Observation[O], id string) error
+	Update(ctx context.Context, obj T, obs Observation[O]) ([]Note, error)
 	// Delete handles the Dfns object per the deletion policy; an object already gone is success.
 	Delete(ctx context.Context, obj T, id string) error
 	// Secret returns the Secret the kind publishes into: name ("" for none) and template.
@@ -138,11 +150,11 @@ type External[T Object] interface {
 }
 
 // Reconciler is the reconcile driver shared by every kind.
-type Reconciler[T Object] struct {
+type Reconciler[T Object, O any] struct {
 	client    client.Client
 	reader    client.Reader // uncached, for Secrets the cache cannot see and fresh reads
 	scheme    *runtime.Scheme
-	ext       External[T]
+	ext       External[T, O]
 	newObject func() T
 	newList   func() client.ObjectList
 	// kind names T in ownership proofs and messages.
@@ -167,14 +179,14 @@ type Reconciler[T Object] struct {
 const StatusPending = "Pending"
 
 // Config is what New needs to build the driver of one kind.
-type Config[T Object] struct {
+type Config[T Object, O any] struct {
 	// Client is the manager's cached client; Reader reads past the cache.
 	Client client.Client
 	Reader client.Reader
 	Scheme *runtime.Scheme
 	// Kind names T in proofs and messages.
 	Kind     string
-	External External[T]
+	External External[T, O]
 	// NewObject and NewList make empty objects of the kind.
 	NewObject func() T
 	NewList   func() client.ObjectList
@@ -188,8 +200,8 @@ type Config[T Object] struct {
 }
 
 // New builds the driver of one kind.
-func New[T Object](c Config[T]) *Reconciler[T] {
-	return &Reconciler[T]{
+func New[T Object, O any](c Config[T, O]) *Reconciler[T, O] {
+	return &Reconciler[T, O]{
 		client: c.Client, reader: c.Reader, scheme: c.Scheme, ext: c.External,
 		newObject: c.NewObject, newList: c.NewList, kind: c.Kind, key: c.Key, errs: c.Errors,
 		recorder: c.Recorder, syncPeriod: c.SyncPeriod, timeout: c.Timeout,
@@ -206,7 +218,7 @@ type state[T Object] struct {
 }
 
 // Reconcile drives one resource towards its spec.
-func (r *Reconciler[T]) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, err error) {
+func (r *Reconciler[T, O]) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, err error) {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
 	obj, found, err := r.get(ctx, req)
@@ -255,7 +267,7 @@ func (r *Reconciler[T]) Reconcile(ctx context.Context, req ctrl.Request) (res ct
 // re-mint a token that was just written, so the cached copy is used only at the version this
 // driver last wrote or read; otherwise the resource is read past the cache. At rest that saves
 // the API server one read per resource per sync period.
-func (r *Reconciler[T]) get(ctx context.Context, req ctrl.Request) (T, bool, error) {
+func (r *Reconciler[T, O]) get(ctx context.Context, req ctrl.Request) (T, bool, error) {
 	obj := r.newObject()
 	err := r.client.Get(ctx, req.NamespacedName, obj)
 	if err == nil {
@@ -275,12 +287,12 @@ func (r *Reconciler[T]) get(ctx context.Context, req ctrl.Request) (T, bool, err
 }
 
 // wrote records the resourceVersion of a write of this driver.
-func (r *Reconciler[T]) wrote(obj T) {
+func (r *Reconciler[T, O]) wrote(obj T) {
 	r.current.Store(client.ObjectKeyFromObject(obj), obj.GetResourceVersion())
 }
 
 // converge acts on an observation: adopt, create, wait for approval, update, or report Ready.
-func (r *Reconciler[T]) converge(ctx context.Context, st *state[T], rec Recorded, obs Observation) (ctrl.Result, error) {
+func (r *Reconciler[T, O]) converge(ctx context.Context, st *state[T], rec Recorded, obs Observation[O]) (ctrl.Result, error) {
 	if obs.Exists && obs.ID != "" && !r.signed(st.obj, obs.ID) {
 		// Found by this resource's mark or marker, allowed as a claim, or proved by status only
 		// (written before proofs existed): record the ID with its proof, once.
@@ -319,36 +331,51 @@ func (r *Reconciler[T]) converge(ctx context.Context, st *state[T], rec Recorded
 }
 
 // create makes the Dfns object and publishes its one-time secret before anything else.
-func (r *Reconciler[T]) create(ctx context.Context, st *state[T], obs Observation) (ctrl.Result, error) {
+// The order is the protocol: check the Secret can be written, prepare (no Dfns change), remove
+// what is replaced, mark, make the one create call, publish the Secret, record the ID.
+func (r *Reconciler[T, O]) create(ctx context.Context, st *state[T], obs Observation[O]) (ctrl.Result, error) {
 	st.unusable = true
 	if err := r.checkSecret(ctx, st.obj); err != nil {
 		return r.fail(ctx, st, err)
 	}
-	marked := false
-	mark := func(ctx context.Context, name string) error {
-		if name != "" && name == obs.Marked {
-			return nil // an earlier create under this name may have happened: keep its mark
-		}
-		value := r.key.EncodeMark(r.subject(st.obj), ownership.Mark{At: r.now(), Name: name, UID: string(st.obj.GetUID())})
-		err := r.patchMeta(ctx, st, func(o T) { SetAnnotation(o, v1alpha1.AnnotationCreatePending, value) })
-		marked = err == nil
-		return err
+	prep, err := r.ext.Prepare(ctx, st.obj, obs)
+	if err != nil {
+		return r.fail(ctx, st, err)
 	}
-	created, err := r.ext.Create(ctx, st.obj, obs, mark)
-	r.notes(st.obj, created.Notes)
+	if obs.Replace != nil && obs.Replace.ID != "" {
+		// A refusal here leaves an earlier mark in place, which finds the object again.
+		if err := r.ext.Remove(ctx, st.obj, obs, obs.Replace.ID); err != nil {
+			if cr, ok := r.errs.Pending(err); ok {
+				return r.awaitApproval(ctx, st, cr, true)
+			}
+			return r.fail(ctx, st, err)
+		}
+	}
+	marked := prep.Name == "" || prep.Name != obs.Marked
+	if marked {
+		value := r.key.EncodeMark(r.subject(st.obj), ownership.Mark{At: r.now(), Name: prep.Name, UID: string(st.obj.GetUID())})
+		if err := r.patchMeta(ctx, st, func(o T) { SetAnnotation(o, v1alpha1.AnnotationCreatePending, value) }); err != nil {
+			return r.fail(ctx, st, fmt.Errorf("marking the create as pending: %w", err))
+		}
+	}
+	created, err := prep.Create(ctx)
+	if cr, ok := r.errs.Pending(err); ok {
+		return r.awaitApproval(ctx, st, cr, true)
+	}
 	if err != nil {
 		if marked && r.errs.Refused(err) {
-			// Dfns refused the create call (each kind sends it right after mark), so it made
-			// nothing: without the mark, an object of the same name made meanwhile by someone
-			// else is never taken for a lost one of ours. A refusal before the mark (say, of
-			// the delete of an orphan) leaves the mark that finds the orphan again, and so does
-			// a refusal (409) of a create sent again under an earlier mark: that earlier create
-			// may have made the object.
+			// Dfns refused the create, so it made nothing: without the mark, an object of the
+			// same name made meanwhile by someone else is never taken for a lost one of ours.
+			// A refusal (409) of a create sent again under an earlier mark keeps that mark:
+			// the earlier create may have made the object.
 			if uerr := r.unmark(ctx, st); uerr != nil {
 				return r.fail(ctx, st, fmt.Errorf("%w; clearing the create-pending mark: %w", err, uerr))
 			}
 		}
 		return r.fail(ctx, st, err)
+	}
+	if obs.Replace != nil {
+		r.normal(st.obj, obs.Replace.Reason, "%s", obs.Replace.Message)
 	}
 	if created.Secret != nil {
 		if err := r.publish(ctx, st.obj, created.Secret); err != nil {
@@ -369,7 +396,7 @@ func (r *Reconciler[T]) create(ctx context.Context, st *state[T], obs Observatio
 }
 
 // update changes the Dfns object to match the spec; a 202 is recorded and waited on.
-func (r *Reconciler[T]) update(ctx context.Context, st *state[T], obs Observation) (ctrl.Result, error) {
+func (r *Reconciler[T, O]) update(ctx context.Context, st *state[T], obs Observation[O]) (ctrl.Result, error) {
 	notes, err := r.ext.Update(ctx, st.obj, obs)
 	r.notes(st.obj, notes)
 	if cr, ok := r.errs.Pending(err); ok {
@@ -388,7 +415,7 @@ func (r *Reconciler[T]) update(ctx context.Context, st *state[T], obs Observatio
 
 // awaitApproval records a change request and polls it at the sync period; the change is
 // never sent again while it is pending.
-func (r *Reconciler[T]) awaitApproval(ctx context.Context, st *state[T], cr *ChangeRequest, sent bool) (ctrl.Result, error) {
+func (r *Reconciler[T, O]) awaitApproval(ctx context.Context, st *state[T], cr *ChangeRequest, sent bool) (ctrl.Result, error) {
 	if cr != nil {
 		st.obj.Managed().PendingChangeRequest = &v1alpha1.ChangeRequestStatus{
 			ID: cr.ID, ApprovalID: cr.ApprovalID, Status: StatusPending, Generation: st.obj.GetGeneration(),
@@ -410,7 +437,7 @@ func (r *Reconciler[T]) awaitApproval(ctx context.Context, st *state[T], cr *Cha
 
 // fail records a failure: Synced=False with the classified reason, a Warning event when the
 // condition changed or the error is retried, and the requeue policy of the class.
-func (r *Reconciler[T]) fail(ctx context.Context, st *state[T], err error) (ctrl.Result, error) {
+func (r *Reconciler[T, O]) fail(ctx context.Context, st *state[T], err error) (ctrl.Result, error) {
 	v := Classify(r.errs, err)
 	changed := setCondition(st.obj, v1alpha1.ConditionSynced, metav1.ConditionFalse, v.Reason, v.Message)
 	switch {
@@ -443,14 +470,14 @@ func (r *Reconciler[T]) fail(ctx context.Context, st *state[T], err error) (ctrl
 }
 
 // notes records the changes a kind made as Normal events.
-func (r *Reconciler[T]) notes(obj T, notes []Note) {
+func (r *Reconciler[T, O]) notes(obj T, notes []Note) {
 	for _, n := range notes {
 		r.normal(obj, n.Reason, "%s", n.Message)
 	}
 }
 
 // reconcileDelete handles the Dfns object per the deletion policy, then drops the Finalizer.
-func (r *Reconciler[T]) reconcileDelete(ctx context.Context, st *state[T]) (ctrl.Result, error) {
+func (r *Reconciler[T, O]) reconcileDelete(ctx context.Context, st *state[T]) (ctrl.Result, error) {
 	if !controllerutil.ContainsFinalizer(st.obj, Finalizer) {
 		return ctrl.Result{}, nil
 	}
@@ -486,7 +513,7 @@ func (r *Reconciler[T]) reconcileDelete(ctx context.Context, st *state[T]) (ctrl
 
 // deletionTarget is the recorded ID or, after a create whose answer was lost, the object
 // found by its mark. An ID this resource cannot prove is its own is never deleted.
-func (r *Reconciler[T]) deletionTarget(ctx context.Context, st *state[T]) (string, error) {
+func (r *Reconciler[T, O]) deletionTarget(ctx context.Context, st *state[T]) (string, error) {
 	obj := st.obj
 	rec, err := r.recorded(ctx, st)
 	if err != nil {
@@ -532,7 +559,7 @@ func (r *Reconciler[T]) deletionTarget(ctx context.Context, st *state[T]) (strin
 // provedBySignatureOnly reports whether the recorded ID is proved by the proof annotation but
 // not by status: a resource deleted and made again with saved annotations, or restored from a
 // backup. Such a proof may be old, so the object is checked against other resources first.
-func (r *Reconciler[T]) provedBySignatureOnly(obj T, rec Recorded) bool {
+func (r *Reconciler[T, O]) provedBySignatureOnly(obj T, rec Recorded) bool {
 	return rec.Proved && obj.GetStatusID() != rec.ID
 }
 
@@ -545,7 +572,7 @@ func pastTense(p v1alpha1.DeletionPolicy) string {
 }
 
 // ensureFinalizer adds the Finalizer before any call to Dfns.
-func (r *Reconciler[T]) ensureFinalizer(ctx context.Context, st *state[T]) error {
+func (r *Reconciler[T, O]) ensureFinalizer(ctx context.Context, st *state[T]) error {
 	if controllerutil.ContainsFinalizer(st.obj, Finalizer) {
 		return nil
 	}
@@ -553,7 +580,7 @@ func (r *Reconciler[T]) ensureFinalizer(ctx context.Context, st *state[T]) error
 }
 
 // unmark clears create-pending, when it is set.
-func (r *Reconciler[T]) unmark(ctx context.Context, st *state[T]) error {
+func (r *Reconciler[T, O]) unmark(ctx context.Context, st *state[T]) error {
 	if _, ok := st.obj.GetAnnotations()[v1alpha1.AnnotationCreatePending]; !ok {
 		return nil
 	}
@@ -562,7 +589,7 @@ func (r *Reconciler[T]) unmark(ctx context.Context, st *state[T]) error {
 
 // recordID stores the Dfns ID in the external-id annotation with its proof, and clears
 // create-pending, in one write.
-func (r *Reconciler[T]) recordID(ctx context.Context, st *state[T], id string) error {
+func (r *Reconciler[T, O]) recordID(ctx context.Context, st *state[T], id string) error {
 	proof := r.key.ProveID(r.subject(st.obj), id)
 	err := r.patchMeta(ctx, st, func(o T) {
 		SetAnnotation(o, v1alpha1.AnnotationExternalID, id)
@@ -577,7 +604,7 @@ func (r *Reconciler[T]) recordID(ctx context.Context, st *state[T], id string) e
 
 // patchMeta patches the resource's metadata at once (finalizers, annotations) and carries the
 // result into the object and its snapshot, leaving the in-memory status alone.
-func (r *Reconciler[T]) patchMeta(ctx context.Context, st *state[T], mutate func(T)) error {
+func (r *Reconciler[T, O]) patchMeta(ctx context.Context, st *state[T], mutate func(T)) error {
 	cp := st.obj.DeepCopyObject().(T)
 	mutate(cp)
 	patch := client.MergeFrom(st.obj)
@@ -600,7 +627,7 @@ func (r *Reconciler[T]) patchMeta(ctx context.Context, st *state[T], mutate func
 
 // patchStatus writes status once per reconcile, only when it changed. A conflict is a silent
 // requeue; a resource already gone is fine.
-func (r *Reconciler[T]) patchStatus(ctx context.Context, st *state[T], res ctrl.Result, err error) (ctrl.Result, error) {
+func (r *Reconciler[T, O]) patchStatus(ctx context.Context, st *state[T], res ctrl.Result, err error) (ctrl.Result, error) {
 	st.obj.Managed().ObservedGeneration = st.obj.GetGeneration()
 	if equality.Semantic.DeepEqual(st.before.GetStatus(), st.obj.GetStatus()) {
 		return res, err
@@ -619,7 +646,7 @@ func (r *Reconciler[T]) patchStatus(ctx context.Context, st *state[T], res ctrl.
 }
 
 // jitter spreads periodic resyncs by up to a tenth of the period.
-func (r *Reconciler[T]) jitter(d time.Duration) time.Duration {
+func (r *Reconciler[T, O]) jitter(d time.Duration) time.Duration {
 	if d <= 0 {
 		return 0
 	}
@@ -646,12 +673,12 @@ func SetAnnotation(obj client.Object, key, value string) {
 const DefaultConnection = "ClusterDfnsConnection/default"
 
 // subject is the resource as ownership proofs name it.
-func (r *Reconciler[T]) subject(obj T) ownership.Subject {
+func (r *Reconciler[T, O]) subject(obj T) ownership.Subject {
 	return ownership.Subject{Connection: DefaultConnection, Kind: r.kind, Namespace: obj.GetNamespace(), Name: obj.GetName()}
 }
 
 // signed reports whether the resource carries the operator's proof for id.
-func (r *Reconciler[T]) signed(obj T, id string) bool {
+func (r *Reconciler[T, O]) signed(obj T, id string) bool {
 	a := obj.GetAnnotations()
 	return a[v1alpha1.AnnotationExternalID] == id && r.key.OwnsID(r.subject(obj), id, a[v1alpha1.AnnotationProof])
 }
@@ -659,7 +686,7 @@ func (r *Reconciler[T]) signed(obj T, id string) bool {
 // recorded sorts what the resource's annotations say into proof and claims. A create-pending
 // mark without a valid proof (set by hand, or copied from another resource) is removed, with a
 // Warning event: it must never make someone else's object look like a lost one of ours.
-func (r *Reconciler[T]) recorded(ctx context.Context, st *state[T]) (Recorded, error) {
+func (r *Reconciler[T, O]) recorded(ctx context.Context, st *state[T]) (Recorded, error) {
 	obj := st.obj
 	rec := Recorded{ID: ExternalID(obj)}
 	rec.Proved = rec.ID != "" && (obj.GetStatusID() == rec.ID || r.signed(obj, rec.ID))
@@ -682,7 +709,7 @@ func (r *Reconciler[T]) recorded(ctx context.Context, st *state[T]) (Recorded, e
 // adoptable checks that the resource may take the Dfns object id as its own although it cannot
 // prove it made it: its kind has no one-time secret (which Dfns never shows again), and no other
 // resource manages the object. Messages name no object of another resource.
-func (r *Reconciler[T]) adoptable(ctx context.Context, obj T, id string) error {
+func (r *Reconciler[T, O]) adoptable(ctx context.Context, obj T, id string) error {
 	if name, _ := r.ext.Secret(obj); name != "" {
 		return Stopf(v1alpha1.ReasonInvalidSpec, "Dfns object %s was not created by this resource and Dfns never "+
 			"shows its secret again, so it cannot be adopted; remove the %s annotation to create a new one",
@@ -697,7 +724,7 @@ func (r *Reconciler[T]) adoptable(ctx context.Context, obj T, id string) error {
 
 // notManagedElsewhere fails (NotPermitted) when another resource of the kind proves it owns the
 // Dfns object id. The message names no object of the other resource.
-func (r *Reconciler[T]) notManagedElsewhere(ctx context.Context, obj T, id string) error {
+func (r *Reconciler[T, O]) notManagedElsewhere(ctx context.Context, obj T, id string) error {
 	list := r.newList()
 	if err := r.client.List(ctx, list, client.MatchingFields{OwnedIDIndex: id}); err != nil {
 		return fmt.Errorf("looking for other resources that manage the Dfns object: %w", err)
@@ -722,7 +749,7 @@ const OwnedIDIndex = ".dfns.ownedID"
 
 // OwnedIDs is the OwnedIDIndex function of one kind.
 func OwnedIDs[T Object](kind string, key *ownership.Key) func(client.Object) []string {
-	r := &Reconciler[T]{kind: kind, key: key}
+	r := &Reconciler[T, struct{}]{kind: kind, key: key}
 	return func(o client.Object) []string {
 		obj, ok := o.(T)
 		if !ok {

@@ -79,11 +79,11 @@ var testOwnershipKey = func() *ownership.Key {
 // extFns is a function-field External for driver tests; it records the calls it gets.
 type extFns[T Object] struct {
 	validate func(T) error
-	observe  func(T, string) (Observation, error)
-	create   func(T, Observation) (Creation, error)
-	// beforeMark fails Create before it calls mark, as a failed delete of an orphan does.
+	observe  func(T, string) (Observation[string], error)
+	create   func(T, Observation[string]) (Creation, error)
+	// beforeMark fails the create before the mark, as a failed check of its preconditions does.
 	beforeMark func() error
-	update     func(T, Observation) ([]Note, error)
+	update     func(T, Observation[string]) ([]Note, error)
 	delete     func(T, string) error
 	secret     string
 	calls      []string
@@ -99,39 +99,44 @@ func (e *extFns[T]) Validate(_ context.Context, obj T) error {
 	return e.validate(obj)
 }
 
-func (e *extFns[T]) Observe(_ context.Context, obj T, rec Recorded) (Observation, error) {
+func (e *extFns[T]) Observe(_ context.Context, obj T, rec Recorded) (Observation[string], error) {
 	e.calls = append(e.calls, tObserve)
 	e.recs = append(e.recs, rec)
 	if e.observe == nil {
-		return Observation{}, errors.New("unexpected Observe")
+		return Observation[string]{}, errors.New("unexpected Observe")
 	}
 	return e.observe(obj, rec.ID)
 }
 
-func (e *extFns[T]) Create(ctx context.Context, obj T, obs Observation, mark func(context.Context, string) error) (Creation, error) {
+// Prepare records "Create": the create's preparation and its one call are one step here.
+func (e *extFns[T]) Prepare(_ context.Context, obj T, obs Observation[string]) (Prepared, error) {
 	e.calls = append(e.calls, "Create")
 	if e.create == nil {
-		return Creation{}, errors.New("unexpected Create")
+		return Prepared{}, errors.New("unexpected Create")
 	}
 	if e.beforeMark != nil {
 		if err := e.beforeMark(); err != nil {
-			return Creation{}, err
+			return Prepared{}, err
 		}
 	}
 	name := obs.Marked
 	if name == "" {
 		name = tMarkName
 	}
-	if err := mark(ctx, name); err != nil {
-		return Creation{}, err
-	}
-	if obj.GetAnnotations()[v1alpha1.AnnotationCreatePending] == "" {
-		return Creation{}, errors.New("create-pending not set before the create call")
-	}
-	return e.create(obj, obs)
+	return Prepared{Name: name, Create: func(context.Context) (Creation, error) {
+		if obj.GetAnnotations()[v1alpha1.AnnotationCreatePending] == "" {
+			return Creation{}, errors.New("create-pending not set before the create call")
+		}
+		return e.create(obj, obs)
+	}}, nil
 }
 
-func (e *extFns[T]) Update(_ context.Context, obj T, obs Observation) ([]Note, error) {
+func (e *extFns[T]) Remove(_ context.Context, _ T, _ Observation[string], id string) error {
+	e.calls = append(e.calls, "Remove:"+id)
+	return nil
+}
+
+func (e *extFns[T]) Update(_ context.Context, obj T, obs Observation[string]) ([]Note, error) {
 	e.calls = append(e.calls, "Update")
 	if e.update == nil {
 		return nil, errors.New("unexpected Update")
@@ -164,7 +169,7 @@ func testSchemeUnit(t *testing.T) *runtime.Scheme {
 }
 
 // newDriver builds a driver over a fake client holding objs.
-func newDriver[T Object](t *testing.T, ext External[T], newObj func() T, objs ...client.Object) (*Reconciler[T], client.Client, *record.FakeRecorder) {
+func newDriver[T Object](t *testing.T, ext External[T, string], newObj func() T, objs ...client.Object) (*Reconciler[T, string], client.Client, *record.FakeRecorder) {
 	s := testSchemeUnit(t)
 	c := fake.NewClientBuilder().WithScheme(s).WithObjects(objs...).
 		WithIndex(newObj(), OwnedIDIndex, OwnedIDs[T](tKind, testOwnershipKey)).
@@ -174,7 +179,7 @@ func newDriver[T Object](t *testing.T, ext External[T], newObj func() T, objs ..
 	if _, ok := any(newObj()).(*v1alpha1.DfnsServiceAccount); ok {
 		newList = func() client.ObjectList { return &v1alpha1.DfnsServiceAccountList{} }
 	}
-	return &Reconciler[T]{client: c, reader: c, scheme: s, ext: ext, newObject: newObj, newList: newList, recorder: rec, errs: testErrors{},
+	return &Reconciler[T, string]{client: c, reader: c, scheme: s, ext: ext, newObject: newObj, newList: newList, recorder: rec, errs: testErrors{},
 		kind: tKind, key: testOwnershipKey,
 		syncPeriod: time.Minute, timeout: time.Minute, secretRetries: 1, secretBackoff: time.Millisecond,
 		now: func() time.Time { return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) }}, c, rec
@@ -291,8 +296,8 @@ var (
 	serverErr    = &testErr{status: http.StatusInternalServerError}
 	// errOutcomeUnknown is a create whose answer was lost: neither refused nor classified.
 	errOutcomeUnknown = errors.New("the outcome of the create is unknown")
-	exists            = func(_ *v1alpha1.DfnsPermission, id string) (Observation, error) {
-		return Observation{ID: tPermID, Exists: true, UpToDate: true}, nil
+	exists            = func(_ *v1alpha1.DfnsPermission, id string) (Observation[string], error) {
+		return Observation[string]{ID: tPermID, Exists: true, UpToDate: true}, nil
 	}
 )
 
@@ -330,11 +335,11 @@ func TestReconcilePhases(t *testing.T) {
 		"AddsFinalizerFirst": {
 			reason: "the Finalizer is added before any Dfns call, and an object in sync is Ready without events",
 			obj:    perm(withID),
-			ext: &extFns[*v1alpha1.DfnsPermission]{observe: func(p *v1alpha1.DfnsPermission, id string) (Observation, error) {
+			ext: &extFns[*v1alpha1.DfnsPermission]{observe: func(p *v1alpha1.DfnsPermission, id string) (Observation[string], error) {
 				if len(p.Finalizers) == 0 || id != tPermID {
-					return Observation{}, errors.New("no Finalizer or wrong id")
+					return Observation[string]{}, errors.New("no Finalizer or wrong id")
 				}
-				return Observation{ID: id, Exists: true, UpToDate: true}, nil
+				return Observation[string]{ID: id, Exists: true, UpToDate: true}, nil
 			}},
 			want: want{result: ctrl.Result{RequeueAfter: time.Minute}, calls: []string{tValidate, tObserve},
 				synced: tSynced, ready: tReady, id: tPermID},
@@ -343,20 +348,36 @@ func TestReconcilePhases(t *testing.T) {
 			reason: "nothing found: create with create-pending set, record the ID and clear create-pending",
 			obj:    perm(withFinalizer),
 			ext: &extFns[*v1alpha1.DfnsPermission]{
-				observe: func(*v1alpha1.DfnsPermission, string) (Observation, error) { return Observation{}, nil },
-				create: func(*v1alpha1.DfnsPermission, Observation) (Creation, error) {
-					return Creation{ID: "pm-new", Notes: []Note{{EventRecreated, "was gone"}}}, nil
+				observe: func(*v1alpha1.DfnsPermission, string) (Observation[string], error) {
+					return Observation[string]{Replace: &Replacement{Reason: EventRecreated, Message: "was gone"}}, nil
+				},
+				create: func(*v1alpha1.DfnsPermission, Observation[string]) (Creation, error) {
+					return Creation{ID: "pm-new"}, nil
 				}},
 			want: want{result: ctrl.Result{RequeueAfter: time.Millisecond}, calls: []string{tValidate, tObserve, "Create"},
 				synced: tSynced, ready: tCreating, id: "pm-new",
 				events: []string{"Normal Recreated", "Normal Created"}},
 		},
+		"ReplacesBeforeTheMark": {
+			reason: "an object to replace is removed by the driver after the preparation and before the mark and the create",
+			obj:    perm(withFinalizer),
+			ext: &extFns[*v1alpha1.DfnsPermission]{
+				observe: func(*v1alpha1.DfnsPermission, string) (Observation[string], error) {
+					return Observation[string]{Replace: &Replacement{ID: "pm-old", Reason: EventOrphanDeleted, Message: "orphan"}}, nil
+				},
+				create: func(*v1alpha1.DfnsPermission, Observation[string]) (Creation, error) {
+					return Creation{ID: "pm-new"}, nil
+				}},
+			want: want{result: ctrl.Result{RequeueAfter: time.Millisecond}, calls: []string{tValidate, tObserve, "Create", "Remove:pm-old"},
+				synced: tSynced, ready: tCreating, id: "pm-new",
+				events: []string{"Normal OrphanDeleted", "Normal Created"}},
+		},
 		"CreateOutcomeUnknown": {
 			reason: "a lost create answer is retried with backoff; create-pending stays for the next look",
 			obj:    perm(withFinalizer),
 			ext: &extFns[*v1alpha1.DfnsPermission]{
-				observe: func(*v1alpha1.DfnsPermission, string) (Observation, error) { return Observation{}, nil },
-				create: func(*v1alpha1.DfnsPermission, Observation) (Creation, error) {
+				observe: func(*v1alpha1.DfnsPermission, string) (Observation[string], error) { return Observation[string]{}, nil },
+				create: func(*v1alpha1.DfnsPermission, Observation[string]) (Creation, error) {
 					return Creation{}, errOutcomeUnknown
 				}},
 			want: want{err: true, calls: []string{tValidate, tObserve, "Create"}, marked: true,
@@ -366,8 +387,8 @@ func TestReconcilePhases(t *testing.T) {
 			reason: "a refusal before the mark (say, of the delete of an orphan) leaves the mark that finds the orphan again",
 			obj:    perm(withFinalizer, withCreatePending),
 			ext: &extFns[*v1alpha1.DfnsPermission]{
-				observe: func(*v1alpha1.DfnsPermission, string) (Observation, error) { return Observation{}, nil },
-				create:  func(*v1alpha1.DfnsPermission, Observation) (Creation, error) { return Creation{}, nil },
+				observe: func(*v1alpha1.DfnsPermission, string) (Observation[string], error) { return Observation[string]{}, nil },
+				create:  func(*v1alpha1.DfnsPermission, Observation[string]) (Creation, error) { return Creation{}, nil },
 				beforeMark: func() error {
 					return &testErr{status: http.StatusBadRequest}
 				}},
@@ -378,8 +399,8 @@ func TestReconcilePhases(t *testing.T) {
 			reason: "a create sent again under an earlier mark and refused (409: the earlier create made it) keeps the mark",
 			obj:    perm(withFinalizer, withCreatePending),
 			ext: &extFns[*v1alpha1.DfnsPermission]{
-				observe: func(*v1alpha1.DfnsPermission, string) (Observation, error) { return Observation{}, nil },
-				create: func(*v1alpha1.DfnsPermission, Observation) (Creation, error) {
+				observe: func(*v1alpha1.DfnsPermission, string) (Observation[string], error) { return Observation[string]{}, nil },
+				create: func(*v1alpha1.DfnsPermission, Observation[string]) (Creation, error) {
 					return Creation{}, &testErr{status: http.StatusConflict}
 				}},
 			want: want{calls: []string{tValidate, tObserve, "Create"}, marked: true,
@@ -389,8 +410,8 @@ func TestReconcilePhases(t *testing.T) {
 			reason: "a create-pending mark without the operator's proof is removed and never reaches the kind",
 			obj:    perm(withFinalizer, withForgedMark),
 			ext: &extFns[*v1alpha1.DfnsPermission]{
-				observe: func(*v1alpha1.DfnsPermission, string) (Observation, error) {
-					return Observation{}, Stopf(v1alpha1.ReasonNameConflict, "taken")
+				observe: func(*v1alpha1.DfnsPermission, string) (Observation[string], error) {
+					return Observation[string]{}, Stopf(v1alpha1.ReasonNameConflict, "taken")
 				}},
 			want: want{calls: []string{tValidate, tObserve}, synced: "False/NameConflict", ready: "False/NameConflict",
 				events: []string{"Warning ClaimIgnored", "Warning NameConflict"}},
@@ -407,8 +428,8 @@ func TestReconcilePhases(t *testing.T) {
 				"made by someone else is never taken for a lost one of ours",
 			obj: perm(withFinalizer),
 			ext: &extFns[*v1alpha1.DfnsPermission]{
-				observe: func(*v1alpha1.DfnsPermission, string) (Observation, error) { return Observation{}, nil },
-				create: func(*v1alpha1.DfnsPermission, Observation) (Creation, error) {
+				observe: func(*v1alpha1.DfnsPermission, string) (Observation[string], error) { return Observation[string]{}, nil },
+				create: func(*v1alpha1.DfnsPermission, Observation[string]) (Creation, error) {
 					return Creation{}, &testErr{status: http.StatusConflict}
 				}},
 			want: want{calls: []string{tValidate, tObserve, "Create"},
@@ -434,10 +455,10 @@ func TestReconcilePhases(t *testing.T) {
 			reason: "drift is updated with the kind's notes as events",
 			obj:    perm(withFinalizer, withID),
 			ext: &extFns[*v1alpha1.DfnsPermission]{
-				observe: func(*v1alpha1.DfnsPermission, string) (Observation, error) {
-					return Observation{ID: tPermID, Exists: true, Diff: "archived"}, nil
+				observe: func(*v1alpha1.DfnsPermission, string) (Observation[string], error) {
+					return Observation[string]{ID: tPermID, Exists: true, Diff: "archived"}, nil
 				},
-				update: func(*v1alpha1.DfnsPermission, Observation) ([]Note, error) {
+				update: func(*v1alpha1.DfnsPermission, Observation[string]) ([]Note, error) {
 					return []Note{{EventUnarchived, "unarchived"}}, nil
 				}},
 			want: want{result: ctrl.Result{RequeueAfter: time.Minute}, calls: []string{tValidate, tObserve, "Update"},
@@ -447,10 +468,10 @@ func TestReconcilePhases(t *testing.T) {
 			reason: "a 202 is recorded, reported and polled at the sync period",
 			obj:    perm(withFinalizer, withID),
 			ext: &extFns[*v1alpha1.DfnsPermission]{
-				observe: func(*v1alpha1.DfnsPermission, string) (Observation, error) {
-					return Observation{ID: tPermID, Exists: true}, nil
+				observe: func(*v1alpha1.DfnsPermission, string) (Observation[string], error) {
+					return Observation[string]{ID: tPermID, Exists: true}, nil
 				},
-				update: func(*v1alpha1.DfnsPermission, Observation) ([]Note, error) { return nil, pendingErr }},
+				update: func(*v1alpha1.DfnsPermission, Observation[string]) ([]Note, error) { return nil, pendingErr }},
 			want: want{result: ctrl.Result{RequeueAfter: time.Minute}, calls: []string{tValidate, tObserve, "Update"},
 				synced: tAwaiting, ready: tUnavailable, id: tPermID,
 				events: []string{"Normal ChangePendingApproval"}},
@@ -458,8 +479,8 @@ func TestReconcilePhases(t *testing.T) {
 		"PendingIsNotResent": {
 			reason: "while a change request is pending nothing is sent and no event is recorded",
 			obj:    perm(withFinalizer, withID),
-			ext: &extFns[*v1alpha1.DfnsPermission]{observe: func(*v1alpha1.DfnsPermission, string) (Observation, error) {
-				return Observation{ID: tPermID, Exists: true, Pending: pendingErr.cr}, nil
+			ext: &extFns[*v1alpha1.DfnsPermission]{observe: func(*v1alpha1.DfnsPermission, string) (Observation[string], error) {
+				return Observation[string]{ID: tPermID, Exists: true, Pending: pendingErr.cr}, nil
 			}},
 			want: want{result: ctrl.Result{RequeueAfter: time.Minute}, calls: []string{tValidate, tObserve},
 				synced: tAwaiting, ready: tUnavailable, id: tPermID},
@@ -467,8 +488,8 @@ func TestReconcilePhases(t *testing.T) {
 		"RateLimitedWaits": {
 			reason: "a 429 waits for Retry-After without an error",
 			obj:    perm(withFinalizer, withID),
-			ext: &extFns[*v1alpha1.DfnsPermission]{observe: func(*v1alpha1.DfnsPermission, string) (Observation, error) {
-				return Observation{}, rateErr
+			ext: &extFns[*v1alpha1.DfnsPermission]{observe: func(*v1alpha1.DfnsPermission, string) (Observation[string], error) {
+				return Observation[string]{}, rateErr
 			}},
 			want: want{result: ctrl.Result{RequeueAfter: 7 * time.Second}, calls: []string{tValidate, tObserve},
 				synced: "False/RateLimited", ready: tUnavailable, id: tPermID, events: []string{"Warning RateLimited"}},
@@ -476,8 +497,8 @@ func TestReconcilePhases(t *testing.T) {
 		"ForbiddenWaits": {
 			reason: "a 403 waits at the sync period",
 			obj:    perm(withFinalizer, withID),
-			ext: &extFns[*v1alpha1.DfnsPermission]{observe: func(*v1alpha1.DfnsPermission, string) (Observation, error) {
-				return Observation{}, forbiddenErr
+			ext: &extFns[*v1alpha1.DfnsPermission]{observe: func(*v1alpha1.DfnsPermission, string) (Observation[string], error) {
+				return Observation[string]{}, forbiddenErr
 			}},
 			want: want{result: ctrl.Result{RequeueAfter: time.Minute}, calls: []string{tValidate, tObserve},
 				synced: "False/Forbidden", ready: tUnavailable, id: tPermID, events: []string{"Warning Forbidden"}},
@@ -485,8 +506,8 @@ func TestReconcilePhases(t *testing.T) {
 		"TransientRetries": {
 			reason: "anything else is returned for backoff",
 			obj:    perm(withFinalizer, withID),
-			ext: &extFns[*v1alpha1.DfnsPermission]{observe: func(*v1alpha1.DfnsPermission, string) (Observation, error) {
-				return Observation{}, serverErr
+			ext: &extFns[*v1alpha1.DfnsPermission]{observe: func(*v1alpha1.DfnsPermission, string) (Observation[string], error) {
+				return Observation[string]{}, serverErr
 			}},
 			want: want{err: true, calls: []string{tValidate, tObserve},
 				synced: "False/ReconcileError", ready: tUnavailable, id: tPermID, events: []string{"Warning ReconcileError"}},
@@ -589,8 +610,8 @@ func checkCondition(t *testing.T, reason string, obj Object, typ, want string) {
 }
 
 func TestStatusWrittenOnlyOnChange(t *testing.T) {
-	ext := &extFns[*v1alpha1.DfnsPermission]{observe: func(*v1alpha1.DfnsPermission, string) (Observation, error) {
-		return Observation{ID: tPermID, Exists: true, UpToDate: true}, nil
+	ext := &extFns[*v1alpha1.DfnsPermission]{observe: func(*v1alpha1.DfnsPermission, string) (Observation[string], error) {
+		return Observation[string]{ID: tPermID, Exists: true, UpToDate: true}, nil
 	}}
 	obj := perm(withFinalizer, withID)
 	r, c, rec := newDriver[*v1alpha1.DfnsPermission](t, ext, func() *v1alpha1.DfnsPermission { return &v1alpha1.DfnsPermission{} }, obj)
@@ -646,8 +667,8 @@ func TestCreatePublishesSecretFirst(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			ext := &extFns[*v1alpha1.DfnsServiceAccount]{secret: tSecret,
-				observe: func(*v1alpha1.DfnsServiceAccount, string) (Observation, error) { return Observation{}, nil },
-				create: func(*v1alpha1.DfnsServiceAccount, Observation) (Creation, error) {
+				observe: func(*v1alpha1.DfnsServiceAccount, string) (Observation[string], error) { return Observation[string]{}, nil },
+				create: func(*v1alpha1.DfnsServiceAccount, Observation[string]) (Creation, error) {
 					return Creation{ID: tSAID, Secret: &SecretContent{Data: map[string][]byte{keyToken: []byte("t")},
 						Annotations: map[string]string{v1alpha1.AnnotationExternalID: tSAID}}}, nil
 				}}

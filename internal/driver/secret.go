@@ -45,7 +45,7 @@ func secretConflict(name string) error {
 // checkSecret makes sure the Secret a create will write is free or ours, and that the API
 // server accepts it (a server-side dry run: quotas, admission policies), before Dfns is called:
 // a token that cannot be stored must not be minted.
-func (r *Reconciler[T]) checkSecret(ctx context.Context, obj T) error {
+func (r *Reconciler[T, O]) checkSecret(ctx context.Context, obj T) error {
 	name, tmpl := r.ext.Secret(obj)
 	if name == "" {
 		return nil
@@ -66,7 +66,7 @@ func (r *Reconciler[T]) checkSecret(ctx context.Context, obj T) error {
 
 // releaseSecret removes the resource's owner reference from its Secret, so that the garbage
 // collector keeps the Secret of an object orphaned in Dfns.
-func (r *Reconciler[T]) releaseSecret(ctx context.Context, obj T) error {
+func (r *Reconciler[T, O]) releaseSecret(ctx context.Context, obj T) error {
 	name, _ := r.ext.Secret(obj)
 	if name == "" {
 		return nil
@@ -90,7 +90,7 @@ func (r *Reconciler[T]) releaseSecret(ctx context.Context, obj T) error {
 // publish writes a one-time secret into the resource's Secret, retrying with a short backoff:
 // the values exist nowhere else. It has its own deadline, not what the rate-limiter wait and
 // the create left of the reconcile's.
-func (r *Reconciler[T]) publish(ctx context.Context, obj T, content *SecretContent) error {
+func (r *Reconciler[T, O]) publish(ctx context.Context, obj T, content *SecretContent) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.secretTimeout())
 	defer cancel()
 	name, tmpl := r.ext.Secret(obj)
@@ -114,12 +114,12 @@ func (r *Reconciler[T]) publish(ctx context.Context, obj T, content *SecretConte
 }
 
 // secretTimeout bounds the writes of one one-time secret, retries included.
-func (r *Reconciler[T]) secretTimeout() time.Duration {
+func (r *Reconciler[T, O]) secretTimeout() time.Duration {
 	return 30 * time.Second
 }
 
 // writeSecret creates the Secret or replaces the data of the one this resource controls.
-func (r *Reconciler[T]) writeSecret(ctx context.Context, obj T, name string, tmpl v1alpha1.SecretTemplate,
+func (r *Reconciler[T, O]) writeSecret(ctx context.Context, obj T, name string, tmpl v1alpha1.SecretTemplate,
 	content *SecretContent, dryRun bool) error {
 	var s corev1.Secret
 	err := r.reader.Get(ctx, types.NamespacedName{Namespace: obj.GetNamespace(), Name: name}, &s)
