@@ -667,7 +667,9 @@ func TestCreatePublishesSecretFirst(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			ext := &extFns[*v1alpha1.DfnsServiceAccount]{secret: tSecret,
-				observe: func(*v1alpha1.DfnsServiceAccount, string) (Observation[string], error) { return Observation[string]{}, nil },
+				observe: func(*v1alpha1.DfnsServiceAccount, string) (Observation[string], error) {
+					return Observation[string]{}, nil
+				},
 				create: func(*v1alpha1.DfnsServiceAccount, Observation[string]) (Creation, error) {
 					return Creation{ID: tSAID, Secret: &SecretContent{Data: map[string][]byte{keyToken: []byte("t")},
 						Annotations: map[string]string{v1alpha1.AnnotationExternalID: tSAID}}}, nil
