@@ -133,6 +133,9 @@ type ChangeRequestStatus struct {
 	ApprovalID string `json:"approvalId,omitempty"`
 	// status is Pending, Applied, Failed or Rejected.
 	Status string `json:"status"`
+	// operation is what the change does: Create, Update or Delete.
+	// +optional
+	Operation string `json:"operation,omitempty"`
 	// generation is the resource generation whose spec the change request carries; a rejected
 	// change is not sent again until the spec changes past it.
 	// +optional

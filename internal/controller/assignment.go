@@ -63,10 +63,6 @@ func (e *assignments) Observe(ctx context.Context, a *v1alpha1.DfnsPermissionAss
 	if err != nil {
 		return driver.Observation[*dfns.Assignment]{}, err
 	}
-	pending, err := e.followChange(ctx, a)
-	if err != nil || pending != nil {
-		return driver.Observation[*dfns.Assignment]{ID: id, Exists: true, Pending: pending}, err
-	}
 	a.Status.PermissionID, a.Status.IdentityID = permID, identityID
 	list := func(ctx context.Context) ([]dfns.Assignment, error) { return e.api.ListAssignments(ctx, permID) }
 	all, fresh, err := e.lists.Get(ctx, permID, list)
@@ -159,33 +155,6 @@ func identityObject(kind string) (driver.Object, error) {
 // identityKey is the identityRefIndex value of a kind and name.
 func identityKey(kind, name string) string { return kind + "/" + name }
 
-// followChange polls the change request of an assign or revoke held for approval: pending →
-// returned; approved → cleared; denied or expired → ChangeRejected until the spec changes.
-func (e *assignments) followChange(ctx context.Context, a *v1alpha1.DfnsPermissionAssignment) (*driver.ChangeRequest, error) {
-	cr := a.Status.PendingChangeRequest
-	if cr == nil {
-		return nil, nil
-	}
-	if cr.Status == crPending && cr.ApprovalID != "" {
-		ap, err := e.api.GetApproval(ctx, cr.ApprovalID)
-		if err != nil {
-			return nil, fmt.Errorf("reading approval %s: %w", cr.ApprovalID, err)
-		}
-		cr.Status = approvalOutcome(ap.Status)
-	}
-	switch cr.Status {
-	case crPending:
-		return &driver.ChangeRequest{ID: cr.ID, ApprovalID: cr.ApprovalID, Status: crPending}, nil
-	case crRejected, crFailed:
-		if cr.Generation == a.Generation {
-			return nil, driver.Stopf(v1alpha1.ReasonChangeRejected, "change request %s (approval %s) was rejected in Dfns; "+
-				"delete and re-create the resource to ask again", cr.ID, cr.ApprovalID)
-		}
-	}
-	a.Managed().PendingChangeRequest = nil
-	return nil, nil
-}
-
 // Prepare readies the assign of the permission to the identity, both resolved by Observe. The
 // driver records and follows an assign held for approval, so it is never sent twice.
 func (e *assignments) Prepare(_ context.Context, a *v1alpha1.DfnsPermissionAssignment, _ driver.Observation[*dfns.Assignment]) (driver.Prepared, error) {
@@ -227,20 +196,9 @@ func (e *assignments) Update(context.Context, *v1alpha1.DfnsPermissionAssignment
 	return nil, nil
 }
 
-// Delete revokes the assignment. A revoke already waiting for approval is followed, never
-// sent again; a permission or identity already gone does not block deletion.
+// Delete revokes the assignment. The driver follows a revoke held for approval and never sends
+// it again; a permission or identity already gone does not block deletion.
 func (e *assignments) Delete(ctx context.Context, a *v1alpha1.DfnsPermissionAssignment, id string) error {
-	pending, err := e.followChange(ctx, a)
-	if err != nil {
-		if classify(err).Reason == v1alpha1.ReasonChangeRejected {
-			return driver.Stopf(v1alpha1.ReasonChangeRejected, "the revoke of %s was rejected in Dfns; "+
-				"set deletionPolicy: Orphan to delete the resource and keep the assignment", id)
-		}
-		return err
-	}
-	if pending != nil {
-		return driver.Waitf(v1alpha1.ReasonAwaitingApproval, "%s", driver.ApprovalMessage(pending))
-	}
 	// After an approved revoke this finds the assignment gone, which is success.
 	return e.revoke(ctx, a, a.Status.PermissionID, id)
 }

@@ -33,19 +33,14 @@ import (
 
 func TestAssignmentObserve(t *testing.T) {
 	const perm, user, oldUser, as = "pm-1", "us-new", "us-old", "as-1"
-	pending := &v1alpha1.ChangeRequestStatus{ID: "cr-1", ApprovalID: "ap-1", Status: crPending, Generation: 1}
 	list := func(items ...dfns.Assignment) func(string) ([]dfns.Assignment, error) {
 		return func(string) ([]dfns.Assignment, error) { return items, nil }
 	}
-	approval := func(status string) func(string) (*dfns.Approval, error) {
-		return func(string) (*dfns.Approval, error) { return &dfns.Approval{Status: status}, nil }
-	}
 	cases := map[string]struct {
-		reason  string
-		id      string
-		pending *v1alpha1.ChangeRequestStatus
-		api     *fakeAPI
-		want    string // "exists/uptodate/id", "replace:<id>:<reason>", "pending:<cr>", "create" or "err:<reason>"
+		reason string
+		id     string
+		api    *fakeAPI
+		want   string // "exists/uptodate/id", "replace:<id>:<reason>", "create" or "err:<reason>"
 	}{
 		"Found": {
 			reason: "the permission is assigned to the identity: up to date, whatever was recorded",
@@ -69,25 +64,6 @@ func TestAssignmentObserve(t *testing.T) {
 			api:    &fakeAPI{listAssigns: list(dfns.Assignment{ID: as, PermissionID: perm, IdentityID: oldUser})},
 			want:   "replace:" + as + ":" + EventReassigned,
 		},
-		"Pending": {
-			reason:  "an assign held for approval is followed, not listed or resent",
-			pending: pending,
-			api:     &fakeAPI{getApproval: approval(crPending)},
-			want:    "pending:cr-1",
-		},
-		"Denied": {
-			reason:  "a denied assign stops until the spec changes",
-			pending: pending,
-			api:     &fakeAPI{getApproval: approval("Denied")},
-			want:    "err:" + v1alpha1.ReasonChangeRejected,
-		},
-		"Approved": {
-			reason:  "an approved assign is cleared and the assignment found",
-			pending: pending,
-			api: &fakeAPI{getApproval: approval(apApproved),
-				listAssigns: list(dfns.Assignment{ID: as, PermissionID: perm, IdentityID: user})},
-			want: "true/true/" + as,
-		},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -95,18 +71,12 @@ func TestAssignmentObserve(t *testing.T) {
 				ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "grant", Generation: 1},
 				Spec:       v1alpha1.DfnsPermissionAssignmentSpec{PermissionRef: v1alpha1.PermissionRef{ID: perm}, IdentityID: user},
 			}
-			if tc.pending != nil {
-				cp := *tc.pending
-				a.Status.PendingChangeRequest = &cp
-			}
 			e := &assignments{api: tc.api, client: fake.NewClientBuilder().WithScheme(testSchemeUnit(t)).Build(), lists: driver.NewListCache[dfns.Assignment](time.Minute)}
 			obs, err := e.Observe(context.Background(), a, driver.Recorded{ID: tc.id, Proved: true})
 			var got string
 			switch {
 			case err != nil:
 				got = "err:" + classify(err).Reason
-			case obs.Pending != nil:
-				got = "pending:" + obs.Pending.ID
 			case obs.Replace != nil:
 				got = "replace:" + obs.Replace.ID + ":" + obs.Replace.Reason
 			case !obs.Exists:
@@ -116,9 +86,6 @@ func TestAssignmentObserve(t *testing.T) {
 			}
 			if got != tc.want {
 				t.Errorf("%s\nObserve = %s, want %s (calls %v)", tc.reason, got, tc.want, tc.api.calls)
-			}
-			if tc.want == "pending:cr-1" && len(tc.api.calls) != 0 && tc.api.calls[0] == "ListAssignments" {
-				t.Errorf("%s: listed assignments while a change is pending", tc.reason)
 			}
 		})
 	}

@@ -37,10 +37,7 @@ import (
 	"github.com/dfns-operator/dfns-operator/internal/driver"
 )
 
-const (
-	nsP       = "ns/p"
-	wantClear = "clear"
-)
+const nsP = "ns/p"
 
 // fakeAPI is a function-field dfns.API: a test sets the calls it expects; any other call
 // panics through the nil embedded interface, failing the test.
@@ -393,58 +390,16 @@ func TestResolvePermission(t *testing.T) {
 	}
 }
 
-func TestPermissionFollowChange(t *testing.T) {
-	const gen = 3
-	cases := map[string]struct {
-		reason   string
-		status   *v1alpha1.ChangeRequestStatus
-		got      *dfns.Permission
-		approval string
-		want     string // "pending", wantClear, "err:<reason>", "none"
-	}{
-		"NoChange": {reason: "nothing recorded: nothing to follow", got: &dfns.Permission{}, want: "none"},
-		"StillPending": {
-			reason: "the permission still shows the change request",
-			status: &v1alpha1.ChangeRequestStatus{ID: tChange, ApprovalID: tApproval, Status: crPending, Generation: gen},
-			got:    &dfns.Permission{PendingChangeRequest: &dfns.ChangeRequest{ID: tChange}}, want: "pending",
-		},
-		apApproved: {
-			reason: "an approved change is cleared",
-			status: &v1alpha1.ChangeRequestStatus{ID: tChange, ApprovalID: tApproval, Status: crPending, Generation: gen},
-			got:    &dfns.Permission{}, approval: apApproved, want: wantClear,
-		},
-		tDenied: {
-			reason: "a denied change stops at the same generation",
-			status: &v1alpha1.ChangeRequestStatus{ID: tChange, ApprovalID: tApproval, Status: crPending, Generation: gen},
-			got:    &dfns.Permission{}, approval: tDenied, want: "err:ChangeRejected",
-		},
-		"RejectedOldGeneration": {
-			reason: "a rejection of an older spec is cleared so the new spec is sent",
-			status: &v1alpha1.ChangeRequestStatus{ID: tChange, ApprovalID: tApproval, Status: "Rejected", Generation: gen - 1},
-			got:    &dfns.Permission{}, want: wantClear,
-		},
-	}
-	for name, tc := range cases {
-		t.Run(name, func(t *testing.T) {
-			p := &v1alpha1.DfnsPermission{ObjectMeta: metav1.ObjectMeta{Generation: gen}}
-			p.Status.PendingChangeRequest = tc.status
-			api := &fakeAPI{getApproval: func(string) (*dfns.Approval, error) { return &dfns.Approval{Status: tc.approval}, nil }}
-			cr, err := followChange(context.Background(), api, p, tc.got.PendingChangeRequest)
-			var got string
-			switch {
-			case err != nil:
-				got = "err:" + classify(err).Reason
-			case cr != nil:
-				got = "pending"
-			case tc.status == nil:
-				got = "none"
-			case p.Status.PendingChangeRequest == nil:
-				got = wantClear
-			}
-			if got != tc.want {
-				t.Errorf("%s\nfollowChange = %s, want %s", tc.reason, got, tc.want)
-			}
-		})
+// TestApprovalOutcome: an approval's status tells the driver what became of its change.
+func TestApprovalOutcome(t *testing.T) {
+	for status, want := range map[string]string{
+		crPending: driver.StatusPending, apApproved: driver.StatusApplied, tDenied: driver.StatusRejected, "Expired": driver.StatusRejected,
+	} {
+		api := &fakeAPI{getApproval: func(string) (*dfns.Approval, error) { return &dfns.Approval{Status: status}, nil }}
+		got, err := dfnsApprovals{api: api}.Outcome(context.Background(), tApproval)
+		if err != nil || got != want {
+			t.Errorf("approval %s: Outcome = %s, %v, want %s", status, got, err, want)
+		}
 	}
 }
 

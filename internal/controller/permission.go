@@ -63,11 +63,9 @@ func (e *permissions) Observe(ctx context.Context, p *v1alpha1.DfnsPermission, r
 	if err != nil {
 		return driver.Observation[*dfns.Permission]{}, fmt.Errorf("reading permission %s: %w", id, err)
 	}
-	pending, err := followChange(ctx, e.api, p, got.PendingChangeRequest)
-	if err != nil || pending != nil {
-		return driver.Observation[*dfns.Permission]{ID: id, Exists: true, Pending: pending, Current: got}, err
-	}
-	return comparePermission(p, got), nil
+	obs := comparePermission(p, got)
+	obs.Shown = toChangeRequest(got.PendingChangeRequest)
+	return obs, nil
 }
 
 // find looks the permission up by name: with a create-pending mark for that name it is ours
@@ -166,13 +164,13 @@ func (e *permissions) Update(ctx context.Context, p *v1alpha1.DfnsPermission, ob
 // Delete archives the permission. An archive already waiting for approval is followed, never
 // sent again.
 func (e *permissions) Delete(ctx context.Context, p *v1alpha1.DfnsPermission, id string) error {
-	return archive(ctx, e.api, p, "permission "+id,
-		func(ctx context.Context) (*dfns.ChangeRequest, bool, error) {
+	return archive(ctx, "permission "+id,
+		func(ctx context.Context) (bool, error) {
 			got, err := e.api.GetPermission(ctx, id)
 			if err != nil {
-				return nil, false, err
+				return false, err
 			}
-			return got.PendingChangeRequest, got.IsArchived, nil
+			return got.IsArchived, nil
 		},
 		func(ctx context.Context) error { _, err := e.api.ArchivePermission(ctx, id, true); return err })
 }

@@ -61,8 +61,9 @@ func (e *policies) Secret(*v1alpha1.DfnsPolicy) (string, v1alpha1.SecretTemplate
 	return "", v1alpha1.SecretTemplate{}
 }
 
-// Observe reads the recorded policy, follows a pending change request, and compares. A policy
-// gone or archived in Dfns is created anew: Dfns cannot unarchive a policy.
+// Observe reads the recorded policy and compares; it shows the driver the change request the
+// policy waits on. A policy gone or archived in Dfns is created anew: Dfns cannot unarchive a
+// policy.
 func (e *policies) Observe(ctx context.Context, p *v1alpha1.DfnsPolicy, rec driver.Recorded) (driver.Observation[*dfns.Policy], error) {
 	id := rec.ID
 	if id == "" {
@@ -76,26 +77,20 @@ func (e *policies) Observe(ctx context.Context, p *v1alpha1.DfnsPolicy, rec driv
 	if err != nil {
 		return driver.Observation[*dfns.Policy]{}, fmt.Errorf("reading policy %s: %w", id, err)
 	}
-	pending, err := followChange(ctx, e.api, p, got.PendingChangeRequest)
-	if err != nil || pending != nil {
-		return driver.Observation[*dfns.Policy]{ID: id, Exists: true, Pending: pending, Current: got}, err
-	}
+	shown := toChangeRequest(got.PendingChangeRequest)
 	if got.Status == policyArchived {
-		return driver.Observation[*dfns.Policy]{Replace: &driver.Replacement{Reason: driver.EventRecreated,
+		return driver.Observation[*dfns.Policy]{Shown: shown, Replace: &driver.Replacement{Reason: driver.EventRecreated,
 			Message: fmt.Sprintf("policy %s was archived in Dfns, which cannot be undone; created a new one", id)}}, nil
 	}
-	return comparePolicy(p, got), nil
+	obs := comparePolicy(p, got)
+	obs.Shown = shown
+	return obs, nil
 }
 
-// find follows a create held for approval, then looks the name up among active policies: ours
-// after a lost create answer (a create-pending mark for this name) is adopted, anyone else's is
-// a NameConflict. Dfns does not require policy names to be unique; the operator does, to find
+// find looks the name up among active policies: ours after a lost create answer (a
+// create-pending mark for this name) is adopted, anyone else's is a NameConflict. Dfns does not require policy names to be unique; the operator does, to find
 // its own.
 func (e *policies) find(ctx context.Context, p *v1alpha1.DfnsPolicy, marked string) (driver.Observation[*dfns.Policy], error) {
-	pending, err := followChange(ctx, e.api, p, nil)
-	if err != nil || pending != nil {
-		return driver.Observation[*dfns.Policy]{Exists: pending != nil, Pending: pending}, err
-	}
 	all, err := e.api.ListPolicies(ctx, "Active")
 	if err != nil {
 		return driver.Observation[*dfns.Policy]{}, fmt.Errorf("listing policies: %w", err)
@@ -240,13 +235,13 @@ func (e *policies) Update(ctx context.Context, p *v1alpha1.DfnsPolicy, obs drive
 // Delete archives the policy. An archive already waiting for approval is followed, never sent
 // again; a policy already archived or gone is fine.
 func (e *policies) Delete(ctx context.Context, p *v1alpha1.DfnsPolicy, id string) error {
-	return archive(ctx, e.api, p, "policy "+id,
-		func(ctx context.Context) (*dfns.ChangeRequest, bool, error) {
+	return archive(ctx, "policy "+id,
+		func(ctx context.Context) (bool, error) {
 			got, err := e.api.GetPolicy(ctx, id)
 			if err != nil {
-				return nil, false, err
+				return false, err
 			}
-			return got.PendingChangeRequest, got.Status == policyArchived, nil
+			return got.Status == policyArchived, nil
 		},
 		func(ctx context.Context) error { _, err := e.api.ArchivePolicy(ctx, id); return err })
 }

@@ -151,7 +151,8 @@ func setupKind[T driver.Object, O any](mgr ctrl.Manager, opts Options, kind stri
 		WithOptions(controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles})
 	r := driver.New(driver.Config[T, O]{
 		Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(), Kind: kind, External: ext,
-		NewObject: newObject, NewList: newList, Key: opts.OwnershipKey, Errors: dfnsErrors{}, Recorder: opts.EventRecorder,
+		NewObject: newObject, NewList: newList, Key: opts.OwnershipKey, Errors: dfnsErrors{},
+		Approvals: dfnsApprovals{api: opts.API}, Recorder: opts.EventRecorder,
 		SyncPeriod: opts.SyncPeriod, Timeout: opts.ReconcileTimeout,
 	})
 	if err := watches(b).Complete(r); err != nil {

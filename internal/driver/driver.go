@@ -68,8 +68,9 @@ type Observation[O any] struct {
 	Exists bool
 	// UpToDate is false when Update must run.
 	UpToDate bool
-	// Pending is a change request that waits for approval: nothing is sent while it is set.
-	Pending *ChangeRequest
+	// Shown is the change request the Dfns object itself shows as waiting for approval, for
+	// kinds whose objects show one; the driver follows the one status records with it.
+	Shown *ChangeRequest
 	// Replace, with Exists false, says what Create removes first and why.
 	Replace *Replacement
 	// Diff says what differs, for the Updated event; it never holds secret values.
@@ -162,7 +163,9 @@ type Reconciler[T Object, O any] struct {
 	// key signs and checks ownership proofs.
 	key *ownership.Key
 	// errs classifies the errors of the Dfns client.
-	errs       ErrorClassifier
+	errs ErrorClassifier
+	// approvals reads what became of a change held for approval.
+	approvals  Approvals
 	recorder   EventRecorder
 	syncPeriod time.Duration
 	timeout    time.Duration
@@ -175,8 +178,19 @@ type Reconciler[T Object, O any] struct {
 	current sync.Map // types.NamespacedName -> string
 }
 
-// StatusPending is the status of a change request waiting for approval.
-const StatusPending = "Pending"
+// Statuses of a change request.
+const (
+	StatusPending  = "Pending"
+	StatusApplied  = "Applied"
+	StatusRejected = "Rejected"
+	StatusFailed   = "Failed"
+)
+
+// Approvals tells what became of a change Dfns held for approval.
+type Approvals interface {
+	// Outcome returns StatusPending, StatusApplied or StatusRejected for the approval.
+	Outcome(ctx context.Context, approvalID string) (string, error)
+}
 
 // Config is what New needs to build the driver of one kind.
 type Config[T Object, O any] struct {
@@ -193,8 +207,10 @@ type Config[T Object, O any] struct {
 	// Key signs and checks ownership proofs.
 	Key *ownership.Key
 	// Errors classifies the errors of the Dfns client.
-	Errors   ErrorClassifier
-	Recorder EventRecorder
+	Errors ErrorClassifier
+	// Approvals reads what became of a change held for approval.
+	Approvals Approvals
+	Recorder  EventRecorder
 	// SyncPeriod is how often a resource is compared with Dfns; Timeout bounds one reconcile.
 	SyncPeriod, Timeout time.Duration
 }
@@ -203,7 +219,7 @@ type Config[T Object, O any] struct {
 func New[T Object, O any](c Config[T, O]) *Reconciler[T, O] {
 	return &Reconciler[T, O]{
 		client: c.Client, reader: c.Reader, scheme: c.Scheme, ext: c.External,
-		newObject: c.NewObject, newList: c.NewList, kind: c.Kind, key: c.Key, errs: c.Errors,
+		newObject: c.NewObject, newList: c.NewList, kind: c.Kind, key: c.Key, errs: c.Errors, approvals: c.Approvals,
 		recorder: c.Recorder, syncPeriod: c.SyncPeriod, timeout: c.Timeout,
 		secretRetries: 5, secretBackoff: 100 * time.Millisecond, now: time.Now,
 	}
@@ -315,13 +331,20 @@ func (r *Reconciler[T, O]) converge(ctx context.Context, st *state[T], rec Recor
 			r.normal(st.obj, EventAdopted, "adopted the existing Dfns object %s", obs.ID)
 		}
 	}
+	pending, err := r.followApproval(ctx, st, obs.Shown)
+	if err != nil {
+		return r.fail(ctx, st, err)
+	}
+	if pending != nil {
+		if obs.Exists {
+			st.obj.SetStatusID(obs.ID)
+		}
+		return r.awaitApproval(ctx, st, pending, "")
+	}
 	switch {
 	case !obs.Exists:
 		obs.Marked = rec.Marked
 		return r.create(ctx, st, obs)
-	case obs.Pending != nil:
-		st.obj.SetStatusID(obs.ID)
-		return r.awaitApproval(ctx, st, obs.Pending, false)
 	case !obs.UpToDate:
 		return r.update(ctx, st, obs)
 	}
@@ -346,7 +369,7 @@ func (r *Reconciler[T, O]) create(ctx context.Context, st *state[T], obs Observa
 		// A refusal here leaves an earlier mark in place, which finds the object again.
 		if err := r.ext.Remove(ctx, st.obj, obs, obs.Replace.ID); err != nil {
 			if cr, ok := r.errs.Pending(err); ok {
-				return r.awaitApproval(ctx, st, cr, true)
+				return r.awaitApproval(ctx, st, cr, OperationDelete)
 			}
 			return r.fail(ctx, st, err)
 		}
@@ -360,7 +383,7 @@ func (r *Reconciler[T, O]) create(ctx context.Context, st *state[T], obs Observa
 	}
 	created, err := prep.Create(ctx)
 	if cr, ok := r.errs.Pending(err); ok {
-		return r.awaitApproval(ctx, st, cr, true)
+		return r.awaitApproval(ctx, st, cr, OperationCreate)
 	}
 	if err != nil {
 		if marked && r.errs.Refused(err) {
@@ -400,7 +423,7 @@ func (r *Reconciler[T, O]) update(ctx context.Context, st *state[T], obs Observa
 	notes, err := r.ext.Update(ctx, st.obj, obs)
 	r.notes(st.obj, notes)
 	if cr, ok := r.errs.Pending(err); ok {
-		return r.awaitApproval(ctx, st, cr, true)
+		return r.awaitApproval(ctx, st, cr, OperationUpdate)
 	}
 	if err != nil {
 		return r.fail(ctx, st, err)
@@ -413,16 +436,22 @@ func (r *Reconciler[T, O]) update(ctx context.Context, st *state[T], obs Observa
 	return ctrl.Result{RequeueAfter: r.jitter(r.syncPeriod)}, nil
 }
 
-// awaitApproval records a change request and polls it at the sync period; the change is
-// never sent again while it is pending.
-func (r *Reconciler[T, O]) awaitApproval(ctx context.Context, st *state[T], cr *ChangeRequest, sent bool) (ctrl.Result, error) {
-	if cr != nil {
-		st.obj.Managed().PendingChangeRequest = &v1alpha1.ChangeRequestStatus{
-			ID: cr.ID, ApprovalID: cr.ApprovalID, Status: StatusPending, Generation: st.obj.GetGeneration(),
-		}
-	}
+// Operations a change request can hold.
+const (
+	OperationCreate = "Create"
+	OperationUpdate = "Update"
+	OperationDelete = "Delete"
+)
+
+// awaitApproval reports a change Dfns holds for approval and polls it at the sync period; the
+// change is never sent again while it is pending. op is the operation just sent, which is
+// recorded in status; "" for one recorded already.
+func (r *Reconciler[T, O]) awaitApproval(ctx context.Context, st *state[T], cr *ChangeRequest, op string) (ctrl.Result, error) {
 	msg := ApprovalMessage(cr)
-	if sent {
+	if op != "" && cr != nil {
+		st.obj.Managed().PendingChangeRequest = &v1alpha1.ChangeRequestStatus{
+			ID: cr.ID, ApprovalID: cr.ApprovalID, Status: StatusPending, Generation: st.obj.GetGeneration(), Operation: op,
+		}
 		r.normal(st.obj, EventChangePendingApproval, "%s", msg)
 	}
 	setCondition(st.obj, v1alpha1.ConditionSynced, metav1.ConditionFalse, v1alpha1.ReasonAwaitingApproval, msg)
@@ -431,7 +460,7 @@ func (r *Reconciler[T, O]) awaitApproval(ctx context.Context, st *state[T], cr *
 	} else {
 		setCondition(st.obj, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonUnavailable, msg)
 	}
-	logf.FromContext(ctx).V(1).Info("Waiting for approval", "changeRequest", cr.ID)
+	logf.FromContext(ctx).V(1).Info("Waiting for approval", "changeRequest", msg)
 	return ctrl.Result{RequeueAfter: r.syncPeriod}, nil
 }
 
@@ -490,6 +519,9 @@ func (r *Reconciler[T, O]) reconcileDelete(ctx context.Context, st *state[T]) (c
 			return r.fail(ctx, st, err)
 		}
 	} else {
+		if res, done, err := r.followApprovalBeforeDelete(ctx, st); done {
+			return res, err
+		}
 		id, err := r.deletionTarget(ctx, st)
 		if err != nil {
 			return r.fail(ctx, st, err)
@@ -497,7 +529,7 @@ func (r *Reconciler[T, O]) reconcileDelete(ctx context.Context, st *state[T]) (c
 		if id != "" {
 			err := r.ext.Delete(ctx, st.obj, id)
 			if cr, ok := r.errs.Pending(err); ok {
-				return r.awaitApproval(ctx, st, cr, true)
+				return r.awaitApproval(ctx, st, cr, OperationDelete)
 			}
 			if err != nil {
 				return r.fail(ctx, st, err)
@@ -534,14 +566,7 @@ func (r *Reconciler[T, O]) deletionTarget(ctx context.Context, st *state[T]) (st
 	}
 	obs, err := r.ext.Observe(ctx, obj, rec)
 	if err != nil {
-		if reason, _ := StopReason(err); reason == v1alpha1.ReasonChangeRejected {
-			return "", nil // the create was rejected in Dfns: nothing exists
-		}
 		return "", err
-	}
-	if obs.Pending != nil {
-		// A create held for approval may still be applied: keep the Finalizer until it is decided.
-		return "", Waitf(v1alpha1.ReasonAwaitingApproval, "deleting once %s", ApprovalMessage(obs.Pending))
 	}
 	id := obs.ID
 	if obs.Replace != nil {
@@ -773,3 +798,93 @@ func OwnedIDs[T Object](kind string, key *ownership.Key) func(client.Object) []s
 
 // markKey is the OwnedIDIndex value of a create-pending mark's name.
 func markKey(name string) string { return "mark:" + name }
+
+// followApproval follows the change request status records as waiting for approval (sent by
+// any operation of any kind): still pending → returned, and nothing is sent; applied →
+// cleared; rejected → ChangeRejected until the spec changes past the generation it carried.
+// shown is the change request the Dfns object shows waiting, if the kind shows one: while it
+// shows the recorded one, that one is pending without a look at its approval.
+func (r *Reconciler[T, O]) followApproval(ctx context.Context, st *state[T], shown *ChangeRequest) (*ChangeRequest, error) {
+	cr := st.obj.Managed().PendingChangeRequest
+	if cr == nil {
+		return nil, nil
+	}
+	if cr.Status == StatusPending {
+		switch {
+		case shown != nil && shown.ID == cr.ID:
+		case cr.ApprovalID == "":
+			// Nothing to ask about: the object no longer shows it, or the kind never shows
+			// one. The observation says what exists; a change still held is answered 409.
+			cr.Status = StatusApplied
+		default:
+			status, err := r.approvals.Outcome(ctx, cr.ApprovalID)
+			if err != nil {
+				return nil, fmt.Errorf("reading approval %s: %w", cr.ApprovalID, err)
+			}
+			cr.Status = status
+		}
+	}
+	switch cr.Status {
+	case StatusPending:
+		return &ChangeRequest{ID: cr.ID, ApprovalID: cr.ApprovalID, Status: StatusPending}, nil
+	case StatusRejected, StatusFailed:
+		if cr.Generation == st.obj.GetGeneration() {
+			return nil, Stopf(v1alpha1.ReasonChangeRejected,
+				"change request %s (approval %s) was rejected in Dfns; change the spec to try again", cr.ID, cr.ApprovalID)
+		}
+	}
+	st.obj.Managed().PendingChangeRequest = nil
+	return nil, nil
+}
+
+// followApprovalBeforeDelete follows a change held for approval before the object is deleted:
+// a create or delete still pending keeps the finalizer (the create may yet be applied, the
+// delete must not be sent again); a rejected create made nothing, so the resource goes; a
+// rejected delete stops, since sending it again would only be rejected again.
+func (r *Reconciler[T, O]) followApprovalBeforeDelete(ctx context.Context, st *state[T]) (ctrl.Result, bool, error) {
+	cr := st.obj.Managed().PendingChangeRequest
+	if cr == nil {
+		return ctrl.Result{}, false, nil
+	}
+	var shown *ChangeRequest
+	if cr.Status == StatusPending && cr.ApprovalID == "" {
+		// Only the object can tell whether it still waits.
+		rec, err := r.recorded(ctx, st)
+		if err != nil {
+			res, err := r.fail(ctx, st, err)
+			return res, true, err
+		}
+		if rec.Proved || rec.Marked != "" {
+			obs, err := r.ext.Observe(ctx, st.obj, rec)
+			if err != nil {
+				res, err := r.fail(ctx, st, err)
+				return res, true, err
+			}
+			shown = obs.Shown
+		}
+	}
+	op := cr.Operation
+	pending, err := r.followApproval(ctx, st, shown)
+	switch {
+	case pending != nil:
+		res, err := r.awaitApproval(ctx, st, pending, "")
+		return res, true, err
+	case err == nil:
+		return ctrl.Result{}, false, nil
+	case op == OperationDelete:
+		res, err := r.fail(ctx, st, Stopf(v1alpha1.ReasonChangeRejected, "the deletion was rejected in Dfns (change request %s); "+
+			"set deletionPolicy: Orphan to delete the resource and keep the Dfns object", cr.ID))
+		return res, true, err
+	case op == OperationCreate && ExternalID(st.obj) == "":
+		// A rejected create made nothing: there is nothing to delete.
+		st.obj.Managed().PendingChangeRequest = nil
+		if err := r.patchMeta(ctx, st, func(o T) { controllerutil.RemoveFinalizer(o, Finalizer) }); err != nil {
+			res, err := r.fail(ctx, st, fmt.Errorf("removing the finalizer: %w", err))
+			return res, true, err
+		}
+		return ctrl.Result{}, true, nil
+	}
+	// A rejected update: the object is deleted as it is.
+	st.obj.Managed().PendingChangeRequest = nil
+	return ctrl.Result{}, false, nil
+}

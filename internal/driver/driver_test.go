@@ -179,7 +179,7 @@ func newDriver[T Object](t *testing.T, ext External[T, string], newObj func() T,
 	if _, ok := any(newObj()).(*v1alpha1.DfnsServiceAccount); ok {
 		newList = func() client.ObjectList { return &v1alpha1.DfnsServiceAccountList{} }
 	}
-	return &Reconciler[T, string]{client: c, reader: c, scheme: s, ext: ext, newObject: newObj, newList: newList, recorder: rec, errs: testErrors{},
+	return &Reconciler[T, string]{client: c, reader: c, scheme: s, ext: ext, newObject: newObj, newList: newList, recorder: rec, errs: testErrors{}, approvals: testApprovals{},
 		kind: tKind, key: testOwnershipKey,
 		syncPeriod: time.Minute, timeout: time.Minute, secretRetries: 1, secretBackoff: time.Millisecond,
 		now: func() time.Time { return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) }}, c, rec
@@ -234,6 +234,22 @@ func withClaim(p *v1alpha1.DfnsPermission) { SetAnnotation(p, v1alpha1.Annotatio
 // testSubject is the ownership subject of a fixture.
 func testSubject(obj client.Object) ownership.Subject {
 	return ownership.Subject{Connection: DefaultConnection, Kind: tKind, Namespace: obj.GetNamespace(), Name: obj.GetName()}
+}
+
+// withPendingChange records an update held for approval tApproval.
+func withPendingChange(p *v1alpha1.DfnsPermission) {
+	p.Status.PendingChangeRequest = &v1alpha1.ChangeRequestStatus{ID: tChange, ApprovalID: tApproval, Status: StatusPending,
+		Generation: p.Generation, Operation: OperationUpdate}
+}
+
+// testApprovals answers Outcome from a map of approval ID to status.
+type testApprovals map[string]string
+
+func (a testApprovals) Outcome(_ context.Context, id string) (string, error) {
+	if s, ok := a[id]; ok {
+		return s, nil
+	}
+	return "", errors.New("unexpected approval " + id)
 }
 
 func deleting(p *v1alpha1.DfnsPermission) {
@@ -477,10 +493,10 @@ func TestReconcilePhases(t *testing.T) {
 				events: []string{"Normal ChangePendingApproval"}},
 		},
 		"PendingIsNotResent": {
-			reason: "while a change request is pending nothing is sent and no event is recorded",
-			obj:    perm(withFinalizer, withID),
+			reason: "while the object shows the change request status records, nothing is sent and no event is recorded",
+			obj:    perm(withFinalizer, withID, withPendingChange),
 			ext: &extFns[*v1alpha1.DfnsPermission]{observe: func(*v1alpha1.DfnsPermission, string) (Observation[string], error) {
-				return Observation[string]{ID: tPermID, Exists: true, Pending: pendingErr.cr}, nil
+				return Observation[string]{ID: tPermID, Exists: true, Shown: pendingErr.cr}, nil
 			}},
 			want: want{result: ctrl.Result{RequeueAfter: time.Minute}, calls: []string{tValidate, tObserve},
 				synced: tAwaiting, ready: tUnavailable, id: tPermID},
@@ -791,6 +807,50 @@ func TestSecretTakenOverAfterRestore(t *testing.T) {
 			}
 			if metav1.IsControlledBy(&s, sa) != tc.want || len(s.OwnerReferences) != 1 {
 				t.Errorf("owner references = %+v", s.OwnerReferences)
+			}
+		})
+	}
+}
+
+// TestFollowApproval: the driver follows the change request status records, for every kind,
+// before it sends anything.
+func TestFollowApproval(t *testing.T) {
+	shown := &ChangeRequest{ID: tChange}
+	cases := map[string]struct {
+		reason     string
+		approvals  testApprovals
+		shown      *ChangeRequest
+		generation int64
+		want       string // "pending", "cleared", "err:<reason>"
+	}{
+		"Shown":            {"the object shows it: pending, without a look at the approval", nil, shown, 1, "pending"},
+		"ApprovalPending":  {"the approval is pending", testApprovals{tApproval: StatusPending}, nil, 1, "pending"},
+		"Approved":         {"approved: cleared, and the reconcile goes on", testApprovals{tApproval: StatusApplied}, nil, 1, "cleared"},
+		"Rejected":         {"rejected: stops until the spec changes", testApprovals{tApproval: StatusRejected}, nil, 1, "err:ChangeRejected"},
+		"RejectedOldSpec":  {"rejected, but the spec changed since: cleared", testApprovals{tApproval: StatusRejected}, nil, 2, "cleared"},
+		"NoApprovalNoShow": {"no approval ID and nothing shown: cleared, the observation tells what exists", nil, nil, 1, "cleared"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			p := perm(withPendingChange)
+			p.Generation = tc.generation
+			if name == "NoApprovalNoShow" {
+				p.Status.PendingChangeRequest.ApprovalID = ""
+			}
+			r := &Reconciler[*v1alpha1.DfnsPermission, string]{approvals: tc.approvals}
+			pending, err := r.followApproval(context.Background(), &state[*v1alpha1.DfnsPermission]{obj: p}, tc.shown)
+			var got string
+			switch {
+			case err != nil:
+				reason, _ := StopReason(err)
+				got = "err:" + reason
+			case pending != nil:
+				got = "pending"
+			case p.Status.PendingChangeRequest == nil:
+				got = "cleared"
+			}
+			if got != tc.want {
+				t.Errorf("%s\nfollowApproval = %s, want %s", tc.reason, got, tc.want)
 			}
 		})
 	}
