@@ -45,7 +45,7 @@ type assignments struct {
 	lists  *driver.ListCache[dfns.Assignment]
 }
 
-var _ driver.External[*v1alpha1.DfnsPermissionAssignment, *dfns.Assignment] = (*assignments)(nil)
+var _ driver.External[*v1alpha1.DfnsPermissionAssignment, assignmentView] = (*assignments)(nil)
 
 // Validate has nothing to add to the CRD's validation.
 func (e *assignments) Validate(context.Context, *v1alpha1.DfnsPermissionAssignment) error { return nil }
@@ -57,13 +57,13 @@ func (e *assignments) Secret(*v1alpha1.DfnsPermissionAssignment) (string, v1alph
 
 // Observe resolves both references, follows a change request waiting for approval, and looks
 // for the assignment of the permission to the identity.
-func (e *assignments) Observe(ctx context.Context, a *v1alpha1.DfnsPermissionAssignment, rec driver.Recorded) (driver.Observation[*dfns.Assignment], error) {
+func (e *assignments) Observe(ctx context.Context, a *v1alpha1.DfnsPermissionAssignment, rec driver.Recorded) (driver.Observation[assignmentView], error) {
 	id := rec.ID
 	permID, identityID, err := e.resolve(ctx, a)
 	if err != nil {
-		return driver.Observation[*dfns.Assignment]{}, err
+		return driver.Observation[assignmentView]{}, err
 	}
-	a.Status.PermissionID, a.Status.IdentityID = permID, identityID
+	cur := assignmentView{PermissionID: permID, IdentityID: identityID}
 	list := func(ctx context.Context) ([]dfns.Assignment, error) { return e.api.ListAssignments(ctx, permID) }
 	all, fresh, err := e.lists.Get(ctx, permID, list)
 	found, recorded := findAssignment(all, identityID, id)
@@ -73,24 +73,39 @@ func (e *assignments) Observe(ctx context.Context, a *v1alpha1.DfnsPermissionAss
 		found, recorded = findAssignment(all, identityID, id)
 	}
 	if dfns.IsNotFound(err) {
-		return driver.Observation[*dfns.Assignment]{}, driver.Waitf(v1alpha1.ReasonPermissionNotReady, "permission %s does not exist in Dfns", permID)
+		return driver.Observation[assignmentView]{}, driver.Waitf(v1alpha1.ReasonPermissionNotReady, "permission %s does not exist in Dfns", permID)
 	}
 	if err != nil {
-		return driver.Observation[*dfns.Assignment]{}, fmt.Errorf("listing the assignments of permission %s: %w", permID, err)
+		return driver.Observation[assignmentView]{}, fmt.Errorf("listing the assignments of permission %s: %w", permID, err)
 	}
 	if found != nil {
-		return driver.Observation[*dfns.Assignment]{ID: found.ID, Exists: true, UpToDate: true, Current: found, Marker: pairMarker(permID, identityID)}, nil
+		cur.Assignment = found
+		return driver.Observation[assignmentView]{ID: found.ID, Exists: true, UpToDate: true, Current: cur, Marker: pairMarker(permID, identityID)}, nil
 	}
 	switch {
 	case recorded != nil && rec.Proved:
 		// Only an assignment this resource proves it made is revoked for the new identity.
-		return driver.Observation[*dfns.Assignment]{Replace: &driver.Replacement{ID: id, Reason: EventReassigned, Message: fmt.Sprintf(
+		return driver.Observation[assignmentView]{Current: cur, Replace: &driver.Replacement{ID: id, Reason: EventReassigned, Message: fmt.Sprintf(
 			"identity %s replaced %s: assigned permission %s to it and revoked %s", identityID, recorded.IdentityID, permID, id)}}, nil
 	case id != "":
-		return driver.Observation[*dfns.Assignment]{Replace: &driver.Replacement{Reason: driver.EventRecreated, Message: fmt.Sprintf(
+		return driver.Observation[assignmentView]{Current: cur, Replace: &driver.Replacement{Reason: driver.EventRecreated, Message: fmt.Sprintf(
 			"assignment %s was revoked in Dfns; assigned permission %s to %s again", id, permID, identityID)}}, nil
 	}
-	return driver.Observation[*dfns.Assignment]{}, nil
+	return driver.Observation[assignmentView]{Current: cur}, nil
+}
+
+// assignmentView is the assignment found in Dfns, if any, and the permission and identity the
+// references resolved to.
+type assignmentView struct {
+	*dfns.Assignment
+	PermissionID, IdentityID string
+}
+
+// Report records the permission and identity the references resolved to.
+func (e *assignments) Report(a *v1alpha1.DfnsPermissionAssignment, obs driver.Observation[assignmentView]) {
+	if obs.Current.PermissionID != "" {
+		a.Status.PermissionID, a.Status.IdentityID = obs.Current.PermissionID, obs.Current.IdentityID
+	}
 }
 
 // pairMarker is an assignment's marker: its permission and identity.
@@ -157,16 +172,16 @@ func identityKey(kind, name string) string { return kind + "/" + name }
 
 // Prepare readies the assign of the permission to the identity, both resolved by Observe. The
 // driver records and follows an assign held for approval, so it is never sent twice.
-func (e *assignments) Prepare(_ context.Context, a *v1alpha1.DfnsPermissionAssignment, _ driver.Observation[*dfns.Assignment]) (driver.Prepared, error) {
-	permID, identityID := a.Status.PermissionID, a.Status.IdentityID
+func (e *assignments) Prepare(_ context.Context, _ *v1alpha1.DfnsPermissionAssignment, obs driver.Observation[assignmentView]) (driver.Prepared, error) {
+	permID, identityID := obs.Current.PermissionID, obs.Current.IdentityID
 	return driver.Prepared{Name: pairMarker(permID, identityID), Create: func(ctx context.Context) (driver.Creation, error) {
 		return e.assign(ctx, permID, identityID)
 	}}, nil
 }
 
 // Remove revokes the assignment of an identity this resource's identity replaced.
-func (e *assignments) Remove(ctx context.Context, a *v1alpha1.DfnsPermissionAssignment, _ driver.Observation[*dfns.Assignment], id string) error {
-	return e.revoke(ctx, a, a.Status.PermissionID, id)
+func (e *assignments) Remove(ctx context.Context, a *v1alpha1.DfnsPermissionAssignment, obs driver.Observation[assignmentView], id string) error {
+	return e.revoke(ctx, obs.Current.PermissionID, id)
 }
 
 // assign assigns the permission to the identity with one Dfns call.
@@ -192,7 +207,7 @@ func (e *assignments) assign(ctx context.Context, permID, identityID string) (dr
 }
 
 // Update has nothing to do: an assignment is either there or not.
-func (e *assignments) Update(context.Context, *v1alpha1.DfnsPermissionAssignment, driver.Observation[*dfns.Assignment]) ([]driver.Note, error) {
+func (e *assignments) Update(context.Context, *v1alpha1.DfnsPermissionAssignment, driver.Observation[assignmentView]) ([]driver.Note, error) {
 	return nil, nil
 }
 
@@ -200,11 +215,11 @@ func (e *assignments) Update(context.Context, *v1alpha1.DfnsPermissionAssignment
 // it again; a permission or identity already gone does not block deletion.
 func (e *assignments) Delete(ctx context.Context, a *v1alpha1.DfnsPermissionAssignment, id string) error {
 	// After an approved revoke this finds the assignment gone, which is success.
-	return e.revoke(ctx, a, a.Status.PermissionID, id)
+	return e.revoke(ctx, a.Status.PermissionID, id)
 }
 
 // revoke revokes one assignment; gone already is success (the client treats 404 so).
-func (e *assignments) revoke(ctx context.Context, a *v1alpha1.DfnsPermissionAssignment, permID, id string) error {
+func (e *assignments) revoke(ctx context.Context, permID, id string) error {
 	if permID == "" {
 		return nil
 	}

@@ -117,6 +117,7 @@ func TestAssignmentKeptList(t *testing.T) {
 	}
 	ctx := context.Background()
 	lists := func() int { return countOf(api.calls, "ListAssignments") }
+	var last driver.Observation[assignmentView]
 	observe := func(step, id string, wantExists bool, wantLists int) {
 		t.Helper()
 		rec := driver.Recorded{ID: id, Proved: id != ""}
@@ -124,6 +125,7 @@ func TestAssignmentKeptList(t *testing.T) {
 			rec.Marked = perm + " " + user
 		}
 		obs, err := e.Observe(ctx, a, rec)
+		last = obs
 		if err != nil || obs.Exists != wantExists || lists() != wantLists {
 			t.Fatalf("%s: Observe = exists %t, %v after %d lists; want exists %t after %d", step, obs.Exists, err, lists(), wantExists, wantLists)
 		}
@@ -133,7 +135,7 @@ func TestAssignmentKeptList(t *testing.T) {
 
 	a.Annotations = map[string]string{v1alpha1.AnnotationCreatePending: "2026-01-01T00:00:00Z"}
 	observe("an assign may have been sent: listed afresh", "", false, 2)
-	c, err := createAsDriver(ctx, e, a, driver.Observation[*dfns.Assignment]{}, func() {})
+	c, err := createAsDriver(ctx, e, a, last, func() {})
 	if err != nil || c.ID != "as-1" {
 		t.Fatalf("Create = %v, %v", c, err)
 	}
@@ -142,7 +144,7 @@ func TestAssignmentKeptList(t *testing.T) {
 	a.Annotations, a.Spec.IdentityID = nil, "us-third"
 	assignErr = &dfns.Error{StatusCode: http.StatusConflict, Message: "permission pm-1 is already assigned to us-third"}
 	observe("assigned meanwhile by another hand, unseen in the kept list", "", false, 2)
-	_, err = createAsDriver(ctx, e, a, driver.Observation[*dfns.Assignment]{}, func() {})
+	_, err = createAsDriver(ctx, e, a, last, func() {})
 	if v := classify(err); err == nil || v.Policy != driver.Retry || v.Reason == v1alpha1.ReasonNameConflict {
 		t.Errorf("a 409 to an assign is retried, not a name to change: %v (%+v)", err, v)
 	}

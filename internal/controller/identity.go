@@ -83,10 +83,15 @@ type mintable interface {
 	GetSecretTemplate() v1alpha1.SecretTemplate
 }
 
-// identityView is what the minting logic reads of a Dfns identity.
+// identityView is what the minting logic reads of a Dfns identity, and what Observe adds to it.
 type identityView struct {
 	ID, Name, TokenID string
 	Active            bool
+	// WantName is the name the identity should have (set by Observe).
+	WantName string
+	// Fingerprint is the Secret's fingerprint recovered for a status that lost it (set by
+	// Observe).
+	Fingerprint string
 }
 
 // mintRequest is the create of a Dfns identity.
@@ -134,7 +139,7 @@ func (m *minter[T]) Secret(obj T) (string, v1alpha1.SecretTemplate) {
 
 // secretOf describes the resource's Secret for the checks of secret.go.
 func (m *minter[T]) secretOf(obj T) driver.OneTimeSecret {
-	return driver.OneTimeSecret{Owner: obj, Kind: m.kind, Name: obj.SecretName(), Fingerprint: &obj.GetTokenStatus().SecretFingerprint, Keys: tokenKeys}
+	return driver.OneTimeSecret{Owner: obj, Kind: m.kind, Name: obj.SecretName(), Fingerprint: obj.GetTokenStatus().SecretFingerprint, Keys: tokenKeys}
 }
 
 // Observe reads the recorded identity and checks both it and the Secret holding its token;
@@ -153,7 +158,7 @@ func (m *minter[T]) Observe(ctx context.Context, obj T, rec driver.Recorded) (dr
 	if err != nil {
 		return driver.Observation[identityView]{}, fmt.Errorf("reading %s %s: %w", m.calls.noun(), id, err)
 	}
-	intact, err := m.secrets.Intact(ctx, m.secretOf(obj), id)
+	intact, fp, err := m.secrets.Intact(ctx, m.secretOf(obj), id)
 	if err != nil {
 		return driver.Observation[identityView]{}, err
 	}
@@ -161,7 +166,7 @@ func (m *minter[T]) Observe(ctx context.Context, obj T, rec driver.Recorded) (dr
 		return driver.Observation[identityView]{Replace: &driver.Replacement{ID: id, Reason: driver.EventReminted,
 			Message: fmt.Sprintf("Secret %s was deleted or changed; deleted %s %s and minted a new one", obj.SecretName(), m.calls.noun(), id)}}, nil
 	}
-	return m.compare(obj, got), nil
+	return m.compare(obj, got, fp), nil
 }
 
 // view reads identity id from this sync period's list of the kind when it is there, else with
@@ -205,12 +210,12 @@ func (m *minter[T]) find(ctx context.Context, obj T, marked string) (driver.Obse
 		if got.Name != marked {
 			continue
 		}
-		holds, err := m.secrets.Holds(ctx, m.secretOf(obj), got.ID)
+		holds, fp, err := m.secrets.Holds(ctx, m.secretOf(obj), got.ID)
 		if err != nil {
 			return driver.Observation[identityView]{}, err
 		}
 		if holds {
-			return m.compare(obj, got), nil
+			return m.compare(obj, got, fp), nil
 		}
 		return driver.Observation[identityView]{Replace: &driver.Replacement{ID: got.ID, Reason: driver.EventOrphanDeleted,
 			Message: fmt.Sprintf("deleted %s %s whose token was never saved, and created a new one", m.calls.noun(), got.ID)}}, nil
@@ -220,27 +225,43 @@ func (m *minter[T]) find(ctx context.Context, obj T, marked string) (driver.Obse
 
 // compare reports whether the name and activation match the spec. The name wanted is the one
 // minted (status.dfnsName); a status lost in a restore takes the name Dfns shows when it is in
-// the resource's naming.
-func (m *minter[T]) compare(obj T, got identityView) driver.Observation[identityView] {
+// the resource's naming. fp is the Secret's fingerprint recovered for a status that lost it.
+func (m *minter[T]) compare(obj T, got identityView, fp string) driver.Observation[identityView] {
 	var diff []string
-	ts := obj.GetTokenStatus()
-	if ts.DfnsName == "" {
-		ts.DfnsName = got.Name
+	got.WantName = obj.GetTokenStatus().DfnsName
+	if got.WantName == "" {
+		got.WantName = got.Name
 		if !strings.HasPrefix(got.Name, obj.DfnsName()+".") {
-			ts.DfnsName = freshName(obj.DfnsName())
+			got.WantName = freshName(obj.DfnsName())
 		}
 	}
-	if got.Name != ts.DfnsName {
-		diff = append(diff, fmt.Sprintf("name %q, want %q", got.Name, ts.DfnsName))
+	if got.Name != got.WantName {
+		diff = append(diff, fmt.Sprintf("name %q, want %q", got.Name, got.WantName))
 	}
 	if got.Active != obj.WantActive() {
 		diff = append(diff, fmt.Sprintf("active %t, want %t", got.Active, obj.WantActive()))
 	}
-	if got.TokenID != "" && ts.TokenID == "" {
+	got.Fingerprint = fp
+	return driver.Observation[identityView]{ID: got.ID, Exists: true, UpToDate: len(diff) == 0, Diff: strings.Join(diff, ", "), Current: got}
+}
+
+// Report records what Observe found: the name in use, the token ID, the Secret's name, and a
+// fingerprint recovered from the Secret.
+func (m *minter[T]) Report(obj T, obs driver.Observation[identityView]) {
+	if !obs.Exists {
+		return
+	}
+	ts, got := obj.GetTokenStatus(), obs.Current
+	ts.SecretName = obj.SecretName()
+	if ts.DfnsName == "" {
+		ts.DfnsName = got.WantName
+	}
+	if ts.TokenID == "" {
 		ts.TokenID = got.TokenID
 	}
-	ts.SecretName = obj.SecretName()
-	return driver.Observation[identityView]{ID: got.ID, Exists: true, UpToDate: len(diff) == 0, Diff: strings.Join(diff, ", "), Current: got}
+	if got.Fingerprint != "" {
+		ts.SecretFingerprint = got.Fingerprint
+	}
 }
 
 // Prepare checks that the operator may mint, resolves the permission, generates the key pair
@@ -318,7 +339,7 @@ func (m *minter[T]) Update(ctx context.Context, obj T, obs driver.Observation[id
 	var notes []driver.Note
 	noun := m.calls.noun()
 	defer m.lists.Invalidate("")
-	if want := obj.GetTokenStatus().DfnsName; got.Name != want {
+	if want := got.WantName; got.Name != want {
 		if err := m.calls.rename(ctx, obs.ID, want); err != nil {
 			return notes, fmt.Errorf("renaming %s %s: %w", noun, obs.ID, err)
 		}

@@ -174,3 +174,6 @@ func (e *permissions) Delete(ctx context.Context, p *v1alpha1.DfnsPermission, id
 		},
 		func(ctx context.Context) error { _, err := e.api.ArchivePermission(ctx, id, true); return err })
 }
+
+// Report has nothing to record: status holds only the ID, which the driver records.
+func (e *permissions) Report(*v1alpha1.DfnsPermission, driver.Observation[*dfns.Permission]) {}

@@ -245,3 +245,6 @@ func (e *policies) Delete(ctx context.Context, p *v1alpha1.DfnsPolicy, id string
 		},
 		func(ctx context.Context) error { _, err := e.api.ArchivePolicy(ctx, id); return err })
 }
+
+// Report has nothing to record: status holds only the ID, which the driver records.
+func (e *policies) Report(*v1alpha1.DfnsPolicy, driver.Observation[*dfns.Policy]) {}

@@ -53,7 +53,7 @@ type webhooks struct {
 	secrets driver.SecretReader
 }
 
-var _ driver.External[*v1alpha1.DfnsWebhook, *dfns.Webhook] = (*webhooks)(nil)
+var _ driver.External[*v1alpha1.DfnsWebhook, webhookView] = (*webhooks)(nil)
 
 // Validate: the API server checks everything a webhook spec holds.
 func (e *webhooks) Validate(context.Context, *v1alpha1.DfnsWebhook) error { return nil }
@@ -97,12 +97,12 @@ func wantEvents(w *v1alpha1.DfnsWebhook) []string {
 
 // secretOf describes the resource's Secret for the checks of secret.go.
 func (e *webhooks) secretOf(w *v1alpha1.DfnsWebhook) driver.OneTimeSecret {
-	return driver.OneTimeSecret{Owner: w, Kind: kindWebhook, Name: w.SecretName(), Fingerprint: &w.Status.SecretFingerprint, Keys: webhookKeys}
+	return driver.OneTimeSecret{Owner: w, Kind: kindWebhook, Name: w.SecretName(), Fingerprint: w.Status.SecretFingerprint, Keys: webhookKeys}
 }
 
 // Observe reads the recorded webhook and checks both it and the Secret holding its signing
 // secret; with no recorded ID it looks for one carrying this resource's marker.
-func (e *webhooks) Observe(ctx context.Context, w *v1alpha1.DfnsWebhook, rec driver.Recorded) (driver.Observation[*dfns.Webhook], error) {
+func (e *webhooks) Observe(ctx context.Context, w *v1alpha1.DfnsWebhook, rec driver.Recorded) (driver.Observation[webhookView], error) {
 	id := rec.ID
 	if id == "" {
 		return e.find(ctx, w, rec.Marked)
@@ -113,60 +113,60 @@ func (e *webhooks) Observe(ctx context.Context, w *v1alpha1.DfnsWebhook, rec dri
 		if err != nil || obs.Exists || obs.Replace != nil {
 			return obs, err
 		}
-		return driver.Observation[*dfns.Webhook]{Replace: &driver.Replacement{Reason: driver.EventRecreated,
+		return driver.Observation[webhookView]{Replace: &driver.Replacement{Reason: driver.EventRecreated,
 			Message: fmt.Sprintf("webhook %s was deleted in Dfns; created a new one", id)}}, nil
 	}
 	if err != nil {
-		return driver.Observation[*dfns.Webhook]{}, fmt.Errorf("reading webhook %s: %w", id, err)
+		return driver.Observation[webhookView]{}, fmt.Errorf("reading webhook %s: %w", id, err)
 	}
-	intact, err := e.secrets.Intact(ctx, e.secretOf(w), id)
+	intact, fp, err := e.secrets.Intact(ctx, e.secretOf(w), id)
 	if err != nil {
-		return driver.Observation[*dfns.Webhook]{}, err
+		return driver.Observation[webhookView]{}, err
 	}
 	if !intact {
-		return driver.Observation[*dfns.Webhook]{Replace: &driver.Replacement{ID: id, Reason: driver.EventReminted,
+		return driver.Observation[webhookView]{Replace: &driver.Replacement{ID: id, Reason: driver.EventReminted,
 			Message: fmt.Sprintf("Secret %s was deleted or changed; deleted webhook %s and created a new one", w.SecretName(), id)}}, nil
 	}
-	return compareWebhook(w, got), nil
+	return compareWebhook(w, got, fp), nil
 }
 
 // find looks for a webhook carrying the marker of this resource's create-pending mark (marked;
 // its proof checked by the driver). One whose secret our Secret holds is adopted (only the ID
 // patch was lost); one without is an orphan of a lost create answer, deleted before a new one
 // is created. With no mark, nothing can exist.
-func (e *webhooks) find(ctx context.Context, w *v1alpha1.DfnsWebhook, marked string) (driver.Observation[*dfns.Webhook], error) {
+func (e *webhooks) find(ctx context.Context, w *v1alpha1.DfnsWebhook, marked string) (driver.Observation[webhookView], error) {
 	if marked == "" {
-		return driver.Observation[*dfns.Webhook]{}, nil
+		return driver.Observation[webhookView]{}, nil
 	}
 	all, err := e.api.ListWebhooks(ctx)
 	if err != nil {
-		return driver.Observation[*dfns.Webhook]{}, fmt.Errorf("listing webhooks: %w", err)
+		return driver.Observation[webhookView]{}, fmt.Errorf("listing webhooks: %w", err)
 	}
 	var orphan string
 	for i := range all {
 		if !strings.Contains(all[i].Description, marked) {
 			continue
 		}
-		holds, err := e.secrets.Holds(ctx, e.secretOf(w), all[i].ID)
+		holds, fp, err := e.secrets.Holds(ctx, e.secretOf(w), all[i].ID)
 		if err != nil {
-			return driver.Observation[*dfns.Webhook]{}, err
+			return driver.Observation[webhookView]{}, err
 		}
 		if holds {
-			return compareWebhook(w, &all[i]), nil
+			return compareWebhook(w, &all[i], fp), nil
 		}
 		if orphan == "" {
 			orphan = all[i].ID
 		}
 	}
 	if orphan == "" {
-		return driver.Observation[*dfns.Webhook]{}, nil
+		return driver.Observation[webhookView]{}, nil
 	}
-	return driver.Observation[*dfns.Webhook]{Replace: &driver.Replacement{ID: orphan, Reason: driver.EventOrphanDeleted,
+	return driver.Observation[webhookView]{Replace: &driver.Replacement{ID: orphan, Reason: driver.EventOrphanDeleted,
 		Message: fmt.Sprintf("deleted webhook %s whose signing secret was never saved, and created a new one", orphan)}}, nil
 }
 
 // compareWebhook reports whether url, events, status and description match the spec.
-func compareWebhook(w *v1alpha1.DfnsWebhook, got *dfns.Webhook) driver.Observation[*dfns.Webhook] {
+func compareWebhook(w *v1alpha1.DfnsWebhook, got *dfns.Webhook, fp string) driver.Observation[webhookView] {
 	var diff []string
 	if got.URL != w.Spec.URL {
 		diff = append(diff, fmt.Sprintf("url %q, want %q", got.URL, w.Spec.URL))
@@ -181,12 +181,30 @@ func compareWebhook(w *v1alpha1.DfnsWebhook, got *dfns.Webhook) driver.Observati
 	if got.Description != wantDescription(w) {
 		diff = append(diff, "description")
 	}
+	return driver.Observation[webhookView]{ID: got.ID, Exists: true, UpToDate: len(diff) == 0, Diff: strings.Join(diff, ", "),
+		Current: webhookView{Webhook: got, Fingerprint: fp}}
+}
+
+// webhookView is a webhook as Dfns shows it, and the Secret's fingerprint recovered for a
+// status that lost it.
+type webhookView struct {
+	*dfns.Webhook
+	Fingerprint string
+}
+
+// Report records the Secret's name and a fingerprint recovered from it.
+func (e *webhooks) Report(w *v1alpha1.DfnsWebhook, obs driver.Observation[webhookView]) {
+	if !obs.Exists {
+		return
+	}
 	w.Status.SecretName = w.SecretName()
-	return driver.Observation[*dfns.Webhook]{ID: got.ID, Exists: true, UpToDate: len(diff) == 0, Diff: strings.Join(diff, ", "), Current: got}
+	if obs.Current.Fingerprint != "" {
+		w.Status.SecretFingerprint = obs.Current.Fingerprint
+	}
 }
 
 // Prepare readies the create of the webhook, marked by the marker in its description.
-func (e *webhooks) Prepare(_ context.Context, w *v1alpha1.DfnsWebhook, _ driver.Observation[*dfns.Webhook]) (driver.Prepared, error) {
+func (e *webhooks) Prepare(_ context.Context, w *v1alpha1.DfnsWebhook, _ driver.Observation[webhookView]) (driver.Prepared, error) {
 	req := dfns.CreateWebhookRequest{URL: w.Spec.URL, Events: wantEvents(w), Status: wantStatus(w), Description: wantDescription(w)}
 	return driver.Prepared{Name: markerOf(w), Create: func(ctx context.Context) (driver.Creation, error) {
 		return e.create(ctx, w, req)
@@ -194,7 +212,7 @@ func (e *webhooks) Prepare(_ context.Context, w *v1alpha1.DfnsWebhook, _ driver.
 }
 
 // Remove deletes a webhook whose signing secret was lost, or an orphan of a lost create answer.
-func (e *webhooks) Remove(ctx context.Context, w *v1alpha1.DfnsWebhook, _ driver.Observation[*dfns.Webhook], id string) error {
+func (e *webhooks) Remove(ctx context.Context, w *v1alpha1.DfnsWebhook, _ driver.Observation[webhookView], id string) error {
 	return e.Delete(ctx, w, id)
 }
 
@@ -231,7 +249,7 @@ func createWebhookError(err error) error {
 }
 
 // Update sets url, events, status and description back to the spec.
-func (e *webhooks) Update(ctx context.Context, w *v1alpha1.DfnsWebhook, obs driver.Observation[*dfns.Webhook]) ([]driver.Note, error) {
+func (e *webhooks) Update(ctx context.Context, w *v1alpha1.DfnsWebhook, obs driver.Observation[webhookView]) ([]driver.Note, error) {
 	desc := wantDescription(w)
 	_, err := e.api.UpdateWebhook(ctx, obs.ID, dfns.UpdateWebhookRequest{
 		URL: w.Spec.URL, Events: wantEvents(w), Status: wantStatus(w), Description: &desc})

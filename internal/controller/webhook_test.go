@@ -97,7 +97,7 @@ func TestCompareWebhook(t *testing.T) {
 			w := w.DeepCopy()
 			h := same()
 			tc.mutate(h, w)
-			obs := compareWebhook(w, h)
+			obs := compareWebhook(w, h, "")
 			if obs.Diff != tc.want || obs.UpToDate != (tc.want == "") || !obs.Exists || obs.ID != "wh-1" {
 				t.Errorf("%s\ncompare = %+v, want diff %q", tc.reason, obs, tc.want)
 			}

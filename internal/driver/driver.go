@@ -144,6 +144,10 @@ type External[T Object, O any] interface {
 	// already gone is success.
 	Remove(ctx context.Context, obj T, obs Observation[O], id string) error
 	Update(ctx context.Context, obj T, obs Observation[O]) ([]Note, error)
+	// Report writes what Observe found into the kind's part of status (resolved IDs, the name
+	// in use, a fingerprint recovered from the Secret). Observe writes nothing; the driver calls
+	// Report once after Observe, and writes status once at the end of the reconcile.
+	Report(obj T, obs Observation[O])
 	// Delete handles the Dfns object per the deletion policy; an object already gone is success.
 	Delete(ctx context.Context, obj T, id string) error
 	// Secret returns the Secret the kind publishes into: name ("" for none) and template.
@@ -275,6 +279,7 @@ func (r *Reconciler[T, O]) Reconcile(ctx context.Context, req ctrl.Request) (res
 	if err != nil {
 		return r.fail(ctx, st, err)
 	}
+	r.ext.Report(obj, obs)
 	return r.converge(ctx, st, rec, obs)
 }
 

@@ -131,6 +131,8 @@ func (e *extFns[T]) Prepare(_ context.Context, obj T, obs Observation[string]) (
 	}}, nil
 }
 
+func (e *extFns[T]) Report(T, Observation[string]) {}
+
 func (e *extFns[T]) Remove(_ context.Context, _ T, _ Observation[string], id string) error {
 	e.calls = append(e.calls, "Remove:"+id)
 	return nil

@@ -201,8 +201,8 @@ type OneTimeSecret struct {
 	Owner client.Object
 	Kind  string
 	Name  string
-	// fingerprint points at status.secretFingerprint: the hash of the values last written.
-	Fingerprint *string
+	// Fingerprint is status.secretFingerprint: the hash of the values last written.
+	Fingerprint string
 	// Keys are the Secret keys whose values are fingerprinted; the first must not be empty.
 	Keys []string
 }
@@ -219,26 +219,26 @@ func NewSecretReader(c client.Client, r client.Reader) SecretReader {
 	return SecretReader{client: c, reader: r}
 }
 
-// intact reports whether the Secret still holds the values written for the Dfns object id, by
-// their fingerprint. A status that lost the fingerprint takes it from a Secret naming id.
-func (r SecretReader) Intact(ctx context.Context, o OneTimeSecret, id string) (bool, error) {
+// Intact reports whether the Secret still holds the values written for the Dfns object id, by
+// their fingerprint. A status that lost the fingerprint gets it back as recovered, from a
+// Secret naming id.
+func (r SecretReader) Intact(ctx context.Context, o OneTimeSecret, id string) (intact bool, recovered string, err error) {
 	names := func(s *corev1.Secret) bool {
-		return *o.Fingerprint == "" && s.Annotations[v1alpha1.AnnotationExternalID] == id
+		return o.Fingerprint == "" && s.Annotations[v1alpha1.AnnotationExternalID] == id
 	}
 	s, err := r.read(ctx, o, func(s *corev1.Secret) bool {
-		return FingerprintOf(s.Data, o.Keys) == *o.Fingerprint || names(s)
+		return FingerprintOf(s.Data, o.Keys) == o.Fingerprint || names(s)
 	})
 	if err != nil || s == nil || !ownsSecret(s, o.Owner, o.Kind) {
-		return false, err
+		return false, "", err
 	}
 	fp := FingerprintOf(s.Data, o.Keys)
 	if names(s) {
-		*o.Fingerprint = fp
+		recovered = fp
+	} else if fp != o.Fingerprint {
+		return false, "", nil
 	}
-	if fp != *o.Fingerprint {
-		return false, nil
-	}
-	return true, r.reown(ctx, s, o.Owner)
+	return true, recovered, r.reown(ctx, s, o.Owner)
 }
 
 // reown points a Secret kept from before a restore at the resource's new UID, before the
@@ -260,22 +260,23 @@ func (r SecretReader) reown(ctx context.Context, s *corev1.Secret, owner client.
 	return nil
 }
 
-// holds reports whether our Secret holds the values of the Dfns object id.
-func (r SecretReader) Holds(ctx context.Context, o OneTimeSecret, id string) (bool, error) {
+// Holds reports whether our Secret holds the values of the Dfns object id; recovered is its
+// fingerprint when status has none.
+func (r SecretReader) Holds(ctx context.Context, o OneTimeSecret, id string) (holds bool, recovered string, err error) {
 	s, err := r.read(ctx, o, func(s *corev1.Secret) bool {
 		return s.Annotations[v1alpha1.AnnotationExternalID] == id
 	})
 	if err != nil || s == nil {
-		return false, err
+		return false, "", err
 	}
 	ok := ownsSecret(s, o.Owner, o.Kind) && s.Annotations[v1alpha1.AnnotationExternalID] == id && len(s.Data[o.Keys[0]]) > 0
 	if !ok {
-		return false, nil
+		return false, "", nil
 	}
-	if *o.Fingerprint == "" {
-		*o.Fingerprint = FingerprintOf(s.Data, o.Keys)
+	if o.Fingerprint == "" {
+		recovered = FingerprintOf(s.Data, o.Keys)
 	}
-	return true, r.reown(ctx, s, o.Owner)
+	return true, recovered, r.reown(ctx, s, o.Owner)
 }
 
 // read reads the Secret from the cache and, when it is missing there or fails good, past the
