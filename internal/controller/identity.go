@@ -99,28 +99,94 @@ type mintRequest struct {
 	Name, PublicKey, PermissionID, ExternalID string
 }
 
-// identityCalls are the Dfns calls of one identity kind.
-type identityCalls[T mintable] interface {
+// identityCalls are the Dfns calls of one identity kind, D being how the Dfns client returns
+// that kind. serviceaccount.go and personalaccesstoken.go fill one in each.
+type identityCalls[T mintable, D any] struct {
 	// noun names the kind in messages ("service account").
-	noun() string
-	list(ctx context.Context) ([]identityView, error)
-	get(ctx context.Context, id string) (identityView, error)
-	// create makes the identity and returns it as Dfns answered, with the answer's token.
-	create(ctx context.Context, obj T, req mintRequest) (identityView, *dfns.AccessToken, error)
-	rename(ctx context.Context, id, name string) error
-	setActive(ctx context.Context, id string, active bool) error
-	remove(ctx context.Context, id string) error
+	noun string
+	// view reads what the minting logic needs of one.
+	view func(*D) identityView
+	// token returns the one-time token in a create answer, nil when there is none.
+	token func(*D) *dfns.AccessToken
+	// create sends the create of the kind, made from req and the spec.
+	create                    func(ctx context.Context, obj T, req mintRequest) (*D, error)
+	list                      func(ctx context.Context) ([]D, error)
+	get, activate, deactivate func(ctx context.Context, id string) (*D, error)
+	rename                    func(ctx context.Context, id, name string) (*D, error)
+	remove                    func(ctx context.Context, id string) error
 }
+
+// identities is identityCalls with their answers read as identityViews: what the minter uses.
+type identities[T mintable] interface {
+	nounOf() string
+	listViews(ctx context.Context) ([]identityView, error)
+	getView(ctx context.Context, id string) (identityView, error)
+	// mint makes the identity and returns it as Dfns answered, with the answer's token.
+	mint(ctx context.Context, obj T, req mintRequest) (identityView, *dfns.AccessToken, error)
+	setName(ctx context.Context, id, name string) error
+	setActive(ctx context.Context, id string, active bool) error
+	delete(ctx context.Context, id string) error
+}
+
+func (c identityCalls[T, D]) nounOf() string { return c.noun }
+
+func (c identityCalls[T, D]) listViews(ctx context.Context) ([]identityView, error) {
+	all, err := c.list(ctx)
+	out := make([]identityView, 0, len(all))
+	for i := range all {
+		out = append(out, c.view(&all[i]))
+	}
+	return out, err
+}
+
+func (c identityCalls[T, D]) getView(ctx context.Context, id string) (identityView, error) {
+	got, err := c.get(ctx, id)
+	if err != nil {
+		return identityView{}, err
+	}
+	return c.view(got), nil
+}
+
+func (c identityCalls[T, D]) mint(ctx context.Context, obj T, req mintRequest) (identityView, *dfns.AccessToken, error) {
+	got, err := c.create(ctx, obj, req)
+	if err != nil {
+		return identityView{}, nil, err
+	}
+	return c.view(got), c.token(got), nil
+}
+
+func (c identityCalls[T, D]) setName(ctx context.Context, id, name string) error {
+	_, err := c.rename(ctx, id, name)
+	return err
+}
+
+func (c identityCalls[T, D]) setActive(ctx context.Context, id string, active bool) error {
+	call := c.deactivate
+	if active {
+		call = c.activate
+	}
+	_, err := call(ctx, id)
+	return err
+}
+
+func (c identityCalls[T, D]) delete(ctx context.Context, id string) error { return c.remove(ctx, id) }
 
 // minter is the driver.External of the kinds that mint a token.
 type minter[T mintable] struct {
 	kind    string
 	api     dfns.API
-	calls   identityCalls[T]
+	calls   identities[T]
 	client  client.Client // cached: DfnsPermissions
 	secrets driver.SecretReader
 	// lists shares one list of the kind per sync period among the drift checks.
 	lists *driver.ListCache[identityView]
+}
+
+// newMinter is the External of an identity kind with its endpoints.
+func newMinter[T mintable, D any](calls identityCalls[T, D], kind string, api dfns.API, c client.Client, r client.Reader,
+	syncPeriod time.Duration) *minter[T] {
+	return &minter[T]{kind: kind, api: api, calls: calls, client: c,
+		secrets: driver.NewSecretReader(c, r), lists: driver.NewListCache[identityView](syncPeriod)}
 }
 
 // Validate checks the name's length, which the API server cannot.
@@ -156,7 +222,7 @@ func (m *minter[T]) Observe(ctx context.Context, obj T, rec driver.Recorded) (dr
 		return m.recreate(ctx, obj, id, rec.Marked)
 	}
 	if err != nil {
-		return driver.Observation[identityView]{}, fmt.Errorf("reading %s %s: %w", m.calls.noun(), id, err)
+		return driver.Observation[identityView]{}, fmt.Errorf("reading %s %s: %w", m.calls.nounOf(), id, err)
 	}
 	intact, fp, err := m.secrets.Intact(ctx, m.secretOf(obj), id)
 	if err != nil {
@@ -164,7 +230,7 @@ func (m *minter[T]) Observe(ctx context.Context, obj T, rec driver.Recorded) (dr
 	}
 	if !intact {
 		return driver.Observation[identityView]{Replace: &driver.Replacement{ID: id, Reason: driver.EventReminted,
-			Message: fmt.Sprintf("Secret %s was deleted or changed; deleted %s %s and minted a new one", obj.SecretName(), m.calls.noun(), id)}}, nil
+			Message: fmt.Sprintf("Secret %s was deleted or changed; deleted %s %s and minted a new one", obj.SecretName(), m.calls.nounOf(), id)}}, nil
 	}
 	return m.compare(obj, got, fp), nil
 }
@@ -172,14 +238,14 @@ func (m *minter[T]) Observe(ctx context.Context, obj T, rec driver.Recorded) (dr
 // view reads identity id from this sync period's list of the kind when it is there, else with
 // a GET: only Dfns' answer to the GET says it is gone.
 func (m *minter[T]) view(ctx context.Context, id string) (identityView, error) {
-	if all, _, err := m.lists.Get(ctx, "", m.calls.list); err == nil {
+	if all, _, err := m.lists.Get(ctx, "", m.calls.listViews); err == nil {
 		for _, v := range all {
 			if v.ID == id {
 				return v, nil
 			}
 		}
 	}
-	return m.calls.get(ctx, id)
+	return m.calls.getView(ctx, id)
 }
 
 // recreate handles a recorded identity that is gone from Dfns. A replacement whose create
@@ -190,7 +256,7 @@ func (m *minter[T]) recreate(ctx context.Context, obj T, id, marked string) (dri
 		return obs, err
 	}
 	obs.Replace = &driver.Replacement{Reason: driver.EventRecreated,
-		Message: fmt.Sprintf("%s %s was deleted in Dfns; created a new one", m.calls.noun(), id)}
+		Message: fmt.Sprintf("%s %s was deleted in Dfns; created a new one", m.calls.nounOf(), id)}
 	return obs, nil
 }
 
@@ -202,9 +268,9 @@ func (m *minter[T]) find(ctx context.Context, obj T, marked string) (driver.Obse
 	if marked == "" {
 		return driver.Observation[identityView]{}, nil
 	}
-	all, err := m.lists.Fetch(ctx, "", m.calls.list)
+	all, err := m.lists.Fetch(ctx, "", m.calls.listViews)
 	if err != nil {
-		return driver.Observation[identityView]{}, fmt.Errorf("listing %ss: %w", m.calls.noun(), err)
+		return driver.Observation[identityView]{}, fmt.Errorf("listing %ss: %w", m.calls.nounOf(), err)
 	}
 	for _, got := range all {
 		if got.Name != marked {
@@ -218,7 +284,7 @@ func (m *minter[T]) find(ctx context.Context, obj T, marked string) (driver.Obse
 			return m.compare(obj, got, fp), nil
 		}
 		return driver.Observation[identityView]{Replace: &driver.Replacement{ID: got.ID, Reason: driver.EventOrphanDeleted,
-			Message: fmt.Sprintf("deleted %s %s whose token was never saved, and created a new one", m.calls.noun(), got.ID)}}, nil
+			Message: fmt.Sprintf("deleted %s %s whose token was never saved, and created a new one", m.calls.nounOf(), got.ID)}}, nil
 	}
 	return driver.Observation[identityView]{}, nil
 }
@@ -274,7 +340,7 @@ func (m *minter[T]) Prepare(ctx context.Context, obj T, obs driver.Observation[i
 	}
 	if !can {
 		return p, driver.Waitf(v1alpha1.ReasonForbidden,
-			"the operator runs in token mode and Dfns lets only users create %ss: give it login mode (DFNS_USERNAME with a Key credential)", m.calls.noun())
+			"the operator runs in token mode and Dfns lets only users create %ss: give it login mode (DFNS_USERNAME with a Key credential)", m.calls.nounOf())
 	}
 	permID, err := resolvePermission(ctx, m.client, obj.GetNamespace(), obj.GetPermissionRef())
 	if err != nil {
@@ -305,16 +371,16 @@ func (m *minter[T]) Prepare(ctx context.Context, obj T, obs driver.Observation[i
 // Secret's contents.
 func (m *minter[T]) mint(ctx context.Context, obj T, req mintRequest, keyPEM []byte, apiURL, orgID string) (driver.Creation, error) {
 	var c driver.Creation
-	made, tok, err := m.calls.create(ctx, obj, req)
+	made, tok, err := m.calls.mint(ctx, obj, req)
 	id := made.ID
 	if err != nil {
 		m.lists.Invalidate("")
-		return c, fmt.Errorf("creating %s %q: %w", m.calls.noun(), req.Name, err)
+		return c, fmt.Errorf("creating %s %q: %w", m.calls.nounOf(), req.Name, err)
 	}
 	c.ID = id
 	if tok == nil || tok.Token == "" {
 		m.lists.Invalidate("")
-		return c, fmt.Errorf("dfns answered the create of %s %s without a token", m.calls.noun(), id)
+		return c, fmt.Errorf("dfns answered the create of %s %s without a token", m.calls.nounOf(), id)
 	}
 	// The kept list learns of the new identity instead of being listed again for the second look.
 	m.lists.Amend("", func(all []identityView) []identityView { return append(all, made) })
@@ -337,10 +403,10 @@ func (m *minter[T]) Remove(ctx context.Context, _ T, _ driver.Observation[identi
 func (m *minter[T]) Update(ctx context.Context, obj T, obs driver.Observation[identityView]) ([]driver.Note, error) {
 	got := obs.Current
 	var notes []driver.Note
-	noun := m.calls.noun()
+	noun := m.calls.nounOf()
 	defer m.lists.Invalidate("")
 	if want := got.WantName; got.Name != want {
-		if err := m.calls.rename(ctx, obs.ID, want); err != nil {
+		if err := m.calls.setName(ctx, obs.ID, want); err != nil {
 			return notes, fmt.Errorf("renaming %s %s: %w", noun, obs.ID, err)
 		}
 		notes = append(notes, driver.Note{Reason: driver.EventUpdated, Message: fmt.Sprintf("renamed %s %s from %q back to %q", noun, obs.ID, got.Name, want)})
@@ -365,7 +431,7 @@ func (m *minter[T]) Delete(ctx context.Context, obj T, id string) error {
 	err := m.calls.setActive(ctx, id, false)
 	m.lists.Invalidate("")
 	if err != nil && !dfns.IsNotFound(err) {
-		return fmt.Errorf("deactivating %s %s: %w", m.calls.noun(), id, err)
+		return fmt.Errorf("deactivating %s %s: %w", m.calls.nounOf(), id, err)
 	}
 	return nil
 }
@@ -375,10 +441,10 @@ func (m *minter[T]) remove(ctx context.Context, id string) error {
 	if id == "" {
 		return nil
 	}
-	err := m.calls.remove(ctx, id)
+	err := m.calls.delete(ctx, id)
 	m.lists.Invalidate("")
 	if err != nil && !dfns.IsNotFound(err) {
-		return fmt.Errorf("deleting %s %s: %w", m.calls.noun(), id, err)
+		return fmt.Errorf("deleting %s %s: %w", m.calls.nounOf(), id, err)
 	}
 	return nil
 }
