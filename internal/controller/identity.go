@@ -39,7 +39,7 @@ import (
 // This file mints Dfns identities whose token Dfns shows only once: service accounts and
 // personal access tokens. Finding a lost create, minting, replacing an orphan or a lost token,
 // and drift in name and activation are shared here; each kind brings only its Dfns calls
-// (identityCalls, in serviceaccount.go and personalaccesstoken.go).
+// (identityCalls: the two tables at the end of this file).
 
 // Keys of the Secret written for a service account or personal access token (docs/architecture.md, "Secrets written for apps").
 const (
@@ -100,7 +100,7 @@ type mintRequest struct {
 }
 
 // identityCalls are the Dfns calls of one identity kind, D being how the Dfns client returns
-// that kind. serviceaccount.go and personalaccesstoken.go fill one in each.
+// that kind. newServiceAccounts and newPersonalAccessTokens fill one in each.
 type identityCalls[T mintable, D any] struct {
 	// noun names the kind in messages ("service account").
 	noun string
@@ -489,4 +489,69 @@ func tokenExpiry(token string) *metav1.Time {
 	}
 	t := metav1.NewTime(time.Unix(claims.Exp, 0).UTC())
 	return &t
+}
+
+// newServiceAccounts is the External of DfnsServiceAccount: the minting of identity.go with the
+// service-account endpoints (docs/dfns-api.md §3.1). A service account is a user whose first
+// access token is its token.
+func newServiceAccounts(api dfns.API, c client.Client, r client.Reader, syncPeriod time.Duration) *minter[*v1alpha1.DfnsServiceAccount] {
+	return newMinter(identityCalls[*v1alpha1.DfnsServiceAccount, dfns.ServiceAccount]{
+		noun: "service account",
+		view: func(sa *dfns.ServiceAccount) identityView {
+			v := identityView{ID: sa.UserInfo.UserID, Name: sa.UserInfo.Name, Active: sa.UserInfo.IsActive}
+			if len(sa.AccessTokens) > 0 {
+				v.TokenID = sa.AccessTokens[0].TokenID
+			}
+			return v
+		},
+		token: func(sa *dfns.ServiceAccount) *dfns.AccessToken {
+			for i := range sa.AccessTokens {
+				if sa.AccessTokens[i].Token != "" {
+					return &sa.AccessTokens[i]
+				}
+			}
+			return nil
+		},
+		create: func(ctx context.Context, sa *v1alpha1.DfnsServiceAccount, req mintRequest) (*dfns.ServiceAccount, error) {
+			r := dfns.CreateServiceAccountRequest{Name: req.Name, PublicKey: req.PublicKey, PermissionID: req.PermissionID, ExternalID: req.ExternalID}
+			if sa.Spec.DaysValid != nil {
+				r.DaysValid = int(*sa.Spec.DaysValid)
+			}
+			return api.CreateServiceAccount(ctx, r)
+		},
+		rename: func(ctx context.Context, id, name string) (*dfns.ServiceAccount, error) {
+			return api.UpdateServiceAccount(ctx, id, dfns.UpdateServiceAccountRequest{Name: name})
+		},
+		list: api.ListServiceAccounts, get: api.GetServiceAccount,
+		activate: api.ActivateServiceAccount, deactivate: api.DeactivateServiceAccount, remove: api.DeleteServiceAccount,
+	}, kindServiceAccount, api, c, r, syncPeriod)
+}
+
+// newPersonalAccessTokens is the External of DfnsPersonalAccessToken: the minting of
+// identity.go with the token endpoints (docs/dfns-api.md §3.2). A PAT belongs to the operator's
+// own Dfns user, so only a logged-in operator can create one (login mode; token mode is
+// Forbidden), and it is its own identity.
+func newPersonalAccessTokens(api dfns.API, c client.Client, r client.Reader, syncPeriod time.Duration) *minter[*v1alpha1.DfnsPersonalAccessToken] {
+	return newMinter(identityCalls[*v1alpha1.DfnsPersonalAccessToken, dfns.AccessToken]{
+		noun: "personal access token",
+		view: func(t *dfns.AccessToken) identityView {
+			return identityView{ID: t.TokenID, Name: t.Name, Active: t.IsActive, TokenID: t.TokenID}
+		},
+		token: func(t *dfns.AccessToken) *dfns.AccessToken { return t },
+		create: func(ctx context.Context, p *v1alpha1.DfnsPersonalAccessToken, req mintRequest) (*dfns.AccessToken, error) {
+			r := dfns.CreatePersonalAccessTokenRequest{Name: req.Name, PublicKey: req.PublicKey, PermissionID: req.PermissionID, ExternalID: req.ExternalID}
+			if p.Spec.DaysValid != nil {
+				r.DaysValid = int(*p.Spec.DaysValid)
+			}
+			if p.Spec.SecondsValid != nil {
+				r.SecondsValid = int(*p.Spec.SecondsValid)
+			}
+			return api.CreatePersonalAccessToken(ctx, r)
+		},
+		rename: func(ctx context.Context, id, name string) (*dfns.AccessToken, error) {
+			return api.UpdatePersonalAccessToken(ctx, id, dfns.UpdatePersonalAccessTokenRequest{Name: name})
+		},
+		list: api.ListPersonalAccessTokens, get: api.GetPersonalAccessToken,
+		activate: api.ActivatePersonalAccessToken, deactivate: api.DeactivatePersonalAccessToken, remove: api.DeletePersonalAccessToken,
+	}, kindPersonalAccessToken, api, c, r, syncPeriod)
 }

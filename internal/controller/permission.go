@@ -29,22 +29,15 @@ import (
 
 // permissions is the driver.External of DfnsPermission.
 type permissions struct {
+	secretless[*v1alpha1.DfnsPermission, *dfns.Permission]
 	api dfns.API
 }
 
 var _ driver.External[*v1alpha1.DfnsPermission, *dfns.Permission] = (*permissions)(nil)
 
-// Validate checks the default name's length, which the API server cannot.
+// Validate checks the name's length, which the API server cannot.
 func (e *permissions) Validate(_ context.Context, p *v1alpha1.DfnsPermission) error {
-	if n := p.DfnsName(); len(n) > maxDfnsNameLen {
-		return driver.Stopf(v1alpha1.ReasonInvalidSpec, "the Dfns name %q is longer than %d characters; set spec.name", n, maxDfnsNameLen)
-	}
-	return nil
-}
-
-// Secret: a permission publishes none.
-func (e *permissions) Secret(*v1alpha1.DfnsPermission) (string, v1alpha1.SecretTemplate) {
-	return "", v1alpha1.SecretTemplate{}
+	return validName(p.DfnsName())
 }
 
 // Observe reads the recorded permission, follows a pending change request, and compares.
@@ -75,18 +68,11 @@ func (e *permissions) find(ctx context.Context, p *v1alpha1.DfnsPermission, mark
 	if err != nil {
 		return driver.Observation[*dfns.Permission]{}, fmt.Errorf("listing permissions: %w", err)
 	}
-	name := p.DfnsName()
-	for i := range all {
-		if all[i].Name != name {
-			continue
-		}
-		if marked != name {
-			return driver.Observation[*dfns.Permission]{}, driver.Stopf(v1alpha1.ReasonNameConflict,
-				"a Dfns permission named %q exists and was not made by this resource; set another spec.name", name)
-		}
-		return comparePermission(p, &all[i]), nil
+	got, err := findNamed(all, func(x *dfns.Permission) string { return x.Name }, p.DfnsName(), marked, "permission")
+	if err != nil || got == nil {
+		return driver.Observation[*dfns.Permission]{}, err
 	}
-	return driver.Observation[*dfns.Permission]{}, nil
+	return comparePermission(p, got), nil
 }
 
 // comparePermission reports whether the permission is active with the spec's name and operations.
@@ -129,11 +115,6 @@ func (e *permissions) Prepare(_ context.Context, p *v1alpha1.DfnsPermission, _ d
 	}}, nil
 }
 
-// Remove has nothing to do: a permission is replaced only once it is gone from Dfns.
-func (e *permissions) Remove(context.Context, *v1alpha1.DfnsPermission, driver.Observation[*dfns.Permission], string) error {
-	return nil
-}
-
 // Update unarchives the permission and sets its name and operations; either call may answer
 // with a change request to approve.
 func (e *permissions) Update(ctx context.Context, p *v1alpha1.DfnsPermission, obs driver.Observation[*dfns.Permission]) ([]driver.Note, error) {
@@ -174,6 +155,3 @@ func (e *permissions) Delete(ctx context.Context, p *v1alpha1.DfnsPermission, id
 		},
 		func(ctx context.Context) error { _, err := e.api.ArchivePermission(ctx, id, true); return err })
 }
-
-// Report has nothing to record: status holds only the ID, which the driver records.
-func (e *permissions) Report(*v1alpha1.DfnsPermission, driver.Observation[*dfns.Permission]) {}

@@ -32,8 +32,9 @@ const policyArchived = "Archived"
 
 // policies is the driver.External of DfnsPolicy. Updates and archives may answer 202 when a
 // Policies:Modify policy holds them for approval: the change request is recorded in status and
-// followed (approval.go), never sent again. A create held for approval is followed the same way.
+// followed by the driver, never sent again. A create held for approval is followed the same way.
 type policies struct {
+	secretless[*v1alpha1.DfnsPolicy, *dfns.Policy]
 	api dfns.API
 }
 
@@ -42,8 +43,8 @@ var _ driver.External[*v1alpha1.DfnsPolicy, *dfns.Policy] = (*policies)(nil)
 // Validate checks the default name's length and the shape of rule.configuration.addresses,
 // which the API server cannot (its shape depends on the rule kind).
 func (e *policies) Validate(_ context.Context, p *v1alpha1.DfnsPolicy) error {
-	if n := p.DfnsName(); len(n) > maxDfnsNameLen {
-		return driver.Stopf(v1alpha1.ReasonInvalidSpec, "the Dfns name %q is longer than %d characters; set spec.name", n, maxDfnsNameLen)
+	if err := validName(p.DfnsName()); err != nil {
+		return err
 	}
 	cfg := p.Spec.Rule.Configuration
 	if p.Spec.Rule.Kind != "TransactionRecipientWhitelist" {
@@ -54,11 +55,6 @@ func (e *policies) Validate(_ context.Context, p *v1alpha1.DfnsPolicy) error {
 		return driver.Stopf(v1alpha1.ReasonInvalidSpec, "rule kind TransactionRecipientWhitelist needs configuration.addresses, a list of addresses")
 	}
 	return nil
-}
-
-// Secret: a policy publishes none.
-func (e *policies) Secret(*v1alpha1.DfnsPolicy) (string, v1alpha1.SecretTemplate) {
-	return "", v1alpha1.SecretTemplate{}
 }
 
 // Observe reads the recorded policy and compares; it shows the driver the change request the
@@ -88,25 +84,18 @@ func (e *policies) Observe(ctx context.Context, p *v1alpha1.DfnsPolicy, rec driv
 }
 
 // find looks the name up among active policies: ours after a lost create answer (a
-// create-pending mark for this name) is adopted, anyone else's is a NameConflict. Dfns does not require policy names to be unique; the operator does, to find
-// its own.
+// create-pending mark for this name) is adopted, anyone else's is a NameConflict. Dfns does
+// not require policy names to be unique; the operator does, to find its own.
 func (e *policies) find(ctx context.Context, p *v1alpha1.DfnsPolicy, marked string) (driver.Observation[*dfns.Policy], error) {
 	all, err := e.api.ListPolicies(ctx, "Active")
 	if err != nil {
 		return driver.Observation[*dfns.Policy]{}, fmt.Errorf("listing policies: %w", err)
 	}
-	name := p.DfnsName()
-	for i := range all {
-		if all[i].Name != name {
-			continue
-		}
-		if marked != name {
-			return driver.Observation[*dfns.Policy]{}, driver.Stopf(v1alpha1.ReasonNameConflict,
-				"a Dfns policy named %q exists and was not made by this resource; set another spec.name", name)
-		}
-		return comparePolicy(p, &all[i]), nil
+	got, err := findNamed(all, func(x *dfns.Policy) string { return x.Name }, p.DfnsName(), marked, "policy")
+	if err != nil || got == nil {
+		return driver.Observation[*dfns.Policy]{}, err
 	}
-	return driver.Observation[*dfns.Policy]{}, nil
+	return comparePolicy(p, got), nil
 }
 
 // comparePolicy reports whether the policy in Dfns has the spec's name, activity, rule, action
@@ -219,11 +208,6 @@ func (e *policies) Prepare(_ context.Context, p *v1alpha1.DfnsPolicy, _ driver.O
 	}}, nil
 }
 
-// Remove has nothing to do: a policy is replaced only once it is gone or archived.
-func (e *policies) Remove(context.Context, *v1alpha1.DfnsPolicy, driver.Observation[*dfns.Policy], string) error {
-	return nil
-}
-
 // Update sends the whole policy as the spec has it; Dfns may hold it for approval (202).
 func (e *policies) Update(ctx context.Context, p *v1alpha1.DfnsPolicy, obs driver.Observation[*dfns.Policy]) ([]driver.Note, error) {
 	if _, err := e.api.UpdatePolicy(ctx, obs.ID, wantPolicy(p)); err != nil {
@@ -245,6 +229,3 @@ func (e *policies) Delete(ctx context.Context, p *v1alpha1.DfnsPolicy, id string
 		},
 		func(ctx context.Context) error { _, err := e.api.ArchivePolicy(ctx, id); return err })
 }
-
-// Report has nothing to record: status holds only the ID, which the driver records.
-func (e *policies) Report(*v1alpha1.DfnsPolicy, driver.Observation[*dfns.Policy]) {}

@@ -20,6 +20,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/dfns-operator/dfns-operator/api/v1alpha1"
 	"github.com/dfns-operator/dfns-operator/internal/dfns"
 	"github.com/dfns-operator/dfns-operator/internal/driver"
 )
@@ -70,4 +71,44 @@ func archive(ctx context.Context, what string, read func(context.Context) (bool,
 		return fmt.Errorf("archiving %s: %w", what, err)
 	}
 	return nil
+}
+
+// secretless is the part of an External shared by kinds without a one-time secret whose
+// objects are replaced only once they are gone: permissions and policies. Status holds only
+// the ID, which the driver records.
+type secretless[T driver.Object, O any] struct{}
+
+// Secret: the kind publishes none.
+func (secretless[T, O]) Secret(T) (string, v1alpha1.SecretTemplate) {
+	return "", v1alpha1.SecretTemplate{}
+}
+
+// Remove has nothing to do: the object is replaced only once it is gone.
+func (secretless[T, O]) Remove(context.Context, T, driver.Observation[O], string) error { return nil }
+
+// Report has nothing to record.
+func (secretless[T, O]) Report(T, driver.Observation[O]) {}
+
+// validName refuses a Dfns name longer than Dfns takes, which the API server cannot check.
+func validName(name string) error {
+	if len(name) > maxDfnsNameLen {
+		return driver.Stopf(v1alpha1.ReasonInvalidSpec, "the Dfns name %q is longer than %d characters; set a shorter spec.name", name, maxDfnsNameLen)
+	}
+	return nil
+}
+
+// findNamed returns the object of all named name: ours when the create-pending mark names it
+// (a lost create answer), a NameConflict otherwise; nil when there is none.
+func findNamed[D any](all []D, nameOf func(*D) string, name, marked, noun string) (*D, error) {
+	for i := range all {
+		if nameOf(&all[i]) != name {
+			continue
+		}
+		if marked != name {
+			return nil, driver.Stopf(v1alpha1.ReasonNameConflict,
+				"a Dfns %s named %q exists and was not made by this resource; set another spec.name", noun, name)
+		}
+		return &all[i], nil
+	}
+	return nil, nil
 }
