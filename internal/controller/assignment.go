@@ -80,7 +80,8 @@ func (e *assignments) Observe(ctx context.Context, a *v1alpha1.DfnsPermissionAss
 	}
 	if found != nil {
 		cur.Assignment = found
-		return driver.Observation[assignmentView]{ID: found.ID, Exists: true, UpToDate: true, Current: cur, Marker: pairMarker(permID, identityID)}, nil
+		return driver.Observation[assignmentView]{ID: found.ID, Exists: true, UpToDate: true, Current: cur, Marker: pairMarker(permID, identityID),
+			Shown: toChangeRequest(found.PendingChangeRequest)}, nil
 	}
 	switch {
 	case recorded != nil && rec.Proved:
@@ -214,8 +215,26 @@ func (e *assignments) Update(context.Context, *v1alpha1.DfnsPermissionAssignment
 // Delete revokes the assignment. The driver follows a revoke held for approval and never sends
 // it again; a permission or identity already gone does not block deletion.
 func (e *assignments) Delete(ctx context.Context, a *v1alpha1.DfnsPermissionAssignment, id string) error {
+	permID := a.Status.PermissionID
+	if permID == "" {
+		// Status lost it (a status patch that never landed, a restore): the reference tells,
+		// whether or not the permission is Ready now.
+		permID = a.Spec.PermissionRef.ID
+		if permID == "" {
+			var p v1alpha1.DfnsPermission
+			err := e.client.Get(ctx, types.NamespacedName{Namespace: a.Namespace, Name: a.Spec.PermissionRef.Name}, &p)
+			if err != nil && !apierrors.IsNotFound(err) {
+				return fmt.Errorf("reading DfnsPermission %s: %w", a.Spec.PermissionRef.Name, err)
+			}
+			permID = p.Status.PermissionID
+		}
+	}
+	if permID == "" {
+		return driver.Waitf(v1alpha1.ReasonPermissionNotReady, "cannot revoke assignment %s: the permission it belongs to is unknown; "+
+			"set deletionPolicy: Orphan to delete the resource and keep the assignment", id)
+	}
 	// After an approved revoke this finds the assignment gone, which is success.
-	return e.revoke(ctx, a.Status.PermissionID, id)
+	return e.revoke(ctx, permID, id)
 }
 
 // revoke revokes one assignment; gone already is success (the client treats 404 so).

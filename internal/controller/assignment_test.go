@@ -20,6 +20,7 @@ import (
 	"context"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -159,4 +160,50 @@ func countOf(calls []string, name string) int {
 		}
 	}
 	return n
+}
+
+// revokeAPI records the revokes it is asked for.
+type revokeAPI struct {
+	fakeAPI
+	revoked []string
+}
+
+func (f *revokeAPI) RevokePermission(_ context.Context, permissionID, assignmentID string) error {
+	f.revoked = append(f.revoked, permissionID+"/"+assignmentID)
+	return nil
+}
+
+// TestAssignmentDeleteWithoutStatus: an assignment whose status lost its permission (a status
+// patch that never landed, a restore) is still revoked, through its reference; with no way to
+// know the permission, deletion waits rather than claiming success.
+func TestAssignmentDeleteWithoutStatus(t *testing.T) {
+	perm := &v1alpha1.DfnsPermission{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "treasury"},
+		Status: v1alpha1.DfnsPermissionStatus{PermissionID: "pm-9"}}
+	for name, tc := range map[string]struct {
+		ref  v1alpha1.PermissionRef
+		want string
+	}{
+		"ByID":    {v1alpha1.PermissionRef{ID: "pm-7"}, "pm-7/as-1"},
+		"ByName":  {v1alpha1.PermissionRef{Name: "treasury"}, "pm-9/as-1"},
+		"Unknown": {v1alpha1.PermissionRef{Name: "gone"}, "wait"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			api := &revokeAPI{}
+			e := &assignments{api: api, client: fake.NewClientBuilder().WithScheme(testSchemeUnit(t)).WithObjects(perm).Build(),
+				lists: driver.NewListCache[dfns.Assignment](time.Minute)}
+			a := &v1alpha1.DfnsPermissionAssignment{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "grant"},
+				Spec: v1alpha1.DfnsPermissionAssignmentSpec{PermissionRef: tc.ref, IdentityID: "us-1"}}
+			err := e.Delete(context.Background(), a, "as-1")
+			got := strings.Join(api.revoked, ",")
+			if err != nil {
+				got = "wait"
+				if v := classify(err); v.Policy != driver.Wait {
+					t.Errorf("error %v is not a wait", err)
+				}
+			}
+			if got != tc.want {
+				t.Errorf("Delete revoked %q, want %q", got, tc.want)
+			}
+		})
+	}
 }

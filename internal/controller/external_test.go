@@ -462,3 +462,32 @@ func TestServiceAccountKeptList(t *testing.T) {
 		t.Errorf("the second look finds the mint in the kept list: %+v, %v, calls %v", got, err, api.calls)
 	}
 }
+
+// TestReplacementFoundByMark: killed after it published a replacement's token but before it
+// recorded it, the resource finds the replacement by its mark and takes it whole (name, token
+// ID, the Secret's fingerprint) instead of keeping the old one's status, which would make the
+// next look take the new Secret for an edited one and delete the live token.
+func TestReplacementFoundByMark(t *testing.T) {
+	const newID, newName = "us-2", "ns/" + tSAName + ".n2n2n2"
+	sa := saFixture(map[string]string{v1alpha1.AnnotationExternalID: tSAID})
+	sa.Status.ServiceAccountID = tSAID
+	sa.Status.TokenStatus = v1alpha1.TokenStatus{TokenID: "to-us-1", DfnsName: tSADfnsName, SecretFingerprint: "the-old-token's"}
+	secret := ownedSecret(newID, "new-token")
+	c := fake.NewClientBuilder().WithScheme(testSchemeUnit(t)).WithObjects(sa, secret).Build()
+	api := &fakeAPI{
+		getSA: func(string) (*dfns.ServiceAccount, error) { return nil, notFound },
+		listSAs: func() ([]dfns.ServiceAccount, error) {
+			return []dfns.ServiceAccount{account(newID, newName, true)}, nil
+		},
+	}
+	e := newServiceAccounts(api, c, c, time.Minute)
+	obs, err := e.Observe(context.Background(), sa, driver.Recorded{ID: tSAID, Proved: true, Marked: newName})
+	if err != nil || !obs.Exists || obs.ID != newID || !obs.UpToDate || obs.Replace != nil {
+		t.Fatalf("Observe = %+v, %v; want the replacement, up to date", obs, err)
+	}
+	e.Report(sa, obs)
+	ts := sa.Status.TokenStatus
+	if ts.DfnsName != newName || ts.TokenID != "to-"+newID || ts.SecretFingerprint != driver.FingerprintOf(secret.Data, tokenKeys) {
+		t.Errorf("status after Report = %+v", ts)
+	}
+}

@@ -295,7 +295,9 @@ func (m *minter[T]) find(ctx context.Context, obj T, marked string) (driver.Obse
 func (m *minter[T]) compare(obj T, got identityView, fp string) driver.Observation[identityView] {
 	var diff []string
 	got.WantName = obj.GetTokenStatus().DfnsName
-	if got.WantName == "" {
+	if got.WantName == "" || got.ID != obj.GetStatusID() {
+		// Status describes no identity, or another one (a replacement whose ID was never
+		// recorded): this one keeps the name it was made with.
 		got.WantName = got.Name
 		if !strings.HasPrefix(got.Name, obj.DfnsName()+".") {
 			got.WantName = freshName(obj.DfnsName())
@@ -319,6 +321,11 @@ func (m *minter[T]) Report(obj T, obs driver.Observation[identityView]) {
 	}
 	ts, got := obj.GetTokenStatus(), obs.Current
 	ts.SecretName = obj.SecretName()
+	if obs.ID != obj.GetStatusID() {
+		// Another identity than status describes (a replacement found by its mark): nothing
+		// of the old one's status holds for it.
+		ts.DfnsName, ts.TokenID, ts.ExpiresAt = got.WantName, got.TokenID, nil
+	}
 	if ts.DfnsName == "" {
 		ts.DfnsName = got.WantName
 	}

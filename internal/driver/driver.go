@@ -407,6 +407,11 @@ func (r *Reconciler[T, O]) create(ctx context.Context, st *state[T], obs Observa
 	}
 	if created.Secret != nil {
 		if err := r.publish(ctx, st.obj, created.Secret); err != nil {
+			if reason, stop := StopReason(err); stop {
+				// The secret is lost: the mark finds the object as an orphan at the next look,
+				// which must come without a spec change.
+				return r.fail(ctx, st, Waitf(reason, "%s", err.Error()))
+			}
 			return r.fail(ctx, st, err)
 		}
 	}
@@ -810,6 +815,12 @@ func markKey(name string) string { return "mark:" + name }
 // shown is the change request the Dfns object shows waiting, if the kind shows one: while it
 // shows the recorded one, that one is pending without a look at its approval.
 func (r *Reconciler[T, O]) followApproval(ctx context.Context, st *state[T], shown *ChangeRequest) (*ChangeRequest, error) {
+	return r.follow(ctx, st, shown, false)
+}
+
+// follow is followApproval; deleting decides on a rejection whatever generation it carried
+// (deleting a resource bumps its generation).
+func (r *Reconciler[T, O]) follow(ctx context.Context, st *state[T], shown *ChangeRequest, deleting bool) (*ChangeRequest, error) {
 	cr := st.obj.Managed().PendingChangeRequest
 	if cr == nil {
 		return nil, nil
@@ -833,9 +844,9 @@ func (r *Reconciler[T, O]) followApproval(ctx context.Context, st *state[T], sho
 	case StatusPending:
 		return &ChangeRequest{ID: cr.ID, ApprovalID: cr.ApprovalID, Status: StatusPending}, nil
 	case StatusRejected, StatusFailed:
-		if cr.Generation == st.obj.GetGeneration() {
-			return nil, Stopf(v1alpha1.ReasonChangeRejected,
-				"change request %s (approval %s) was rejected in Dfns; change the spec to try again", cr.ID, cr.ApprovalID)
+		if deleting || cr.Generation == st.obj.GetGeneration() {
+			return nil, Stopf(v1alpha1.ReasonChangeRejected, "change request %s (approval %s) was rejected in Dfns; "+
+				"change the spec, or delete and re-create the resource, to ask again", cr.ID, cr.ApprovalID)
 		}
 	}
 	st.obj.Managed().PendingChangeRequest = nil
@@ -869,7 +880,7 @@ func (r *Reconciler[T, O]) followApprovalBeforeDelete(ctx context.Context, st *s
 		}
 	}
 	op := cr.Operation
-	pending, err := r.followApproval(ctx, st, shown)
+	pending, err := r.follow(ctx, st, shown, true)
 	switch {
 	case pending != nil:
 		res, err := r.awaitApproval(ctx, st, pending, "")

@@ -857,3 +857,43 @@ func TestFollowApproval(t *testing.T) {
 		})
 	}
 }
+
+// TestRejectedCreateReleasesOnDeletion: deleting a resource bumps its generation; a create
+// rejected in Dfns still releases the resource (nothing was made) instead of being cleared and
+// looked for, and a rejected delete is never sent again.
+func TestRejectedCreateReleasesOnDeletion(t *testing.T) {
+	for name, tc := range map[string]struct {
+		op          string
+		wantRemoved bool
+		wantSynced  string
+	}{
+		"Create": {OperationCreate, true, ""},
+		"Delete": {OperationDelete, false, "False/ChangeRejected"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			p := perm(deleting, withPendingChange)
+			p.Status.PendingChangeRequest.Operation = tc.op
+			if tc.op == OperationDelete {
+				withID(p)
+			}
+			p.Generation = 2 // deletion bumped it past the change request's
+			ext := &extFns[*v1alpha1.DfnsPermission]{}
+			r, c, _ := newDriver[*v1alpha1.DfnsPermission](t, ext, func() *v1alpha1.DfnsPermission { return &v1alpha1.DfnsPermission{} }, p)
+			r.approvals = testApprovals{tApproval: StatusRejected}
+			if _, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(p)}); err != nil {
+				t.Fatal(err)
+			}
+			if len(ext.calls) != 0 {
+				t.Errorf("calls = %v, want none", ext.calls)
+			}
+			var got v1alpha1.DfnsPermission
+			err := c.Get(context.Background(), client.ObjectKeyFromObject(p), &got)
+			if removed := err != nil; removed != tc.wantRemoved {
+				t.Fatalf("removed = %t, want %t", removed, tc.wantRemoved)
+			}
+			if !tc.wantRemoved {
+				checkCondition(t, name, &got, v1alpha1.ConditionSynced, tc.wantSynced)
+			}
+		})
+	}
+}

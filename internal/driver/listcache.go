@@ -36,31 +36,62 @@ type ListCache[V any] struct {
 	mu       sync.Mutex
 	entries  map[string]listEntry[V]
 	versions map[string]uint64 // bumped by invalidate, so a list fetched before a change is not kept
+	// inflight is the list Get is fetching per key: the drift checks that miss the kept list at
+	// the same moment wait for that one instead of each listing.
+	inflight map[string]*flight[V]
+	joined   int // calls that waited for another's fetch, for tests
 }
 
+// flight is one list in progress; done is closed when items and err are set.
+type flight[V any] struct {
+	done  chan struct{}
+	items []V
+	err   error
+}
+
+// listEntry is a kept list and when it was fetched.
 type listEntry[V any] struct {
 	items []V
 	at    time.Time
 }
 
+// NewListCache keeps lists for ttl, normally the sync period.
 func NewListCache[V any](ttl time.Duration) *ListCache[V] {
-	return &ListCache[V]{ttl: ttl, now: time.Now, entries: map[string]listEntry[V]{}, versions: map[string]uint64{}}
+	return &ListCache[V]{ttl: ttl, now: time.Now, entries: map[string]listEntry[V]{}, versions: map[string]uint64{},
+		inflight: map[string]*flight[V]{}}
 }
 
-// get returns the list under key, fetching it when there is none younger than the TTL; fresh
-// reports whether it was fetched by this call.
+// Get returns the list under key, fetching it when there is none younger than the TTL; callers
+// that miss at the same moment share one fetch. fresh reports whether the list was fetched by
+// this call: a list another call was already fetching may predate this one's reason to look.
 func (c *ListCache[V]) Get(ctx context.Context, key string, fetch func(context.Context) ([]V, error)) (items []V, fresh bool, err error) {
 	c.mu.Lock()
-	e, ok := c.entries[key]
-	c.mu.Unlock()
-	if ok && c.now().Sub(e.at) < c.ttl {
+	if e, ok := c.entries[key]; ok && c.now().Sub(e.at) < c.ttl {
+		c.mu.Unlock()
 		return e.items, false, nil
 	}
-	items, err = c.Fetch(ctx, key, fetch)
-	return items, true, err
+	if f, ok := c.inflight[key]; ok {
+		c.joined++
+		c.mu.Unlock()
+		select {
+		case <-f.done:
+			return f.items, false, f.err
+		case <-ctx.Done():
+			return nil, false, ctx.Err()
+		}
+	}
+	f := &flight[V]{done: make(chan struct{})}
+	c.inflight[key] = f
+	c.mu.Unlock()
+	f.items, f.err = c.Fetch(ctx, key, fetch)
+	c.mu.Lock()
+	delete(c.inflight, key)
+	c.mu.Unlock()
+	close(f.done)
+	return f.items, true, f.err
 }
 
-// fetch lists anew and keeps the result, unless the key was invalidated meanwhile.
+// Fetch lists anew and keeps the result, unless the key was invalidated meanwhile.
 func (c *ListCache[V]) Fetch(ctx context.Context, key string, fetch func(context.Context) ([]V, error)) ([]V, error) {
 	c.mu.Lock()
 	version := c.versions[key]
@@ -77,7 +108,7 @@ func (c *ListCache[V]) Fetch(ctx context.Context, key string, fetch func(context
 	return items, nil
 }
 
-// amend applies the operator's own change to the list under key, when one is kept, so that
+// Amend applies the operator's own change to the list under key, when one is kept, so that
 // the change costs no new list. Like invalidate, it discards lists fetched before the change.
 // Use it only for a change whose outcome is known; invalidate after any doubt.
 func (c *ListCache[V]) Amend(key string, edit func([]V) []V) {
@@ -90,7 +121,7 @@ func (c *ListCache[V]) Amend(key string, edit func([]V) []V) {
 	}
 }
 
-// invalidate drops the list under key: the operator has just changed it.
+// Invalidate drops the list under key: the operator has just changed it.
 func (c *ListCache[V]) Invalidate(key string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

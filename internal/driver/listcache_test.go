@@ -19,6 +19,9 @@ package driver
 import (
 	"context"
 	"errors"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -83,5 +86,55 @@ func TestListCache(t *testing.T) {
 	}
 	if _, fresh, _ := c.Get(ctx, "k", fetch); !fresh {
 		t.Errorf("a failed list is not kept")
+	}
+}
+
+// TestListCacheSharesOneFetch: drift checks that miss the kept list at the same moment wait for
+// one list instead of each listing; only the one that fetched reports it fresh.
+func TestListCacheSharesOneFetch(t *testing.T) {
+	c := NewListCache[string](time.Minute)
+	var lists atomic.Int32
+	gate := make(chan struct{})
+	fetch := func(context.Context) ([]string, error) {
+		lists.Add(1)
+		<-gate
+		return []string{"a"}, nil
+	}
+	const callers = 8
+	var wg sync.WaitGroup
+	var fresh atomic.Int32
+	for range callers {
+		wg.Go(func() {
+			got, f, err := c.Get(context.Background(), "k", fetch)
+			if err != nil || len(got) != 1 {
+				t.Errorf("Get = %v, %v", got, err)
+			}
+			if f {
+				fresh.Add(1)
+			}
+		})
+	}
+	// The list returns only once every other caller waits for it.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c.mu.Lock()
+		joined := c.joined
+		c.mu.Unlock()
+		if joined == callers-1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			close(gate)
+			t.Fatalf("%d of %d callers waited for the list in flight", joined, callers-1)
+		}
+		runtime.Gosched()
+	}
+	close(gate)
+	wg.Wait()
+	if n := lists.Load(); n != 1 {
+		t.Errorf("%d callers made %d lists, want 1", callers, n)
+	}
+	if n := fresh.Load(); n != 1 {
+		t.Errorf("%d callers reported a fresh list, want 1", n)
 	}
 }

@@ -260,8 +260,8 @@ func (r SecretReader) reown(ctx context.Context, s *corev1.Secret, owner client.
 	return nil
 }
 
-// Holds reports whether our Secret holds the values of the Dfns object id; recovered is its
-// fingerprint when status has none.
+// Holds reports whether our Secret holds the values of the Dfns object id; recovered is their
+// fingerprint when status has another.
 func (r SecretReader) Holds(ctx context.Context, o OneTimeSecret, id string) (holds bool, recovered string, err error) {
 	s, err := r.read(ctx, o, func(s *corev1.Secret) bool {
 		return s.Annotations[v1alpha1.AnnotationExternalID] == id
@@ -273,8 +273,10 @@ func (r SecretReader) Holds(ctx context.Context, o OneTimeSecret, id string) (ho
 	if !ok {
 		return false, "", nil
 	}
-	if o.Fingerprint == "" {
-		recovered = FingerprintOf(s.Data, o.Keys)
+	// The Secret names this object, so its values are this object's, whatever status says (it
+	// may still describe the object this one replaced).
+	if fp := FingerprintOf(s.Data, o.Keys); fp != o.Fingerprint {
+		recovered = fp
 	}
 	return true, recovered, r.reown(ctx, s, o.Owner)
 }
