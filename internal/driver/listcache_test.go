@@ -95,10 +95,10 @@ func TestListCacheSharesOneFetch(t *testing.T) {
 	c := NewListCache[string](time.Minute)
 	var lists atomic.Int32
 	gate := make(chan struct{})
-	fetch := func(context.Context) ([]string, error) {
+	fetch := func(ctx context.Context) ([]string, error) {
 		lists.Add(1)
 		<-gate
-		return []string{"a"}, nil
+		return []string{"a"}, ctx.Err()
 	}
 	const callers = 8
 	var wg sync.WaitGroup
