@@ -81,13 +81,7 @@ bench: ## Measure convergence, Dfns calls, API-server writes, latency and memory
 
 .PHONY: fuzz
 fuzz: ## Run every fuzz target for FUZZTIME each (default 10s).
-	@for pkg in $$(go list ./...); do \
-		dir=$$(go list -f '{{.Dir}}' $$pkg); \
-		for f in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | sed 's/^func //'); do \
-			echo "fuzz $$pkg $$f"; \
-			go test $$pkg -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME); \
-		done; \
-	done
+	@FUZZTIME=$(FUZZTIME) hack/fuzz.sh
 
 .PHONY: lint
 lint: $(GOLANGCI_LINT) ## Run golangci-lint (with the logcheck plugin).
