@@ -239,6 +239,16 @@ func TestServiceAccountObserve(t *testing.T) {
 			}},
 			want: "true/true/us-1",
 		},
+		"UsernameOnly": {
+			reason: "an answer with the name as username only is not a rename",
+			sa:     saFixture(recorded), secret: true,
+			api: &fakeAPI{getSA: func(string) (*dfns.ServiceAccount, error) {
+				a := account(tSAID, "", true)
+				a.UserInfo.Username = tSADfnsName
+				return &a, nil
+			}},
+			want: "true/true/us-1",
+		},
 		"Renamed": {
 			reason: "renamed in Dfns: update",
 			sa:     saFixture(recorded), secret: true,

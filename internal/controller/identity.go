@@ -505,7 +505,13 @@ func newServiceAccounts(api dfns.API, c client.Client, r client.Reader, syncPeri
 	return newMinter(identityCalls[*v1alpha1.DfnsServiceAccount, dfns.ServiceAccount]{
 		noun: "service account",
 		view: func(sa *dfns.ServiceAccount) identityView {
-			v := identityView{ID: sa.UserInfo.UserID, Name: sa.UserInfo.Name, Active: sa.UserInfo.IsActive}
+			// An answer may carry the name as username only (docs/dfns-api.md §3.1); read either,
+			// or the comparison would rename the account at every sync.
+			name := sa.UserInfo.Name
+			if name == "" {
+				name = sa.UserInfo.Username
+			}
+			v := identityView{ID: sa.UserInfo.UserID, Name: name, Active: sa.UserInfo.IsActive}
 			if len(sa.AccessTokens) > 0 {
 				v.TokenID = sa.AccessTokens[0].TokenID
 			}
