@@ -336,7 +336,7 @@ func (r *Reconciler[T, O]) converge(ctx context.Context, st *state[T], rec Recor
 			r.normal(st.obj, EventAdopted, "adopted the existing Dfns object %s", obs.ID)
 		}
 	}
-	pending, err := r.followApproval(ctx, st, obs.Shown)
+	pending, err := r.followApproval(ctx, st, obs.Shown, false)
 	if err != nil {
 		return r.fail(ctx, st, err)
 	}
@@ -814,13 +814,9 @@ func markKey(name string) string { return "mark:" + name }
 // cleared; rejected → ChangeRejected until the spec changes past the generation it carried.
 // shown is the change request the Dfns object shows waiting, if the kind shows one: while it
 // shows the recorded one, that one is pending without a look at its approval.
-func (r *Reconciler[T, O]) followApproval(ctx context.Context, st *state[T], shown *ChangeRequest) (*ChangeRequest, error) {
-	return r.follow(ctx, st, shown, false)
-}
-
-// follow is followApproval; deleting decides on a rejection whatever generation it carried
-// (deleting a resource bumps its generation).
-func (r *Reconciler[T, O]) follow(ctx context.Context, st *state[T], shown *ChangeRequest, deleting bool) (*ChangeRequest, error) {
+// deleting decides on a rejection whatever generation it carried (deleting a resource bumps
+// its generation).
+func (r *Reconciler[T, O]) followApproval(ctx context.Context, st *state[T], shown *ChangeRequest, deleting bool) (*ChangeRequest, error) {
 	cr := st.obj.Managed().PendingChangeRequest
 	if cr == nil {
 		return nil, nil
@@ -880,7 +876,7 @@ func (r *Reconciler[T, O]) followApprovalBeforeDelete(ctx context.Context, st *s
 		}
 	}
 	op := cr.Operation
-	pending, err := r.follow(ctx, st, shown, true)
+	pending, err := r.followApproval(ctx, st, shown, true)
 	switch {
 	case pending != nil:
 		res, err := r.awaitApproval(ctx, st, pending, "")

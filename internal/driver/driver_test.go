@@ -840,7 +840,7 @@ func TestFollowApproval(t *testing.T) {
 				p.Status.PendingChangeRequest.ApprovalID = ""
 			}
 			r := &Reconciler[*v1alpha1.DfnsPermission, string]{approvals: tc.approvals}
-			pending, err := r.followApproval(context.Background(), &state[*v1alpha1.DfnsPermission]{obj: p}, tc.shown)
+			pending, err := r.followApproval(context.Background(), &state[*v1alpha1.DfnsPermission]{obj: p}, tc.shown, false)
 			var got string
 			switch {
 			case err != nil:

@@ -88,11 +88,6 @@ func Waitf(reason, format string, args ...any) error {
 	return &waitError{reason: reason, msg: fmt.Sprintf(format, args...)}
 }
 
-// WaitAfterf is Waitf with its own delay.
-func WaitAfterf(after time.Duration, reason, format string, args ...any) error {
-	return &waitError{reason: reason, msg: fmt.Sprintf(format, args...), after: after}
-}
-
 // StopReason returns the reason of a Stopf error.
 func StopReason(err error) (string, bool) {
 	var se *stopError

@@ -91,7 +91,7 @@ func (r *Reconciler[T, O]) releaseSecret(ctx context.Context, obj T) error {
 // the values exist nowhere else. It has its own deadline, not what the rate-limiter wait and
 // the create left of the reconcile's.
 func (r *Reconciler[T, O]) publish(ctx context.Context, obj T, content *SecretContent) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.secretTimeout())
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), secretTimeout)
 	defer cancel()
 	name, tmpl := r.ext.Secret(obj)
 	backoff := r.secretBackoff
@@ -114,9 +114,7 @@ func (r *Reconciler[T, O]) publish(ctx context.Context, obj T, content *SecretCo
 }
 
 // secretTimeout bounds the writes of one one-time secret, retries included.
-func (r *Reconciler[T, O]) secretTimeout() time.Duration {
-	return 30 * time.Second
-}
+const secretTimeout = 30 * time.Second
 
 // writeSecret creates the Secret or replaces the data of the one this resource controls.
 func (r *Reconciler[T, O]) writeSecret(ctx context.Context, obj T, name string, tmpl v1alpha1.SecretTemplate,
