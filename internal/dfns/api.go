@@ -16,6 +16,8 @@ type Identity interface {
 	// accounts and personal access tokens: only a user logged in with a Key credential
 	// (login mode) can; a service-account token or PAT (token mode) cannot.
 	CanCreateIdentities(ctx context.Context) (bool, error)
+	// Check proves the credentials work against Dfns and tells who they act as.
+	Check(ctx context.Context) (Account, error)
 }
 
 // ServiceAccountsAPI manages service accounts (/auth/service-accounts).

@@ -49,6 +49,8 @@ type Options struct {
 	Timeout time.Duration
 	// Registerer receives the client's metrics (nil: none).
 	Registerer prometheus.Registerer
+	// Connection names the connection the client serves, in the metrics' connection label.
+	Connection string
 	// Now tells the time, for token expiry and Retry-After pauses (default time.Now).
 	Now func() time.Time
 	// MaxAttempts bounds the attempts of one request, first one included.
@@ -294,7 +296,7 @@ func (c *Client) attempt(ctx context.Context, s *session, bearer string, r reque
 	start := time.Now()
 	resp, err := s.http.Do(req)
 	if err != nil {
-		c.metrics.observe(r.op, 0, time.Since(start))
+		c.metrics.observe(c.opts.Connection, r.op, 0, time.Since(start))
 		return nil, &transportError{op: r.op, written: written.Load(), err: err}
 	}
 	defer func() { _ = resp.Body.Close() }()
@@ -302,7 +304,7 @@ func (c *Client) attempt(ctx context.Context, s *session, bearer string, r reque
 		c.pause(parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()))
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerSize))
-	c.metrics.observe(r.op, resp.StatusCode, time.Since(start))
+	c.metrics.observe(c.opts.Connection, r.op, resp.StatusCode, time.Since(start))
 	if err != nil {
 		return nil, &transportError{op: r.op, written: true, err: fmt.Errorf("read answer (status %d): %w", resp.StatusCode, err)}
 	}
@@ -701,4 +703,49 @@ func (c *Client) change(ctx context.Context, op, method, path string, body, out 
 	}
 	resp, err := c.mutate(ctx, s, request{op: op, method: method, path: path, body: b})
 	return finish(op, resp, err, out, kind)
+}
+
+// Account is who the client acts as, as Check found it.
+type Account struct {
+	// OrgID is the organisation the credentials act in.
+	OrgID string
+	// Identity is the user logged in as (login mode), or "token" for a service-account token
+	// or personal access token used as is.
+	Identity string
+}
+
+// Check proves the credentials work: in login mode it logs in (or keeps a token still valid);
+// in token mode it makes one read, and a token refused with 401 is a credentials error. A 403
+// proves the token was accepted: it only lacks the right to that read.
+func (c *Client) Check(ctx context.Context) (Account, error) {
+	s, err := c.session()
+	if err != nil {
+		return Account{}, err
+	}
+	acct := Account{OrgID: s.creds.OrgID, Identity: s.creds.Username}
+	if s.creds.Mode() == ModeLogin {
+		if _, err := c.bearer(ctx, s, false); err != nil {
+			return Account{}, err
+		}
+		return acct, nil
+	}
+	acct.Identity = "token"
+	if acct.OrgID == "" {
+		if claims, err := decodeClaims(s.creds.AuthToken); err == nil {
+			acct.OrgID = claims.orgID()
+		}
+	}
+	_, err = c.ListPersonalAccessTokens(ctx)
+	if e, ok := asError(err); ok {
+		switch e.StatusCode {
+		case http.StatusForbidden:
+			return acct, nil
+		case http.StatusUnauthorized:
+			return Account{}, fmt.Errorf("%w: the token was refused: %w", ErrCredentials, err)
+		}
+	}
+	if err != nil {
+		return Account{}, err
+	}
+	return acct, nil
 }

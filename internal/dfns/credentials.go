@@ -196,6 +196,12 @@ func LoadCredentials(dir string) (*Credentials, error) {
 	return credentialsFromFiles(files)
 }
 
+// CredentialsFromData reads and validates credentials held as the keys of a Secret, the same
+// keys as the files of a credentials directory. Errors name the key, never its value.
+func CredentialsFromData(data map[string][]byte) (*Credentials, error) {
+	return credentialsFromFiles(data)
+}
+
 func credentialsFromFiles(files map[string][]byte) (*Credentials, error) {
 	text := func(name string) string { return strings.TrimSpace(string(files[name])) }
 	c := &Credentials{
@@ -301,6 +307,49 @@ func NewStaticCredentials(c Credentials) *StaticCredentials {
 
 // Credentials returns the credentials or the validation error.
 func (s *StaticCredentials) Credentials() (*Credentials, error) { return s.creds, s.err }
+
+// SettableCredentials is a CredentialsSource whose credentials are replaced from outside, for
+// credentials read from a Kubernetes Secret. Set keeps the same pointer while the data is
+// unchanged, so that the client keeps its login session.
+type SettableCredentials struct {
+	mu     sync.Mutex
+	digest [sha256.Size]byte
+	set    bool
+	creds  *Credentials
+	err    error
+}
+
+// Set replaces the credentials with those data holds, unless data is what was set last.
+func (s *SettableCredentials) Set(data map[string][]byte) {
+	d := digestFiles(data)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.set && d == s.digest {
+		return
+	}
+	s.digest, s.set = d, true
+	s.creds, s.err = CredentialsFromData(data)
+	if s.err != nil {
+		s.err = fmt.Errorf("%w: %w", ErrCredentials, s.err)
+	}
+}
+
+// Fail makes the source answer err (the Secret cannot be read) until the next Set.
+func (s *SettableCredentials) Fail(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.set, s.creds, s.err = false, nil, fmt.Errorf("%w: %w", ErrCredentials, err)
+}
+
+// Credentials returns the credentials last set, or why there are none.
+func (s *SettableCredentials) Credentials() (*Credentials, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.set && s.err == nil {
+		return nil, fmt.Errorf("%w: not read yet", ErrCredentials)
+	}
+	return s.creds, s.err
+}
 
 // DefaultReloadInterval is how often FileCredentials looks at its directory at most.
 const DefaultReloadInterval = time.Second

@@ -8,11 +8,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Metrics are the client's Prometheus metrics. Every HTTP attempt counts once.
+// Metrics are the client's Prometheus metrics. Every HTTP attempt counts once. Both carry the
+// label connection: the name of the connection whose client made the call.
 type Metrics struct {
-	// Requests is dfns_api_requests_total{operation,code}; code is the HTTP status or "error".
+	// Requests is dfns_api_requests_total{connection,operation,code}; code is the HTTP status
+	// or "error".
 	Requests *prometheus.CounterVec
-	// Duration is dfns_api_request_duration_seconds{operation}.
+	// Duration is dfns_api_request_duration_seconds{connection,operation}.
 	Duration *prometheus.HistogramVec
 }
 
@@ -23,12 +25,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dfns_api_requests_total",
 			Help: "Requests sent to the Dfns API, by operation (official SDK method name) and HTTP status code (\"error\" when no answer came).",
-		}, []string{"operation", "code"}),
+		}, []string{"connection", "operation", "code"}),
 		Duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "dfns_api_request_duration_seconds",
 			Help:    "Duration of requests to the Dfns API, by operation.",
 			Buckets: []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30},
-		}, []string{"operation"}),
+		}, []string{"connection", "operation"}),
 	}
 	if reg == nil {
 		return m
@@ -54,8 +56,8 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 	return c
 }
 
-// observe records one attempt; status 0 means no answer.
-func (m *Metrics) observe(op string, status int, d time.Duration) {
+// observe records one attempt of the connection's client; status 0 means no answer.
+func (m *Metrics) observe(connection, op string, status int, d time.Duration) {
 	if m == nil {
 		return
 	}
@@ -63,6 +65,6 @@ func (m *Metrics) observe(op string, status int, d time.Duration) {
 	if status > 0 {
 		code = strconv.Itoa(status)
 	}
-	m.Requests.WithLabelValues(op, code).Inc()
-	m.Duration.WithLabelValues(op).Observe(d.Seconds())
+	m.Requests.WithLabelValues(connection, op, code).Inc()
+	m.Duration.WithLabelValues(connection, op).Observe(d.Seconds())
 }

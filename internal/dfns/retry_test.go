@@ -276,7 +276,7 @@ func TestConnectionRefusedBeforeSending(t *testing.T) {
 	if err == nil || errors.Is(err, ErrOutcomeUnknown) {
 		t.Fatalf("err = %v, want a plain network error (nothing was sent)", err)
 	}
-	if got := testutil.ToFloat64(c.metrics.Requests.WithLabelValues("CreateUserActionChallenge", "error")); got != 4 {
+	if got := testutil.ToFloat64(c.metrics.Requests.WithLabelValues("", "CreateUserActionChallenge", "error")); got != 4 {
 		t.Errorf("network errors counted %v, want 4 attempts", got)
 	}
 }
@@ -376,7 +376,7 @@ func TestMetrics(t *testing.T) {
 	f.route("POST /auth/service-accounts", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, saJSON()) })
 	f.route("GET /auth/service-accounts/us-1", failFirst(1, badGateway, func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, saJSON()) }))
 	reg := prometheus.NewRegistry()
-	c := tokenClient(t, f, key, func(o *Options) { o.Registerer = reg })
+	c := tokenClient(t, f, key, func(o *Options) { o.Registerer = reg; o.Connection = "ClusterDfnsConnection/a" })
 	ctx := context.Background()
 	if _, err := c.CreateServiceAccount(ctx, CreateServiceAccountRequest{Name: "n"}); err != nil {
 		t.Fatal(err)
@@ -395,7 +395,7 @@ func TestMetrics(t *testing.T) {
 		{"GetServiceAccount", "200", 1},
 	}
 	for _, tc := range cases {
-		if got := testutil.ToFloat64(c.metrics.Requests.WithLabelValues(tc.op, tc.code)); got != tc.want {
+		if got := testutil.ToFloat64(c.metrics.Requests.WithLabelValues("ClusterDfnsConnection/a", tc.op, tc.code)); got != tc.want {
 			t.Errorf("dfns_api_requests_total{operation=%s,code=%s} = %v, want %v", tc.op, tc.code, got, tc.want)
 		}
 	}
@@ -410,11 +410,11 @@ func TestMetrics(t *testing.T) {
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(`
 # HELP dfns_api_requests_total Requests sent to the Dfns API, by operation (official SDK method name) and HTTP status code ("error" when no answer came).
 # TYPE dfns_api_requests_total counter
-dfns_api_requests_total{code="200",operation="CreateServiceAccount"} 1
-dfns_api_requests_total{code="200",operation="CreateUserActionChallenge"} 1
-dfns_api_requests_total{code="200",operation="CreateUserActionSignature"} 1
-dfns_api_requests_total{code="200",operation="GetServiceAccount"} 1
-dfns_api_requests_total{code="502",operation="GetServiceAccount"} 1
+dfns_api_requests_total{code="200",connection="ClusterDfnsConnection/a",operation="CreateServiceAccount"} 1
+dfns_api_requests_total{code="200",connection="ClusterDfnsConnection/a",operation="CreateUserActionChallenge"} 1
+dfns_api_requests_total{code="200",connection="ClusterDfnsConnection/a",operation="CreateUserActionSignature"} 1
+dfns_api_requests_total{code="200",connection="ClusterDfnsConnection/a",operation="GetServiceAccount"} 1
+dfns_api_requests_total{code="502",connection="ClusterDfnsConnection/a",operation="GetServiceAccount"} 1
 `), "dfns_api_requests_total"); err != nil {
 		t.Error(err)
 	}
@@ -424,7 +424,7 @@ dfns_api_requests_total{code="502",operation="GetServiceAccount"} 1
 	if m := NewMetrics(clash); m.Requests == nil {
 		t.Error("NewMetrics on a clashing registry returned no metrics")
 	}
-	(*Metrics)(nil).observe("X", 200, 0) // nil metrics are a no-op
+	(*Metrics)(nil).observe("", "X", 200, 0) // nil metrics are a no-op
 }
 
 func TestRetryAfterPausesEveryCall(t *testing.T) {
