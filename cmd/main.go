@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"go.uber.org/zap/zapcore"
@@ -70,6 +71,7 @@ type flags struct {
 	timeout                 time.Duration
 	syncPeriod              time.Duration
 	maxConcurrentReconciles int
+	watchNamespaces         string
 }
 
 // registerFlags binds the manager's flags to f; fs.Parse fills it.
@@ -86,12 +88,26 @@ func registerFlags(fs *flag.FlagSet, f *flags) {
 		"Directory with the operator's Dfns credentials, one file per key (DFNS_API_URL, DFNS_ORG_ID, "+
 			"DFNS_USERNAME or DFNS_AUTH_TOKEN, DFNS_CRED_ID, DFNS_PRIVATE_KEY, optional ca.crt). Re-read when it changes.")
 	fs.StringVar(&f.apiURL, "dfns-api-url", "", "Dfns API base URL; overrides DFNS_API_URL from the credentials.")
-	fs.Float64Var(&f.qps, "dfns-qps", 10, "Requests per second to Dfns, shared by every controller.")
-	fs.IntVar(&f.burst, "dfns-burst", 20, "Burst of requests to Dfns above --dfns-qps.")
+	fs.Float64Var(&f.qps, "dfns-qps", 10,
+		"Requests per second to Dfns per connection, unless its spec.rateLimit says otherwise.")
+	fs.IntVar(&f.burst, "dfns-burst", 20, "Burst of requests to Dfns above --dfns-qps, per connection.")
 	fs.DurationVar(&f.timeout, "dfns-timeout", dfns.DefaultTimeout, "Time limit of one HTTP request to Dfns.")
 	fs.DurationVar(&f.syncPeriod, "sync-period", 10*time.Minute,
 		"How often every resource is compared with Dfns to detect drift.")
 	fs.IntVar(&f.maxConcurrentReconciles, "max-concurrent-reconciles", 4, "Concurrent reconciles per kind.")
+	fs.StringVar(&f.watchNamespaces, "watch-namespaces", "",
+		"Comma-separated namespaces whose resources the manager reconciles; empty: every namespace.")
+}
+
+// namespaces splits --watch-namespaces.
+func (f flags) namespaces() []string {
+	var out []string
+	for ns := range strings.SplitSeq(f.watchNamespaces, ",") {
+		if ns = strings.TrimSpace(ns); ns != "" {
+			out = append(out, ns)
+		}
+	}
+	return out
 }
 
 func main() {
@@ -127,17 +143,19 @@ func run(f flags) error {
 		setupLog.Error(err, "Dfns credentials unavailable; readiness fails until they are fixed",
 			"dir", f.credentialsDir)
 	}
-	api, err := dfns.New(dfns.Options{
-		Credentials: creds,
-		BaseURL:     f.apiURL,
-		QPS:         f.qps,
-		Burst:       f.burst,
-		Timeout:     f.timeout,
-		Registerer:  metrics.Registry,
-	})
-	if err != nil {
-		return fmt.Errorf("creating the Dfns client: %w", err)
+	// Each connection gets a client of its own; the flags are the defaults of its limiter.
+	newClient := func(name string, src dfns.CredentialsSource, rate accessv1alpha1.RateLimit) (dfns.API, error) {
+		o := dfns.Options{Credentials: src, BaseURL: f.apiURL, QPS: f.qps, Burst: f.burst, Timeout: f.timeout,
+			Registerer: metrics.Registry, Connection: name}
+		if rate.QPS > 0 {
+			o.QPS = float64(rate.QPS)
+		}
+		if rate.Burst > 0 {
+			o.Burst = int(rate.Burst)
+		}
+		return dfns.New(o)
 	}
+	ns := operatorNamespace()
 
 	var tlsOpts []func(*tls.Config)
 	if !f.enableHTTP2 {
@@ -154,7 +172,7 @@ func run(f flags) error {
 		HealthProbeBindAddress: f.probeAddr,
 		LeaderElection:         f.leaderElect,
 		LeaderElectionID:       "dfns-operator.access.dfns.io",
-		Cache:                  controller.CacheOptions(),
+		Cache:                  controller.CacheOptions(ns, f.namespaces()),
 	})
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
@@ -165,7 +183,6 @@ func run(f flags) error {
 	if err != nil {
 		return fmt.Errorf("creating a Kubernetes client: %w", err)
 	}
-	ns := operatorNamespace()
 	keyCtx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	key, err := controller.LoadOwnershipKey(keyCtx, direct, ns)
 	cancel()
@@ -173,7 +190,9 @@ func run(f flags) error {
 		return fmt.Errorf("loading the ownership key: %w", err)
 	}
 	if err := controller.Setup(mgr, controller.Options{
-		API:                     api,
+		Mounted:                 creds,
+		NewClient:               newClient,
+		OperatorNamespace:       ns,
 		OwnershipKey:            key,
 		SyncPeriod:              f.syncPeriod,
 		MaxConcurrentReconciles: f.maxConcurrentReconciles,
@@ -189,6 +208,7 @@ func run(f flags) error {
 		return fmt.Errorf("adding the readiness check: %w", err)
 	}
 
-	setupLog.Info("Starting manager", "dfnsCredentialsDir", f.credentialsDir, "syncPeriod", f.syncPeriod)
+	setupLog.Info("Starting manager", "dfnsCredentialsDir", f.credentialsDir, "syncPeriod", f.syncPeriod,
+		"namespace", ns, "watchNamespaces", f.namespaces())
 	return mgr.Start(ctrl.SetupSignalHandler())
 }

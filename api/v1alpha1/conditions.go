@@ -73,4 +73,7 @@ const (
 	// ReasonCredentialsUnavailable (Synced=False): the operator's Dfns credentials are missing
 	// or rejected.
 	ReasonCredentialsUnavailable = "CredentialsUnavailable"
+	// ReasonConnectionNotFound (Synced=False): the connection the resource names does not
+	// exist; nothing is done in Dfns until it does.
+	ReasonConnectionNotFound = "ConnectionNotFound"
 )

@@ -27,6 +27,14 @@ type Operation string
 
 // DfnsPermissionSpec is the desired state of a Dfns permission.
 type DfnsPermissionSpec struct {
+	// connectionRef names the connection the resource reaches Dfns through: a
+	// ClusterDfnsConnection, or a DfnsConnection in the same namespace. Default: the
+	// ClusterDfnsConnection "default".
+	// +optional
+	// +kubebuilder:default={kind: ClusterDfnsConnection, name: default}
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="connectionRef is immutable"
+	ConnectionRef *ConnectionReference `json:"connectionRef,omitempty"`
+
 	// name is the permission's name within the namespace's naming: its name in Dfns is
 	// <namespace>/<name>, unique in the org including archived permissions. Default: the
 	// resource's name.

@@ -39,6 +39,14 @@ type IdentityRef struct {
 // +kubebuilder:validation:XValidation:rule="has(self.identityRef) != has(self.identityId)",message="set exactly one of identityRef and identityId"
 // +kubebuilder:validation:XValidation:rule="has(self.identityRef) == has(oldSelf.identityRef)",message="the identity is immutable: make a new assignment"
 type DfnsPermissionAssignmentSpec struct {
+	// connectionRef names the connection the resource reaches Dfns through: a
+	// ClusterDfnsConnection, or a DfnsConnection in the same namespace. Default: the
+	// ClusterDfnsConnection "default".
+	// +optional
+	// +kubebuilder:default={kind: ClusterDfnsConnection, name: default}
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="connectionRef is immutable"
+	ConnectionRef *ConnectionReference `json:"connectionRef,omitempty"`
+
 	// permissionRef is the permission to assign: a DfnsPermission in this namespace ({name}) or
 	// a Dfns permission ID ({id}). Immutable.
 	// +required

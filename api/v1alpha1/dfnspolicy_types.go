@@ -47,6 +47,14 @@ type PolicyActionKind string
 // +kubebuilder:validation:XValidation:rule="!has(self.filters) || !has(self.filters.permissionId) || self.activityKind.startsWith('Permissions:')",message="filters.permissionId applies to Permissions activity kinds only"
 // +kubebuilder:validation:XValidation:rule="!has(self.filters) || !has(self.filters.policyId) || self.activityKind == 'Policies:Modify'",message="filters.policyId applies to activityKind Policies:Modify only"
 type DfnsPolicySpec struct {
+	// connectionRef names the connection the resource reaches Dfns through: a
+	// ClusterDfnsConnection, or a DfnsConnection in the same namespace. Default: the
+	// ClusterDfnsConnection "default".
+	// +optional
+	// +kubebuilder:default={kind: ClusterDfnsConnection, name: default}
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="connectionRef is immutable"
+	ConnectionRef *ConnectionReference `json:"connectionRef,omitempty"`
+
 	// name is the policy's name within the namespace's naming: its name in Dfns is
 	// <namespace>/<name>. Default: the resource's name.
 	// +optional

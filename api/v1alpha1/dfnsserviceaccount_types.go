@@ -30,6 +30,14 @@ type KeyAlgorithm string
 // +kubebuilder:validation:XValidation:rule="has(self.daysValid) == has(oldSelf.daysValid)",message="daysValid is immutable"
 // +kubebuilder:validation:XValidation:rule="has(self.secretName) == has(oldSelf.secretName)",message="secretName is immutable"
 type DfnsServiceAccountSpec struct {
+	// connectionRef names the connection the resource reaches Dfns through: a
+	// ClusterDfnsConnection, or a DfnsConnection in the same namespace. Default: the
+	// ClusterDfnsConnection "default".
+	// +optional
+	// +kubebuilder:default={kind: ClusterDfnsConnection, name: default}
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="connectionRef is immutable"
+	ConnectionRef *ConnectionReference `json:"connectionRef,omitempty"`
+
 	// name is the service account's name within the namespace's naming: its name in Dfns is
 	// <namespace>/<name>.<suffix>, with a suffix new for every identity minted. Default: the
 	// resource's name.

@@ -30,6 +30,14 @@ type WebhookEvent string
 // DfnsWebhookSpec is the desired state of a Dfns webhook.
 // +kubebuilder:validation:XValidation:rule="has(self.secretName) == has(oldSelf.secretName)",message="secretName is immutable"
 type DfnsWebhookSpec struct {
+	// connectionRef names the connection the resource reaches Dfns through: a
+	// ClusterDfnsConnection, or a DfnsConnection in the same namespace. Default: the
+	// ClusterDfnsConnection "default".
+	// +optional
+	// +kubebuilder:default={kind: ClusterDfnsConnection, name: default}
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="connectionRef is immutable"
+	ConnectionRef *ConnectionReference `json:"connectionRef,omitempty"`
+
 	// url receives the events: an absolute http or https URL.
 	// +required
 	// +kubebuilder:validation:MaxLength=2048

@@ -167,3 +167,33 @@ func keyAlgorithmOrDefault(a KeyAlgorithm) KeyAlgorithm {
 	}
 	return a
 }
+
+// GetConnectionRef returns the connection the resource uses, defaults filled in.
+func (sa *DfnsServiceAccount) GetConnectionRef() ConnectionReference {
+	return connectionOf(sa.Spec.ConnectionRef)
+}
+
+// GetConnectionRef returns the connection the resource uses, defaults filled in.
+func (p *DfnsPermission) GetConnectionRef() ConnectionReference {
+	return connectionOf(p.Spec.ConnectionRef)
+}
+
+// GetConnectionRef returns the connection the resource uses, defaults filled in.
+func (a *DfnsPermissionAssignment) GetConnectionRef() ConnectionReference {
+	return connectionOf(a.Spec.ConnectionRef)
+}
+
+// GetConnectionRef returns the connection the resource uses, defaults filled in.
+func (p *DfnsPersonalAccessToken) GetConnectionRef() ConnectionReference {
+	return connectionOf(p.Spec.ConnectionRef)
+}
+
+// GetConnectionRef returns the connection the resource uses, defaults filled in.
+func (w *DfnsWebhook) GetConnectionRef() ConnectionReference {
+	return connectionOf(w.Spec.ConnectionRef)
+}
+
+// GetConnectionRef returns the connection the resource uses, defaults filled in.
+func (p *DfnsPolicy) GetConnectionRef() ConnectionReference {
+	return connectionOf(p.Spec.ConnectionRef)
+}

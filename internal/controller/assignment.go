@@ -40,12 +40,24 @@ const EventReassigned = "Reassigned"
 // found again by listing the permission's assignments. One list per permission per sync period
 // serves the drift checks of all its assignments (lists).
 type assignments struct {
-	api    dfns.API
+	link
 	client client.Reader // cached: DfnsPermissions and DfnsServiceAccounts
 	lists  *driver.ListCache[dfns.Assignment]
 }
 
 var _ driver.External[*v1alpha1.DfnsPermissionAssignment, assignmentView] = (*assignments)(nil)
+var _ adapter[*v1alpha1.DfnsPermissionAssignment, assignmentView] = (*assignments)(nil)
+
+// bind returns the kind's calls through one connection.
+func (e *assignments) bind(l link) driver.External[*v1alpha1.DfnsPermissionAssignment, assignmentView] {
+	cp := *e
+	cp.link = l
+	return &cp
+}
+
+// listKey is the list cache's key of a permission's assignments: permission IDs are unique
+// within an organisation, and each connection may reach another one.
+func (e *assignments) listKey(permID string) string { return e.key + " " + permID }
 
 // Validate has nothing to add to the CRD's validation.
 func (e *assignments) Validate(context.Context, *v1alpha1.DfnsPermissionAssignment) error { return nil }
@@ -65,11 +77,11 @@ func (e *assignments) Observe(ctx context.Context, a *v1alpha1.DfnsPermissionAss
 	}
 	cur := assignmentView{PermissionID: permID, IdentityID: identityID}
 	list := func(ctx context.Context) ([]dfns.Assignment, error) { return e.api.ListAssignments(ctx, permID) }
-	all, fresh, err := e.lists.Get(ctx, permID, list)
+	all, fresh, err := e.lists.Get(ctx, e.listKey(permID), list)
 	found, recorded := findAssignment(all, identityID, id)
 	if err == nil && found == nil && !fresh && (id != "" || rec.Marked != "") {
 		// Absence of what the operator may have assigned is concluded from a fresh list only.
-		all, err = e.lists.Fetch(ctx, permID, list)
+		all, err = e.lists.Fetch(ctx, e.listKey(permID), list)
 		found, recorded = findAssignment(all, identityID, id)
 	}
 	if dfns.IsNotFound(err) {
@@ -190,7 +202,7 @@ func (e *assignments) assign(ctx context.Context, permID, identityID string) (dr
 	var c driver.Creation
 	got, err := e.api.AssignPermission(ctx, permID, identityID)
 	if err != nil {
-		e.lists.Invalidate(permID) // it may have been assigned all the same
+		e.lists.Invalidate(e.listKey(permID)) // it may have been assigned all the same
 		if dfns.IsConflict(err) {
 			// Assigned already, or held for approval, by another hand or by an answer that was
 			// lost. Not a name to change (as a 409 means elsewhere): retry, and the next
@@ -202,7 +214,7 @@ func (e *assignments) assign(ctx context.Context, permID, identityID string) (dr
 	}
 	// The kept list learns of the new assignment instead of being listed again: with a
 	// thousand assignments on a permission, that saves two pages per create.
-	e.lists.Amend(permID, func(all []dfns.Assignment) []dfns.Assignment { return append(all, *got) })
+	e.lists.Amend(e.listKey(permID), func(all []dfns.Assignment) []dfns.Assignment { return append(all, *got) })
 	c.ID = got.ID
 	return c, nil
 }
@@ -244,10 +256,10 @@ func (e *assignments) revoke(ctx context.Context, permID, id string) error {
 	}
 	err := e.api.RevokePermission(ctx, permID, id)
 	if err != nil {
-		e.lists.Invalidate(permID)
+		e.lists.Invalidate(e.listKey(permID))
 		return err
 	}
-	e.lists.Amend(permID, func(all []dfns.Assignment) []dfns.Assignment {
+	e.lists.Amend(e.listKey(permID), func(all []dfns.Assignment) []dfns.Assignment {
 		return slices.DeleteFunc(all, func(x dfns.Assignment) bool { return x.ID == id })
 	})
 	return nil

@@ -267,7 +267,7 @@ func TestServiceAccountObserve(t *testing.T) {
 			}
 			c := fake.NewClientBuilder().WithScheme(testSchemeUnit(t)).WithObjects(objs...).Build()
 			tc.sa.Status.SecretFingerprint = tc.fp
-			e := newServiceAccounts(tc.api, c, c, time.Minute)
+			e := testServiceAccounts(tc.api, c)
 			rec := driver.Recorded{ID: driver.ExternalID(tc.sa), Proved: true}
 			if _, ok := tc.sa.Annotations[v1alpha1.AnnotationCreatePending]; ok {
 				rec.Marked = tSADfnsName
@@ -339,7 +339,7 @@ func TestServiceAccountCreate(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			sa := saFixture(nil)
 			c := fake.NewClientBuilder().WithScheme(testSchemeUnit(t)).WithObjects(sa).Build()
-			e := newServiceAccounts(tc.api, c, c, time.Minute)
+			e := testServiceAccounts(tc.api, c)
 			cr, err := createAsDriver(context.Background(), e, sa, tc.obs, func() { tc.api.call("mark") })
 			if got := strings.Join(tc.api.calls, ","); got != tc.wantCalls {
 				t.Errorf("%s\ncalls = %s, want %s", tc.reason, got, tc.wantCalls)
@@ -428,7 +428,7 @@ func TestComparePermission(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			if got := comparePermission(p, &tc.got).UpToDate; got != tc.want {
+			if got := (&permissions{}).compare(p, &tc.got).UpToDate; got != tc.want {
 				t.Errorf("%s\nUpToDate = %t, want %t", tc.reason, got, tc.want)
 			}
 		})
@@ -450,7 +450,7 @@ func TestServiceAccountKeptList(t *testing.T) {
 		}}
 	sa := saFixture(nil)
 	c := fake.NewClientBuilder().WithScheme(testSchemeUnit(t)).WithObjects(sa).Build()
-	e := newServiceAccounts(api, c, c, time.Minute)
+	e := testServiceAccounts(api, c)
 	ctx := context.Background()
 	lists := func() int { return countOf(api.calls, "ListServiceAccounts") }
 	observe := func(step, marked string, wantExists bool, wantLists int) {
@@ -490,7 +490,7 @@ func TestReplacementFoundByMark(t *testing.T) {
 			return []dfns.ServiceAccount{account(newID, newName, true)}, nil
 		},
 	}
-	e := newServiceAccounts(api, c, c, time.Minute)
+	e := testServiceAccounts(api, c)
 	obs, err := e.Observe(context.Background(), sa, driver.Recorded{ID: tSAID, Proved: true, Marked: newName})
 	if err != nil || !obs.Exists || obs.ID != newID || !obs.UpToDate || obs.Replace != nil {
 		t.Fatalf("Observe = %+v, %v; want the replacement, up to date", obs, err)
@@ -500,4 +500,9 @@ func TestReplacementFoundByMark(t *testing.T) {
 	if ts.DfnsName != newName || ts.TokenID != "to-"+newID || ts.SecretFingerprint != driver.FingerprintOf(secret.Data, tokenKeys) {
 		t.Errorf("status after Report = %+v", ts)
 	}
+}
+
+// testServiceAccounts is the DfnsServiceAccount adapter bound to api.
+func testServiceAccounts(api dfns.API, c client.Client) *minter[*v1alpha1.DfnsServiceAccount] {
+	return newServiceAccounts(c, c, time.Minute).bind(link{api: api}).(*minter[*v1alpha1.DfnsServiceAccount])
 }

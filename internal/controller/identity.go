@@ -173,9 +173,11 @@ func (c identityCalls[T, D]) delete(ctx context.Context, id string) error { retu
 
 // minter is the driver.External of the kinds that mint a token.
 type minter[T mintable] struct {
-	kind    string
-	api     dfns.API
+	kind string
+	link
+	// calls are the kind's endpoints through the bound connection; callsOf makes them.
 	calls   identities[T]
+	callsOf func(api dfns.API) identities[T]
 	client  client.Client // cached: DfnsPermissions
 	secrets driver.SecretReader
 	// lists shares one list of the kind per sync period among the drift checks.
@@ -183,15 +185,23 @@ type minter[T mintable] struct {
 }
 
 // newMinter is the External of an identity kind with its endpoints.
-func newMinter[T mintable, D any](calls identityCalls[T, D], kind string, api dfns.API, c client.Client, r client.Reader,
+func newMinter[T mintable, D any](calls func(api dfns.API) identityCalls[T, D], kind string, c client.Client, r client.Reader,
 	syncPeriod time.Duration) *minter[T] {
-	return &minter[T]{kind: kind, api: api, calls: calls, client: c,
+	return &minter[T]{kind: kind, callsOf: func(api dfns.API) identities[T] { return calls(api) }, client: c,
 		secrets: driver.NewSecretReader(c, r), lists: driver.NewListCache[identityView](syncPeriod)}
+}
+
+// bind returns the kind's calls through one connection.
+func (m *minter[T]) bind(l link) driver.External[T, identityView] {
+	cp := *m
+	cp.link = l
+	cp.calls = m.callsOf(l.api)
+	return &cp
 }
 
 // Validate checks the name's length, which the API server cannot.
 func (m *minter[T]) Validate(_ context.Context, obj T) error {
-	if n := obj.DfnsName(); len(n)+nameSuffixLen > maxDfnsNameLen {
+	if n := m.dfnsName(obj.DfnsName()); len(n)+nameSuffixLen > maxDfnsNameLen {
 		return driver.Stopf(v1alpha1.ReasonInvalidSpec, "the Dfns name %q with its suffix is longer than %d characters; set a shorter spec.name",
 			n, maxDfnsNameLen)
 	}
@@ -238,7 +248,7 @@ func (m *minter[T]) Observe(ctx context.Context, obj T, rec driver.Recorded) (dr
 // view reads identity id from this sync period's list of the kind when it is there, else with
 // a GET: only Dfns' answer to the GET says it is gone.
 func (m *minter[T]) view(ctx context.Context, id string) (identityView, error) {
-	if all, _, err := m.lists.Get(ctx, "", m.calls.listViews); err == nil {
+	if all, _, err := m.lists.Get(ctx, m.key, m.calls.listViews); err == nil {
 		for _, v := range all {
 			if v.ID == id {
 				return v, nil
@@ -268,7 +278,7 @@ func (m *minter[T]) find(ctx context.Context, obj T, marked string) (driver.Obse
 	if marked == "" {
 		return driver.Observation[identityView]{}, nil
 	}
-	all, err := m.lists.Fetch(ctx, "", m.calls.listViews)
+	all, err := m.lists.Fetch(ctx, m.key, m.calls.listViews)
 	if err != nil {
 		return driver.Observation[identityView]{}, fmt.Errorf("listing %ss: %w", m.calls.nounOf(), err)
 	}
@@ -299,8 +309,8 @@ func (m *minter[T]) compare(obj T, got identityView, fp string) driver.Observati
 		// Status describes no identity, or another one (a replacement whose ID was never
 		// recorded): this one keeps the name it was made with.
 		got.WantName = got.Name
-		if !strings.HasPrefix(got.Name, obj.DfnsName()+".") {
-			got.WantName = freshName(obj.DfnsName())
+		if !strings.HasPrefix(got.Name, m.dfnsName(obj.DfnsName())+".") {
+			got.WantName = freshName(m.dfnsName(obj.DfnsName()))
 		}
 	}
 	if got.Name != got.WantName {
@@ -366,7 +376,7 @@ func (m *minter[T]) Prepare(ctx context.Context, obj T, obs driver.Observation[i
 	// identity; anything else gets a new name.
 	name := obs.Marked
 	if name == "" || obs.Replace != nil {
-		name = freshName(obj.DfnsName())
+		name = freshName(m.dfnsName(obj.DfnsName()))
 	}
 	req := mintRequest{Name: name, PublicKey: pubPEM, PermissionID: permID, ExternalID: string(obj.GetUID())}
 	return driver.Prepared{Name: name, Create: func(ctx context.Context) (driver.Creation, error) {
@@ -381,16 +391,16 @@ func (m *minter[T]) mint(ctx context.Context, obj T, req mintRequest, keyPEM []b
 	made, tok, err := m.calls.mint(ctx, obj, req)
 	id := made.ID
 	if err != nil {
-		m.lists.Invalidate("")
+		m.lists.Invalidate(m.key)
 		return c, fmt.Errorf("creating %s %q: %w", m.calls.nounOf(), req.Name, err)
 	}
 	c.ID = id
 	if tok == nil || tok.Token == "" {
-		m.lists.Invalidate("")
+		m.lists.Invalidate(m.key)
 		return c, fmt.Errorf("dfns answered the create of %s %s without a token", m.calls.nounOf(), id)
 	}
 	// The kept list learns of the new identity instead of being listed again for the second look.
-	m.lists.Amend("", func(all []identityView) []identityView { return append(all, made) })
+	m.lists.Amend(m.key, func(all []identityView) []identityView { return append(all, made) })
 	data := map[string][]byte{
 		KeyAPIURL: []byte(apiURL), KeyOrgID: []byte(orgID), KeyAuthToken: []byte(tok.Token),
 		KeyCredID: []byte(tok.CredID), KeyPrivateKey: keyPEM,
@@ -411,7 +421,7 @@ func (m *minter[T]) Update(ctx context.Context, obj T, obs driver.Observation[id
 	got := obs.Current
 	var notes []driver.Note
 	noun := m.calls.nounOf()
-	defer m.lists.Invalidate("")
+	defer m.lists.Invalidate(m.key)
 	if want := got.WantName; got.Name != want {
 		if err := m.calls.setName(ctx, obs.ID, want); err != nil {
 			return notes, fmt.Errorf("renaming %s %s: %w", noun, obs.ID, err)
@@ -436,7 +446,7 @@ func (m *minter[T]) Delete(ctx context.Context, obj T, id string) error {
 		return m.remove(ctx, id)
 	}
 	err := m.calls.setActive(ctx, id, false)
-	m.lists.Invalidate("")
+	m.lists.Invalidate(m.key)
 	if err != nil && !dfns.IsNotFound(err) {
 		return fmt.Errorf("deactivating %s %s: %w", m.calls.nounOf(), id, err)
 	}
@@ -449,7 +459,7 @@ func (m *minter[T]) remove(ctx context.Context, id string) error {
 		return nil
 	}
 	err := m.calls.delete(ctx, id)
-	m.lists.Invalidate("")
+	m.lists.Invalidate(m.key)
 	if err != nil && !dfns.IsNotFound(err) {
 		return fmt.Errorf("deleting %s %s: %w", m.calls.nounOf(), id, err)
 	}
@@ -501,8 +511,13 @@ func tokenExpiry(token string) *metav1.Time {
 // newServiceAccounts is the External of DfnsServiceAccount: the minting of identity.go with the
 // service-account endpoints (docs/dfns-api.md §3.1). A service account is a user whose first
 // access token is its token.
-func newServiceAccounts(api dfns.API, c client.Client, r client.Reader, syncPeriod time.Duration) *minter[*v1alpha1.DfnsServiceAccount] {
-	return newMinter(identityCalls[*v1alpha1.DfnsServiceAccount, dfns.ServiceAccount]{
+func newServiceAccounts(c client.Client, r client.Reader, syncPeriod time.Duration) *minter[*v1alpha1.DfnsServiceAccount] {
+	return newMinter(serviceAccountCalls, kindServiceAccount, c, r, syncPeriod)
+}
+
+// serviceAccountCalls are the service-account endpoints of api.
+func serviceAccountCalls(api dfns.API) identityCalls[*v1alpha1.DfnsServiceAccount, dfns.ServiceAccount] {
+	return identityCalls[*v1alpha1.DfnsServiceAccount, dfns.ServiceAccount]{
 		noun: "service account",
 		view: func(sa *dfns.ServiceAccount) identityView {
 			// An answer may carry the name as username only (docs/dfns-api.md §3.1); read either,
@@ -537,15 +552,20 @@ func newServiceAccounts(api dfns.API, c client.Client, r client.Reader, syncPeri
 		},
 		list: api.ListServiceAccounts, get: api.GetServiceAccount,
 		activate: api.ActivateServiceAccount, deactivate: api.DeactivateServiceAccount, remove: api.DeleteServiceAccount,
-	}, kindServiceAccount, api, c, r, syncPeriod)
+	}
 }
 
 // newPersonalAccessTokens is the External of DfnsPersonalAccessToken: the minting of
 // identity.go with the token endpoints (docs/dfns-api.md §3.2). A PAT belongs to the operator's
 // own Dfns user, so only a logged-in operator can create one (login mode; token mode is
 // Forbidden), and it is its own identity.
-func newPersonalAccessTokens(api dfns.API, c client.Client, r client.Reader, syncPeriod time.Duration) *minter[*v1alpha1.DfnsPersonalAccessToken] {
-	return newMinter(identityCalls[*v1alpha1.DfnsPersonalAccessToken, dfns.AccessToken]{
+func newPersonalAccessTokens(c client.Client, r client.Reader, syncPeriod time.Duration) *minter[*v1alpha1.DfnsPersonalAccessToken] {
+	return newMinter(personalAccessTokenCalls, kindPersonalAccessToken, c, r, syncPeriod)
+}
+
+// personalAccessTokenCalls are the personal-access-token endpoints of api.
+func personalAccessTokenCalls(api dfns.API) identityCalls[*v1alpha1.DfnsPersonalAccessToken, dfns.AccessToken] {
+	return identityCalls[*v1alpha1.DfnsPersonalAccessToken, dfns.AccessToken]{
 		noun: "personal access token",
 		view: func(t *dfns.AccessToken) identityView {
 			return identityView{ID: t.TokenID, Name: t.Name, Active: t.IsActive, TokenID: t.TokenID}
@@ -566,5 +586,5 @@ func newPersonalAccessTokens(api dfns.API, c client.Client, r client.Reader, syn
 		},
 		list: api.ListPersonalAccessTokens, get: api.GetPersonalAccessToken,
 		activate: api.ActivatePersonalAccessToken, deactivate: api.DeactivatePersonalAccessToken, remove: api.DeletePersonalAccessToken,
-	}, kindPersonalAccessToken, api, c, r, syncPeriod)
+	}
 }

@@ -34,7 +34,7 @@ import (
 // operatorMark is the create-pending mark the operator sets before it creates dfnsName for the
 // resource: what a reconciler stopped right after its create leaves behind.
 func operatorMark(obj client.Object, kind, dfnsName string) string {
-	s := ownership.Subject{Connection: driver.DefaultConnection, Kind: kind, Namespace: obj.GetNamespace(), Name: obj.GetName()}
+	s := ownership.Subject{Connection: "ClusterDfnsConnection/default", Kind: kind, Namespace: obj.GetNamespace(), Name: obj.GetName()}
 	return ownershipKey.EncodeMark(s, ownership.Mark{At: time.Now(), Name: dfnsName, UID: string(obj.GetUID())})
 }
 

@@ -30,14 +30,22 @@ import (
 // permissions is the driver.External of DfnsPermission.
 type permissions struct {
 	secretless[*v1alpha1.DfnsPermission, *dfns.Permission]
-	api dfns.API
+	link
 }
 
 var _ driver.External[*v1alpha1.DfnsPermission, *dfns.Permission] = (*permissions)(nil)
+var _ adapter[*v1alpha1.DfnsPermission, *dfns.Permission] = (*permissions)(nil)
+
+// bind returns the kind's calls through one connection.
+func (e *permissions) bind(l link) driver.External[*v1alpha1.DfnsPermission, *dfns.Permission] {
+	cp := *e
+	cp.link = l
+	return &cp
+}
 
 // Validate checks the name's length, which the API server cannot.
 func (e *permissions) Validate(_ context.Context, p *v1alpha1.DfnsPermission) error {
-	return validName(p.DfnsName())
+	return validName(e.dfnsName(p.DfnsName()))
 }
 
 // Observe reads the recorded permission, follows a pending change request, and compares.
@@ -56,7 +64,7 @@ func (e *permissions) Observe(ctx context.Context, p *v1alpha1.DfnsPermission, r
 	if err != nil {
 		return driver.Observation[*dfns.Permission]{}, fmt.Errorf("reading permission %s: %w", id, err)
 	}
-	obs := comparePermission(p, got)
+	obs := e.compare(p, got)
 	obs.Shown = toChangeRequest(got.PendingChangeRequest)
 	return obs, nil
 }
@@ -68,21 +76,21 @@ func (e *permissions) find(ctx context.Context, p *v1alpha1.DfnsPermission, mark
 	if err != nil {
 		return driver.Observation[*dfns.Permission]{}, fmt.Errorf("listing permissions: %w", err)
 	}
-	got, err := findNamed(all, func(x *dfns.Permission) string { return x.Name }, p.DfnsName(), marked, "permission")
+	got, err := findNamed(all, func(x *dfns.Permission) string { return x.Name }, e.dfnsName(p.DfnsName()), marked, "permission")
 	if err != nil || got == nil {
 		return driver.Observation[*dfns.Permission]{}, err
 	}
-	return comparePermission(p, got), nil
+	return e.compare(p, got), nil
 }
 
-// comparePermission reports whether the permission is active with the spec's name and operations.
-func comparePermission(p *v1alpha1.DfnsPermission, got *dfns.Permission) driver.Observation[*dfns.Permission] {
+// compare reports whether the permission is active with the spec's name and operations.
+func (e *permissions) compare(p *v1alpha1.DfnsPermission, got *dfns.Permission) driver.Observation[*dfns.Permission] {
 	var diff []string
 	if got.IsArchived {
 		diff = append(diff, "archived")
 	}
-	if got.Name != p.DfnsName() {
-		diff = append(diff, fmt.Sprintf("name %q, want %q", got.Name, p.DfnsName()))
+	if got.Name != e.dfnsName(p.DfnsName()) {
+		diff = append(diff, fmt.Sprintf("name %q, want %q", got.Name, e.dfnsName(p.DfnsName())))
 	}
 	want := wantOperations(p)
 	have := slices.Sorted(slices.Values(got.Operations))
@@ -105,7 +113,7 @@ func wantOperations(p *v1alpha1.DfnsPermission) []string {
 
 // Prepare readies the create of the permission under its name.
 func (e *permissions) Prepare(_ context.Context, p *v1alpha1.DfnsPermission, _ driver.Observation[*dfns.Permission]) (driver.Prepared, error) {
-	req := dfns.CreatePermissionRequest{Name: p.DfnsName(), Operations: wantOperations(p)}
+	req := dfns.CreatePermissionRequest{Name: e.dfnsName(p.DfnsName()), Operations: wantOperations(p)}
 	return driver.Prepared{Name: req.Name, Create: func(ctx context.Context) (driver.Creation, error) {
 		got, err := e.api.CreatePermission(ctx, req)
 		if err != nil {
@@ -129,12 +137,12 @@ func (e *permissions) Update(ctx context.Context, p *v1alpha1.DfnsPermission, ob
 		}
 		notes = append(notes, driver.Note{Reason: driver.EventUnarchived, Message: fmt.Sprintf("permission %s was archived; unarchived it", obs.ID)})
 	}
-	if cmp := comparePermission(p, &dfns.Permission{ID: got.ID, Name: got.Name, Operations: got.Operations}); cmp.UpToDate {
+	if cmp := e.compare(p, &dfns.Permission{ID: got.ID, Name: got.Name, Operations: got.Operations}); cmp.UpToDate {
 		return notes, nil
 	}
 	req := dfns.UpdatePermissionRequest{Operations: wantOperations(p)}
-	if got.Name != p.DfnsName() {
-		req.Name = p.DfnsName()
+	if got.Name != e.dfnsName(p.DfnsName()) {
+		req.Name = e.dfnsName(p.DfnsName())
 	}
 	if _, err := e.api.UpdatePermission(ctx, obs.ID, req); err != nil {
 		return notes, fmt.Errorf("updating permission %s: %w", obs.ID, err)

@@ -24,6 +24,7 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -218,11 +219,19 @@ var _ = Describe("The operator in token mode", func() {
 		opSA, err := dashboard.CreateServiceAccount(ctx, dfns.CreateServiceAccountRequest{Name: ns + "/operator", PublicKey: pub, PermissionID: perm.ID})
 		Expect(err).NotTo(HaveOccurred())
 		tok := opSA.AccessTokens[0]
-		DeferCleanup(startManager(newClient(dfns.Credentials{APIURL: sbServer.URL, OrgID: sb.OrgID(), AuthToken: tok.Token,
-			CredID: tok.CredID, PrivateKeyPEM: keyPEM}), "token"))
+		By("reaching Dfns through a connection whose Secret holds the token")
+		conn := tokenConnection(ns, map[string][]byte{dfns.FileAPIURL: []byte(sbServer.URL), dfns.FileOrgID: []byte(sb.OrgID()),
+			dfns.FileAuthToken: []byte(tok.Token), dfns.FileCredID: []byte(tok.CredID), dfns.FilePrivateKey: keyPEM})
+		eventually(func(g Gomega) {
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(conn), conn)).To(Succeed())
+			g.Expect(meta.IsStatusConditionTrue(conn.Status.Conditions, v1alpha1.ConditionReady)).To(BeTrue())
+			g.Expect(conn.Status.Identity).To(Equal("token"))
+			g.Expect(conn.Status.OrgID).To(Equal(sb.OrgID()))
+		}).Should(Succeed())
+		via := &v1alpha1.ConnectionReference{Kind: v1alpha1.KindClusterDfnsConnection, Name: conn.Name}
 
 		sa := newSA(ns, "tm", "")
-		sa.Labels = map[string]string{testModeLabel: "token"}
+		sa.Spec.ConnectionRef = via
 		sa.Spec.PermissionRef = v1alpha1.PermissionRef{ID: perm.ID}
 		Expect(k8sClient.Create(ctx, sa)).To(Succeed())
 		eventually(conditionOf(sa, v1alpha1.ConditionSynced)).Should(And(
@@ -231,7 +240,7 @@ var _ = Describe("The operator in token mode", func() {
 		Expect(activeNamed(ns + "/tm")(Default)).To(BeEmpty())
 
 		pat := newPAT(ns, "tm-pat", "")
-		pat.Labels = sa.Labels
+		pat.Spec.ConnectionRef = via
 		pat.Spec.PermissionRef = v1alpha1.PermissionRef{ID: perm.ID}
 		Expect(k8sClient.Create(ctx, pat)).To(Succeed())
 		eventually(conditionOf(pat, v1alpha1.ConditionSynced)).Should(And(
@@ -241,14 +250,14 @@ var _ = Describe("The operator in token mode", func() {
 
 		By("still managing webhooks")
 		w := newWebhook(ns, "tw", newReceiver())
-		w.Labels = sa.Labels
+		w.Spec.ConnectionRef = via
 		Expect(k8sClient.Create(ctx, w)).To(Succeed())
 		DeferCleanup(deleteAndWait, w)
 		waitReady(w)
 
 		By("still managing permissions")
-		p := &v1alpha1.DfnsPermission{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "tp", Labels: sa.Labels},
-			Spec: v1alpha1.DfnsPermissionSpec{Operations: []v1alpha1.Operation{tOpRead}}}
+		p := &v1alpha1.DfnsPermission{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "tp"},
+			Spec: v1alpha1.DfnsPermissionSpec{ConnectionRef: via, Operations: []v1alpha1.Operation{tOpRead}}}
 		Expect(k8sClient.Create(ctx, p)).To(Succeed())
 		waitReady(p)
 	})

@@ -35,15 +35,23 @@ const policyArchived = "Archived"
 // followed by the driver, never sent again. A create held for approval is followed the same way.
 type policies struct {
 	secretless[*v1alpha1.DfnsPolicy, *dfns.Policy]
-	api dfns.API
+	link
 }
 
 var _ driver.External[*v1alpha1.DfnsPolicy, *dfns.Policy] = (*policies)(nil)
+var _ adapter[*v1alpha1.DfnsPolicy, *dfns.Policy] = (*policies)(nil)
+
+// bind returns the kind's calls through one connection.
+func (e *policies) bind(l link) driver.External[*v1alpha1.DfnsPolicy, *dfns.Policy] {
+	cp := *e
+	cp.link = l
+	return &cp
+}
 
 // Validate checks the default name's length and the shape of rule.configuration.addresses,
 // which the API server cannot (its shape depends on the rule kind).
 func (e *policies) Validate(_ context.Context, p *v1alpha1.DfnsPolicy) error {
-	if err := validName(p.DfnsName()); err != nil {
+	if err := validName(e.dfnsName(p.DfnsName())); err != nil {
 		return err
 	}
 	cfg := p.Spec.Rule.Configuration
@@ -78,7 +86,7 @@ func (e *policies) Observe(ctx context.Context, p *v1alpha1.DfnsPolicy, rec driv
 		return driver.Observation[*dfns.Policy]{Shown: shown, Replace: &driver.Replacement{Reason: driver.EventRecreated,
 			Message: fmt.Sprintf("policy %s was archived in Dfns, which cannot be undone; created a new one", id)}}, nil
 	}
-	obs := comparePolicy(p, got)
+	obs := e.compare(p, got)
 	obs.Shown = shown
 	return obs, nil
 }
@@ -91,17 +99,17 @@ func (e *policies) find(ctx context.Context, p *v1alpha1.DfnsPolicy, marked stri
 	if err != nil {
 		return driver.Observation[*dfns.Policy]{}, fmt.Errorf("listing policies: %w", err)
 	}
-	got, err := findNamed(all, func(x *dfns.Policy) string { return x.Name }, p.DfnsName(), marked, "policy")
+	got, err := findNamed(all, func(x *dfns.Policy) string { return x.Name }, e.dfnsName(p.DfnsName()), marked, "policy")
 	if err != nil || got == nil {
 		return driver.Observation[*dfns.Policy]{}, err
 	}
-	return comparePolicy(p, got), nil
+	return e.compare(p, got), nil
 }
 
-// comparePolicy reports whether the policy in Dfns has the spec's name, activity, rule, action
+// compare reports whether the policy in Dfns has the spec's name, activity, rule, action
 // and filters. The parts are compared as normalised JSON, so absent and empty are the same.
-func comparePolicy(p *v1alpha1.DfnsPolicy, got *dfns.Policy) driver.Observation[*dfns.Policy] {
-	want := wantPolicy(p)
+func (e *policies) compare(p *v1alpha1.DfnsPolicy, got *dfns.Policy) driver.Observation[*dfns.Policy] {
+	want := e.want(p)
 	var diff []string
 	if got.Name != want.Name {
 		diff = append(diff, fmt.Sprintf("name %q, want %q", got.Name, want.Name))
@@ -121,10 +129,10 @@ func comparePolicy(p *v1alpha1.DfnsPolicy, got *dfns.Policy) driver.Observation[
 		Marker: got.Name}
 }
 
-// wantPolicy is the policy body the spec asks for.
-func wantPolicy(p *v1alpha1.DfnsPolicy) dfns.PolicyBody {
+// want is the policy body the spec asks for.
+func (e *policies) want(p *v1alpha1.DfnsPolicy) dfns.PolicyBody {
 	s := p.Spec
-	body := dfns.PolicyBody{Name: p.DfnsName(), ActivityKind: string(s.ActivityKind),
+	body := dfns.PolicyBody{Name: e.dfnsName(p.DfnsName()), ActivityKind: string(s.ActivityKind),
 		Rule:   dfns.PolicyRule{Kind: string(s.Rule.Kind), Configuration: asMap(s.Rule.Configuration)},
 		Action: dfns.PolicyAction{Kind: string(s.Action.Kind)}, Filters: asMap(s.Filters)}
 	if t := s.Action.AutoRejectTimeout; t != nil {
@@ -198,7 +206,7 @@ func prune(v any) any {
 // Prepare readies the create of the policy; the driver records and follows a create held for
 // approval.
 func (e *policies) Prepare(_ context.Context, p *v1alpha1.DfnsPolicy, _ driver.Observation[*dfns.Policy]) (driver.Prepared, error) {
-	body := wantPolicy(p)
+	body := e.want(p)
 	return driver.Prepared{Name: body.Name, Create: func(ctx context.Context) (driver.Creation, error) {
 		got, err := e.api.CreatePolicy(ctx, body)
 		if err != nil {
@@ -210,7 +218,7 @@ func (e *policies) Prepare(_ context.Context, p *v1alpha1.DfnsPolicy, _ driver.O
 
 // Update sends the whole policy as the spec has it; Dfns may hold it for approval (202).
 func (e *policies) Update(ctx context.Context, p *v1alpha1.DfnsPolicy, obs driver.Observation[*dfns.Policy]) ([]driver.Note, error) {
-	if _, err := e.api.UpdatePolicy(ctx, obs.ID, wantPolicy(p)); err != nil {
+	if _, err := e.api.UpdatePolicy(ctx, obs.ID, e.want(p)); err != nil {
 		return nil, fmt.Errorf("updating policy %s: %w", obs.ID, err)
 	}
 	return []driver.Note{{Reason: driver.EventUpdated, Message: fmt.Sprintf("updated policy %s: %s", obs.ID, obs.Diff)}}, nil

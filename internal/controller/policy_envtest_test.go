@@ -112,7 +112,7 @@ var _ = Describe("DfnsPolicy", func() {
 		waitReady(p)
 
 		By("setting back a change made in Dfns")
-		drifted := wantPolicy(p)
+		drifted := (&policies{}).want(p)
 		drifted.Rule.Configuration = map[string]any{"limit": 1, "currency": "EUR"}
 		drifted.Filters = nil
 		_, err := dashboard.UpdatePolicy(ctx, id, drifted)
@@ -148,7 +148,7 @@ var _ = Describe("DfnsPolicy", func() {
 	})
 
 	It("stops with NameConflict on a policy it did not make", func() {
-		theirs := wantPolicy(newPolicy(ns, "taken", 1))
+		theirs := (&policies{}).want(newPolicy(ns, "taken", 1))
 		theirs.Name = ns + "/taken"
 		made, err := dashboard.CreatePolicy(ctx, theirs)
 		Expect(err).NotTo(HaveOccurred())

@@ -85,7 +85,7 @@ func TestComparePolicy(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			got := same()
 			tc.mutate(got)
-			obs := comparePolicy(p, got)
+			obs := (&policies{}).compare(p, got)
 			if obs.Diff != tc.want || obs.UpToDate != (tc.want == "") || obs.ID != "plc-1" {
 				t.Errorf("%s\ncompare = %q (up to date %t), want %q", tc.reason, obs.Diff, obs.UpToDate, tc.want)
 			}

@@ -44,8 +44,14 @@ import (
 
 // Options configures the controllers.
 type Options struct {
-	// API is the Dfns client shared by every controller.
-	API dfns.API
+	// Mounted supplies the credentials of the connections with credentials.mounted: the
+	// manager's credentials directory.
+	Mounted dfns.CredentialsSource
+	// NewClient builds the Dfns client of one connection.
+	NewClient NewClientFunc
+	// OperatorNamespace holds the Secrets of ClusterDfnsConnections. Default:
+	// DefaultOperatorNamespace.
+	OperatorNamespace string
 	// SyncPeriod is how often a resource is compared with Dfns to catch drift, and how often
 	// pending approvals are polled. Default: 5 minutes.
 	SyncPeriod time.Duration
@@ -58,6 +64,8 @@ type Options struct {
 	// OwnershipKey signs and checks the proofs that a resource owns its Dfns object
 	// (LoadOwnershipKey reads or makes it).
 	OwnershipKey *ownership.Key
+
+	conns *connections
 }
 
 // Defaults of Options.
@@ -93,8 +101,11 @@ const (
 
 // Setup registers every controller with the manager.
 func Setup(mgr ctrl.Manager, opts Options) error {
-	if opts.API == nil {
-		return errors.New("no Dfns API client")
+	if opts.Mounted == nil || opts.NewClient == nil {
+		return errors.New("no Dfns credentials or client factory")
+	}
+	if opts.OperatorNamespace == "" {
+		opts.OperatorNamespace = DefaultOperatorNamespace
 	}
 	if opts.OwnershipKey == nil {
 		return errors.New("no ownership key")
@@ -111,6 +122,12 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	if opts.EventRecorder == nil {
 		opts.EventRecorder = recorderAdapter{mgr.GetEventRecorder("dfns-operator")}
 	}
+	conns := &connections{cache: mgr.GetClient(), direct: mgr.GetAPIReader(), operatorNamespace: opts.OperatorNamespace,
+		mounted: opts.Mounted, newClient: opts.NewClient, reread: opts.SyncPeriod, now: time.Now}
+	if err := setupConnections(mgr, opts, conns); err != nil {
+		return err
+	}
+	opts.conns = conns
 	if err := setupPermissions(mgr, opts); err != nil {
 		return err
 	}
@@ -129,31 +146,51 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	return setupAssignments(mgr, opts)
 }
 
-// CacheOptions limits the manager's Secret informer to the Secrets the operator writes, so
-// that it does not cache every Secret of the cluster. Other Secrets are read past the cache.
-func CacheOptions() cache.Options {
-	return cache.Options{ByObject: map[client.Object]cache.ByObject{
-		&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue})},
-	}}
+// CacheOptions limits the manager's Secret informer to the Secrets the operator writes, and
+// to every Secret of the operator's own namespace (the credentials of ClusterDfnsConnections),
+// so that it does not cache every Secret of the cluster. Other Secrets are read past the
+// cache. With watchNamespaces, the manager caches (so reconciles) only those namespaces.
+func CacheOptions(operatorNamespace string, watchNamespaces []string) cache.Options {
+	written := cache.Config{LabelSelector: labels.SelectorFromSet(labels.Set{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue})}
+	secrets := map[string]cache.Config{}
+	opts := cache.Options{}
+	if len(watchNamespaces) == 0 {
+		secrets[cache.AllNamespaces] = written
+	} else {
+		opts.DefaultNamespaces = map[string]cache.Config{}
+		for _, ns := range watchNamespaces {
+			opts.DefaultNamespaces[ns] = cache.Config{}
+			secrets[ns] = written
+		}
+	}
+	secrets[operatorNamespace] = cache.Config{}
+	opts.ByObject = map[client.Object]cache.ByObject{&corev1.Secret{}: {Namespaces: secrets}}
+	return opts
 }
 
 // setupKind registers the controller of one kind: the driver with the kind's External, the
 // index of the Dfns IDs its resources prove they own, and what else it watches.
-func setupKind[T driver.Object, O any](mgr ctrl.Manager, opts Options, kind string, ext driver.External[T, O], newObject func() T,
+func setupKind[T driver.Object, O any](mgr ctrl.Manager, opts Options, kind string, ext adapter[T, O], newObject func() T,
 	newList func() client.ObjectList, watches func(*builder.Builder) *builder.Builder) error {
 	name := strings.ToLower(kind)
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), newObject(), driver.OwnedIDIndex, driver.OwnedIDs[T](kind, opts.OwnershipKey)); err != nil {
 		return fmt.Errorf("indexing %s by Dfns ID: %w", kind, err)
 	}
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), newObject(), connectionRefIndex, func(o client.Object) []string {
+		return []string{o.(T).GetConnectionRef().String()}
+	}); err != nil {
+		return fmt.Errorf("indexing %s by connection: %w", kind, err)
+	}
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(newObject()).
 		Named(name).
 		WithOptions(controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles})
+	b = watchConnections(b, mgr.GetClient(), newList)
+	conn := &connector[T, O]{conns: opts.conns, cache: mgr.GetClient(), kind: kind, adapter: ext}
 	r := driver.New(driver.Config[T, O]{
-		Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(), Kind: kind, External: ext,
+		Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(), Kind: kind, Connector: conn,
 		NewObject: newObject, NewList: newList, Key: opts.OwnershipKey, Errors: dfnsErrors{},
-		Approvals: dfnsApprovals{api: opts.API}, Recorder: opts.EventRecorder,
-		SyncPeriod: opts.SyncPeriod, Timeout: opts.ReconcileTimeout,
+		Recorder: opts.EventRecorder, SyncPeriod: opts.SyncPeriod, Timeout: opts.ReconcileTimeout,
 	})
 	if err := watches(b).Complete(r); err != nil {
 		return fmt.Errorf("setting up the %s controller: %w", name, err)
@@ -169,40 +206,40 @@ func ownsSecrets(b *builder.Builder) *builder.Builder { return b.Owns(&corev1.Se
 
 // setupPermissions registers the DfnsPermission controller.
 func setupPermissions(mgr ctrl.Manager, opts Options) error {
-	return setupKind(mgr, opts, kindPermission, &permissions{api: opts.API}, func() *v1alpha1.DfnsPermission { return &v1alpha1.DfnsPermission{} },
+	return setupKind(mgr, opts, kindPermission, &permissions{}, func() *v1alpha1.DfnsPermission { return &v1alpha1.DfnsPermission{} },
 		func() client.ObjectList { return &v1alpha1.DfnsPermissionList{} }, none)
 }
 
 // setupPolicies registers the DfnsPolicy controller.
 func setupPolicies(mgr ctrl.Manager, opts Options) error {
-	return setupKind(mgr, opts, kindPolicy, &policies{api: opts.API}, func() *v1alpha1.DfnsPolicy { return &v1alpha1.DfnsPolicy{} },
+	return setupKind(mgr, opts, kindPolicy, &policies{}, func() *v1alpha1.DfnsPolicy { return &v1alpha1.DfnsPolicy{} },
 		func() client.ObjectList { return &v1alpha1.DfnsPolicyList{} }, none)
 }
 
 // setupWebhooks registers the DfnsWebhook controller; it watches its Secrets.
 func setupWebhooks(mgr ctrl.Manager, opts Options) error {
-	ext := &webhooks{api: opts.API, secrets: driver.NewSecretReader(mgr.GetClient(), mgr.GetAPIReader())}
+	ext := &webhooks{secrets: driver.NewSecretReader(mgr.GetClient(), mgr.GetAPIReader())}
 	return setupKind(mgr, opts, kindWebhook, ext, func() *v1alpha1.DfnsWebhook { return &v1alpha1.DfnsWebhook{} },
 		func() client.ObjectList { return &v1alpha1.DfnsWebhookList{} }, ownsSecrets)
 }
 
 // setupServiceAccounts registers the DfnsServiceAccount controller.
 func setupServiceAccounts(mgr ctrl.Manager, opts Options) error {
-	ext := newServiceAccounts(opts.API, mgr.GetClient(), mgr.GetAPIReader(), opts.SyncPeriod)
+	ext := newServiceAccounts(mgr.GetClient(), mgr.GetAPIReader(), opts.SyncPeriod)
 	return setupMinter(mgr, opts, ext, kindServiceAccount, func() *v1alpha1.DfnsServiceAccount { return &v1alpha1.DfnsServiceAccount{} },
 		func() client.ObjectList { return &v1alpha1.DfnsServiceAccountList{} })
 }
 
 // setupPersonalAccessTokens registers the DfnsPersonalAccessToken controller.
 func setupPersonalAccessTokens(mgr ctrl.Manager, opts Options) error {
-	ext := newPersonalAccessTokens(opts.API, mgr.GetClient(), mgr.GetAPIReader(), opts.SyncPeriod)
+	ext := newPersonalAccessTokens(mgr.GetClient(), mgr.GetAPIReader(), opts.SyncPeriod)
 	return setupMinter(mgr, opts, ext, kindPersonalAccessToken, func() *v1alpha1.DfnsPersonalAccessToken { return &v1alpha1.DfnsPersonalAccessToken{} },
 		func() client.ObjectList { return &v1alpha1.DfnsPersonalAccessTokenList{} })
 }
 
 // setupMinter registers the controller of a kind that mints a token; it watches its Secrets
 // and the DfnsPermissions it references.
-func setupMinter[T mintable](mgr ctrl.Manager, opts Options, ext driver.External[T, identityView], kind string, newObject func() T, newList func() client.ObjectList) error {
+func setupMinter[T mintable](mgr ctrl.Manager, opts Options, ext adapter[T, identityView], kind string, newObject func() T, newList func() client.ObjectList) error {
 	err := mgr.GetFieldIndexer().IndexField(context.Background(), newObject(), permissionRefIndex, func(o client.Object) []string {
 		if n := o.(T).GetPermissionRef().Name; n != "" {
 			return []string{n}
@@ -242,7 +279,7 @@ func setupAssignments(mgr ctrl.Manager, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("indexing DfnsPermissionAssignments by identity: %w", err)
 	}
-	ext := &assignments{api: opts.API, client: mgr.GetClient(), lists: driver.NewListCache[dfns.Assignment](opts.SyncPeriod)}
+	ext := &assignments{client: mgr.GetClient(), lists: driver.NewListCache[dfns.Assignment](opts.SyncPeriod)}
 	c, list := mgr.GetClient(), &v1alpha1.DfnsPermissionAssignmentList{}
 	on := func(index string, key func(client.Object) string) handler.EventHandler {
 		return handler.EnqueueRequestsFromMapFunc(referencing(c, list, index, key))

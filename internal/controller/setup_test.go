@@ -17,36 +17,52 @@ limitations under the License.
 package controller
 
 import (
+	"slices"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 )
 
 func TestCacheOptionsSeeOnlyOperatorSecrets(t *testing.T) {
+	written := labels.Set{"app.kubernetes.io/managed-by": "dfns-operator", "x": "y"}
 	cases := map[string]struct {
-		reason string
-		labels labels.Set
-		want   bool
+		reason    string
+		watch     []string
+		namespace string
+		labels    labels.Set
+		want      bool
 	}{
-		"Operator": {"a Secret the operator wrote is cached", labels.Set{"app.kubernetes.io/managed-by": "dfns-operator", "x": "y"}, true},
-		"Other":    {"another manager's Secret is not", labels.Set{"app.kubernetes.io/managed-by": "helm"}, false},
-		"None":     {"an unlabelled Secret is not", nil, false},
-	}
-	var sel labels.Selector
-	for obj, by := range CacheOptions().ByObject {
-		if _, ok := obj.(*corev1.Secret); ok {
-			sel = by.Label
-		}
-	}
-	if sel == nil {
-		t.Fatal("CacheOptions has no Secret selector")
+		"Operator":        {"a Secret the operator wrote is cached", nil, "team-a", written, true},
+		"Other":           {"another manager's Secret is not", nil, "team-a", labels.Set{"app.kubernetes.io/managed-by": "helm"}, false},
+		"None":            {"an unlabelled Secret is not", nil, "team-a", nil, false},
+		"OwnNamespace":    {"every Secret of the operator's namespace is: connection credentials", nil, "dfns-system", nil, true},
+		"Watched":         {"a Secret the operator wrote in a watched namespace is cached", []string{"team-a"}, "team-a", written, true},
+		"WatchedOther":    {"an unlabelled Secret in a watched namespace is not", []string{"team-a"}, "team-a", nil, false},
+		"Unwatched":       {"a namespace not watched is not cached at all", []string{"team-a"}, "team-b", written, false},
+		"WatchedOperator": {"the operator's namespace is cached whole when others are watched", []string{"team-a"}, "dfns-system", nil, true},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			if got := sel.Matches(tc.labels); got != tc.want {
-				t.Errorf("%s\nMatches = %t, want %t", tc.reason, got, tc.want)
+			opts := CacheOptions("dfns-system", tc.watch)
+			var by cache.ByObject
+			for obj, b := range opts.ByObject {
+				if _, ok := obj.(*corev1.Secret); ok {
+					by = b
+				}
+			}
+			cfg, ok := by.Namespaces[tc.namespace]
+			if !ok {
+				cfg, ok = by.Namespaces[cache.AllNamespaces]
+			}
+			got := ok && (cfg.LabelSelector == nil || cfg.LabelSelector.Matches(tc.labels))
+			if got != tc.want {
+				t.Errorf("%s\ncached = %t, want %t", tc.reason, got, tc.want)
+			}
+			if _, watched := opts.DefaultNamespaces[tc.namespace]; len(tc.watch) > 0 && watched != slices.Contains(tc.watch, tc.namespace) {
+				t.Errorf("DefaultNamespaces = %v, want %v", opts.DefaultNamespaces, tc.watch)
 			}
 		})
 	}

@@ -84,9 +84,9 @@ var (
 	sbServer  *httptest.Server
 	admin     *sandbox.UserCredentials
 	approver  *sandbox.UserCredentials
-	operator  dfns.API // the operator's client
-	dashboard dfns.API // a human acting in the Dfns dashboard (same admin user)
-	approverC dfns.API // a second user who approves or denies change requests
+	operator  dfns.CredentialsSource // the operator's mounted credentials (the admin user, login mode)
+	dashboard dfns.API               // a human acting in the Dfns dashboard (same admin user)
+	approverC dfns.API               // a second user who approves or denies change requests
 
 	capture = &captured{}
 
@@ -179,7 +179,7 @@ var _ = BeforeSuite(func() {
 	Expect(err).NotTo(HaveOccurred())
 	approver, err = sb.CreateUser("approver@example.com", true)
 	Expect(err).NotTo(HaveOccurred())
-	operator = loginClient(admin)
+	operator = dfns.NewStaticCredentials(loginCredentials(sbServer.URL, admin))
 	dashboard = loginClient(admin)
 	approverC = loginClient(approver)
 
@@ -201,9 +201,21 @@ var _ = BeforeSuite(func() {
 	ownershipKey, err = LoadOwnershipKey(ctx, k8sClient, DefaultOperatorNamespace)
 	Expect(err).NotTo(HaveOccurred())
 
+	By("creating the default connection, which serves the namespaces the suite makes")
+	Expect(k8sClient.Create(ctx, &v1alpha1.ClusterDfnsConnection{ObjectMeta: metav1.ObjectMeta{Name: v1alpha1.DefaultConnectionName},
+		Spec: v1alpha1.ClusterDfnsConnectionSpec{
+			ConnectionSpec:    v1alpha1.ConnectionSpec{Credentials: v1alpha1.ConnectionCredentials{Mounted: &v1alpha1.MountedCredentials{}}},
+			NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{enabledLabel: "true"}},
+			// The specs of other features adopt, and reference objects made in the dashboard.
+			Limits: &v1alpha1.ConnectionLimits{Adoption: v1alpha1.AdoptionAllowed, PermissionIDs: []string{"*"}, IdentityIDs: []string{"*"}},
+		}})).To(Succeed())
+
 	By("starting the manager")
 	_ = startManager(operator, "login") // runs until the suite's context ends
 })
+
+// enabledLabel opts a namespace into the default connection, as the shipped one does.
+const enabledLabel = "access.dfns.io/enabled"
 
 var _ = AfterSuite(func() {
 	By("checking that no issued token or private key appears in logs, events or status")
@@ -228,23 +240,36 @@ func (t tee) Eventf(obj runtime.Object, eventtype, reason, messageFmt string, ar
 
 // loginClient is a real dfns.Client logged in as the user.
 func loginClient(u *sandbox.UserCredentials) dfns.API {
-	return newClient(dfns.Credentials{APIURL: sbServer.URL, OrgID: u.OrgID, Username: u.Username,
-		CredID: u.CredID, PrivateKeyPEM: u.PrivateKeyPEM})
+	return newClient(loginCredentials(sbServer.URL, u))
+}
+
+// loginCredentials are the user's credentials in login mode, against the sandbox at url.
+func loginCredentials(url string, u *sandbox.UserCredentials) dfns.Credentials {
+	return dfns.Credentials{APIURL: url, OrgID: u.OrgID, Username: u.Username, CredID: u.CredID, PrivateKeyPEM: u.PrivateKeyPEM}
 }
 
 // newClient builds a real dfns.Client against the sandbox.
 func newClient(creds dfns.Credentials) dfns.API {
-	c, err := dfns.New(dfns.Options{Credentials: dfns.NewStaticCredentials(creds), QPS: 1000, Burst: 1000,
-		MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond})
+	c, err := testClient("", dfns.NewStaticCredentials(creds), v1alpha1.RateLimit{})
 	Expect(err).NotTo(HaveOccurred())
 	return c
+}
+
+// testClient builds a connection's client as the manager does, with the suite's patience.
+func testClient(name string, creds dfns.CredentialsSource, rate v1alpha1.RateLimit) (dfns.API, error) {
+	o := dfns.Options{Credentials: creds, QPS: 1000, Burst: 1000, Connection: name,
+		MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond}
+	if rate.QPS > 0 {
+		o.QPS, o.Burst = float64(rate.QPS), int(rate.Burst)
+	}
+	return dfns.New(o)
 }
 
 // startManager runs a manager with the operator's Setup and CacheOptions. The suite runs two
 // (login mode and token mode); each sees only the resources labelled with its mode. A manager
 // still reconciles what a watch enqueues (an owned Secret), so the token-mode one runs only for
 // its spec: stop ends it and waits until it has stopped.
-func startManager(api dfns.API, mode string) (stop func()) {
+func startManager(mounted dfns.CredentialsSource, mode string) (stop func()) {
 	sel := labels.SelectorFromSet(labels.Set{testModeLabel: mode})
 	if mode == "login" {
 		sel = labels.NewSelector()
@@ -252,7 +277,7 @@ func startManager(api dfns.API, mode string) (stop func()) {
 		Expect(err).NotTo(HaveOccurred())
 		sel = sel.Add(*req)
 	}
-	opts := CacheOptions()
+	opts := CacheOptions(DefaultOperatorNamespace, nil)
 	opts.ByObject[&v1alpha1.DfnsServiceAccount{}] = cache.ByObject{Label: sel}
 	opts.ByObject[&v1alpha1.DfnsPermission{}] = cache.ByObject{Label: sel}
 	opts.ByObject[&v1alpha1.DfnsPermissionAssignment{}] = cache.ByObject{Label: sel}
@@ -266,7 +291,7 @@ func startManager(api dfns.API, mode string) (stop func()) {
 	})
 	Expect(err).NotTo(HaveOccurred())
 	rec := tee{capture, recorderAdapter{mgr.GetEventRecorder("dfns-operator")}}
-	Expect(Setup(mgr, Options{API: api, SyncPeriod: syncPeriod, EventRecorder: rec, MaxConcurrentReconciles: 2,
+	Expect(Setup(mgr, Options{Mounted: mounted, NewClient: testClient, SyncPeriod: syncPeriod, EventRecorder: rec, MaxConcurrentReconciles: 2,
 		OwnershipKey: ownershipKey})).To(Succeed())
 	watchForCapture(mgr)
 	mctx, cancel := context.WithCancel(ctx)
@@ -348,7 +373,7 @@ func getFirstFoundEnvTestBinaryDir() string {
 
 // newNamespace makes a namespace for one spec.
 func newNamespace() string {
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "t-"}}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "t-", Labels: map[string]string{enabledLabel: "true"}}}
 	Expect(k8sClient.Create(ctx, ns)).To(Succeed())
 	return ns.Name
 }

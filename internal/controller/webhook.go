@@ -49,11 +49,19 @@ const (
 // resource's UID (markerOf), so that a webhook whose answer was lost is found and deleted
 // before a new one is created.
 type webhooks struct {
-	api     dfns.API
+	link
 	secrets driver.SecretReader
 }
 
 var _ driver.External[*v1alpha1.DfnsWebhook, webhookView] = (*webhooks)(nil)
+var _ adapter[*v1alpha1.DfnsWebhook, webhookView] = (*webhooks)(nil)
+
+// bind returns the kind's calls through one connection.
+func (e *webhooks) bind(l link) driver.External[*v1alpha1.DfnsWebhook, webhookView] {
+	cp := *e
+	cp.link = l
+	return &cp
+}
 
 // Validate: the API server checks everything a webhook spec holds.
 func (e *webhooks) Validate(context.Context, *v1alpha1.DfnsWebhook) error { return nil }

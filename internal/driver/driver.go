@@ -50,6 +50,8 @@ type Object interface {
 	SetStatusID(id string)
 	GetStatusID() string
 	GetStatus() any
+	// GetConnectionRef names the connection the resource reaches Dfns through.
+	GetConnectionRef() v1alpha1.ConnectionReference
 }
 
 // Replacement asks Create to remove an existing Dfns object before it creates a new one.
@@ -150,8 +152,29 @@ type External[T Object, O any] interface {
 	Report(obj T, obs Observation[O])
 	// Delete handles the Dfns object per the deletion policy; an object already gone is success.
 	Delete(ctx context.Context, obj T, id string) error
+}
+
+// Connector is a kind as the driver sees it before any Dfns call: it binds the kind's calls to
+// the connection a resource uses, and names the Secret the kind writes.
+type Connector[T Object, O any] interface {
+	// Connect finds the resource's connection and checks the connection's rules for it; it
+	// returns the kind's calls bound to the connection's Dfns client. A resource that breaks a
+	// rule gets a stopError (NotPermitted), one whose connection is missing a waitError
+	// (ConnectionNotFound), and no Dfns call is made. deleting: the resource is being deleted,
+	// and only the connection itself is needed: deleting what a resource proves it made never
+	// needs a grant (docs/architecture.md, "Connections and tenancy").
+	Connect(ctx context.Context, obj T, deleting bool) (Session[T, O], error)
 	// Secret returns the Secret the kind publishes into: name ("" for none) and template.
 	Secret(obj T) (string, v1alpha1.SecretTemplate)
+}
+
+// Session is a resource's kind bound to its connection, for one reconcile.
+type Session[T Object, O any] struct {
+	External  External[T, O]
+	Approvals Approvals
+	// Adoption says whether the connection lets a resource adopt a Dfns object it cannot prove
+	// it made.
+	Adoption bool
 }
 
 // Reconciler is the reconcile driver shared by every kind.
@@ -159,7 +182,7 @@ type Reconciler[T Object, O any] struct {
 	client    client.Client
 	reader    client.Reader // uncached, for Secrets the cache cannot see and fresh reads
 	scheme    *runtime.Scheme
-	ext       External[T, O]
+	connector Connector[T, O]
 	newObject func() T
 	newList   func() client.ObjectList
 	// kind names T in ownership proofs and messages.
@@ -167,9 +190,7 @@ type Reconciler[T Object, O any] struct {
 	// key signs and checks ownership proofs.
 	key *ownership.Key
 	// errs classifies the errors of the Dfns client.
-	errs ErrorClassifier
-	// approvals reads what became of a change held for approval.
-	approvals  Approvals
+	errs       ErrorClassifier
 	recorder   EventRecorder
 	syncPeriod time.Duration
 	timeout    time.Duration
@@ -203,18 +224,17 @@ type Config[T Object, O any] struct {
 	Reader client.Reader
 	Scheme *runtime.Scheme
 	// Kind names T in proofs and messages.
-	Kind     string
-	External External[T, O]
+	Kind string
+	// Connector binds the kind's calls to each resource's connection.
+	Connector Connector[T, O]
 	// NewObject and NewList make empty objects of the kind.
 	NewObject func() T
 	NewList   func() client.ObjectList
 	// Key signs and checks ownership proofs.
 	Key *ownership.Key
 	// Errors classifies the errors of the Dfns client.
-	Errors ErrorClassifier
-	// Approvals reads what became of a change held for approval.
-	Approvals Approvals
-	Recorder  EventRecorder
+	Errors   ErrorClassifier
+	Recorder EventRecorder
 	// SyncPeriod is how often a resource is compared with Dfns; Timeout bounds one reconcile.
 	SyncPeriod, Timeout time.Duration
 }
@@ -222,16 +242,18 @@ type Config[T Object, O any] struct {
 // New builds the driver of one kind.
 func New[T Object, O any](c Config[T, O]) *Reconciler[T, O] {
 	return &Reconciler[T, O]{
-		client: c.Client, reader: c.Reader, scheme: c.Scheme, ext: c.External,
-		newObject: c.NewObject, newList: c.NewList, kind: c.Kind, key: c.Key, errs: c.Errors, approvals: c.Approvals,
+		client: c.Client, reader: c.Reader, scheme: c.Scheme, connector: c.Connector,
+		newObject: c.NewObject, newList: c.NewList, kind: c.Kind, key: c.Key, errs: c.Errors,
 		recorder: c.Recorder, syncPeriod: c.SyncPeriod, timeout: c.Timeout,
 		secretRetries: 5, secretBackoff: 100 * time.Millisecond, now: time.Now,
 	}
 }
 
 // state is one reconcile's object and the snapshot its status patch is computed from.
-type state[T Object] struct {
+type state[T Object, O any] struct {
 	obj, before T
+	// Session is the kind bound to the resource's connection, once Connect succeeded.
+	Session[T, O]
 	// unusable is set once the reconcile knows the Dfns object cannot be used as it is (it is
 	// being created or replaced): a failure then turns Ready False.
 	unusable bool
@@ -247,15 +269,18 @@ func (r *Reconciler[T, O]) Reconcile(ctx context.Context, req ctrl.Request) (res
 	}
 	log := logf.FromContext(ctx).WithValues("uid", obj.GetUID(), "generation", obj.GetGeneration())
 	ctx = logf.IntoContext(ctx, log)
-	st := &state[T]{obj: obj, before: obj.DeepCopyObject().(T)}
+	st := &state[T, O]{obj: obj, before: obj.DeepCopyObject().(T)}
 	defer func() { res, err = r.patchStatus(ctx, st, res, err) }()
 
 	if !obj.GetDeletionTimestamp().IsZero() {
 		return r.reconcileDelete(ctx, st)
 	}
-	// The finalizer goes on only once the spec is valid: a resource refused at once holds
-	// nothing in Dfns and must not block its own deletion.
-	if err := r.ext.Validate(ctx, obj); err != nil {
+	if err := r.connect(ctx, st, false); err != nil {
+		return r.fail(ctx, st, err)
+	}
+	// The finalizer goes on only once the spec is valid and permitted: a resource refused at
+	// once holds nothing in Dfns and must not block its own deletion.
+	if err := st.External.Validate(ctx, obj); err != nil {
 		return r.fail(ctx, st, err)
 	}
 	if err := r.ensureFinalizer(ctx, st); err != nil {
@@ -267,7 +292,7 @@ func (r *Reconciler[T, O]) Reconcile(ctx context.Context, req ctrl.Request) (res
 	}
 	switch {
 	case rec.ID != "" && !rec.Proved:
-		if err := r.adoptable(ctx, st.obj, rec.ID); err != nil {
+		if err := r.adoptable(ctx, st, rec.ID); err != nil {
 			return r.fail(ctx, st, err)
 		}
 	case r.provedBySignatureOnly(obj, rec):
@@ -275,11 +300,11 @@ func (r *Reconciler[T, O]) Reconcile(ctx context.Context, req ctrl.Request) (res
 			return r.fail(ctx, st, err)
 		}
 	}
-	obs, err := r.ext.Observe(ctx, obj, rec)
+	obs, err := st.External.Observe(ctx, obj, rec)
 	if err != nil {
 		return r.fail(ctx, st, err)
 	}
-	r.ext.Report(obj, obs)
+	st.External.Report(obj, obs)
 	return r.converge(ctx, st, rec, obs)
 }
 
@@ -313,7 +338,7 @@ func (r *Reconciler[T, O]) wrote(obj T) {
 }
 
 // converge acts on an observation: adopt, create, wait for approval, update, or report Ready.
-func (r *Reconciler[T, O]) converge(ctx context.Context, st *state[T], rec Recorded, obs Observation[O]) (ctrl.Result, error) {
+func (r *Reconciler[T, O]) converge(ctx context.Context, st *state[T, O], rec Recorded, obs Observation[O]) (ctrl.Result, error) {
 	if obs.Exists && obs.ID != "" && !r.signed(st.obj, obs.ID) {
 		// Found by this resource's mark or marker, allowed as a claim, or proved by status only
 		// (written before proofs existed): record the ID with its proof, once.
@@ -361,18 +386,18 @@ func (r *Reconciler[T, O]) converge(ctx context.Context, st *state[T], rec Recor
 // create makes the Dfns object and publishes its one-time secret before anything else.
 // The order is the protocol: check the Secret can be written, prepare (no Dfns change), remove
 // what is replaced, mark, make the one create call, publish the Secret, record the ID.
-func (r *Reconciler[T, O]) create(ctx context.Context, st *state[T], obs Observation[O]) (ctrl.Result, error) {
+func (r *Reconciler[T, O]) create(ctx context.Context, st *state[T, O], obs Observation[O]) (ctrl.Result, error) {
 	st.unusable = true
 	if err := r.checkSecret(ctx, st.obj); err != nil {
 		return r.fail(ctx, st, err)
 	}
-	prep, err := r.ext.Prepare(ctx, st.obj, obs)
+	prep, err := st.External.Prepare(ctx, st.obj, obs)
 	if err != nil {
 		return r.fail(ctx, st, err)
 	}
 	if obs.Replace != nil && obs.Replace.ID != "" {
 		// A refusal here leaves an earlier mark in place, which finds the object again.
-		if err := r.ext.Remove(ctx, st.obj, obs, obs.Replace.ID); err != nil {
+		if err := st.External.Remove(ctx, st.obj, obs, obs.Replace.ID); err != nil {
 			if cr, ok := r.errs.Pending(err); ok {
 				return r.awaitApproval(ctx, st, cr, OperationDelete)
 			}
@@ -429,8 +454,8 @@ func (r *Reconciler[T, O]) create(ctx context.Context, st *state[T], obs Observa
 }
 
 // update changes the Dfns object to match the spec; a 202 is recorded and waited on.
-func (r *Reconciler[T, O]) update(ctx context.Context, st *state[T], obs Observation[O]) (ctrl.Result, error) {
-	notes, err := r.ext.Update(ctx, st.obj, obs)
+func (r *Reconciler[T, O]) update(ctx context.Context, st *state[T, O], obs Observation[O]) (ctrl.Result, error) {
+	notes, err := st.External.Update(ctx, st.obj, obs)
 	r.notes(st.obj, notes)
 	if cr, ok := r.errs.Pending(err); ok {
 		return r.awaitApproval(ctx, st, cr, OperationUpdate)
@@ -456,7 +481,7 @@ const (
 // awaitApproval reports a change Dfns holds for approval and polls it at the sync period; the
 // change is never sent again while it is pending. op is the operation just sent, which is
 // recorded in status; "" for one recorded already.
-func (r *Reconciler[T, O]) awaitApproval(ctx context.Context, st *state[T], cr *ChangeRequest, op string) (ctrl.Result, error) {
+func (r *Reconciler[T, O]) awaitApproval(ctx context.Context, st *state[T, O], cr *ChangeRequest, op string) (ctrl.Result, error) {
 	msg := ApprovalMessage(cr)
 	if op != "" && cr != nil {
 		st.obj.Managed().PendingChangeRequest = &v1alpha1.ChangeRequestStatus{
@@ -476,7 +501,7 @@ func (r *Reconciler[T, O]) awaitApproval(ctx context.Context, st *state[T], cr *
 
 // fail records a failure: Synced=False with the classified reason, a Warning event when the
 // condition changed or the error is retried, and the requeue policy of the class.
-func (r *Reconciler[T, O]) fail(ctx context.Context, st *state[T], err error) (ctrl.Result, error) {
+func (r *Reconciler[T, O]) fail(ctx context.Context, st *state[T, O], err error) (ctrl.Result, error) {
 	v := Classify(r.errs, err)
 	changed := setCondition(st.obj, v1alpha1.ConditionSynced, metav1.ConditionFalse, v.Reason, v.Message)
 	switch {
@@ -516,7 +541,7 @@ func (r *Reconciler[T, O]) notes(obj T, notes []Note) {
 }
 
 // reconcileDelete handles the Dfns object per the deletion policy, then drops the Finalizer.
-func (r *Reconciler[T, O]) reconcileDelete(ctx context.Context, st *state[T]) (ctrl.Result, error) {
+func (r *Reconciler[T, O]) reconcileDelete(ctx context.Context, st *state[T, O]) (ctrl.Result, error) {
 	if !controllerutil.ContainsFinalizer(st.obj, Finalizer) {
 		return ctrl.Result{}, nil
 	}
@@ -529,6 +554,9 @@ func (r *Reconciler[T, O]) reconcileDelete(ctx context.Context, st *state[T]) (c
 			return r.fail(ctx, st, err)
 		}
 	} else {
+		if err := r.connect(ctx, st, true); err != nil {
+			return r.fail(ctx, st, err)
+		}
 		if res, done, err := r.followApprovalBeforeDelete(ctx, st); done {
 			return res, err
 		}
@@ -537,7 +565,7 @@ func (r *Reconciler[T, O]) reconcileDelete(ctx context.Context, st *state[T]) (c
 			return r.fail(ctx, st, err)
 		}
 		if id != "" {
-			err := r.ext.Delete(ctx, st.obj, id)
+			err := st.External.Delete(ctx, st.obj, id)
 			if cr, ok := r.errs.Pending(err); ok {
 				return r.awaitApproval(ctx, st, cr, OperationDelete)
 			}
@@ -555,7 +583,7 @@ func (r *Reconciler[T, O]) reconcileDelete(ctx context.Context, st *state[T]) (c
 
 // deletionTarget is the recorded ID or, after a create whose answer was lost, the object
 // found by its mark. An ID this resource cannot prove is its own is never deleted.
-func (r *Reconciler[T, O]) deletionTarget(ctx context.Context, st *state[T]) (string, error) {
+func (r *Reconciler[T, O]) deletionTarget(ctx context.Context, st *state[T, O]) (string, error) {
 	obj := st.obj
 	rec, err := r.recorded(ctx, st)
 	if err != nil {
@@ -574,7 +602,7 @@ func (r *Reconciler[T, O]) deletionTarget(ctx context.Context, st *state[T]) (st
 	if rec.Marked == "" {
 		return "", nil
 	}
-	obs, err := r.ext.Observe(ctx, obj, rec)
+	obs, err := st.External.Observe(ctx, obj, rec)
 	if err != nil {
 		return "", err
 	}
@@ -607,7 +635,7 @@ func pastTense(p v1alpha1.DeletionPolicy) string {
 }
 
 // ensureFinalizer adds the Finalizer before any call to Dfns.
-func (r *Reconciler[T, O]) ensureFinalizer(ctx context.Context, st *state[T]) error {
+func (r *Reconciler[T, O]) ensureFinalizer(ctx context.Context, st *state[T, O]) error {
 	if controllerutil.ContainsFinalizer(st.obj, Finalizer) {
 		return nil
 	}
@@ -615,7 +643,7 @@ func (r *Reconciler[T, O]) ensureFinalizer(ctx context.Context, st *state[T]) er
 }
 
 // unmark clears create-pending, when it is set.
-func (r *Reconciler[T, O]) unmark(ctx context.Context, st *state[T]) error {
+func (r *Reconciler[T, O]) unmark(ctx context.Context, st *state[T, O]) error {
 	if _, ok := st.obj.GetAnnotations()[v1alpha1.AnnotationCreatePending]; !ok {
 		return nil
 	}
@@ -624,7 +652,7 @@ func (r *Reconciler[T, O]) unmark(ctx context.Context, st *state[T]) error {
 
 // recordID stores the Dfns ID in the external-id annotation with its proof, and clears
 // create-pending, in one write.
-func (r *Reconciler[T, O]) recordID(ctx context.Context, st *state[T], id string) error {
+func (r *Reconciler[T, O]) recordID(ctx context.Context, st *state[T, O], id string) error {
 	proof := r.key.ProveID(r.subject(st.obj), id)
 	err := r.patchMeta(ctx, st, func(o T) {
 		SetAnnotation(o, v1alpha1.AnnotationExternalID, id)
@@ -639,7 +667,7 @@ func (r *Reconciler[T, O]) recordID(ctx context.Context, st *state[T], id string
 
 // patchMeta patches the resource's metadata at once (finalizers, annotations) and carries the
 // result into the object and its snapshot, leaving the in-memory status alone.
-func (r *Reconciler[T, O]) patchMeta(ctx context.Context, st *state[T], mutate func(T)) error {
+func (r *Reconciler[T, O]) patchMeta(ctx context.Context, st *state[T, O], mutate func(T)) error {
 	cp := st.obj.DeepCopyObject().(T)
 	mutate(cp)
 	patch := client.MergeFrom(st.obj)
@@ -662,7 +690,7 @@ func (r *Reconciler[T, O]) patchMeta(ctx context.Context, st *state[T], mutate f
 
 // patchStatus writes status once per reconcile, only when it changed. A conflict is a silent
 // requeue; a resource already gone is fine.
-func (r *Reconciler[T, O]) patchStatus(ctx context.Context, st *state[T], res ctrl.Result, err error) (ctrl.Result, error) {
+func (r *Reconciler[T, O]) patchStatus(ctx context.Context, st *state[T, O], res ctrl.Result, err error) (ctrl.Result, error) {
 	st.obj.Managed().ObservedGeneration = st.obj.GetGeneration()
 	if equality.Semantic.DeepEqual(st.before.GetStatus(), st.obj.GetStatus()) {
 		return res, err
@@ -703,13 +731,10 @@ func SetAnnotation(obj client.Object, key, value string) {
 	obj.SetAnnotations(a)
 }
 
-// DefaultConnection names the Dfns connection in ownership proofs. There is one connection per
-// manager for now; proofs carry its name so that they stay valid when there are several.
-const DefaultConnection = "ClusterDfnsConnection/default"
-
-// subject is the resource as ownership proofs name it.
+// subject is the resource as ownership proofs name it: with its connection, so that a proof
+// made through one connection proves nothing through another.
 func (r *Reconciler[T, O]) subject(obj T) ownership.Subject {
-	return ownership.Subject{Connection: DefaultConnection, Kind: r.kind, Namespace: obj.GetNamespace(), Name: obj.GetName()}
+	return ownership.Subject{Connection: obj.GetConnectionRef().String(), Kind: r.kind, Namespace: obj.GetNamespace(), Name: obj.GetName()}
 }
 
 // signed reports whether the resource carries the operator's proof for id.
@@ -721,7 +746,7 @@ func (r *Reconciler[T, O]) signed(obj T, id string) bool {
 // recorded sorts what the resource's annotations say into proof and claims. A create-pending
 // mark without a valid proof (set by hand, or copied from another resource) is removed, with a
 // Warning event: it must never make someone else's object look like a lost one of ours.
-func (r *Reconciler[T, O]) recorded(ctx context.Context, st *state[T]) (Recorded, error) {
+func (r *Reconciler[T, O]) recorded(ctx context.Context, st *state[T, O]) (Recorded, error) {
 	obj := st.obj
 	rec := Recorded{ID: ExternalID(obj)}
 	rec.Proved = rec.ID != "" && (obj.GetStatusID() == rec.ID || r.signed(obj, rec.ID))
@@ -744,16 +769,31 @@ func (r *Reconciler[T, O]) recorded(ctx context.Context, st *state[T]) (Recorded
 // adoptable checks that the resource may take the Dfns object id as its own although it cannot
 // prove it made it: its kind has no one-time secret (which Dfns never shows again), and no other
 // resource manages the object. Messages name no object of another resource.
-func (r *Reconciler[T, O]) adoptable(ctx context.Context, obj T, id string) error {
-	if name, _ := r.ext.Secret(obj); name != "" {
+func (r *Reconciler[T, O]) adoptable(ctx context.Context, st *state[T, O], id string) error {
+	obj := st.obj
+	if name, _ := r.connector.Secret(obj); name != "" {
 		return Stopf(v1alpha1.ReasonInvalidSpec, "Dfns object %s was not created by this resource and Dfns never "+
 			"shows its secret again, so it cannot be adopted; remove the %s annotation to create a new one",
 			id, v1alpha1.AnnotationExternalID)
+	}
+	if !st.Adoption {
+		return Stopf(v1alpha1.ReasonNotPermitted, "connection %s does not allow adoption (limits.adoption): Dfns object %s "+
+			"was not created by this resource; remove the %s annotation", obj.GetConnectionRef(), id, v1alpha1.AnnotationExternalID)
 	}
 	if err := r.notManagedElsewhere(ctx, obj, id); err != nil {
 		return Stopf(v1alpha1.ReasonNotPermitted, "Dfns object %s is managed by another resource, so this one "+
 			"cannot adopt it; remove the %s annotation", id, v1alpha1.AnnotationExternalID)
 	}
+	return nil
+}
+
+// connect binds the kind to the resource's connection for this reconcile.
+func (r *Reconciler[T, O]) connect(ctx context.Context, st *state[T, O], deleting bool) error {
+	sess, err := r.connector.Connect(ctx, st.obj, deleting)
+	if err != nil {
+		return err
+	}
+	st.Session = sess
 	return nil
 }
 
@@ -816,7 +856,7 @@ func markKey(name string) string { return "mark:" + name }
 // shows the recorded one, that one is pending without a look at its approval.
 // deleting decides on a rejection whatever generation it carried (deleting a resource bumps
 // its generation).
-func (r *Reconciler[T, O]) followApproval(ctx context.Context, st *state[T], shown *ChangeRequest, deleting bool) (*ChangeRequest, error) {
+func (r *Reconciler[T, O]) followApproval(ctx context.Context, st *state[T, O], shown *ChangeRequest, deleting bool) (*ChangeRequest, error) {
 	cr := st.obj.Managed().PendingChangeRequest
 	if cr == nil {
 		return nil, nil
@@ -829,7 +869,7 @@ func (r *Reconciler[T, O]) followApproval(ctx context.Context, st *state[T], sho
 			// one. The observation says what exists; a change still held is answered 409.
 			cr.Status = StatusApplied
 		default:
-			status, err := r.approvals.Outcome(ctx, cr.ApprovalID)
+			status, err := st.Approvals.Outcome(ctx, cr.ApprovalID)
 			if err != nil {
 				return nil, fmt.Errorf("reading approval %s: %w", cr.ApprovalID, err)
 			}
@@ -853,7 +893,7 @@ func (r *Reconciler[T, O]) followApproval(ctx context.Context, st *state[T], sho
 // a create or delete still pending keeps the finalizer (the create may yet be applied, the
 // delete must not be sent again); a rejected create made nothing, so the resource goes; a
 // rejected delete stops, since sending it again would only be rejected again.
-func (r *Reconciler[T, O]) followApprovalBeforeDelete(ctx context.Context, st *state[T]) (ctrl.Result, bool, error) {
+func (r *Reconciler[T, O]) followApprovalBeforeDelete(ctx context.Context, st *state[T, O]) (ctrl.Result, bool, error) {
 	cr := st.obj.Managed().PendingChangeRequest
 	if cr == nil {
 		return ctrl.Result{}, false, nil
@@ -867,7 +907,7 @@ func (r *Reconciler[T, O]) followApprovalBeforeDelete(ctx context.Context, st *s
 			return res, true, err
 		}
 		if rec.Proved || rec.Marked != "" {
-			obs, err := r.ext.Observe(ctx, st.obj, rec)
+			obs, err := st.External.Observe(ctx, st.obj, rec)
 			if err != nil {
 				res, err := r.fail(ctx, st, err)
 				return res, true, err

@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -158,6 +159,25 @@ func (e *extFns[T]) Secret(T) (string, v1alpha1.SecretTemplate) {
 	return e.secret, v1alpha1.SecretTemplate{}
 }
 
+// testConnector binds extFns as Connect would: no rule refuses unless refuse is set.
+type testConnector[T Object] struct {
+	ext       *extFns[T]
+	approvals Approvals
+	adoption  bool
+	refuse    error
+	connects  []bool // the deleting argument of each Connect
+}
+
+func (c *testConnector[T]) Connect(_ context.Context, _ T, deleting bool) (Session[T, string], error) {
+	c.connects = append(c.connects, deleting)
+	if c.refuse != nil {
+		return Session[T, string]{}, c.refuse
+	}
+	return Session[T, string]{External: c.ext, Approvals: c.approvals, Adoption: c.adoption}, nil
+}
+
+func (c *testConnector[T]) Secret(obj T) (string, v1alpha1.SecretTemplate) { return c.ext.Secret(obj) }
+
 // testSchemeUnit holds the types of the unit tests.
 func testSchemeUnit(t *testing.T) *runtime.Scheme {
 	s := runtime.NewScheme()
@@ -171,7 +191,7 @@ func testSchemeUnit(t *testing.T) *runtime.Scheme {
 }
 
 // newDriver builds a driver over a fake client holding objs.
-func newDriver[T Object](t *testing.T, ext External[T, string], newObj func() T, objs ...client.Object) (*Reconciler[T, string], client.Client, *record.FakeRecorder) {
+func newDriver[T Object](t *testing.T, ext *extFns[T], newObj func() T, objs ...client.Object) (*Reconciler[T, string], client.Client, *record.FakeRecorder) {
 	s := testSchemeUnit(t)
 	c := fake.NewClientBuilder().WithScheme(s).WithObjects(objs...).
 		WithIndex(newObj(), OwnedIDIndex, OwnedIDs[T](tKind, testOwnershipKey)).
@@ -181,7 +201,8 @@ func newDriver[T Object](t *testing.T, ext External[T, string], newObj func() T,
 	if _, ok := any(newObj()).(*v1alpha1.DfnsServiceAccount); ok {
 		newList = func() client.ObjectList { return &v1alpha1.DfnsServiceAccountList{} }
 	}
-	return &Reconciler[T, string]{client: c, reader: c, scheme: s, ext: ext, newObject: newObj, newList: newList, recorder: rec, errs: testErrors{}, approvals: testApprovals{},
+	conn := &testConnector[T]{ext: ext, approvals: testApprovals{}, adoption: true}
+	return &Reconciler[T, string]{client: c, reader: c, scheme: s, connector: conn, newObject: newObj, newList: newList, recorder: rec, errs: testErrors{},
 		kind: tKind, key: testOwnershipKey,
 		syncPeriod: time.Minute, timeout: time.Minute, secretRetries: 1, secretBackoff: time.Millisecond,
 		now: func() time.Time { return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) }}, c, rec
@@ -235,7 +256,7 @@ func withClaim(p *v1alpha1.DfnsPermission) { SetAnnotation(p, v1alpha1.Annotatio
 
 // testSubject is the ownership subject of a fixture.
 func testSubject(obj client.Object) ownership.Subject {
-	return ownership.Subject{Connection: DefaultConnection, Kind: tKind, Namespace: obj.GetNamespace(), Name: obj.GetName()}
+	return ownership.Subject{Connection: "ClusterDfnsConnection/default", Kind: tKind, Namespace: obj.GetNamespace(), Name: obj.GetName()}
 }
 
 // withPendingChange records an update held for approval tApproval.
@@ -839,8 +860,9 @@ func TestFollowApproval(t *testing.T) {
 			if name == "NoApprovalNoShow" {
 				p.Status.PendingChangeRequest.ApprovalID = ""
 			}
-			r := &Reconciler[*v1alpha1.DfnsPermission, string]{approvals: tc.approvals}
-			pending, err := r.followApproval(context.Background(), &state[*v1alpha1.DfnsPermission]{obj: p}, tc.shown, false)
+			r := &Reconciler[*v1alpha1.DfnsPermission, string]{}
+			st := &state[*v1alpha1.DfnsPermission, string]{obj: p, Session: Session[*v1alpha1.DfnsPermission, string]{Approvals: tc.approvals}}
+			pending, err := r.followApproval(context.Background(), st, tc.shown, false)
 			var got string
 			switch {
 			case err != nil:
@@ -879,7 +901,7 @@ func TestRejectedCreateReleasesOnDeletion(t *testing.T) {
 			p.Generation = 2 // deletion bumped it past the change request's
 			ext := &extFns[*v1alpha1.DfnsPermission]{}
 			r, c, _ := newDriver[*v1alpha1.DfnsPermission](t, ext, func() *v1alpha1.DfnsPermission { return &v1alpha1.DfnsPermission{} }, p)
-			r.approvals = testApprovals{tApproval: StatusRejected}
+			r.connector.(*testConnector[*v1alpha1.DfnsPermission]).approvals = testApprovals{tApproval: StatusRejected}
 			if _, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(p)}); err != nil {
 				t.Fatal(err)
 			}
@@ -893,6 +915,73 @@ func TestRejectedCreateReleasesOnDeletion(t *testing.T) {
 			}
 			if !tc.wantRemoved {
 				checkCondition(t, name, &got, v1alpha1.ConditionSynced, tc.wantSynced)
+			}
+		})
+	}
+}
+
+func TestConnect(t *testing.T) {
+	refusal := Stopf(v1alpha1.ReasonNotPermitted, "connection ClusterDfnsConnection/team does not allow kind DfnsPermission (limits.kinds)")
+	missing := Waitf("ConnectionNotFound", "connection ClusterDfnsConnection/team does not exist")
+	exists := func(*v1alpha1.DfnsPermission, string) (Observation[string], error) {
+		return Observation[string]{ID: tPermID, Exists: true, UpToDate: true}, nil
+	}
+	cases := map[string]struct {
+		reason       string
+		obj          *v1alpha1.DfnsPermission
+		refuse       error
+		adoption     bool
+		wantConnects []bool
+		wantCalls    []string
+		wantSynced   string
+		wantFinal    bool
+	}{
+		"Refused": {"a rule refuses: no Dfns call, no finalizer", perm(), refusal, true,
+			[]bool{false}, nil, "False/NotPermitted", false},
+		"Missing": {"no connection: no Dfns call, no finalizer", perm(), missing, true,
+			[]bool{false}, nil, "False/ConnectionNotFound", false},
+		"RefusedAfterMade": {"a rule refuses a resource that holds an object: nothing is touched", perm(withID, func(p *v1alpha1.DfnsPermission) {
+			p.Finalizers = []string{Finalizer}
+		}), refusal, true,
+			[]bool{false}, nil, "False/NotPermitted", true},
+		"Deleting": {"a deletion connects without the rules and deletes", perm(withID, deleting), nil, true,
+			[]bool{true}, []string{"Delete:" + tPermID}, "", false},
+		"DeletingMissing": {"a deletion without its connection deletes nothing and waits", perm(withID, deleting), missing, true,
+			[]bool{true}, nil, "False/ConnectionNotFound", true},
+		"Orphan": {"an orphaning deletion needs no connection", perm(withID, deleting, orphan), missing, true,
+			nil, nil, "", false},
+		"AdoptionDenied": {"a claim is refused when the connection denies adoption", perm(func(p *v1alpha1.DfnsPermission) {
+			SetAnnotation(p, v1alpha1.AnnotationExternalID, tPermID)
+		}), nil, false, []bool{false}, []string{tValidate}, "False/NotPermitted", true},
+		"AdoptionAllowed": {"a claim is adopted when the connection allows it", perm(func(p *v1alpha1.DfnsPermission) {
+			SetAnnotation(p, v1alpha1.AnnotationExternalID, tPermID)
+		}), nil, true, []bool{false}, []string{tValidate, tObserve}, "True/ReconcileSuccess", true},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			ext := &extFns[*v1alpha1.DfnsPermission]{observe: exists, delete: func(*v1alpha1.DfnsPermission, string) error { return nil }}
+			r, c, _ := newDriver[*v1alpha1.DfnsPermission](t, ext, func() *v1alpha1.DfnsPermission { return &v1alpha1.DfnsPermission{} }, tc.obj)
+			conn := r.connector.(*testConnector[*v1alpha1.DfnsPermission])
+			conn.refuse, conn.adoption = tc.refuse, tc.adoption
+			if _, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(tc.obj)}); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(conn.connects, tc.wantConnects) {
+				t.Errorf("%s\nconnects = %v, want %v", tc.reason, conn.connects, tc.wantConnects)
+			}
+			if !slices.Equal(ext.calls, tc.wantCalls) {
+				t.Errorf("%s\ncalls = %v, want %v", tc.reason, ext.calls, tc.wantCalls)
+			}
+			var got v1alpha1.DfnsPermission
+			if err := c.Get(context.Background(), client.ObjectKeyFromObject(tc.obj), &got); err != nil {
+				if tc.wantSynced != "" || tc.wantFinal {
+					t.Fatalf("%s\nthe resource is gone: %v", tc.reason, err)
+				}
+				return
+			}
+			checkCondition(t, tc.reason, &got, v1alpha1.ConditionSynced, tc.wantSynced)
+			if has := slices.Contains(got.Finalizers, Finalizer); has != tc.wantFinal {
+				t.Errorf("%s\nfinalizer = %t, want %t", tc.reason, has, tc.wantFinal)
 			}
 		})
 	}

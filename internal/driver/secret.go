@@ -46,7 +46,7 @@ func secretConflict(name string) error {
 // server accepts it (a server-side dry run: quotas, admission policies), before Dfns is called:
 // a token that cannot be stored must not be minted.
 func (r *Reconciler[T, O]) checkSecret(ctx context.Context, obj T) error {
-	name, tmpl := r.ext.Secret(obj)
+	name, tmpl := r.connector.Secret(obj)
 	if name == "" {
 		return nil
 	}
@@ -67,7 +67,7 @@ func (r *Reconciler[T, O]) checkSecret(ctx context.Context, obj T) error {
 // releaseSecret removes the resource's owner reference from its Secret, so that the garbage
 // collector keeps the Secret of an object orphaned in Dfns.
 func (r *Reconciler[T, O]) releaseSecret(ctx context.Context, obj T) error {
-	name, _ := r.ext.Secret(obj)
+	name, _ := r.connector.Secret(obj)
 	if name == "" {
 		return nil
 	}
@@ -93,7 +93,7 @@ func (r *Reconciler[T, O]) releaseSecret(ctx context.Context, obj T) error {
 func (r *Reconciler[T, O]) publish(ctx context.Context, obj T, content *SecretContent) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), secretTimeout)
 	defer cancel()
-	name, tmpl := r.ext.Secret(obj)
+	name, tmpl := r.connector.Secret(obj)
 	backoff := r.secretBackoff
 	var err error
 	for attempt := 0; attempt <= r.secretRetries; attempt++ {
