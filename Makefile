@@ -139,6 +139,8 @@ uninstall: manifests ## Remove the CRDs from the cluster of the current kubeconf
 
 .PHONY: deploy
 deploy: manifests ## Deploy the operator to the cluster of the current kubeconfig.
+	$(KUBECTL) apply -k config/crd
+	$(KUBECTL) wait --for=condition=Established -f config/crd/bases --timeout=60s
 	$(KUBECTL) apply -k config/default
 
 .PHONY: undeploy

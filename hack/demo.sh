@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make demo: the operator end to end on this machine, without a cluster or container engine.
 # Starts etcd + kube-apiserver (envtest-up), the Dfns sandbox and the manager as processes,
-# applies config/samples, waits for them to be Ready and shows what an app gets.
+# creates the default connection, applies config/samples into namespace default, waits for them
+# to be Ready and shows what an app gets.
 # `hack/demo.sh down` (make demo-down) stops everything it started and removes its state.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -97,6 +98,12 @@ $KUBECTL wait --for=condition=Established crd --all --timeout=60s >/dev/null || 
 step "Creating namespace dfns-system and the dfns-credentials Secret from the sandbox's bootstrap"
 $KUBECTL create namespace dfns-system >/dev/null
 $KUBECTL apply -f "$STATE/bootstrap/dfns-credentials.yaml" >/dev/null || fail "applying dfns-credentials"
+
+# make deploy and the Helm chart create this connection; here the manager runs as a process.
+step "Creating ClusterDfnsConnection/default (mounted credentials) and opting namespace default in"
+$KUBECTL apply -k config/connection >/dev/null || fail "kubectl apply -k config/connection"
+$KUBECTL label namespace default access.dfns.io/enabled=true --overwrite >/dev/null ||
+	fail "labelling namespace default"
 
 step "Starting the manager (credentials from the bootstrap directory, as a mounted Secret) -> log $STATE/manager.log"
 start manager "$STATE/manager.log" bin/manager --kubeconfig "$KUBECONFIG_FILE" \

@@ -21,8 +21,10 @@ package packaging
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,6 +35,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
@@ -191,11 +194,12 @@ func checkCredentials(t *testing.T, pod corev1.PodSpec) {
 }
 
 // managerResources are all the manager's ClusterRole may name: its own kinds (with status and
-// finalizers), the Secrets it writes, and events.
+// finalizers), the connections, the Secrets it writes, namespaces (whose labels select a
+// connection's namespaces), and events.
 var managerResources = map[string][]string{
 	"access.dfns.io": {"dfnsserviceaccounts", "dfnspersonalaccesstokens", "dfnspermissions", "dfnspermissionassignments",
-		"dfnswebhooks", "dfnspolicies"},
-	"":              {"secrets", "events"},
+		"dfnswebhooks", "dfnspolicies", "clusterdfnsconnections", "dfnsconnections"},
+	"":              {"secrets", "namespaces", "events"},
 	"events.k8s.io": {"events"},
 }
 
@@ -298,4 +302,252 @@ func TestHelmChart(t *testing.T) {
 			}
 		}
 	})
+}
+
+// runFails runs a command in the repository root that must fail, and returns its standard error.
+func runFails(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Dir = root
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err == nil {
+		t.Fatalf("%s %s succeeded; want a failure", filepath.Base(name), strings.Join(args, " "))
+	}
+	return stderr.String()
+}
+
+// helmTemplate renders the chart as release dfns-operator in dfns-system with extra arguments.
+func helmTemplate(t *testing.T, args ...string) rendered {
+	t.Helper()
+	all := append([]string{"template", "dfns-operator", "dist/chart", "--namespace", "dfns-system"}, args...)
+	return byKind(objects(t, run(t, tool(t, "HELM"), all...)))
+}
+
+// optInSelector is the default connection's namespaceSelector: namespaces opt in with a label.
+var optInSelector = map[string]any{"matchLabels": map[string]any{"access.dfns.io/enabled": "true"}}
+
+// defaultConnection returns the one ClusterDfnsConnection of a render, which must be "default".
+func defaultConnection(t *testing.T, r rendered) unstructured.Unstructured {
+	t.Helper()
+	conns := r["ClusterDfnsConnection"]
+	if len(conns) != 1 {
+		t.Fatalf("want one ClusterDfnsConnection, got %d", len(conns))
+	}
+	c := conns[0]
+	if c.GetAPIVersion() != "access.dfns.io/v1alpha1" || c.GetName() != "default" || c.GetNamespace() != "" {
+		t.Errorf("want the cluster-scoped access.dfns.io/v1alpha1 ClusterDfnsConnection default, got %s %s/%s",
+			c.GetAPIVersion(), c.GetNamespace(), c.GetName())
+	}
+	return c
+}
+
+// TestDefaultConnection: both renders create ClusterDfnsConnection/default, with the manager's
+// mounted credentials, serving the namespaces labelled access.dfns.io/enabled=true, and its CRD.
+func TestDefaultConnection(t *testing.T) {
+	specs := map[string]map[string]any{}
+	for name, r := range renders(t) {
+		t.Run(name, func(t *testing.T) {
+			c := defaultConnection(t, r)
+			spec, _, _ := unstructured.NestedMap(c.Object, "spec")
+			mounted, found, err := unstructured.NestedMap(spec, "credentials", "mounted")
+			if err != nil || !found || len(mounted) != 0 {
+				t.Errorf("want credentials.mounted: {}, got %v", spec["credentials"])
+			}
+			if _, found, _ := unstructured.NestedFieldNoCopy(spec, "credentials", "secretRef"); found {
+				t.Errorf("the default connection must not name a Secret: %v", spec["credentials"])
+			}
+			sel, _, _ := unstructured.NestedMap(spec, "namespaceSelector")
+			if !equality.Semantic.DeepEqual(sel, optInSelector) {
+				t.Errorf("namespaceSelector %v, want %v", sel, optInSelector)
+			}
+			for _, field := range []string{"namespaces", "limits", "namePrefix", "rateLimit"} {
+				if _, ok := spec[field]; ok {
+					t.Errorf("the default connection sets %s: %v", field, spec[field])
+				}
+			}
+			crds := map[string]bool{}
+			for _, crd := range r["CustomResourceDefinition"] {
+				crds[crd.GetName()] = true
+			}
+			for _, crd := range []string{"clusterdfnsconnections.access.dfns.io", "dfnsconnections.access.dfns.io"} {
+				if !crds[crd] {
+					t.Errorf("the CRD %s is not rendered", crd)
+				}
+			}
+			specs[name] = spec
+		})
+	}
+	if !equality.Semantic.DeepEqual(specs["kustomize"], specs["helm"]) {
+		t.Errorf("kustomize and Helm render different default connections:\n%v\n%v", specs["kustomize"], specs["helm"])
+	}
+}
+
+// TestHelmDefaultConnectionValues: the chart's defaultConnection values reach the connection;
+// only the limits set are rendered, and a misspelt limit is an error, not a silent no-limit.
+func TestHelmDefaultConnectionValues(t *testing.T) {
+	if off := helmTemplate(t, "--set", "defaultConnection.enabled=false"); len(off["ClusterDfnsConnection"]) != 0 {
+		t.Errorf("defaultConnection.enabled=false still renders %d ClusterDfnsConnections", len(off["ClusterDfnsConnection"]))
+	}
+	r := helmTemplate(t,
+		"--set-json", `defaultConnection.namespaceSelector=null`,
+		"--set-json", `defaultConnection.namespaces=["team-a","team-b"]`,
+		"--set", "defaultConnection.namePrefix=prod,defaultConnection.rateLimit.qps=5,defaultConnection.rateLimit.burst=10",
+		"--set-json", `defaultConnection.limits={"kinds":["DfnsServiceAccount","DfnsPermission"],`+
+			`"operations":["Wallets:*"],"permissionIds":[],"adoption":"Denied"}`)
+	spec, _, _ := unstructured.NestedMap(defaultConnection(t, r).Object, "spec")
+	want := map[string]any{
+		"credentials": map[string]any{"mounted": map[string]any{}},
+		"namespaces":  []any{"team-a", "team-b"},
+		"namePrefix":  "prod",
+		"rateLimit":   map[string]any{"qps": int64(5), "burst": int64(10)},
+		"limits": map[string]any{
+			"kinds":      []any{"DfnsServiceAccount", "DfnsPermission"},
+			"operations": []any{"Wallets:*"},
+			"adoption":   "Denied",
+		},
+	}
+	// Compared as JSON: the decoder's numbers are float64.
+	if got, wanted := mustJSON(t, spec), mustJSON(t, want); got != wanted {
+		t.Errorf("spec\n%s\nwant\n%s", got, wanted)
+	}
+	stderr := runFails(t, tool(t, "HELM"), "template", "x", "dist/chart",
+		"--set", "defaultConnection.limits.kind={DfnsPolicy}")
+	if !strings.Contains(stderr, "defaultConnection.limits.kind is not a limit") {
+		t.Errorf("a misspelt limit must fail the render, got: %s", stderr)
+	}
+}
+
+// TestHelmWatchNamespaces: with watchNamespaces the manager gets --watch-namespaces, and its
+// Secret rights move from the ClusterRole to a Role in each watched namespace and its own.
+func TestHelmWatchNamespaces(t *testing.T) {
+	all := helmTemplate(t)
+	args := as[appsv1.Deployment](t, all["Deployment"][0]).Spec.Template.Spec.Containers[0].Args
+	if slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--watch-namespaces") }) {
+		t.Errorf("without watchNamespaces the manager must watch every namespace: %v", args)
+	}
+	if !grantsSecrets(managerRole(t, all).Rules) {
+		t.Errorf("without watchNamespaces the manager's ClusterRole must grant Secrets")
+	}
+
+	for name, tc := range map[string]struct {
+		set  string
+		arg  string
+		want []string // namespaces with a Secret Role
+	}{
+		"two": {"watchNamespaces={a,b}", "--watch-namespaces=a,b", []string{"a", "b", "dfns-system"}},
+		"with own namespace": {"watchNamespaces={a,dfns-system}", "--watch-namespaces=a,dfns-system",
+			[]string{"a", "dfns-system"}},
+		"without leader role": {"watchNamespaces={a},leaderElection.enabled=false", "--watch-namespaces=a",
+			[]string{"a", "dfns-system"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := helmTemplate(t, "--set", tc.set)
+			args := as[appsv1.Deployment](t, r["Deployment"][0]).Spec.Template.Spec.Containers[0].Args
+			if !slices.Contains(args, tc.arg) {
+				t.Errorf("manager args %v lack %s", args, tc.arg)
+			}
+			if grantsSecrets(managerRole(t, r).Rules) {
+				t.Errorf("with watchNamespaces the ClusterRole must not grant Secrets: %+v", managerRole(t, r).Rules)
+			}
+			secretRoles := map[string]*rbacv1.Role{}
+			for _, u := range r["Role"] {
+				role := as[rbacv1.Role](t, u)
+				if !grantsSecrets(role.Rules) {
+					continue
+				}
+				if secretRoles[role.Namespace] != nil {
+					t.Errorf("two Secret Roles in %s", role.Namespace)
+				}
+				secretRoles[role.Namespace] = role
+				for _, rule := range role.Rules {
+					if !slices.Equal(rule.APIGroups, []string{""}) || !slices.Equal(rule.Resources, []string{"secrets"}) {
+						t.Errorf("Role %s/%s grants more than Secrets: %+v", role.Namespace, role.Name, rule)
+					}
+					for _, verb := range []string{"get", "list", "watch", "create", "update"} {
+						if !slices.Contains(rule.Verbs, verb) {
+							t.Errorf("Role %s/%s lacks %s on Secrets", role.Namespace, role.Name, verb)
+						}
+					}
+					if slices.Contains(rule.Verbs, "delete") || slices.Contains(rule.Verbs, "*") {
+						t.Errorf("the manager must not delete Secrets: %+v", rule)
+					}
+				}
+			}
+			if got := slices.Sorted(maps.Keys(secretRoles)); !slices.Equal(got, tc.want) {
+				t.Fatalf("Secret Roles in %v, want %v", got, tc.want)
+			}
+			bound := map[string]bool{}
+			for _, u := range r["RoleBinding"] {
+				rb := as[rbacv1.RoleBinding](t, u)
+				role := secretRoles[rb.Namespace]
+				if role == nil || rb.RoleRef.Kind != "Role" || rb.RoleRef.Name != role.Name {
+					continue
+				}
+				if len(rb.Subjects) != 1 || rb.Subjects[0].Kind != "ServiceAccount" ||
+					rb.Subjects[0].Name != "dfns-operator-controller-manager" || rb.Subjects[0].Namespace != "dfns-system" {
+					t.Errorf("RoleBinding %s/%s binds %+v, want the manager's ServiceAccount", rb.Namespace, rb.Name, rb.Subjects)
+				}
+				bound[rb.Namespace] = true
+			}
+			for _, ns := range tc.want {
+				if !bound[ns] {
+					t.Errorf("the Secret Role in %s is not bound to the manager", ns)
+				}
+			}
+		})
+	}
+}
+
+// mustJSON is v as JSON, with sorted keys.
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// managerRole is the manager's ClusterRole of a Helm render.
+func managerRole(t *testing.T, r rendered) *rbacv1.ClusterRole {
+	t.Helper()
+	for _, u := range r["ClusterRole"] {
+		if cr := as[rbacv1.ClusterRole](t, u); strings.HasSuffix(cr.Name, "-manager-role") {
+			return cr
+		}
+	}
+	t.Fatal("no manager ClusterRole")
+	return nil
+}
+
+// grantsSecrets reports whether any rule names Secrets in the core group.
+func grantsSecrets(rules []rbacv1.PolicyRule) bool {
+	return slices.ContainsFunc(rules, func(rule rbacv1.PolicyRule) bool {
+		return slices.Contains(rule.APIGroups, "") &&
+			(slices.Contains(rule.Resources, "secrets") || slices.Contains(rule.Resources, "*"))
+	})
+}
+
+// TestSampleConnections: every ClusterDfnsConnection in config/samples serves some namespace
+// (one with neither namespaceSelector nor namespaces serves none) and uses mounted credentials
+// or a Secret, exactly one of them.
+func TestSampleConnections(t *testing.T) {
+	r := byKind(objects(t, run(t, tool(t, "KUBECTL"), "kustomize", "config/samples")))
+	if len(r["ClusterDfnsConnection"]) == 0 {
+		t.Fatal("config/samples has no ClusterDfnsConnection")
+	}
+	for _, c := range r["ClusterDfnsConnection"] {
+		spec, _, _ := unstructured.NestedMap(c.Object, "spec")
+		if spec["namespaceSelector"] == nil && spec["namespaces"] == nil {
+			t.Errorf("ClusterDfnsConnection %s serves no namespace", c.GetName())
+		}
+		creds, _, _ := unstructured.NestedMap(spec, "credentials")
+		if _, m := creds["mounted"]; m == (creds["secretRef"] != nil) {
+			t.Errorf("ClusterDfnsConnection %s: set exactly one of credentials.mounted and secretRef: %v", c.GetName(), creds)
+		}
+		if c.GetName() == "default" {
+			t.Errorf("config/samples must not carry the connection default, which config/default and the chart create")
+		}
+	}
 }
