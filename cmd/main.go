@@ -72,6 +72,7 @@ type flags struct {
 	syncPeriod              time.Duration
 	maxConcurrentReconciles int
 	watchNamespaces         string
+	connectionAPIURLs       string
 }
 
 // registerFlags binds the manager's flags to f; fs.Parse fills it.
@@ -95,16 +96,22 @@ func registerFlags(fs *flag.FlagSet, f *flags) {
 	fs.DurationVar(&f.syncPeriod, "sync-period", 10*time.Minute,
 		"How often every resource is compared with Dfns to detect drift.")
 	fs.IntVar(&f.maxConcurrentReconciles, "max-concurrent-reconciles", 4, "Concurrent reconciles per kind.")
+	fs.StringVar(&f.connectionAPIURLs, "dfns-connection-api-urls", dfns.DefaultAPIURL,
+		"Comma-separated Dfns API base URLs a DfnsConnection's credentials Secret may name in DFNS_API_URL: "+
+			"the Secret is a tenant's, and the manager sends requests wherever it points.")
 	fs.StringVar(&f.watchNamespaces, "watch-namespaces", "",
 		"Comma-separated namespaces whose resources the manager reconciles; empty: every namespace.")
 }
 
 // namespaces splits --watch-namespaces.
-func (f flags) namespaces() []string {
+func (f flags) namespaces() []string { return splitList(f.watchNamespaces) }
+
+// splitList splits a comma-separated flag, dropping empty entries and trailing slashes.
+func splitList(s string) []string {
 	var out []string
-	for ns := range strings.SplitSeq(f.watchNamespaces, ",") {
-		if ns = strings.TrimSpace(ns); ns != "" {
-			out = append(out, ns)
+	for v := range strings.SplitSeq(s, ",") {
+		if v = strings.TrimRight(strings.TrimSpace(v), "/"); v != "" {
+			out = append(out, v)
 		}
 	}
 	return out
@@ -193,6 +200,7 @@ func run(f flags) error {
 		Mounted:                 creds,
 		NewClient:               newClient,
 		OperatorNamespace:       ns,
+		ConnectionAPIURLs:       splitList(f.connectionAPIURLs),
 		OwnershipKey:            key,
 		SyncPeriod:              f.syncPeriod,
 		MaxConcurrentReconciles: f.maxConcurrentReconciles,

@@ -20,6 +20,8 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -94,6 +96,9 @@ type connections struct {
 	newClient         NewClientFunc
 	// reread is how often a DfnsConnection's Secret is read again at most.
 	reread time.Duration
+	// tenantURLs are the API URLs a DfnsConnection's credentials may name: its Secret is a
+	// tenant's, and the manager sends requests wherever it points.
+	tenantURLs []string
 	now    func() time.Time
 
 	mu      sync.Mutex
@@ -151,6 +156,10 @@ func (c *connections) client(ctx context.Context, key, name string, uid types.UI
 	cl := c.clients[key]
 	if cl == nil || cl.uid != uid || !reflect.DeepEqual(cl.spec.Credentials, spec.Credentials) || !reflect.DeepEqual(cl.spec.RateLimit, spec.RateLimit) {
 		cl = &connectionClient{uid: uid, spec: spec, source: c.mounted}
+		if spec.Credentials.SecretRef == nil && secretNamespace != c.operatorNamespace {
+			c.mu.Unlock()
+			return nil, driver.Stopf(v1alpha1.ReasonInvalidSpec, "connection %s: a DfnsConnection needs credentials.secretRef", name)
+		}
 		if spec.Credentials.SecretRef != nil {
 			cl.creds = &dfns.SettableCredentials{}
 			cl.source = cl.creds
@@ -159,7 +168,7 @@ func (c *connections) client(ctx context.Context, key, name string, uid types.UI
 		if spec.RateLimit != nil {
 			rate = *spec.RateLimit
 		}
-		api, err := c.newClient(name, cl.source, rate)
+		api, err := c.newClient(key, cl.source, rate)
 		if err != nil {
 			c.mu.Unlock()
 			return nil, fmt.Errorf("connection %s: building its Dfns client: %w", name, err)
@@ -197,9 +206,22 @@ func (c *connections) readSecret(ctx context.Context, cl *connectionClient, name
 		cl.creds.Fail(fmt.Errorf("Secret %s/%s does not exist", namespace, name))
 	case err != nil:
 		cl.creds.Fail(fmt.Errorf("reading Secret %s/%s: %w", namespace, name, err))
+	case namespace != c.operatorNamespace && !c.tenantURLAllowed(s.Data):
+		cl.creds.Fail(fmt.Errorf("Secret %s/%s: %s is not one of the API URLs the manager allows a DfnsConnection "+
+			"(--dfns-connection-api-urls)", namespace, name, dfns.FileAPIURL))
 	default:
 		cl.creds.Set(s.Data)
 	}
+}
+
+// tenantURLAllowed reports whether a DfnsConnection's credentials name an API URL the manager
+// allows (none named: the default, Dfns' production API).
+func (c *connections) tenantURLAllowed(data map[string][]byte) bool {
+	url := strings.TrimRight(strings.TrimSpace(string(data[dfns.FileAPIURL])), "/")
+	if url == "" {
+		url = dfns.DefaultAPIURL
+	}
+	return slices.Contains(c.tenantURLs, url)
 }
 
 // forget drops the client of a connection that was deleted.

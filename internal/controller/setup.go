@@ -52,6 +52,9 @@ type Options struct {
 	// OperatorNamespace holds the Secrets of ClusterDfnsConnections. Default:
 	// DefaultOperatorNamespace.
 	OperatorNamespace string
+	// ConnectionAPIURLs are the API URLs a DfnsConnection's credentials may name. Default:
+	// Dfns' production API only.
+	ConnectionAPIURLs []string
 	// SyncPeriod is how often a resource is compared with Dfns to catch drift, and how often
 	// pending approvals are polled. Default: 5 minutes.
 	SyncPeriod time.Duration
@@ -107,6 +110,9 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	if opts.OperatorNamespace == "" {
 		opts.OperatorNamespace = DefaultOperatorNamespace
 	}
+	if len(opts.ConnectionAPIURLs) == 0 {
+		opts.ConnectionAPIURLs = []string{dfns.DefaultAPIURL}
+	}
 	if opts.OwnershipKey == nil {
 		return errors.New("no ownership key")
 	}
@@ -123,7 +129,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		opts.EventRecorder = recorderAdapter{mgr.GetEventRecorder("dfns-operator")}
 	}
 	conns := &connections{cache: mgr.GetClient(), direct: mgr.GetAPIReader(), operatorNamespace: opts.OperatorNamespace,
-		mounted: opts.Mounted, newClient: opts.NewClient, reread: opts.SyncPeriod, now: time.Now}
+		mounted: opts.Mounted, newClient: opts.NewClient, reread: opts.SyncPeriod, now: time.Now, tenantURLs: opts.ConnectionAPIURLs}
 	if err := setupConnections(mgr, opts, conns); err != nil {
 		return err
 	}

@@ -82,6 +82,8 @@ var (
 
 	sb        *sandbox.Server
 	sbServer  *httptest.Server
+	sb2       *sandbox.Server // a second organisation, reached through a DfnsConnection
+	sb2Server *httptest.Server
 	admin     *sandbox.UserCredentials
 	approver  *sandbox.UserCredentials
 	operator  dfns.CredentialsSource // the operator's mounted credentials (the admin user, login mode)
@@ -180,6 +182,9 @@ var _ = BeforeSuite(func() {
 	approver, err = sb.CreateUser("approver@example.com", true)
 	Expect(err).NotTo(HaveOccurred())
 	operator = dfns.NewStaticCredentials(loginCredentials(sbServer.URL, admin))
+	sb2, err = sandbox.New(sandbox.Options{Seed: 2})
+	Expect(err).NotTo(HaveOccurred())
+	sb2Server = httptest.NewServer(sb2.Handler())
 	dashboard = loginClient(admin)
 	approverC = loginClient(approver)
 
@@ -222,8 +227,10 @@ var _ = AfterSuite(func() {
 	checkNoLeaks()
 	By("tearing down the test environment")
 	cancel()
-	if sbServer != nil {
-		sbServer.Close()
+	for _, s := range []*httptest.Server{sbServer, sb2Server} {
+		if s != nil {
+			s.Close()
+		}
 	}
 	Eventually(func() error { return testEnv.Stop() }, time.Minute, time.Second).Should(Succeed())
 })
@@ -292,7 +299,7 @@ func startManager(mounted dfns.CredentialsSource, mode string) (stop func()) {
 	Expect(err).NotTo(HaveOccurred())
 	rec := tee{capture, recorderAdapter{mgr.GetEventRecorder("dfns-operator")}}
 	Expect(Setup(mgr, Options{Mounted: mounted, NewClient: testClient, SyncPeriod: syncPeriod, EventRecorder: rec, MaxConcurrentReconciles: 2,
-		OwnershipKey: ownershipKey})).To(Succeed())
+		OwnershipKey: ownershipKey, ConnectionAPIURLs: []string{sb2Server.URL}})).To(Succeed())
 	watchForCapture(mgr)
 	mctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})

@@ -24,6 +24,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -167,9 +168,12 @@ func (c *connector[T, O]) sameConnection(ctx context.Context, conn *connection, 
 		}
 	}
 	for _, ref := range refs {
-		err := c.cache.Get(ctx, client.ObjectKeyFromObject(ref), ref)
-		if err != nil {
-			continue // not there yet: the adapter waits for it
+		if err := c.cache.Get(ctx, client.ObjectKeyFromObject(ref), ref); err != nil {
+			reason := v1alpha1.ReasonIdentityNotReady
+			if kindOf(ref) == kindPermission {
+				reason = v1alpha1.ReasonPermissionNotReady
+			}
+			return driver.Waitf(reason, "waiting for %s %s: %s", kindOf(ref), ref.GetName(), readFailure(err))
 		}
 		if other := ref.(driver.Object).GetConnectionRef(); other != obj.GetConnectionRef() {
 			return notPermitted(conn, "cannot use %s %s, which uses connection %s", kindOf(ref), ref.GetName(), other)
@@ -233,9 +237,17 @@ func (c *connector[T, O]) permissionAllowed(ctx context.Context, conn *connectio
 	if ref.Name != "" {
 		var p v1alpha1.DfnsPermission
 		if err := c.cache.Get(ctx, types.NamespacedName{Namespace: namespace, Name: ref.Name}, &p); err != nil {
-			return nil //nolint:nilerr // not there yet: the adapter waits for it
+			return driver.Waitf(v1alpha1.ReasonPermissionNotReady, "waiting for DfnsPermission %s: %s", ref.Name, readFailure(err))
 		}
-		return allowedOperations(conn, limits, p.Spec.Operations, " held by DfnsPermission "+ref.Name)
+		if err := allowedOperations(conn, limits, p.Spec.Operations, " held by DfnsPermission "+ref.Name); err != nil {
+			return err
+		}
+		// What Dfns holds may be more than the spec says (an update not applied yet, held
+		// for approval, or an adopted object): that is what would be granted.
+		if id := p.Status.PermissionID; id != "" && len(limits.Operations) > 0 {
+			return c.dfnsOperationsAllowed(ctx, conn, limits, id, " held by DfnsPermission "+ref.Name+" in Dfns")
+		}
+		return nil
 	}
 	if ref.ID == "" {
 		return nil
@@ -253,11 +265,25 @@ func (c *connector[T, O]) permissionAllowed(ctx context.Context, conn *connectio
 	if len(limits.Operations) == 0 {
 		return nil
 	}
-	p, err := conn.api.GetPermission(ctx, ref.ID)
+	return c.dfnsOperationsAllowed(ctx, conn, limits, ref.ID, " held by permission "+ref.ID)
+}
+
+// dfnsOperationsAllowed checks the operations Dfns shows for permission id.
+func (c *connector[T, O]) dfnsOperationsAllowed(ctx context.Context, conn *connection, limits *v1alpha1.ConnectionLimits,
+	id, of string) error {
+	p, err := conn.api.GetPermission(ctx, id)
 	if err != nil {
-		return fmt.Errorf("reading permission %s to check its operations: %w", ref.ID, err)
+		return fmt.Errorf("reading permission %s to check its operations: %w", id, err)
 	}
-	return allowedOperations(conn, limits, p.Operations, " held by permission "+ref.ID)
+	return allowedOperations(conn, limits, p.Operations, of)
+}
+
+// readFailure words a failed read of a referenced resource.
+func readFailure(err error) string {
+	if apierrors.IsNotFound(err) {
+		return "it does not exist"
+	}
+	return err.Error()
 }
 
 // identityAllowed: an identity referenced by ID must be one limits.identityIds allows or one

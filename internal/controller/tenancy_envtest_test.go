@@ -17,7 +17,6 @@ limitations under the License.
 package controller
 
 import (
-	"net/http/httptest"
 	"strings"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -232,11 +231,25 @@ var _ = Describe("A tenant limited to Wallets:* service accounts", func() {
 		sa.Spec.PermissionRef = v1alpha1.PermissionRef{ID: own.Status.PermissionID}
 		Expect(k8sClient.Create(ctx, sa)).To(Succeed())
 		waitReady(sa)
+		more := &v1alpha1.DfnsPermission{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "more"},
+			Spec: v1alpha1.DfnsPermissionSpec{ConnectionRef: via(conn), Operations: []v1alpha1.Operation{"Wallets:Transfers:Create"}}}
+		Expect(k8sClient.Create(ctx, more)).To(Succeed())
 		grant := &v1alpha1.DfnsPermissionAssignment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "grant"},
-			Spec: v1alpha1.DfnsPermissionAssignmentSpec{ConnectionRef: via(conn), PermissionRef: v1alpha1.PermissionRef{Name: "wallets"},
+			Spec: v1alpha1.DfnsPermissionAssignmentSpec{ConnectionRef: via(conn), PermissionRef: v1alpha1.PermissionRef{Name: "more"},
 				IdentityID: sa.Status.ServiceAccountID}}
 		Expect(k8sClient.Create(ctx, grant)).To(Succeed())
 		waitReady(grant)
+
+		By("refusing to take over an assignment it did not make (limits.adoption): the service account's own, made with it")
+		taken := &v1alpha1.DfnsPermissionAssignment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "taken"},
+			Spec: v1alpha1.DfnsPermissionAssignmentSpec{ConnectionRef: via(conn), PermissionRef: v1alpha1.PermissionRef{Name: "wallets"},
+				IdentityID: sa.Status.ServiceAccountID}}
+		Expect(k8sClient.Create(ctx, taken)).To(Succeed())
+		refused(taken, "ClusterDfnsConnection/"+conn, "does not allow adoption (limits.adoption)")
+		deleteAndWait(taken)
+		assigned, err := dashboard.ListAssignments(ctx, own.Status.PermissionID)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(assigned).To(HaveLen(1), "deleting the refused resource revoked nothing")
 
 		By("refusing a permission's operation until the platform team allows it")
 		p := &v1alpha1.DfnsPermission{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "keys"},
@@ -326,11 +339,8 @@ var _ = Describe("A missing connection", func() {
 
 var _ = Describe("Two organisations", func() {
 	It("gives each namespace tokens of its own organisation, and re-reads a replaced credentials Secret", func() {
-		By("starting a second sandbox: another organisation")
-		sb2, err := sandbox.New(sandbox.Options{Seed: 2})
-		Expect(err).NotTo(HaveOccurred())
-		srv2 := httptest.NewServer(sb2.Handler())
-		DeferCleanup(srv2.Close)
+		By("a second sandbox is another organisation")
+		srv2 := sb2Server
 		admin2, err := sb2.CreateUser("operator@org2.example", true)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(sb2.OrgID()).NotTo(Equal(sb.OrgID()))
@@ -403,6 +413,19 @@ var _ = Describe("Two organisations", func() {
 		Expect(names).To(ContainElement(nsB + "/wallets"))
 		Expect(names).NotTo(ContainElement(HavePrefix(nsA + "/")))
 		Expect(permA.Status.PermissionID).NotTo(Equal(permB.Status.PermissionID))
+
+		By("a DfnsConnection cannot point the manager at a URL it does not allow")
+		credentialsSecret(nsB, "elsewhere", loginData(sbServer.URL, admin))
+		elsewhere := &v1alpha1.DfnsConnection{ObjectMeta: metav1.ObjectMeta{Namespace: nsB, Name: "elsewhere"},
+			Spec: v1alpha1.DfnsConnectionSpec{ConnectionSpec: v1alpha1.ConnectionSpec{
+				Credentials: v1alpha1.ConnectionCredentials{SecretRef: &v1alpha1.SecretReference{Name: "elsewhere"}}}}}
+		Expect(k8sClient.Create(ctx, elsewhere)).To(Succeed())
+		eventually(func(g Gomega) {
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(elsewhere), elsewhere)).To(Succeed())
+			g.Expect(meta.FindStatusCondition(elsewhere.Status.Conditions, v1alpha1.ConditionReady)).To(And(
+				haveCondition(metav1.ConditionFalse, v1alpha1.ReasonCredentialsUnavailable),
+				HaveField("Message", ContainSubstring("--dfns-connection-api-urls"))))
+		}).Should(Succeed())
 
 		By("a resource cannot use a permission made through another connection")
 		cross := newSA(nsB, "cross", "")

@@ -341,7 +341,13 @@ func (r *Reconciler[T, O]) wrote(obj T) {
 func (r *Reconciler[T, O]) converge(ctx context.Context, st *state[T, O], rec Recorded, obs Observation[O]) (ctrl.Result, error) {
 	if obs.Exists && obs.ID != "" && !r.signed(st.obj, obs.ID) {
 		// Found by this resource's mark or marker, allowed as a claim, or proved by status only
-		// (written before proofs existed): record the ID with its proof, once.
+		// (written before proofs existed): record the ID with its proof, once. An object found
+		// by its natural key alone (an assignment of the same pair) with nothing recorded and
+		// no mark is not proved this resource's: taking it is adoption.
+		if rec.ID == "" && rec.Marked == "" && st.obj.GetStatusID() != obs.ID && !st.Adoption {
+			return r.fail(ctx, st, Stopf(v1alpha1.ReasonNotPermitted, "connection %s does not allow adoption (limits.adoption): "+
+				"the Dfns object %s exists and was not created by this resource", st.obj.GetConnectionRef(), obs.ID))
+		}
 		if obs.ID != rec.ID {
 			if err := r.notManagedElsewhere(ctx, st.obj, obs.ID); err != nil {
 				return r.fail(ctx, st, err)

@@ -953,6 +953,10 @@ func TestConnect(t *testing.T) {
 		"AdoptionDenied": {"a claim is refused when the connection denies adoption", perm(func(p *v1alpha1.DfnsPermission) {
 			SetAnnotation(p, v1alpha1.AnnotationExternalID, tPermID)
 		}), nil, false, []bool{false}, []string{tValidate}, "False/NotPermitted", true},
+		"NaturalKeyDenied": {"an object found by its natural key alone is adoption, refused when the connection denies it",
+			perm(), nil, false, []bool{false}, []string{tValidate, tObserve}, "False/NotPermitted", true},
+		"NaturalKeyAllowed": {"an object found by its natural key alone is adopted when the connection allows it",
+			perm(), nil, true, []bool{false}, []string{tValidate, tObserve}, "True/ReconcileSuccess", true},
 		"AdoptionAllowed": {"a claim is adopted when the connection allows it", perm(func(p *v1alpha1.DfnsPermission) {
 			SetAnnotation(p, v1alpha1.AnnotationExternalID, tPermID)
 		}), nil, true, []bool{false}, []string{tValidate, tObserve}, "True/ReconcileSuccess", true},
