@@ -99,7 +99,7 @@ type connections struct {
 	// tenantURLs are the API URLs a DfnsConnection's credentials may name: its Secret is a
 	// tenant's, and the manager sends requests wherever it points.
 	tenantURLs []string
-	now    func() time.Time
+	now        func() time.Time
 
 	mu      sync.Mutex
 	clients map[string]*connectionClient
