@@ -224,9 +224,22 @@ func (c *connections) tenantURLAllowed(data map[string][]byte) bool {
 	return slices.Contains(c.tenantURLs, url)
 }
 
-// forget drops the client of a connection that was deleted.
+// forget drops the client of a connection that was deleted, and its metric series.
 func (c *connections) forget(key string) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	cl := c.clients[key]
 	delete(c.clients, key)
+	c.mu.Unlock()
+	if closer, ok := cl.apiCloser(); ok {
+		closer.Close()
+	}
+}
+
+// apiCloser is the client's Close, when it has one (a fake in tests may not).
+func (cl *connectionClient) apiCloser() (interface{ Close() }, bool) {
+	if cl == nil {
+		return nil, false
+	}
+	closer, ok := cl.api.(interface{ Close() })
+	return closer, ok
 }

@@ -705,6 +705,17 @@ func (c *Client) change(ctx context.Context, op, method, path string, body, out 
 	return finish(op, resp, err, out, kind)
 }
 
+// Close drops the client's metric series: its connection is gone. The client must not be
+// used afterwards (its calls would record series again).
+func (c *Client) Close() {
+	c.metrics.forget(c.opts.Connection)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sess != nil {
+		c.sess.http.CloseIdleConnections()
+	}
+}
+
 // Account is who the client acts as, as Check found it.
 type Account struct {
 	// OrgID is the organisation the credentials act in.

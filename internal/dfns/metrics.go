@@ -56,6 +56,15 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 	return c
 }
 
+// forget drops the series of one connection, whose client is gone.
+func (m *Metrics) forget(connection string) {
+	if m == nil {
+		return
+	}
+	m.Requests.DeletePartialMatch(prometheus.Labels{"connection": connection})
+	m.Duration.DeletePartialMatch(prometheus.Labels{"connection": connection})
+}
+
 // observe records one attempt of the connection's client; status 0 means no answer.
 func (m *Metrics) observe(connection, op string, status int, d time.Duration) {
 	if m == nil {

@@ -448,3 +448,24 @@ func TestRetryAfterPausesEveryCall(t *testing.T) {
 		t.Errorf("once it has passed, calls go at once: waits = %v, err %v", *waits, err)
 	}
 }
+
+func TestCloseDropsTheConnectionsSeries(t *testing.T) {
+	key := newTestKey(t, KeyEd25519)
+	f := newFakeDfns(t, key.signer.Public(), false)
+	f.route("GET /auth/service-accounts/us-1", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, saJSON()) })
+	reg := prometheus.NewRegistry()
+	a := tokenClient(t, f, key, func(o *Options) { o.Registerer = reg; o.Connection = "DfnsConnection/team-a/x" })
+	b := tokenClient(t, f, key, func(o *Options) { o.Registerer = reg; o.Connection = "DfnsConnection/team-b/x" })
+	for _, c := range []*Client{a, b} {
+		if _, err := c.GetServiceAccount(context.Background(), "us-1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.Close()
+	if n := testutil.CollectAndCount(a.metrics.Requests, "dfns_api_requests_total"); n != 1 {
+		t.Errorf("request series after closing one of two clients = %d, want 1 (the other's)", n)
+	}
+	if got := testutil.ToFloat64(b.metrics.Requests.WithLabelValues("DfnsConnection/team-b/x", "GetServiceAccount", "200")); got != 1 {
+		t.Errorf("the other connection's count = %v, want 1", got)
+	}
+}
