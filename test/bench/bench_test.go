@@ -21,6 +21,10 @@ limitations under the License.
 // Dfns calls per created object and at rest; API-server writes per created resource; latency
 // from apply to Secret; manager memory with 10,000 unrelated Secrets in the cluster. It prints
 // a table and writes bench/results.json. BENCH_N sizes the batch (default 200).
+//
+// BENCH_CONNECTIONS=2 (or more) measures connections instead (TestBenchConnections, in
+// connections_test.go): a batch of BENCH_N in each of that many namespaces, each served by a
+// ClusterDfnsConnection with a rate limit of its own, all at once.
 package bench
 
 import (
@@ -91,12 +95,23 @@ type Results struct {
 // defaultN is the batch size without BENCH_N.
 const defaultN = 200
 
-func TestBench(t *testing.T) {
-	ctrllog.SetLogger(logr.Discard()) // the benchmark's own clients log nothing
-	n := defaultN
-	if v, err := strconv.Atoi(os.Getenv("BENCH_N")); err == nil && v > 0 {
-		n = v
+// envInt reads a positive integer from the environment, def when unset or invalid.
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
 	}
+	return def
+}
+
+// batchSize is BENCH_N, or defaultN.
+func batchSize() int { return envInt("BENCH_N", defaultN) }
+
+func TestBench(t *testing.T) {
+	if connectionsMode() {
+		t.Skip("BENCH_CONNECTIONS is 2 or more: TestBenchConnections runs instead")
+	}
+	ctrllog.SetLogger(logr.Discard()) // the benchmark's own clients log nothing
+	n := batchSize()
 	root, err := filepath.Abs(filepath.Join("..", ".."))
 	must(t, err)
 	h, err := harness.Start(harness.Options{Root: root, Work: t.TempDir(), Log: io.Discard,
@@ -115,7 +130,7 @@ func TestBench(t *testing.T) {
 		"maxConcurrentReconciles": concurrency, "dfnsQPS": qps, "cpus": numCPU()}}
 
 	ns := "bench"
-	kubectl(t, h, "", "create", "namespace", ns)
+	must(t, h.CreateNamespace(ns)) // labelled: ClusterDfnsConnection/default serves it
 	kubectl(t, h, harness.PermissionsManifest, "apply", "-n", ns, "-f", "-")
 	kubectl(t, h, "", "wait", "--for=condition=Ready", "dfnspermissions", "--all", "-n", ns, "--timeout=60s")
 
@@ -195,6 +210,18 @@ func waitAllReady(t *testing.T, h *harness.Harness, ns string, n int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
+	for !allReady(ctx, t, h, ns, n) {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("not all Ready after 30 minutes")
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// allReady reports whether the n service accounts and n assignments in ns are all Ready.
+func allReady(ctx context.Context, t *testing.T, h *harness.Harness, ns string, n int) bool {
+	t.Helper()
 	ready := func(list client.ObjectList) int {
 		must(t, h.K8s.List(ctx, list, client.InNamespace(ns)))
 		count := 0
@@ -209,13 +236,7 @@ func waitAllReady(t *testing.T, h *harness.Harness, ns string, n int) {
 		}))
 		return count
 	}
-	for ready(&v1alpha1.DfnsServiceAccountList{}) < n || ready(&v1alpha1.DfnsPermissionAssignmentList{}) < n {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("not all Ready after 30 minutes")
-		case <-time.After(time.Second):
-		}
-	}
+	return ready(&v1alpha1.DfnsServiceAccountList{}) >= n && ready(&v1alpha1.DfnsPermissionAssignmentList{}) >= n
 }
 
 func must(t *testing.T, err error) {

@@ -79,8 +79,7 @@ func TestChaos(t *testing.T) {
 	must(t, h.StartManager(managerArgs...))
 	ctx := context.Background()
 	ns := "chaos"
-	_, err = h.Run("", "create", "namespace", ns)
-	must(t, err)
+	must(t, h.CreateNamespace(ns)) // labelled: ClusterDfnsConnection/default serves it
 
 	start := time.Now()
 	must(t, h.SetFaults(map[string]any{"latency": "5ms", "errorRate": rate}))

@@ -110,6 +110,13 @@ func kubectlIn(stdin string, args ...string) string {
 	return out
 }
 
+// createNamespace creates a namespace that ClusterDfnsConnection/default serves (labelled
+// access.dfns.io/enabled=true).
+func createNamespace(name string) {
+	GinkgoHelper()
+	Expect(h.CreateNamespace(name)).To(Succeed())
+}
+
 // counters reads the sandbox's calls per operation.
 func counters() map[string]int {
 	GinkgoHelper()

@@ -86,7 +86,7 @@ const sampleKinds = "dfnspermissions,dfnsserviceaccounts,dfnspermissionassignmen
 
 var _ = Describe("dfns-operator", Ordered, func() {
 	It("makes the samples Ready with kubectl, with a Secret an app can use", func() {
-		kubectl("create", "namespace", "samples")
+		createNamespace("samples")
 		kubectl("apply", "-k", "config/samples", "-n", "samples")
 		kubectl("wait", "--for=condition=Ready", sampleKinds, "--all", "-n", "samples", "--timeout=90s")
 		Expect(kubectl("get", "dfns", "-n", "samples")).To(ContainSubstring("payments-api"))
@@ -105,7 +105,7 @@ var _ = Describe("dfns-operator", Ordered, func() {
 	})
 
 	It("applies each deletion policy", func() {
-		kubectl("create", "namespace", "policies")
+		createNamespace("policies")
 		for _, policy := range []string{"Delete", "Deactivate", "Orphan"} {
 			manifest := serviceAccountYAML("sa-"+strings.ToLower(policy), "payments", policy)
 			kubectlIn(manifest, "apply", "-n", "policies", "-f", "-")
@@ -138,7 +138,7 @@ spec:
 
 	It("loses no token when the manager is killed in the middle of a batch", func() {
 		const n = 20
-		kubectl("create", "namespace", "batch")
+		createNamespace("batch")
 		kubectlIn(`apiVersion: access.dfns.io/v1alpha1
 kind: DfnsPermission
 metadata: {name: payments}
@@ -200,7 +200,9 @@ var _ = Describe("A manager with unusable credentials", Ordered, func() {
 		}).WithTimeout(30 * time.Second).Should(ContainSubstring("dfns-credentials"))
 
 		By("marking resources CredentialsUnavailable instead of crashing")
-		kubectl("create", "namespace", "nocreds")
+		// Served by ClusterDfnsConnection/default, whose mounted credentials are the empty
+		// directory: the credentials are the only thing missing.
+		createNamespace("nocreds")
 		kubectlIn(`apiVersion: access.dfns.io/v1alpha1
 kind: DfnsPermission
 metadata: {name: p}
@@ -211,6 +213,9 @@ spec:
 			return kubectl("get", "dfnspermission", "p", "-n", "nocreds",
 				"-o", `jsonpath={.status.conditions[?(@.type=="Synced")].reason}`)
 		}).WithTimeout(30 * time.Second).Should(Equal(v1alpha1.ReasonCredentialsUnavailable))
+		Expect(kubectl("get", "dfnspermission", "p", "-n", "nocreds",
+			"-o", `jsonpath={.status.conditions[?(@.type=="Synced")].message}`)).
+			To(ContainSubstring("ClusterDfnsConnection/default"), "the message names the connection")
 		Expect(cmd.ProcessState).To(BeNil(), "the manager is still running")
 	})
 })

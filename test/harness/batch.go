@@ -72,6 +72,13 @@ spec:
 	return b.String()
 }
 
+// WithConnection makes every resource of a batch manifest (PermissionsManifest, AppsManifest)
+// use ClusterDfnsConnection name instead of the default one.
+func WithConnection(manifest, name string) string {
+	return strings.ReplaceAll(manifest, "\nspec:\n",
+		fmt.Sprintf("\nspec:\n  connectionRef: {kind: %s, name: %s}\n", v1alpha1.KindClusterDfnsConnection, name))
+}
+
 // BatchReport is what VerifyBatch found.
 type BatchReport struct {
 	// Problems lists every resource not as it must be; empty when the batch is right.

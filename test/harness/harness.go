@@ -35,6 +35,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -61,6 +62,17 @@ type Options struct {
 	Log io.Writer
 }
 
+// EnabledLabel opts a namespace into ClusterDfnsConnection/default, as config/connection
+// selects namespaces: access.dfns.io/enabled=true.
+const EnabledLabel = "access.dfns.io/enabled"
+
+// Names of the harness's own processes (and of their logs in Work).
+const (
+	procManager = "manager"
+	procSandbox = "sandbox"
+	procEnvtest = "envtest"
+)
+
 // Harness is a running control plane and Dfns sandbox, and the manager when started.
 type Harness struct {
 	Options
@@ -71,19 +83,47 @@ type Harness struct {
 	Config     *rest.Config
 	K8s        client.Client
 	Admin      dfns.API // the sandbox's admin user, logged in
-	controls   *http.Client
-	mu         sync.Mutex
-	procs      map[string]*exec.Cmd
+	// Sandbox is the first sandbox (organisation) as a Sandbox; Bootstrap, SandboxURL and Admin
+	// are its fields, kept for brevity.
+	Sandbox *Sandbox
+	mu      sync.Mutex
+	procs   map[string]*exec.Cmd
+	order   []string // process names in the order they started
+	extra   []*Sandbox
 }
 
-// Start builds the binaries, starts etcd + kube-apiserver with the CRDs and the sandbox, and
-// creates namespace dfns-system with the dfns-credentials Secret, as a deployment would.
+// Sandbox is one dfns-sandbox process: one Dfns organisation with its admin user.
+type Sandbox struct {
+	// Name is the process's name in the harness; its log is Work/<Name>.log.
+	Name string
+	// URL is the base URL it serves (HTTPS) and OrgID its organisation.
+	URL, OrgID string
+	// Bootstrap is its bootstrap directory: one file per credential (DFNS_API_URL,
+	// DFNS_ORG_ID, DFNS_USERNAME, DFNS_CRED_ID, DFNS_PRIVATE_KEY, ca.crt) and the same as the
+	// Secret manifest dfns-credentials.yaml.
+	Bootstrap string
+	// CACertPEM is the CA of its TLS (Bootstrap/ca.crt).
+	CACertPEM []byte
+	// Admin is its admin user, logged in.
+	Admin    dfns.API
+	controls *http.Client
+}
+
+// CredentialKeys are the files of a bootstrap directory that make a credentials Secret: the
+// keys of dfns-credentials, which a connection's secretRef reads.
+var CredentialKeys = []string{
+	"DFNS_API_URL", "DFNS_ORG_ID", "DFNS_USERNAME", "DFNS_CRED_ID", "DFNS_PRIVATE_KEY", "ca.crt",
+}
+
+// Start builds the binaries, starts etcd + kube-apiserver with the CRDs and the sandbox,
+// creates namespace dfns-system with the dfns-credentials Secret, as a deployment would, and
+// ClusterDfnsConnection/default (config/connection), which serves the namespaces labelled
+// EnabledLabel=true (see CreateNamespace).
 func Start(opts Options) (*Harness, error) {
 	if opts.Log == nil {
 		opts.Log = io.Discard
 	}
-	h := &Harness{Options: opts, Kubeconfig: filepath.Join(opts.Work, "kubeconfig"),
-		Bootstrap: filepath.Join(opts.Work, "bootstrap"), procs: map[string]*exec.Cmd{}}
+	h := &Harness{Options: opts, Kubeconfig: filepath.Join(opts.Work, "kubeconfig"), procs: map[string]*exec.Cmd{}}
 	h.logf("building the control plane and kubectl from the module proxy (cached after the first run)")
 	setup := exec.Command(filepath.Join(opts.Root, "hack", "setup-envtest.sh"))
 	setup.Env = append(os.Environ(), "WITH_KUBECTL=1")
@@ -96,7 +136,8 @@ func Start(opts Options) (*Harness, error) {
 	h.Kubectl = filepath.Join(assets, "kubectl")
 
 	h.logf("building the manager, dfns-sandbox and envtest-up")
-	bins := map[string]string{"manager": "./cmd", "dfns-sandbox": "./cmd/dfns-sandbox", "envtest-up": "./hack/envtest-up"}
+	bins := map[string]string{procManager: "./cmd", "dfns-sandbox": "./cmd/dfns-sandbox",
+		"envtest-up": "./hack/envtest-up"}
 	for name, pkg := range bins {
 		build := exec.Command("go", "build", "-o", filepath.Join(opts.Work, name), pkg)
 		build.Dir = opts.Root
@@ -108,22 +149,17 @@ func Start(opts Options) (*Harness, error) {
 	h.logf("starting etcd + kube-apiserver with the CRDs")
 	env := []string{"KUBEBUILDER_ASSETS=" + assets}
 	crds := filepath.Join(opts.Root, "config", "crd", "bases")
-	_, err = h.start("envtest", "control plane up", env, filepath.Join(opts.Work, "envtest-up"),
+	_, err = h.start(procEnvtest, "control plane up", env, filepath.Join(opts.Work, "envtest-up"),
 		"--kubeconfig-out", h.Kubeconfig, "--crds", crds)
 	if err != nil {
 		return h, err
 	}
 	h.logf("starting the Dfns sandbox over HTTPS %v", opts.SandboxArgs)
-	line, err := h.start("sandbox", "dfns-sandbox ready", nil, filepath.Join(opts.Work, "dfns-sandbox"),
-		append([]string{"--listen", "127.0.0.1:0", "--bootstrap-dir", h.Bootstrap}, opts.SandboxArgs...)...)
+	sb, err := h.startSandbox(procSandbox, filepath.Join(opts.Work, "bootstrap"), opts.SandboxArgs)
 	if err != nil {
 		return h, err
 	}
-	for f := range strings.FieldsSeq(line) {
-		if v, ok := strings.CutPrefix(f, "url="); ok {
-			h.SandboxURL = v
-		}
-	}
+	h.Sandbox, h.Bootstrap, h.SandboxURL, h.Admin = sb, sb.Bootstrap, sb.URL, sb.Admin
 	if err := h.connect(); err != nil {
 		return h, err
 	}
@@ -131,26 +167,114 @@ func Start(opts Options) (*Harness, error) {
 	if _, err := h.Run("", "create", "namespace", "dfns-system"); err != nil {
 		return h, err
 	}
-	_, err = h.Run("", "apply", "-f", filepath.Join(h.Bootstrap, "dfns-credentials.yaml"))
+	if _, err := h.Run("", "apply", "-f", filepath.Join(h.Bootstrap, "dfns-credentials.yaml")); err != nil {
+		return h, err
+	}
+	h.logf("creating ClusterDfnsConnection/default (kubectl apply -k config/connection)")
+	_, err = h.Run("", "apply", "-k", filepath.Join(opts.Root, "config", "connection"))
 	return h, err
 }
 
-// connect makes the clients of the control plane, the sandbox's controls and its admin.
-func (h *Harness) connect() error {
-	ca, err := os.ReadFile(filepath.Join(h.Bootstrap, "ca.crt"))
+// StartSandbox starts another dfns-sandbox process, a second Dfns organisation with an
+// organisation ID, signing keys, CA and admin user of its own, named name (its log is
+// Work/<name>.log, its bootstrap directory Work/<name>/bootstrap). args are added to its
+// command line. Stop ends it with the rest. A manager started afterwards allows its URL in a
+// DfnsConnection's credentials (ManagerArgs); one already running must be restarted for that.
+func (h *Harness) StartSandbox(name string, args ...string) (*Sandbox, error) {
+	h.mu.Lock()
+	_, taken := h.procs[name]
+	h.mu.Unlock()
+	if taken || name == "" || name == procSandbox || name == procManager || name == procEnvtest {
+		return nil, fmt.Errorf("sandbox name %q is taken", name)
+	}
+	h.logf("starting a second Dfns sandbox %q over HTTPS %v", name, args)
+	sb, err := h.startSandbox(name, filepath.Join(h.Work, name, "bootstrap"), args)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	h.mu.Lock()
+	h.extra = append(h.extra, sb)
+	h.mu.Unlock()
+	return sb, nil
+}
+
+// startSandbox runs the dfns-sandbox binary as process name, writing its admin user's
+// credentials into bootstrap, and connects to it.
+func (h *Harness) startSandbox(name, bootstrap string, args []string) (*Sandbox, error) {
+	line, err := h.start(name, "dfns-sandbox ready", nil, filepath.Join(h.Work, "dfns-sandbox"),
+		append([]string{"--listen", "127.0.0.1:0", "--bootstrap-dir", bootstrap}, args...)...)
+	if err != nil {
+		return nil, err
+	}
+	sb := &Sandbox{Name: name, Bootstrap: bootstrap}
+	// The ready line: dfns-sandbox ready url=<URL> org=<org ID> bootstrap=<dir>
+	for f := range strings.FieldsSeq(line) {
+		if v, ok := strings.CutPrefix(f, "url="); ok {
+			sb.URL = v
+		}
+		if v, ok := strings.CutPrefix(f, "org="); ok {
+			sb.OrgID = v
+		}
+	}
+	if sb.URL == "" || sb.OrgID == "" {
+		return nil, fmt.Errorf("%s: no url= or org= in its ready line %q", name, line)
+	}
+	if sb.CACertPEM, err = os.ReadFile(filepath.Join(bootstrap, "ca.crt")); err != nil {
+		return nil, err
 	}
 	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(ca) {
-		return errors.New("no certificate in the sandbox's ca.crt")
+	if !pool.AppendCertsFromPEM(sb.CACertPEM) {
+		return nil, fmt.Errorf("no certificate in %s", filepath.Join(bootstrap, "ca.crt"))
 	}
-	h.controls = &http.Client{Timeout: 10 * time.Second,
+	sb.controls = &http.Client{Timeout: 10 * time.Second,
 		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	h.Admin, err = dfns.New(dfns.Options{Credentials: dfns.NewFileCredentials(h.Bootstrap), QPS: 1000, Burst: 1000})
+	sb.Admin, err = dfns.New(dfns.Options{Credentials: dfns.NewFileCredentials(bootstrap), QPS: 1000, Burst: 1000})
 	if err != nil {
-		return err
+		return nil, err
 	}
+	return sb, nil
+}
+
+// Credentials reads the sandbox's bootstrap credentials: CredentialKeys to their contents.
+func (s *Sandbox) Credentials() (map[string][]byte, error) {
+	out := map[string][]byte{}
+	for _, k := range CredentialKeys {
+		b, err := os.ReadFile(filepath.Join(s.Bootstrap, k))
+		if err != nil {
+			return nil, err
+		}
+		out[k] = b
+	}
+	return out, nil
+}
+
+// CreateCredentialsSecret makes, with kubectl, a Secret ns/name holding the sandbox's
+// bootstrap credentials under the keys of dfns-credentials, for a connection's secretRef.
+func (h *Harness) CreateCredentialsSecret(s *Sandbox, ns, name string) error {
+	args := make([]string, 0, 6+len(CredentialKeys))
+	args = append(args, "create", "secret", "generic", name, "-n", ns)
+	for _, k := range CredentialKeys {
+		args = append(args, "--from-file="+k+"="+filepath.Join(s.Bootstrap, k))
+	}
+	_, err := h.Run("", args...)
+	return err
+}
+
+// CreateNamespace creates namespace name labelled EnabledLabel=true, so that
+// ClusterDfnsConnection/default serves its resources.
+func (h *Harness) CreateNamespace(name string) error {
+	_, err := h.Run(fmt.Sprintf(`apiVersion: v1
+kind: Namespace
+metadata:
+  name: %s
+  labels: {%s: "true"}
+`, name, EnabledLabel), "create", "-f", "-")
+	return err
+}
+
+// connect makes the client of the control plane.
+func (h *Harness) connect() error {
+	var err error
 	if h.Config, err = clientcmd.BuildConfigFromFlags("", h.Kubeconfig); err != nil {
 		return err
 	}
@@ -186,6 +310,7 @@ func (h *Harness) start(name, ready string, env []string, bin string, args ...st
 	}
 	h.mu.Lock()
 	h.procs[name] = cmd
+	h.order = append(h.order, name)
 	h.mu.Unlock()
 	lines := make(chan string, 1)
 	go func() {
@@ -208,10 +333,24 @@ func (h *Harness) start(name, ready string, env []string, bin string, args ...st
 }
 
 // ManagerArgs are the manager's flags in the harness: the sandbox's bootstrap directory as its
-// mounted credentials, no metrics, a probe port of its own.
+// mounted credentials, the URLs of every sandbox started so far as the API URLs a
+// DfnsConnection may name, no metrics, a probe port of its own.
 func (h *Harness) ManagerArgs(extra ...string) []string {
 	return append([]string{"--kubeconfig", h.Kubeconfig, "--dfns-credentials-dir", h.Bootstrap,
+		"--dfns-connection-api-urls", strings.Join(h.sandboxURLs(), ","),
 		"--metrics-bind-address", "0", "--health-probe-bind-address", "127.0.0.1:0"}, extra...)
+}
+
+// sandboxURLs are the URLs of the sandboxes started so far, the first one first.
+func (h *Harness) sandboxURLs() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	urls := make([]string, 0, 1+len(h.extra))
+	urls = append(urls, h.SandboxURL)
+	for _, s := range h.extra {
+		urls = append(urls, s.URL)
+	}
+	return urls
 }
 
 // StartManager runs the manager binary with ManagerArgs(extra...) (a later flag wins), its
@@ -221,13 +360,13 @@ func (h *Harness) StartManager(extra ...string) error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(filepath.Join(h.Work, "manager"), h.ManagerArgs(extra...)...)
+	cmd := exec.Command(filepath.Join(h.Work, procManager), h.ManagerArgs(extra...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		return err
 	}
 	h.mu.Lock()
-	h.procs["manager"] = cmd
+	h.procs[procManager] = cmd
 	h.mu.Unlock()
 	return nil
 }
@@ -236,7 +375,7 @@ func (h *Harness) StartManager(extra ...string) error {
 func (h *Harness) ManagerPID() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if cmd := h.procs["manager"]; cmd != nil && cmd.ProcessState == nil {
+	if cmd := h.procs[procManager]; cmd != nil && cmd.ProcessState == nil {
 		return cmd.Process.Pid
 	}
 	return 0
@@ -245,7 +384,7 @@ func (h *Harness) ManagerPID() int {
 // KillManager stops the manager with SIGKILL: no cleanup, no graceful shutdown.
 func (h *Harness) KillManager() error {
 	h.mu.Lock()
-	cmd := h.procs["manager"]
+	cmd := h.procs[procManager]
 	h.mu.Unlock()
 	if cmd == nil || cmd.ProcessState != nil {
 		return errors.New("no manager is running")
@@ -257,9 +396,16 @@ func (h *Harness) KillManager() error {
 	return nil
 }
 
-// Stop ends every process the harness started, gracefully first.
+// Stop ends every process the harness started, gracefully first: the manager, then the
+// others in the reverse order of their start.
 func (h *Harness) Stop() {
-	for _, name := range []string{"manager", "sandbox", "envtest"} {
+	h.mu.Lock()
+	names := []string{procManager}
+	for _, name := range slices.Backward(h.order) {
+		names = append(names, name)
+	}
+	h.mu.Unlock()
+	for _, name := range names {
 		h.mu.Lock()
 		cmd := h.procs[name]
 		h.mu.Unlock()
@@ -293,7 +439,7 @@ func (h *Harness) Run(stdin string, args ...string) (string, error) {
 }
 
 // control calls a sandbox test control (/sandbox/...) and decodes its JSON answer into out.
-func (h *Harness) control(method, path string, in, out any) error {
+func (s *Sandbox) control(method, path string, in, out any) error {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -302,11 +448,11 @@ func (h *Harness) control(method, path string, in, out any) error {
 		}
 		body = bytes.NewReader(b)
 	}
-	req, err := http.NewRequest(method, h.SandboxURL+path, body)
+	req, err := http.NewRequest(method, s.URL+path, body)
 	if err != nil {
 		return err
 	}
-	resp, err := h.controls.Do(req)
+	resp, err := s.controls.Do(req)
 	if err != nil {
 		return err
 	}
@@ -322,36 +468,65 @@ func (h *Harness) control(method, path string, in, out any) error {
 }
 
 // Counters reads the sandbox's calls per operation.
-func (h *Harness) Counters() (map[string]int, error) {
+func (s *Sandbox) Counters() (map[string]int, error) {
 	var c map[string]int
-	return c, h.control(http.MethodGet, "/sandbox/counters", nil, &c)
+	return c, s.control(http.MethodGet, "/sandbox/counters", nil, &c)
 }
 
 // ResetCounters zeroes the sandbox's counters.
-func (h *Harness) ResetCounters() error {
-	return h.control(http.MethodDelete, "/sandbox/counters", nil, nil)
+func (s *Sandbox) ResetCounters() error {
+	return s.control(http.MethodDelete, "/sandbox/counters", nil, nil)
 }
 
 // SetFaults replaces the sandbox's fault configuration (see internal/dfns/sandbox's Faults:
 // latency as a Go duration string, errorRate, kinds, operations).
-func (h *Harness) SetFaults(faults map[string]any) error {
-	return h.control(http.MethodPut, "/sandbox/faults", faults, nil)
+func (s *Sandbox) SetFaults(faults map[string]any) error {
+	return s.control(http.MethodPut, "/sandbox/faults", faults, nil)
 }
 
-// AppClient is what an app builds from a generated Secret: the official variable names only.
+// Counters reads the first sandbox's calls per operation.
+func (h *Harness) Counters() (map[string]int, error) { return h.Sandbox.Counters() }
+
+// ResetCounters zeroes the first sandbox's counters.
+func (h *Harness) ResetCounters() error { return h.Sandbox.ResetCounters() }
+
+// SetFaults replaces the first sandbox's fault configuration.
+func (h *Harness) SetFaults(faults map[string]any) error { return h.Sandbox.SetFaults(faults) }
+
+// sandboxAt is the sandbox serving url, nil when none does.
+func (h *Harness) sandboxAt(url string) *Sandbox {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, s := range append([]*Sandbox{h.Sandbox}, h.extra...) {
+		if s != nil && strings.TrimRight(s.URL, "/") == strings.TrimRight(url, "/") {
+			return s
+		}
+	}
+	return nil
+}
+
+// AppClient is what an app builds from a generated Secret: the official variable names only,
+// trusting the CA of the sandbox its DFNS_API_URL names.
 func (h *Harness) AppClient(ctx context.Context, ns, name string) (dfns.API, error) {
 	var s corev1.Secret
 	if err := h.K8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &s); err != nil {
 		return nil, err
 	}
-	ca, err := os.ReadFile(filepath.Join(h.Bootstrap, "ca.crt"))
-	if err != nil {
-		return nil, err
+	url := string(s.Data["DFNS_API_URL"])
+	sb := h.sandboxAt(url)
+	if sb == nil {
+		return nil, fmt.Errorf("secret %s/%s: no sandbox of the harness serves DFNS_API_URL %q", ns, name, url)
 	}
-	return dfns.New(dfns.Options{Credentials: dfns.NewStaticCredentials(dfns.Credentials{
-		APIURL: string(s.Data["DFNS_API_URL"]), OrgID: string(s.Data["DFNS_ORG_ID"]),
-		AuthToken: string(s.Data["DFNS_AUTH_TOKEN"]), CredID: string(s.Data["DFNS_CRED_ID"]),
-		PrivateKeyPEM: s.Data["DFNS_PRIVATE_KEY"], CACertPEM: ca})})
+	return dfns.New(dfns.Options{Credentials: dfns.NewStaticCredentials(SecretCredentials(s.Data, sb))})
+}
+
+// SecretCredentials are the credentials of a generated Secret's data sent to sandbox sb
+// instead of the DFNS_API_URL it names, trusting sb's CA: what an app would get if it pointed
+// the Secret at another organisation.
+func SecretCredentials(data map[string][]byte, sb *Sandbox) dfns.Credentials {
+	return dfns.Credentials{APIURL: sb.URL, OrgID: string(data["DFNS_ORG_ID"]),
+		AuthToken: string(data["DFNS_AUTH_TOKEN"]), CredID: string(data["DFNS_CRED_ID"]),
+		PrivateKeyPEM: data["DFNS_PRIVATE_KEY"], CACertPEM: sb.CACertPEM}
 }
 
 // FreeAddr returns a loopback address with a port free right now.
