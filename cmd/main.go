@@ -160,6 +160,10 @@ func run(f flags) error {
 		if rate.Burst > 0 {
 			o.Burst = int(rate.Burst)
 		}
+		// A call waits in place for at most one slot of its own connection's limiter; a longer
+		// wait requeues it, so that a slow connection never holds the workers every
+		// connection shares.
+		o.MaxWait = time.Duration(float64(time.Second) / o.QPS)
 		return dfns.New(o)
 	}
 	ns := operatorNamespace()

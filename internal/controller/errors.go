@@ -41,6 +41,11 @@ func (dfnsErrors) Classify(err error) (driver.Verdict, bool) {
 	if cr, ok := (dfnsErrors{}).Pending(err); ok {
 		return driver.Verdict{Reason: v1alpha1.ReasonAwaitingApproval, Message: driver.ApprovalMessage(cr), Policy: driver.Wait}, true
 	}
+	if after, ok := dfns.IsThrottled(err); ok {
+		// The connection's own limiter: a requeue, not a condition. Reporting it would write
+		// status for every resource of a busy connection.
+		return driver.Verdict{Reason: v1alpha1.ReasonRateLimited, Message: err.Error(), Policy: driver.Requeue, After: after}, true
+	}
 	if after, ok := dfns.IsRateLimited(err); ok {
 		if after <= 0 {
 			after = rateLimitDefault

@@ -51,6 +51,11 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Connection names the connection the client serves, in the metrics' connection label.
 	Connection string
+	// MaxWait bounds how long a call waits for the rate limiter. A call that would wait longer
+	// is not sent: it fails with a *ThrottledError saying when to try again, so that the
+	// caller's worker is free for the calls of other connections meanwhile. 0: wait as long as
+	// needed.
+	MaxWait time.Duration
 	// Now tells the time, for token expiry and Retry-After pauses (default time.Now).
 	Now func() time.Time
 	// MaxAttempts bounds the attempts of one request, first one included.
@@ -280,8 +285,8 @@ func (c *Client) attempt(ctx context.Context, s *session, bearer string, r reque
 	if err := c.waitPause(ctx); err != nil {
 		return nil, &transportError{op: r.op, err: fmt.Errorf("waiting for Dfns' Retry-After: %w", err)}
 	}
-	if err := c.limiter.Wait(ctx); err != nil {
-		return nil, &transportError{op: r.op, err: fmt.Errorf("rate limiter: %w", err)}
+	if err := c.waitLimiter(ctx, r.op); err != nil {
+		return nil, err
 	}
 	actx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 	defer cancel()
@@ -309,6 +314,28 @@ func (c *Client) attempt(ctx context.Context, s *session, bearer string, r reque
 		return nil, &transportError{op: r.op, written: true, err: fmt.Errorf("read answer (status %d): %w", resp.StatusCode, err)}
 	}
 	return &response{status: resp.StatusCode, header: resp.Header, body: body}, nil
+}
+
+// waitLimiter waits for the rate limiter, or returns a *ThrottledError when that would take
+// longer than MaxWait.
+func (c *Client) waitLimiter(ctx context.Context, op string) error {
+	if c.opts.MaxWait <= 0 {
+		if err := c.limiter.Wait(ctx); err != nil {
+			return &transportError{op: op, err: fmt.Errorf("rate limiter: %w", err)}
+		}
+		return nil
+	}
+	res := c.limiter.Reserve()
+	d := res.Delay()
+	if d > c.opts.MaxWait {
+		res.Cancel()
+		return &ThrottledError{Op: op, After: d}
+	}
+	if err := c.sleep(ctx, d); err != nil {
+		res.Cancel()
+		return &transportError{op: op, err: fmt.Errorf("rate limiter: %w", err)}
+	}
+	return nil
 }
 
 // pause holds every call for d (a Retry-After); a shorter pause never cuts a longer one.
@@ -360,6 +387,9 @@ func (c *Client) newRequest(ctx context.Context, s *session, bearer string, r re
 // retryable reports whether an answer (or its absence) is worth another try of a request
 // that is safe to repeat.
 func retryable(resp *response, err error) bool {
+	if _, throttled := IsThrottled(err); throttled {
+		return false
+	}
 	if err != nil {
 		return true
 	}

@@ -201,10 +201,34 @@ func IsNotFound(err error) bool { return hasStatus(err, http.StatusNotFound) }
 // IsConflict reports whether Dfns answered 409 (for example a name already taken).
 func IsConflict(err error) bool { return hasStatus(err, http.StatusConflict) }
 
+// ThrottledError is a call the client did not send because its rate limiter would have held it
+// longer than Options.MaxWait: nothing reached Dfns. Try again After.
+type ThrottledError struct {
+	Op    string
+	After time.Duration
+}
+
+func (e *ThrottledError) Error() string {
+	return fmt.Sprintf("dfns %s: not sent, the connection's rate limit frees a slot in %s", e.Op, e.After.Round(time.Millisecond))
+}
+
+// IsThrottled reports whether a call was held back by the client's own rate limiter, and when
+// to try again.
+func IsThrottled(err error) (time.Duration, bool) {
+	var te *ThrottledError
+	if errors.As(err, &te) {
+		return te.After, true
+	}
+	return 0, false
+}
+
 // IsRefused reports whether Dfns answered with a 4xx status other than 408: it refused the
 // request, so a create made nothing. Any other failure (5xx, 408, a lost answer) may hide a
 // request that was carried out.
 func IsRefused(err error) bool {
+	if _, throttled := IsThrottled(err); throttled {
+		return true // never sent
+	}
 	e, ok := asError(err)
 	return ok && e.StatusCode >= 400 && e.StatusCode < 500 && e.StatusCode != http.StatusRequestTimeout
 }

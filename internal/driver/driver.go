@@ -509,6 +509,10 @@ func (r *Reconciler[T, O]) awaitApproval(ctx context.Context, st *state[T, O], c
 // condition changed or the error is retried, and the requeue policy of the class.
 func (r *Reconciler[T, O]) fail(ctx context.Context, st *state[T, O], err error) (ctrl.Result, error) {
 	v := Classify(r.errs, err)
+	if v.Policy == Requeue {
+		logf.FromContext(ctx).V(1).Info("Requeued", "reason", v.Reason, "after", v.After)
+		return ctrl.Result{RequeueAfter: max(v.After, time.Millisecond)}, nil
+	}
 	changed := setCondition(st.obj, v1alpha1.ConditionSynced, metav1.ConditionFalse, v.Reason, v.Message)
 	switch {
 	case !st.obj.GetDeletionTimestamp().IsZero():

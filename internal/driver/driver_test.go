@@ -302,6 +302,8 @@ func (testErrors) Classify(err error) (Verdict, bool) {
 		return Verdict{}, false
 	}
 	switch te.status {
+	case 0: // held back by the connection's own limiter
+		return Verdict{Reason: v1alpha1.ReasonRateLimited, Message: "throttled", Policy: Requeue, After: te.retryAfter}, true
 	case http.StatusAccepted:
 		return Verdict{Reason: v1alpha1.ReasonAwaitingApproval, Message: ApprovalMessage(te.cr), Policy: Wait}, true
 	case http.StatusTooManyRequests:
@@ -988,5 +990,30 @@ func TestConnect(t *testing.T) {
 				t.Errorf("%s\nfinalizer = %t, want %t", tc.reason, has, tc.wantFinal)
 			}
 		})
+	}
+}
+
+func TestThrottledRequeuesSilently(t *testing.T) {
+	p := perm(withID, func(p *v1alpha1.DfnsPermission) {
+		p.Finalizers = []string{Finalizer}
+		p.Status.PermissionID = tPermID
+		setReady(p)
+	})
+	ext := &extFns[*v1alpha1.DfnsPermission]{observe: func(*v1alpha1.DfnsPermission, string) (Observation[string], error) {
+		return Observation[string]{}, &testErr{retryAfter: 300 * time.Millisecond}
+	}}
+	r, c, rec := newDriver[*v1alpha1.DfnsPermission](t, ext, func() *v1alpha1.DfnsPermission { return &v1alpha1.DfnsPermission{} }, p)
+	res, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(p)})
+	if err != nil || res.RequeueAfter != 300*time.Millisecond {
+		t.Fatalf("Reconcile = %+v, %v; want a requeue after the limiter's delay", res, err)
+	}
+	var got v1alpha1.DfnsPermission
+	if err := c.Get(context.Background(), client.ObjectKeyFromObject(p), &got); err != nil {
+		t.Fatal(err)
+	}
+	checkCondition(t, "a throttled call changes no condition", &got, v1alpha1.ConditionSynced, tSynced)
+	checkCondition(t, "a throttled call changes no condition", &got, v1alpha1.ConditionReady, tReady)
+	if ev := drain(rec); len(ev) != 0 {
+		t.Errorf("events = %v, want none", ev)
 	}
 }

@@ -36,6 +36,9 @@ const (
 	Wait
 	// Stop does not requeue: nothing changes until the spec (or the world) changes.
 	Stop
+	// Requeue tries again after the delay and reports nothing: the failure is the operator's
+	// own pacing (a connection's rate limit), not the resource's state.
+	Requeue
 )
 
 // Verdict is the classification of an error: the Synced reason and message, and what to do.
