@@ -82,6 +82,8 @@ func (f *fakeAPI) DeleteServiceAccount(_ context.Context, id string) error {
 
 func (f *fakeAPI) CanCreateIdentities(context.Context) (bool, error) { return f.canCreate, nil }
 
+func (f *fakeAPI) Admit() error { return nil }
+
 func (f *fakeAPI) Endpoint(context.Context) (string, string, error) {
 	return "https://dfns.test", "or-1", nil
 }

@@ -65,6 +65,11 @@ func (c *connector[T, O]) Connect(ctx context.Context, obj T, deleting bool) (dr
 	if err != nil {
 		return driver.Session[T, O]{}, err
 	}
+	// A connection whose limiter is booked ahead waits without a worker: its resources
+	// requeue, and the workers every connection shares serve the others meanwhile.
+	if err := conn.api.Admit(); err != nil {
+		return driver.Session[T, O]{}, err
+	}
 	if !deleting {
 		if err := c.admit(ctx, conn, obj); err != nil {
 			return driver.Session[T, O]{}, err

@@ -18,6 +18,9 @@ type Identity interface {
 	CanCreateIdentities(ctx context.Context) (bool, error)
 	// Check proves the credentials work against Dfns and tells who they act as.
 	Check(ctx context.Context) (Account, error)
+	// Admit lets a reconcile start, or returns a *ThrottledError when the client's rate limiter
+	// is booked too far ahead (see Client.Admit).
+	Admit() error
 }
 
 // ServiceAccountsAPI manages service accounts (/auth/service-accounts).

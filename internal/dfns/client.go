@@ -51,10 +51,8 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Connection names the connection the client serves, in the metrics' connection label.
 	Connection string
-	// MaxWait bounds how long a call waits for the rate limiter. A call that would wait longer
-	// is not sent: it fails with a *ThrottledError saying when to try again, so that the
-	// caller's worker is free for the calls of other connections meanwhile. 0: wait as long as
-	// needed.
+	// MaxWait is how far ahead the rate limiter may be booked for Admit to let new work start;
+	// 0: Admit always does.
 	MaxWait time.Duration
 	// Now tells the time, for token expiry and Retry-After pauses (default time.Now).
 	Now func() time.Time
@@ -285,8 +283,8 @@ func (c *Client) attempt(ctx context.Context, s *session, bearer string, r reque
 	if err := c.waitPause(ctx); err != nil {
 		return nil, &transportError{op: r.op, err: fmt.Errorf("waiting for Dfns' Retry-After: %w", err)}
 	}
-	if err := c.waitLimiter(ctx, r.op); err != nil {
-		return nil, err
+	if err := c.limiter.Wait(ctx); err != nil {
+		return nil, &transportError{op: r.op, err: fmt.Errorf("rate limiter: %w", err)}
 	}
 	actx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 	defer cancel()
@@ -316,26 +314,23 @@ func (c *Client) attempt(ctx context.Context, s *session, bearer string, r reque
 	return &response{status: resp.StatusCode, header: resp.Header, body: body}, nil
 }
 
-// waitLimiter waits for the rate limiter, or returns a *ThrottledError when that would take
-// longer than MaxWait.
-func (c *Client) waitLimiter(ctx context.Context, op string) error {
+// Admit lets a unit of work (one reconcile) start, or fails with a *ThrottledError when the
+// rate limiter is booked further ahead than MaxWait: the caller then requeues rather than hold
+// a worker that other connections share. It sends nothing and books nothing; once work has
+// started, each of its calls waits its turn, so that no call sequence is left half done.
+func (c *Client) Admit() error {
 	if c.opts.MaxWait <= 0 {
-		if err := c.limiter.Wait(ctx); err != nil {
-			return &transportError{op: op, err: fmt.Errorf("rate limiter: %w", err)}
-		}
 		return nil
 	}
-	res := c.limiter.Reserve()
-	d := res.Delay()
-	if d > c.opts.MaxWait {
-		res.Cancel()
-		return &ThrottledError{Op: op, After: d}
+	tokens := c.limiter.TokensAt(time.Now())
+	if tokens >= 1 {
+		return nil
 	}
-	if err := c.sleep(ctx, d); err != nil {
-		res.Cancel()
-		return &transportError{op: op, err: fmt.Errorf("rate limiter: %w", err)}
+	wait := time.Duration((1 - tokens) / float64(c.limiter.Limit()) * float64(time.Second))
+	if wait <= c.opts.MaxWait {
+		return nil
 	}
-	return nil
+	return &ThrottledError{Op: "Admit", After: wait}
 }
 
 // pause holds every call for d (a Retry-After); a shorter pause never cuts a longer one.

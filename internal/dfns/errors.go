@@ -201,15 +201,15 @@ func IsNotFound(err error) bool { return hasStatus(err, http.StatusNotFound) }
 // IsConflict reports whether Dfns answered 409 (for example a name already taken).
 func IsConflict(err error) bool { return hasStatus(err, http.StatusConflict) }
 
-// ThrottledError is a call the client did not send because its rate limiter would have held it
-// longer than Options.MaxWait: nothing reached Dfns. Try again After.
+// ThrottledError is work the client did not start (Admit) because its rate limiter is booked
+// further ahead than Options.MaxWait: nothing reached Dfns. Try again After.
 type ThrottledError struct {
 	Op    string
 	After time.Duration
 }
 
 func (e *ThrottledError) Error() string {
-	return fmt.Sprintf("dfns %s: not sent, the connection's rate limit frees a slot in %s", e.Op, e.After.Round(time.Millisecond))
+	return fmt.Sprintf("dfns %s: not started, the connection's rate limit frees a slot in %s", e.Op, e.After.Round(time.Millisecond))
 }
 
 // IsThrottled reports whether a call was held back by the client's own rate limiter, and when

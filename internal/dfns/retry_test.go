@@ -470,32 +470,33 @@ func TestCloseDropsTheConnectionsSeries(t *testing.T) {
 	}
 }
 
-func TestMaxWaitThrottlesInsteadOfHolding(t *testing.T) {
+func TestAdmitWhenTheLimiterIsBookedAhead(t *testing.T) {
 	key := newTestKey(t, KeyEd25519)
 	f := newFakeDfns(t, key.signer.Public(), false)
 	f.route("GET /auth/service-accounts/us-1", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, saJSON()) })
-	f.route("POST /auth/service-accounts", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, saJSON()) })
-	c := tokenClient(t, f, key, func(o *Options) { o.QPS, o.Burst, o.MaxWait = 1, 1, 50*time.Millisecond })
-	ctx := context.Background()
-	if _, err := c.GetServiceAccount(ctx, "us-1"); err != nil {
+	c := tokenClient(t, f, key, func(o *Options) { o.QPS, o.Burst, o.MaxWait = 2, 1, 100*time.Millisecond })
+	if err := c.Admit(); err != nil {
+		t.Fatalf("Admit on an idle limiter = %v", err)
+	}
+	if _, err := c.GetServiceAccount(context.Background(), "us-1"); err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now()
-	_, err := c.GetServiceAccount(ctx, "us-1")
+	err := c.Admit()
 	after, throttled := IsThrottled(err)
-	if !throttled || after < 500*time.Millisecond || after > time.Second {
-		t.Fatalf("second read at 1 qps = %v; want a ThrottledError asking for about 1s", err)
+	if !throttled || after < 300*time.Millisecond || after > 500*time.Millisecond {
+		t.Fatalf("Admit right after a call at 2 qps = %v; want a ThrottledError asking for about 500ms", err)
 	}
-	if held := time.Since(start); held > 50*time.Millisecond {
-		t.Errorf("the throttled call held its caller %s", held)
+	if !IsRefused(err) {
+		t.Error("a throttled start must count as refused: nothing was sent")
 	}
-	if _, err := c.CreateServiceAccount(ctx, CreateServiceAccountRequest{Name: "n"}); !IsRefused(err) {
-		t.Errorf("a throttled create = %v; want it refused (never sent)", err)
+	start := time.Now()
+	if _, err := c.GetServiceAccount(context.Background(), "us-1"); err != nil {
+		t.Fatal(err)
 	}
-	if n := f.hitCount("GET /auth/service-accounts/us-1"); n != 1 {
-		t.Errorf("reads sent = %d, want 1", n)
+	if waited := time.Since(start); waited < 300*time.Millisecond {
+		t.Errorf("a call once work has started waited %s; want its turn (about 500ms)", waited)
 	}
-	if n := f.hitCount("POST /auth/service-accounts") + f.hitCount("POST /auth/action/init"); n != 0 {
-		t.Errorf("create steps sent = %d, want 0", n)
+	if n := f.hitCount("GET /auth/service-accounts/us-1"); n != 2 {
+		t.Errorf("reads sent = %d, want 2", n)
 	}
 }
