@@ -204,13 +204,17 @@ func (p *DfnsPolicy) GetConnectionRef() ConnectionReference {
 func (sa *DfnsServiceAccount) GetGracePeriod() time.Duration { return gracePeriod(sa.Spec.Rotation) }
 
 // GetRolloutRestartTargets are the workloads restarted when the Secret gets a new value.
-func (sa *DfnsServiceAccount) GetRolloutRestartTargets() []RestartTarget { return sa.Spec.RolloutRestartTargets }
+func (sa *DfnsServiceAccount) GetRolloutRestartTargets() []RestartTarget {
+	return sa.Spec.RolloutRestartTargets
+}
 
 // GetGracePeriod is how long a superseded Dfns object stays usable after a rotation.
 func (p *DfnsPersonalAccessToken) GetGracePeriod() time.Duration { return gracePeriod(p.Spec.Rotation) }
 
 // GetRolloutRestartTargets are the workloads restarted when the Secret gets a new value.
-func (p *DfnsPersonalAccessToken) GetRolloutRestartTargets() []RestartTarget { return p.Spec.RolloutRestartTargets }
+func (p *DfnsPersonalAccessToken) GetRolloutRestartTargets() []RestartTarget {
+	return p.Spec.RolloutRestartTargets
+}
 
 // GetGracePeriod is how long a superseded Dfns object stays usable after a rotation.
 func (w *DfnsWebhook) GetGracePeriod() time.Duration { return gracePeriod(w.Spec.Rotation) }

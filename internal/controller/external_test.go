@@ -179,7 +179,10 @@ func TestServiceAccountObserve(t *testing.T) {
 			reason: "a rotation whose Secret was written but whose ID was not recorded: the new account, superseding the recorded one",
 			sa:     saFixture(map[string]string{v1alpha1.AnnotationExternalID: "us-0", v1alpha1.AnnotationCreatePending: tPendingSince}), secret: true,
 			api: &fakeAPI{
-				getSA: func(string) (*dfns.ServiceAccount, error) { a := account("us-0", "ns/api.old000", true); return &a, nil },
+				getSA: func(string) (*dfns.ServiceAccount, error) {
+					a := account("us-0", "ns/api.old000", true)
+					return &a, nil
+				},
 				listSAs: func() ([]dfns.ServiceAccount, error) {
 					return []dfns.ServiceAccount{account("us-0", "ns/api.old000", true), account(tSAID, tSADfnsName, true)}, nil
 				},
