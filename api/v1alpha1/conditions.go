@@ -76,4 +76,7 @@ const (
 	// ReasonConnectionNotFound (Synced=False): the connection the resource names does not
 	// exist; nothing is done in Dfns until it does.
 	ReasonConnectionNotFound = "ConnectionNotFound"
+	// ReasonExpired (Ready=False): the token in the Secret has expired, and minting its
+	// successor has been failing since before then.
+	ReasonExpired = "Expired"
 )

@@ -89,6 +89,17 @@ type DfnsPersonalAccessTokenSpec struct {
 	// +optional
 	SecretTemplate SecretTemplate `json:"secretTemplate,omitempty,omitzero"`
 
+	// rotation says when the token is renewed and how long the previous identity stays usable.
+	// +optional
+	Rotation *Rotation `json:"rotation,omitempty"`
+
+	// rolloutRestartTargets are workloads in this namespace whose pods are restarted (through
+	// the access.dfns.io/restartedAt annotation of their pod template) once each time the
+	// Secret gets a new token: pods that read it through envFrom see a new value only then.
+	// +optional
+	// +kubebuilder:validation:MaxItems=16
+	RolloutRestartTargets []RestartTarget `json:"rolloutRestartTargets,omitempty"`
+
 	// deletionPolicy says what happens in Dfns when the resource is deleted: Delete deletes the
 	// token, Orphan leaves it.
 	// +optional
@@ -114,6 +125,7 @@ type DfnsPersonalAccessTokenStatus struct {
 // +kubebuilder:printcolumn:name="ID",type=string,JSONPath=`.status.tokenId`
 // +kubebuilder:printcolumn:name="Secret",type=string,JSONPath=`.status.secretName`
 // +kubebuilder:printcolumn:name="Expires",type=string,JSONPath=`.status.expiresAt`
+// +kubebuilder:printcolumn:name="Renews",type=string,JSONPath=`.status.renewAt`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 
 // DfnsPersonalAccessToken is a personal access token of the operator's Dfns user whose token

@@ -83,6 +83,17 @@ type DfnsServiceAccountSpec struct {
 	// +optional
 	SecretTemplate SecretTemplate `json:"secretTemplate,omitempty,omitzero"`
 
+	// rotation says when the token is renewed and how long the previous identity stays usable.
+	// +optional
+	Rotation *Rotation `json:"rotation,omitempty"`
+
+	// rolloutRestartTargets are workloads in this namespace whose pods are restarted (through
+	// the access.dfns.io/restartedAt annotation of their pod template) once each time the
+	// Secret gets a new token: pods that read it through envFrom see a new value only then.
+	// +optional
+	// +kubebuilder:validation:MaxItems=16
+	RolloutRestartTargets []RestartTarget `json:"rolloutRestartTargets,omitempty"`
+
 	// deletionPolicy says what happens in Dfns when the resource is deleted.
 	// +optional
 	// +kubebuilder:default=Delete
@@ -110,6 +121,7 @@ type DfnsServiceAccountStatus struct {
 // +kubebuilder:printcolumn:name="Secret",type=string,JSONPath=`.status.secretName`
 // Expires is a plain string column: kubectl renders a future date column as "<invalid>".
 // +kubebuilder:printcolumn:name="Expires",type=string,JSONPath=`.status.expiresAt`
+// +kubebuilder:printcolumn:name="Renews",type=string,JSONPath=`.status.renewAt`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 
 // DfnsServiceAccount is a Dfns service account whose token and generated key are written to a

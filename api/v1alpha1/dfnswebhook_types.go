@@ -75,6 +75,18 @@ type DfnsWebhookSpec struct {
 	// +optional
 	SecretTemplate SecretTemplate `json:"secretTemplate,omitempty,omitzero"`
 
+	// rotation.gracePeriod is how long the previous webhook keeps receiving events after a
+	// rotation (access.dfns.io/rotate); renewBefore does not apply, a webhook secret never expires.
+	// +optional
+	Rotation *Rotation `json:"rotation,omitempty"`
+
+	// rolloutRestartTargets are workloads in this namespace whose pods are restarted (through
+	// the access.dfns.io/restartedAt annotation of their pod template) once each time the
+	// Secret gets a new signing secret: pods that read it through envFrom see a new value only then.
+	// +optional
+	// +kubebuilder:validation:MaxItems=16
+	RolloutRestartTargets []RestartTarget `json:"rolloutRestartTargets,omitempty"`
+
 	// deletionPolicy says what happens in Dfns when the resource is deleted: Delete deletes the
 	// webhook, Orphan leaves it.
 	// +optional

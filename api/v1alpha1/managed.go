@@ -16,6 +16,8 @@ limitations under the License.
 
 package v1alpha1
 
+import "time"
+
 // The methods below let the operator's reconcile driver read and write what every kind shares:
 // the managed status, the deletion policy and the Dfns ID.
 
@@ -197,3 +199,48 @@ func (w *DfnsWebhook) GetConnectionRef() ConnectionReference {
 func (p *DfnsPolicy) GetConnectionRef() ConnectionReference {
 	return connectionOf(p.Spec.ConnectionRef)
 }
+
+// GetGracePeriod is how long a superseded Dfns object stays usable after a rotation.
+func (sa *DfnsServiceAccount) GetGracePeriod() time.Duration { return gracePeriod(sa.Spec.Rotation) }
+
+// GetRolloutRestartTargets are the workloads restarted when the Secret gets a new value.
+func (sa *DfnsServiceAccount) GetRolloutRestartTargets() []RestartTarget {
+	return sa.Spec.RolloutRestartTargets
+}
+
+// GetGracePeriod is how long a superseded Dfns object stays usable after a rotation.
+func (p *DfnsPersonalAccessToken) GetGracePeriod() time.Duration { return gracePeriod(p.Spec.Rotation) }
+
+// GetRolloutRestartTargets are the workloads restarted when the Secret gets a new value.
+func (p *DfnsPersonalAccessToken) GetRolloutRestartTargets() []RestartTarget {
+	return p.Spec.RolloutRestartTargets
+}
+
+// GetGracePeriod is how long a superseded Dfns object stays usable after a rotation.
+func (w *DfnsWebhook) GetGracePeriod() time.Duration { return gracePeriod(w.Spec.Rotation) }
+
+// GetRolloutRestartTargets are the workloads restarted when the Secret gets a new value.
+func (w *DfnsWebhook) GetRolloutRestartTargets() []RestartTarget { return w.Spec.RolloutRestartTargets }
+
+// gracePeriod is the rotation's grace period, or the default.
+func gracePeriod(r *Rotation) time.Duration {
+	if r != nil && r.GracePeriod != nil && r.GracePeriod.Duration > 0 {
+		return r.GracePeriod.Duration
+	}
+	return DefaultGracePeriod
+}
+
+// GetRotation returns spec.rotation (nil: the defaults).
+func (sa *DfnsServiceAccount) GetRotation() *Rotation { return sa.Spec.Rotation }
+
+// GetRotation returns spec.rotation (nil: the defaults).
+func (p *DfnsPersonalAccessToken) GetRotation() *Rotation { return p.Spec.Rotation }
+
+// SecretFingerprint is the fingerprint of the token and key in the Secret.
+func (sa *DfnsServiceAccount) SecretFingerprint() string { return sa.Status.SecretFingerprint }
+
+// SecretFingerprint is the fingerprint of the token and key in the Secret.
+func (p *DfnsPersonalAccessToken) SecretFingerprint() string { return p.Status.SecretFingerprint }
+
+// SecretFingerprint is the fingerprint of the signing secret in the Secret.
+func (w *DfnsWebhook) SecretFingerprint() string { return w.Status.SecretFingerprint }

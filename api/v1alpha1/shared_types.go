@@ -16,7 +16,11 @@ limitations under the License.
 
 package v1alpha1
 
-import metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+import (
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
 
 // Annotations the operator reads and writes on its resources.
 const (
@@ -37,7 +41,52 @@ const (
 	// recognised as this resource's by its name on the next reconcile. A mark without a valid
 	// proof is ignored (and removed).
 	AnnotationCreatePending = "access.dfns.io/create-pending"
+	// AnnotationRotate: changing it to any new value rotates the resource's token or secret once.
+	AnnotationRotate = "access.dfns.io/rotate"
+	// AnnotationPrevious lists the Dfns objects a rotation superseded, each with the time it is
+	// retired and the operator's proof that it was this resource's, as JSON. Written in the
+	// same patch that records the new object's ID, so that a crash never forgets one.
+	AnnotationPrevious = "access.dfns.io/previous"
+	// AnnotationRestartedAt is set on the pod template of a rolloutRestartTargets workload when
+	// the Secret it reads was rotated; AnnotationRestartedFor beside it names the Secret's
+	// fingerprint, so that a rotation restarts a workload once, also across a crash.
+	AnnotationRestartedAt  = "access.dfns.io/restartedAt"
+	AnnotationRestartedFor = "access.dfns.io/restartedFor"
 )
+
+// Rotation says when a token is renewed and how long the one it replaces stays usable.
+type Rotation struct {
+	// renewBefore is how long before the token expires a new one is minted. Default: a third of
+	// its lifetime. At most half the lifetime is used.
+	// +optional
+	RenewBefore *metav1.Duration `json:"renewBefore,omitempty"`
+	// gracePeriod is how long the previous identity stays usable after the new Secret is
+	// written, so that consumers still running with the old token can finish. Default: 1h.
+	// +optional
+	GracePeriod *metav1.Duration `json:"gracePeriod,omitempty"`
+}
+
+// DefaultGracePeriod is how long a superseded identity or webhook stays usable by default.
+const DefaultGracePeriod = time.Hour
+
+// RestartTarget is a workload in the resource's namespace whose pods read its Secret.
+type RestartTarget struct {
+	// kind is Deployment, StatefulSet or DaemonSet.
+	// +kubebuilder:validation:Enum=Deployment;StatefulSet;DaemonSet
+	Kind string `json:"kind"`
+	// name is the workload's name.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+}
+
+// PreviousObject is a Dfns object a rotation superseded, retired once its time comes.
+type PreviousObject struct {
+	// id is the Dfns ID.
+	ID string `json:"id"`
+	// retireAt is when it is deleted (or deactivated).
+	RetireAt metav1.Time `json:"retireAt"`
+}
 
 // Labels the operator puts on the Secrets it writes.
 const (
@@ -110,6 +159,9 @@ type TokenStatus struct {
 	// expiresAt is when the token expires.
 	// +optional
 	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
+	// renewAt is when a new token is minted.
+	// +optional
+	RenewAt *metav1.Time `json:"renewAt,omitempty"`
 	// secretName is the Secret holding the token and key.
 	// +optional
 	SecretName string `json:"secretName,omitempty"`
@@ -165,4 +217,14 @@ type ManagedStatus struct {
 	// +listMapKey=type
 	// +optional
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// previous are the Dfns objects a rotation superseded, until they are retired.
+	// +optional
+	Previous []PreviousObject `json:"previous,omitempty"`
+	// rotateRequest is the value of the access.dfns.io/rotate annotation last acted on.
+	// +optional
+	RotateRequest string `json:"rotateRequest,omitempty"`
+	// restartedFor is the fingerprint of the Secret whose consumers (rolloutRestartTargets)
+	// were last restarted.
+	// +optional
+	RestartedFor string `json:"restartedFor,omitempty"`
 }

@@ -264,3 +264,8 @@ func (e *assignments) revoke(ctx context.Context, permID, id string) error {
 	})
 	return nil
 }
+
+// Retire revokes a superseded assignment (assignments are not rotated; for completeness).
+func (e *assignments) Retire(ctx context.Context, a *v1alpha1.DfnsPermissionAssignment, id string) error {
+	return e.Delete(ctx, a, id)
+}

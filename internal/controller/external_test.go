@@ -145,7 +145,7 @@ func TestServiceAccountObserve(t *testing.T) {
 		secret bool
 		fp     string // status.secretFingerprint
 		api    *fakeAPI
-		want   string // "exists/uptodate/id" or "replace:<id>:<reason>" or "err:<reason>"
+		want   string // "exists/uptodate/id" or "replace:<id>:<reason>" or "rotate:<id>:<reason>" or "err:<reason>"
 	}{
 		"NothingFound": {
 			reason: "no recorded ID and no account of that name: create",
@@ -177,6 +177,31 @@ func TestServiceAccountObserve(t *testing.T) {
 			}},
 			want: "true/true/us-1",
 		},
+		"RotationRecordLost": {
+			reason: "a rotation whose Secret was written but whose ID was not recorded: the new account, superseding the recorded one",
+			sa:     saFixture(map[string]string{v1alpha1.AnnotationExternalID: "us-0", v1alpha1.AnnotationCreatePending: tPendingSince}), secret: true,
+			api: &fakeAPI{
+				getSA: func(string) (*dfns.ServiceAccount, error) {
+					a := account("us-0", "ns/api.old000", true)
+					return &a, nil
+				},
+				listSAs: func() ([]dfns.ServiceAccount, error) {
+					return []dfns.ServiceAccount{account("us-0", "ns/api.old000", true), account(tSAID, tSADfnsName, true)}, nil
+				},
+			},
+			want: "true/true/us-1 superseding us-0",
+		},
+		"RotationOrphan": {
+			reason: "a rotation minted but its Secret still holds the recorded token: the orphan goes, the recorded one stays for now",
+			sa:     saFixture(map[string]string{v1alpha1.AnnotationExternalID: tSAID, v1alpha1.AnnotationCreatePending: tPendingSince}), secret: true,
+			api: &fakeAPI{
+				getSA: func(string) (*dfns.ServiceAccount, error) { a := account(tSAID, "ns/api.old000", true); return &a, nil },
+				listSAs: func() ([]dfns.ServiceAccount, error) {
+					return []dfns.ServiceAccount{account(tSAID, "ns/api.old000", true), account("us-9", tSADfnsName, true)}, nil
+				},
+			},
+			want: "replace:us-9:OrphanDeleted rotate:us-1:Rotated",
+		},
 		"DeletedInDfns": {
 			reason: "the recorded account is gone: create a new one",
 			sa:     saFixture(recorded),
@@ -198,13 +223,13 @@ func TestServiceAccountObserve(t *testing.T) {
 			want: "replace:us-9:OrphanDeleted",
 		},
 		"SecretGone": {
-			reason: "the Secret is gone: mint a new account, deleting the old",
+			reason: "the Secret is gone: mint a new account, keeping the old for the grace period",
 			sa:     saFixture(recorded), fp: "x",
 			api: &fakeAPI{getSA: func(string) (*dfns.ServiceAccount, error) {
 				a := account(tSAID, tSADfnsName, true)
 				return &a, nil
 			}},
-			want: "replace:us-1:Reminted",
+			want: "rotate:us-1:Reminted",
 		},
 		"ProvedWithoutSecret": {
 			reason: "a proved account whose Secret is gone and whose fingerprint status lost is minted anew",
@@ -213,7 +238,7 @@ func TestServiceAccountObserve(t *testing.T) {
 				a := account(tSAID, tSADfnsName, true)
 				return &a, nil
 			}},
-			want: "replace:us-1:Reminted",
+			want: "rotate:us-1:Reminted",
 		},
 		"SecretEdited": {
 			reason: "the token in the Secret no longer matches the fingerprint: mint a new account",
@@ -222,7 +247,7 @@ func TestServiceAccountObserve(t *testing.T) {
 				a := account(tSAID, tSADfnsName, true)
 				return &a, nil
 			}},
-			want: "replace:us-1:Reminted",
+			want: "rotate:us-1:Reminted",
 		},
 		"Deactivated": {
 			reason: "deactivated in Dfns while active is wanted: update",
@@ -281,8 +306,16 @@ func TestServiceAccountObserve(t *testing.T) {
 				got = "err:" + classify(err).Reason
 			case obs.Replace != nil:
 				got = "replace:" + obs.Replace.ID + ":" + obs.Replace.Reason
+				if obs.Rotate != nil {
+					got += " rotate:" + obs.Rotate.ID + ":" + obs.Rotate.Reason
+				}
+			case obs.Rotate != nil:
+				got = "rotate:" + obs.Rotate.ID + ":" + obs.Rotate.Reason
 			default:
 				got = strings.Join([]string{boolString(obs.Exists), boolString(obs.UpToDate), obs.ID}, "/")
+				if obs.Superseded != "" {
+					got += " superseding " + obs.Superseded
+				}
 			}
 			if got != tc.want {
 				t.Errorf("%s\nObserve = %s, want %s", tc.reason, got, tc.want)

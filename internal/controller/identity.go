@@ -25,6 +25,7 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -81,6 +82,7 @@ type mintable interface {
 	GetPermissionRef() v1alpha1.PermissionRef
 	GetKeyAlgorithm() v1alpha1.KeyAlgorithm
 	GetSecretTemplate() v1alpha1.SecretTemplate
+	GetRotation() *v1alpha1.Rotation
 }
 
 // identityView is what the minting logic reads of a Dfns identity, and what Observe adds to it.
@@ -92,6 +94,9 @@ type identityView struct {
 	// Fingerprint is the Secret's fingerprint recovered for a status that lost it (set by
 	// Observe).
 	Fingerprint string
+	// Expires is when the token in the Secret expires, recovered for a status that lost it
+	// (set by Observe).
+	Expires *metav1.Time
 }
 
 // mintRequest is the create of a Dfns identity.
@@ -182,13 +187,15 @@ type minter[T mintable] struct {
 	secrets driver.SecretReader
 	// lists shares one list of the kind per sync period among the drift checks.
 	lists *driver.ListCache[identityView]
+	// now tells the time: renewals follow it.
+	now func() time.Time
 }
 
 // newMinter is the External of an identity kind with its endpoints.
 func newMinter[T mintable, D any](calls func(api dfns.API) identityCalls[T, D], kind string, c client.Client, r client.Reader,
 	syncPeriod time.Duration) *minter[T] {
 	return &minter[T]{kind: kind, callsOf: func(api dfns.API) identities[T] { return calls(api) }, client: c,
-		secrets: driver.NewSecretReader(c, r), lists: driver.NewListCache[identityView](syncPeriod)}
+		secrets: driver.NewSecretReader(c, r), lists: driver.NewListCache[identityView](syncPeriod), now: time.Now}
 }
 
 // bind returns the kind's calls through one connection.
@@ -234,15 +241,91 @@ func (m *minter[T]) Observe(ctx context.Context, obj T, rec driver.Recorded) (dr
 	if err != nil {
 		return driver.Observation[identityView]{}, fmt.Errorf("reading %s %s: %w", m.calls.nounOf(), id, err)
 	}
+	if rec.Marked != "" && rec.Marked != got.Name {
+		// A rotation was sent and its ID never recorded: its identity holds the Secret (only
+		// the record was lost), or is an orphan to remove before minting again.
+		obs, err := m.find(ctx, obj, rec.Marked)
+		switch {
+		case err != nil:
+			return obs, err
+		case obs.Exists:
+			obs.Superseded = id
+			return obs, nil
+		case obs.Replace != nil:
+			obs.Rotate = m.rotation(obj, id, "a rotation was interrupted")
+			return obs, nil
+		}
+	}
 	intact, fp, err := m.secrets.Intact(ctx, m.secretOf(obj), id)
 	if err != nil {
 		return driver.Observation[identityView]{}, err
 	}
 	if !intact {
-		return driver.Observation[identityView]{Replace: &driver.Replacement{ID: id, Reason: driver.EventReminted,
-			Message: fmt.Sprintf("Secret %s was deleted or changed; deleted %s %s and minted a new one", obj.SecretName(), m.calls.nounOf(), id)}}, nil
+		// The old token may still run in pods: mint, write, and retire it after the grace period.
+		return driver.Observation[identityView]{Rotate: &driver.Replacement{ID: id, Reason: driver.EventReminted,
+			Message: fmt.Sprintf("Secret %s was deleted or changed: minted a new %s; %s stays usable until its grace period ends",
+				obj.SecretName(), m.calls.nounOf(), id)}}, nil
 	}
-	return m.compare(obj, got, fp), nil
+	if fp != "" || obj.GetTokenStatus().ExpiresAt == nil {
+		got.Expires = m.secretExpiry(ctx, obj)
+	}
+	obs := m.compare(obj, got, fp)
+	ts := obj.GetTokenStatus()
+	expires, renew := got.Expires, (*metav1.Time)(nil)
+	if got.ID == obj.GetStatusID() && ts.ExpiresAt != nil {
+		expires, renew = ts.ExpiresAt, ts.RenewAt
+	}
+	if expires == nil {
+		return obs, nil
+	}
+	if renew == nil {
+		renew = renewTime(obj.GetRotation(), obj.GetCreationTimestamp().Time, expires.Time)
+	}
+	if now := m.now(); !now.Before(renew.Time) {
+		obs.Exists, obs.Expired = false, !now.Before(expires.Time)
+		obs.Rotate = m.rotation(obj, id, fmt.Sprintf("the token expires at %s", expires.UTC().Format(time.RFC3339)))
+	}
+	return obs, nil
+}
+
+// rotation asks the driver for a new identity while id stays usable.
+func (m *minter[T]) rotation(obj T, id, why string) *driver.Replacement {
+	return &driver.Replacement{ID: id, Reason: driver.EventRotated, Message: fmt.Sprintf("%s: minted a new %s for %s; %s stays usable for %s",
+		why, m.calls.nounOf(), obj.GetName(), id, gracePeriodText(obj))}
+}
+
+// gracePeriodText words a resource's grace period.
+func gracePeriodText(obj any) string {
+	if g, ok := obj.(interface{ GetGracePeriod() time.Duration }); ok {
+		return g.GetGracePeriod().String()
+	}
+	return v1alpha1.DefaultGracePeriod.String()
+}
+
+// secretExpiry reads when the token in the resource's Secret expires; nil when unknown.
+func (m *minter[T]) secretExpiry(ctx context.Context, obj T) *metav1.Time {
+	var s corev1.Secret
+	if err := m.client.Get(ctx, types.NamespacedName{Namespace: obj.GetNamespace(), Name: obj.SecretName()}, &s); err != nil {
+		return nil
+	}
+	return tokenExpiry(string(s.Data[KeyAuthToken]))
+}
+
+// renewTime is when a token minted at minted and expiring at expires is renewed: renewBefore
+// ahead of expiry (default a third of the lifetime, as cert-manager does), never earlier than
+// halfway through the lifetime, so that a renewBefore longer than the lifetime cannot make
+// every reconcile rotate.
+func renewTime(r *v1alpha1.Rotation, minted, expires time.Time) *metav1.Time {
+	life := expires.Sub(minted)
+	if life < 0 {
+		life = 0
+	}
+	before := life / 3
+	if r != nil && r.RenewBefore != nil {
+		before = min(r.RenewBefore.Duration, life/2)
+	}
+	t := metav1.NewTime(expires.Add(-before).UTC().Truncate(time.Second))
+	return &t
 }
 
 // view reads identity id from this sync period's list of the kind when it is there, else with
@@ -334,8 +417,13 @@ func (m *minter[T]) Report(obj T, obs driver.Observation[identityView]) {
 	if obs.ID != obj.GetStatusID() {
 		// Another identity than status describes (a replacement found by its mark): nothing
 		// of the old one's status holds for it.
-		ts.DfnsName, ts.TokenID, ts.ExpiresAt = got.WantName, got.TokenID, nil
+		ts.DfnsName, ts.TokenID, ts.ExpiresAt, ts.RenewAt = got.WantName, got.TokenID, nil, nil
 	}
+	if ts.ExpiresAt == nil && got.Expires != nil {
+		ts.ExpiresAt = got.Expires
+		ts.RenewAt = renewTime(obj.GetRotation(), obj.GetCreationTimestamp().Time, got.Expires.Time)
+	}
+	observeToken(m.kind, obj)
 	if ts.DfnsName == "" {
 		ts.DfnsName = got.WantName
 	}
@@ -406,8 +494,13 @@ func (m *minter[T]) mint(ctx context.Context, obj T, req mintRequest, keyPEM []b
 		KeyCredID: []byte(tok.CredID), KeyPrivateKey: keyPEM,
 	}
 	c.Secret = &driver.SecretContent{Data: data, Annotations: map[string]string{v1alpha1.AnnotationExternalID: id}}
-	*obj.GetTokenStatus() = v1alpha1.TokenStatus{TokenID: tok.TokenID, ExpiresAt: tokenExpiry(tok.Token),
+	ts := v1alpha1.TokenStatus{TokenID: tok.TokenID, ExpiresAt: tokenExpiry(tok.Token),
 		SecretName: obj.SecretName(), DfnsName: req.Name, SecretFingerprint: driver.FingerprintOf(data, tokenKeys)}
+	if ts.ExpiresAt != nil {
+		ts.RenewAt = renewTime(obj.GetRotation(), m.now(), ts.ExpiresAt.Time)
+	}
+	*obj.GetTokenStatus() = ts
+	observeToken(m.kind, obj)
 	return c, nil
 }
 
@@ -442,6 +535,7 @@ func (m *minter[T]) Update(ctx context.Context, obj T, obs driver.Observation[id
 
 // Delete deletes or deactivates the identity per deletionPolicy; one already gone is fine.
 func (m *minter[T]) Delete(ctx context.Context, obj T, id string) error {
+	forgetToken(m.kind, obj)
 	if obj.GetDeletionPolicy() != v1alpha1.DeletionPolicyDeactivate {
 		return m.remove(ctx, id)
 	}
@@ -587,4 +681,13 @@ func personalAccessTokenCalls(api dfns.API) identityCalls[*v1alpha1.DfnsPersonal
 		list: api.ListPersonalAccessTokens, get: api.GetPersonalAccessToken,
 		activate: api.ActivatePersonalAccessToken, deactivate: api.DeactivatePersonalAccessToken, remove: api.DeletePersonalAccessToken,
 	}
+}
+
+// Retire deletes an identity a rotation superseded, after its grace period, or deactivates it
+// under deletionPolicy: Deactivate.
+func (m *minter[T]) Retire(ctx context.Context, obj T, id string) error {
+	if obj.GetDeletionPolicy() == v1alpha1.DeletionPolicyDeactivate {
+		return m.Delete(ctx, obj, id)
+	}
+	return m.remove(ctx, id)
 }

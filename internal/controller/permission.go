@@ -163,3 +163,8 @@ func (e *permissions) Delete(ctx context.Context, p *v1alpha1.DfnsPermission, id
 		},
 		func(ctx context.Context) error { _, err := e.api.ArchivePermission(ctx, id, true); return err })
 }
+
+// Retire archives a superseded permission (permissions are not rotated; for completeness).
+func (e *permissions) Retire(ctx context.Context, p *v1alpha1.DfnsPermission, id string) error {
+	return e.Delete(ctx, p, id)
+}

@@ -237,3 +237,8 @@ func (e *policies) Delete(ctx context.Context, p *v1alpha1.DfnsPolicy, id string
 		},
 		func(ctx context.Context) error { _, err := e.api.ArchivePolicy(ctx, id); return err })
 }
+
+// Retire archives a superseded policy (policies are not rotated; for completeness).
+func (e *policies) Retire(ctx context.Context, p *v1alpha1.DfnsPolicy, id string) error {
+	return e.Delete(ctx, p, id)
+}

@@ -17,6 +17,8 @@ limitations under the License.
 package controller
 
 import (
+	"time"
+
 	"strings"
 
 	"fmt"
@@ -279,14 +281,15 @@ var _ = Describe("DfnsServiceAccount", func() {
 		_, err = tokenClient(renewed).ListPermissions(ctx)
 		Expect(err).NotTo(HaveOccurred())
 
-		By("minting a new one when the Secret is deleted")
+		By("minting a new one when the Secret is deleted, and retiring the previous after its grace period")
 		Expect(k8sClient.Delete(ctx, renewed)).To(Succeed())
 		eventually(statusID(sa)).ShouldNot(Equal(id2))
 		eventually(hasEvent(sa, corev1.EventTypeNormal, driver.EventReminted)).Should(BeTrue())
 		waitReady(sa)
 		id3 := sa.Status.ServiceAccountID
-		_, err = dashboard.GetServiceAccount(ctx, id2)
-		Expect(dfns.IsNotFound(err)).To(BeTrue())
+		Expect(activeNamed(ns+"/drift")(Default)).To(ConsistOf(id2, id3), "the previous token may still run in pods")
+		clock.Advance(v1alpha1.DefaultGracePeriod + time.Minute)
+		eventually(func() error { _, err := dashboard.GetServiceAccount(ctx, id2); return err }).Should(Satisfy(dfns.IsNotFound))
 
 		By("minting a new one when the token in the Secret is changed")
 		var s *corev1.Secret
@@ -295,7 +298,8 @@ var _ = Describe("DfnsServiceAccount", func() {
 		Expect(k8sClient.Update(ctx, s)).To(Succeed())
 		eventually(statusID(sa)).ShouldNot(Equal(id3))
 		waitReady(sa)
-		Expect(activeNamed(ns + "/drift")(Default)).To(ConsistOf(sa.Status.ServiceAccountID))
+		clock.Advance(v1alpha1.DefaultGracePeriod + time.Minute)
+		eventually(activeNamed(ns + "/drift")).Should(ConsistOf(sa.Status.ServiceAccountID))
 		s, err = saSecret(sa)
 		Expect(err).NotTo(HaveOccurred())
 		_, err = tokenClient(s).ListPermissions(ctx)

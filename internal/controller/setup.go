@@ -67,6 +67,9 @@ type Options struct {
 	// OwnershipKey signs and checks the proofs that a resource owns its Dfns object
 	// (LoadOwnershipKey reads or makes it).
 	OwnershipKey *ownership.Key
+	// Now tells the time (default time.Now): token renewals and grace periods follow it. Tests
+	// move it with the sandbox's clock.
+	Now func() time.Time
 
 	conns *connections
 }
@@ -100,6 +103,7 @@ const (
 // +kubebuilder:rbac:groups=access.dfns.io,resources=dfnsserviceaccounts/finalizers;dfnspersonalaccesstokens/finalizers;dfnspermissions/finalizers;dfnspermissionassignments/finalizers;dfnswebhooks/finalizers;dfnspolicies/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets;daemonsets,verbs=get;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Setup registers every controller with the manager.
@@ -115,6 +119,9 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	}
 	if opts.OwnershipKey == nil {
 		return errors.New("no ownership key")
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
 	if opts.SyncPeriod <= 0 {
 		opts.SyncPeriod = DefaultSyncPeriod
@@ -196,7 +203,7 @@ func setupKind[T driver.Object, O any](mgr ctrl.Manager, opts Options, kind stri
 	r := driver.New(driver.Config[T, O]{
 		Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(), Kind: kind, Connector: conn,
 		NewObject: newObject, NewList: newList, Key: opts.OwnershipKey, Errors: dfnsErrors{},
-		Recorder: opts.EventRecorder, SyncPeriod: opts.SyncPeriod, Timeout: opts.ReconcileTimeout,
+		Recorder: opts.EventRecorder, SyncPeriod: opts.SyncPeriod, Timeout: opts.ReconcileTimeout, Now: opts.Now,
 	})
 	if err := watches(b).Complete(r); err != nil {
 		return fmt.Errorf("setting up the %s controller: %w", name, err)
@@ -232,6 +239,7 @@ func setupWebhooks(mgr ctrl.Manager, opts Options) error {
 // setupServiceAccounts registers the DfnsServiceAccount controller.
 func setupServiceAccounts(mgr ctrl.Manager, opts Options) error {
 	ext := newServiceAccounts(mgr.GetClient(), mgr.GetAPIReader(), opts.SyncPeriod)
+	ext.now = opts.Now
 	return setupMinter(mgr, opts, ext, kindServiceAccount, func() *v1alpha1.DfnsServiceAccount { return &v1alpha1.DfnsServiceAccount{} },
 		func() client.ObjectList { return &v1alpha1.DfnsServiceAccountList{} })
 }
@@ -239,6 +247,7 @@ func setupServiceAccounts(mgr ctrl.Manager, opts Options) error {
 // setupPersonalAccessTokens registers the DfnsPersonalAccessToken controller.
 func setupPersonalAccessTokens(mgr ctrl.Manager, opts Options) error {
 	ext := newPersonalAccessTokens(mgr.GetClient(), mgr.GetAPIReader(), opts.SyncPeriod)
+	ext.now = opts.Now
 	return setupMinter(mgr, opts, ext, kindPersonalAccessToken, func() *v1alpha1.DfnsPersonalAccessToken { return &v1alpha1.DfnsPersonalAccessToken{} },
 		func() client.ObjectList { return &v1alpha1.DfnsPersonalAccessTokenList{} })
 }

@@ -27,6 +27,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -91,6 +92,9 @@ var (
 	approverC dfns.API               // a second user who approves or denies change requests
 
 	capture = &captured{}
+
+	// clock is the time of the sandbox and of every manager: a rotation spec moves it.
+	clock = &testClock{}
 
 	// ownershipKey is the key every manager of the suite signs proofs with, loaded from its
 	// Secret in the operator's namespace as the manager does.
@@ -174,7 +178,7 @@ var _ = BeforeSuite(func() {
 
 	By("starting the Dfns sandbox over HTTP")
 	var err error
-	sb, err = sandbox.New(sandbox.Options{Seed: 1})
+	sb, err = sandbox.New(sandbox.Options{Seed: 1, Now: clock.Now})
 	Expect(err).NotTo(HaveOccurred())
 	sbServer = httptest.NewServer(sb.Handler())
 	admin, err = sb.CreateUser("operator@example.com", true)
@@ -234,6 +238,15 @@ var _ = AfterSuite(func() {
 	}
 	Eventually(func() error { return testEnv.Stop() }, time.Minute, time.Second).Should(Succeed())
 })
+
+// testClock is the real time moved forward by the specs that need days to pass in seconds.
+type testClock struct{ offset atomic.Int64 }
+
+// Now is the clock's time.
+func (c *testClock) Now() time.Time { return time.Now().Add(time.Duration(c.offset.Load())) }
+
+// Advance moves the clock forward.
+func (c *testClock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
 
 // tee records events into the capture and through the manager's real recorder.
 type tee []driver.EventRecorder
@@ -299,7 +312,7 @@ func startManager(mounted dfns.CredentialsSource, mode string) (stop func()) {
 	Expect(err).NotTo(HaveOccurred())
 	rec := tee{capture, recorderAdapter{mgr.GetEventRecorder("dfns-operator")}}
 	Expect(Setup(mgr, Options{Mounted: mounted, NewClient: testClient, SyncPeriod: syncPeriod, EventRecorder: rec, MaxConcurrentReconciles: 2,
-		OwnershipKey: ownershipKey, ConnectionAPIURLs: []string{sb2Server.URL}})).To(Succeed())
+		OwnershipKey: ownershipKey, ConnectionAPIURLs: []string{sb2Server.URL}, Now: clock.Now})).To(Succeed())
 	watchForCapture(mgr)
 	mctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})

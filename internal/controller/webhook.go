@@ -113,11 +113,11 @@ func (e *webhooks) secretOf(w *v1alpha1.DfnsWebhook) driver.OneTimeSecret {
 func (e *webhooks) Observe(ctx context.Context, w *v1alpha1.DfnsWebhook, rec driver.Recorded) (driver.Observation[webhookView], error) {
 	id := rec.ID
 	if id == "" {
-		return e.find(ctx, w, rec.Marked)
+		return e.find(ctx, w, rec.Marked, rec.Previous...)
 	}
 	got, err := e.api.GetWebhook(ctx, id)
 	if dfns.IsNotFound(err) {
-		obs, err := e.find(ctx, w, rec.Marked)
+		obs, err := e.find(ctx, w, rec.Marked, rec.Previous...)
 		if err != nil || obs.Exists || obs.Replace != nil {
 			return obs, err
 		}
@@ -126,6 +126,22 @@ func (e *webhooks) Observe(ctx context.Context, w *v1alpha1.DfnsWebhook, rec dri
 	}
 	if err != nil {
 		return driver.Observation[webhookView]{}, fmt.Errorf("reading webhook %s: %w", id, err)
+	}
+	if rec.Marked != "" {
+		// A rotation was sent and its ID never recorded: the new webhook holds the Secret (only
+		// the record was lost), or is an orphan to delete before creating again.
+		obs, err := e.find(ctx, w, rec.Marked, append([]string{id}, rec.Previous...)...)
+		switch {
+		case err != nil:
+			return obs, err
+		case obs.Exists:
+			obs.Superseded = id
+			return obs, nil
+		case obs.Replace != nil:
+			obs.Rotate = &driver.Replacement{ID: id, Reason: driver.EventRotated,
+				Message: fmt.Sprintf("a rotation was interrupted: created a new webhook; %s keeps receiving events for %s", id, w.GetGracePeriod())}
+			return obs, nil
+		}
 	}
 	intact, fp, err := e.secrets.Intact(ctx, e.secretOf(w), id)
 	if err != nil {
@@ -139,10 +155,10 @@ func (e *webhooks) Observe(ctx context.Context, w *v1alpha1.DfnsWebhook, rec dri
 }
 
 // find looks for a webhook carrying the marker of this resource's create-pending mark (marked;
-// its proof checked by the driver). One whose secret our Secret holds is adopted (only the ID
-// patch was lost); one without is an orphan of a lost create answer, deleted before a new one
-// is created. With no mark, nothing can exist.
-func (e *webhooks) find(ctx context.Context, w *v1alpha1.DfnsWebhook, marked string) (driver.Observation[webhookView], error) {
+// its proof checked by the driver), other than the recorded one (skip). One whose secret our
+// Secret holds is adopted (only the ID patch was lost); one without is an orphan of a lost
+// create answer, deleted before a new one is created. With no mark, nothing can exist.
+func (e *webhooks) find(ctx context.Context, w *v1alpha1.DfnsWebhook, marked string, skip ...string) (driver.Observation[webhookView], error) {
 	if marked == "" {
 		return driver.Observation[webhookView]{}, nil
 	}
@@ -152,7 +168,7 @@ func (e *webhooks) find(ctx context.Context, w *v1alpha1.DfnsWebhook, marked str
 	}
 	var orphan string
 	for i := range all {
-		if !strings.Contains(all[i].Description, marked) {
+		if !strings.Contains(all[i].Description, marked) || slices.Contains(skip, all[i].ID) {
 			continue
 		}
 		holds, fp, err := e.secrets.Holds(ctx, e.secretOf(w), all[i].ID)
@@ -276,4 +292,9 @@ func (e *webhooks) Delete(ctx context.Context, _ *v1alpha1.DfnsWebhook, id strin
 		return fmt.Errorf("deleting webhook %s: %w", id, err)
 	}
 	return nil
+}
+
+// Retire deletes a webhook a rotation superseded, after its grace period.
+func (e *webhooks) Retire(ctx context.Context, w *v1alpha1.DfnsWebhook, id string) error {
+	return e.Delete(ctx, w, id)
 }

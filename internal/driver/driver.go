@@ -75,6 +75,16 @@ type Observation[O any] struct {
 	Shown *ChangeRequest
 	// Replace, with Exists false, says what Create removes first and why.
 	Replace *Replacement
+	// Rotate, with Exists false, asks for a new object while the current one (Rotate.ID) stays
+	// usable: the driver records it as superseded once the new secret is published, and retires
+	// it after the grace period. Never delete-then-create for an object whose secret may still
+	// be in use.
+	Rotate *Replacement
+	// Superseded, with Exists true, is the object a rotation replaced when the object found is
+	// that rotation's (its ID was never recorded): it is retired after the grace period.
+	Superseded string
+	// Expired says the secret in use has expired: a failure to replace it makes Ready False.
+	Expired bool
 	// Diff says what differs, for the Updated event; it never holds secret values.
 	Diff string
 	// Current is the Dfns object, for Update.
@@ -100,6 +110,8 @@ type Recorded struct {
 	// Marked is the Dfns name of a create that was sent and whose answer may be lost, from a
 	// create-pending mark whose proof is valid; "" when none.
 	Marked string
+	// Previous are the objects earlier rotations superseded, not yet retired: never orphans.
+	Previous []string
 }
 
 // Note is a change made in Dfns, recorded by the driver as a Normal event.
@@ -152,6 +164,9 @@ type External[T Object, O any] interface {
 	Report(obj T, obs Observation[O])
 	// Delete handles the Dfns object per the deletion policy; an object already gone is success.
 	Delete(ctx context.Context, obj T, id string) error
+	// Retire deletes (or deactivates) an object a rotation superseded, once its grace period is
+	// over; an object already gone is success.
+	Retire(ctx context.Context, obj T, id string) error
 }
 
 // Connector is a kind as the driver sees it before any Dfns call: it binds the kind's calls to
@@ -237,16 +252,22 @@ type Config[T Object, O any] struct {
 	Recorder EventRecorder
 	// SyncPeriod is how often a resource is compared with Dfns; Timeout bounds one reconcile.
 	SyncPeriod, Timeout time.Duration
+	// Now tells the time (default time.Now): renewals and grace periods follow it.
+	Now func() time.Time
 }
 
 // New builds the driver of one kind.
 func New[T Object, O any](c Config[T, O]) *Reconciler[T, O] {
-	return &Reconciler[T, O]{
+	r := &Reconciler[T, O]{
 		client: c.Client, reader: c.Reader, scheme: c.Scheme, connector: c.Connector,
 		newObject: c.NewObject, newList: c.NewList, kind: c.Kind, key: c.Key, errs: c.Errors,
 		recorder: c.Recorder, syncPeriod: c.SyncPeriod, timeout: c.Timeout,
-		secretRetries: 5, secretBackoff: 100 * time.Millisecond, now: time.Now,
+		secretRetries: 5, secretBackoff: 100 * time.Millisecond, now: c.Now,
 	}
+	if r.now == nil {
+		r.now = time.Now
+	}
+	return r
 }
 
 // state is one reconcile's object and the snapshot its status patch is computed from.
@@ -257,6 +278,9 @@ type state[T Object, O any] struct {
 	// unusable is set once the reconcile knows the Dfns object cannot be used as it is (it is
 	// being created or replaced): a failure then turns Ready False.
 	unusable bool
+	// expired is set when the secret in use has expired: a failure then turns Ready
+	// False/Expired.
+	expired bool
 }
 
 // Reconcile drives one resource towards its spec.
@@ -300,12 +324,23 @@ func (r *Reconciler[T, O]) Reconcile(ctx context.Context, req ctrl.Request) (res
 			return r.fail(ctx, st, err)
 		}
 	}
+	// Superseded objects whose grace period is over go first: their successor's Secret was
+	// written before they were recorded as superseded.
+	if err := r.retire(ctx, st, false); err != nil {
+		r.warning(obj, v1alpha1.ReasonReconcileError, err.Error())
+	}
 	obs, err := st.External.Observe(ctx, obj, rec)
 	if err != nil {
 		return r.fail(ctx, st, err)
 	}
 	st.External.Report(obj, obs)
-	return r.converge(ctx, st, rec, obs)
+	res, err = r.converge(ctx, st, rec, obs)
+	if err == nil {
+		if rerr := r.restartConsumers(ctx, st); rerr != nil {
+			return r.fail(ctx, st, rerr)
+		}
+	}
+	return r.soonest(obj, res), err
 }
 
 // get reads the resource and reports whether it exists. A stale copy (an ID or a Secret
@@ -360,10 +395,15 @@ func (r *Reconciler[T, O]) converge(ctx context.Context, st *state[T, O], rec Re
 				return r.fail(ctx, st, err)
 			}
 		}
-		if err := r.recordID(ctx, st, obs.ID); err != nil {
+		if err := r.recordID(ctx, st, obs.ID, obs.Superseded); err != nil {
 			return r.fail(ctx, st, err)
 		}
-		if obs.ID != rec.ID || !rec.Proved {
+		switch {
+		case obs.Superseded != "":
+			rotationDone(st.obj)
+			r.normal(st.obj, EventRotated, "recorded %s, which replaced %s; the previous one is retired after its grace period",
+				obs.ID, obs.Superseded)
+		case obs.ID != rec.ID || !rec.Proved:
 			r.normal(st.obj, EventAdopted, "adopted the existing Dfns object %s", obs.ID)
 		}
 	}
@@ -376,6 +416,10 @@ func (r *Reconciler[T, O]) converge(ctx context.Context, st *state[T, O], rec Re
 			st.obj.SetStatusID(obs.ID)
 		}
 		return r.awaitApproval(ctx, st, pending, "")
+	}
+	if obs.Exists && r.rotateRequested(st.obj) {
+		obs.Exists, obs.Rotate = false, &Replacement{ID: obs.ID, Reason: EventRotated,
+			Message: fmt.Sprintf("rotated as %s asked: replaced %s, which is retired after its grace period", v1alpha1.AnnotationRotate, obs.ID)}
 	}
 	switch {
 	case !obs.Exists:
@@ -393,7 +437,8 @@ func (r *Reconciler[T, O]) converge(ctx context.Context, st *state[T, O], rec Re
 // The order is the protocol: check the Secret can be written, prepare (no Dfns change), remove
 // what is replaced, mark, make the one create call, publish the Secret, record the ID.
 func (r *Reconciler[T, O]) create(ctx context.Context, st *state[T, O], obs Observation[O]) (ctrl.Result, error) {
-	st.unusable = true
+	// A rotation keeps the current object usable until its successor's secret is published.
+	st.unusable, st.expired = obs.Rotate == nil, obs.Expired
 	if err := r.checkSecret(ctx, st.obj); err != nil {
 		return r.fail(ctx, st, err)
 	}
@@ -437,6 +482,7 @@ func (r *Reconciler[T, O]) create(ctx context.Context, st *state[T, O], obs Obse
 		r.normal(st.obj, obs.Replace.Reason, "%s", obs.Replace.Message)
 	}
 	if created.Secret != nil {
+		st.unusable = true // the Secret is about to hold the new object's secret
 		if err := r.publish(ctx, st.obj, created.Secret); err != nil {
 			if reason, stop := StopReason(err); stop {
 				// The secret is lost: the mark finds the object as an orphan at the next look,
@@ -446,16 +492,26 @@ func (r *Reconciler[T, O]) create(ctx context.Context, st *state[T, O], obs Obse
 			return r.fail(ctx, st, err)
 		}
 	}
-	if err := r.recordID(ctx, st, created.ID); err != nil {
+	superseded := ""
+	if obs.Rotate != nil {
+		superseded = obs.Rotate.ID
+	}
+	if err := r.recordID(ctx, st, created.ID, superseded); err != nil {
 		return r.fail(ctx, st, err)
 	}
 	st.obj.SetStatusID(created.ID)
+	if obs.Rotate != nil {
+		rotationDone(st.obj)
+		r.normal(st.obj, obs.Rotate.Reason, "%s; the new one is %s", obs.Rotate.Message, created.ID)
+	}
 	r.normal(st.obj, EventCreated, "created the Dfns object %s", created.ID)
 	logf.FromContext(ctx).Info("Created the Dfns object", "id", created.ID)
 	// A second look confirms the object matches the spec (e.g. deactivated when asked).
 	setCondition(st.obj, v1alpha1.ConditionSynced, metav1.ConditionTrue, v1alpha1.ReasonReconcileSuccess,
 		"the last reconcile converged")
-	setNotReady(st.obj, v1alpha1.ReasonCreating, "created; checking it matches the spec")
+	if obs.Rotate == nil || st.expired {
+		setNotReady(st.obj, v1alpha1.ReasonCreating, "created; checking it matches the spec")
+	}
 	return ctrl.Result{RequeueAfter: time.Millisecond}, nil
 }
 
@@ -516,6 +572,9 @@ func (r *Reconciler[T, O]) fail(ctx context.Context, st *state[T, O], err error)
 	changed := setCondition(st.obj, v1alpha1.ConditionSynced, metav1.ConditionFalse, v.Reason, v.Message)
 	switch {
 	case !st.obj.GetDeletionTimestamp().IsZero():
+	case st.expired || r.tokenExpired(st.obj):
+		setCondition(st.obj, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonExpired,
+			"the token in the Secret has expired and a new one could not be made: "+v.Message)
 	case st.unusable || v.Policy == Stop:
 		// The object is being made or replaced, or the spec cannot be applied: whatever Ready
 		// said before no longer holds.
@@ -572,6 +631,9 @@ func (r *Reconciler[T, O]) reconcileDelete(ctx context.Context, st *state[T, O])
 		}
 		id, err := r.deletionTarget(ctx, st)
 		if err != nil {
+			return r.fail(ctx, st, err)
+		}
+		if err := r.retire(ctx, st, true); err != nil {
 			return r.fail(ctx, st, err)
 		}
 		if id != "" {
@@ -660,13 +722,21 @@ func (r *Reconciler[T, O]) unmark(ctx context.Context, st *state[T, O]) error {
 	return r.patchMeta(ctx, st, func(o T) { delete(o.GetAnnotations(), v1alpha1.AnnotationCreatePending) })
 }
 
-// recordID stores the Dfns ID in the external-id annotation with its proof, and clears
-// create-pending, in one write.
-func (r *Reconciler[T, O]) recordID(ctx context.Context, st *state[T, O], id string) error {
+// recordID stores the Dfns ID in the external-id annotation with its proof, adds the object it
+// supersedes ("" for none) to the superseded ones, and clears create-pending, in one write: a
+// crash can never record the new object and forget the previous one.
+func (r *Reconciler[T, O]) recordID(ctx context.Context, st *state[T, O], id, supersedes string) error {
 	proof := r.key.ProveID(r.subject(st.obj), id)
+	previous := ""
+	if supersedes != "" && supersedes != id {
+		previous = r.withPrevious(st.obj, supersedes)
+	}
 	err := r.patchMeta(ctx, st, func(o T) {
 		SetAnnotation(o, v1alpha1.AnnotationExternalID, id)
 		SetAnnotation(o, v1alpha1.AnnotationProof, proof)
+		if previous != "" {
+			SetAnnotation(o, v1alpha1.AnnotationPrevious, previous)
+		}
 		delete(o.GetAnnotations(), v1alpha1.AnnotationCreatePending)
 	})
 	if err != nil {
@@ -702,6 +772,7 @@ func (r *Reconciler[T, O]) patchMeta(ctx context.Context, st *state[T, O], mutat
 // requeue; a resource already gone is fine.
 func (r *Reconciler[T, O]) patchStatus(ctx context.Context, st *state[T, O], res ctrl.Result, err error) (ctrl.Result, error) {
 	st.obj.Managed().ObservedGeneration = st.obj.GetGeneration()
+	r.reportPrevious(st.obj)
 	if equality.Semantic.DeepEqual(st.before.GetStatus(), st.obj.GetStatus()) {
 		return res, err
 	}
@@ -759,6 +830,9 @@ func (r *Reconciler[T, O]) signed(obj T, id string) bool {
 func (r *Reconciler[T, O]) recorded(ctx context.Context, st *state[T, O]) (Recorded, error) {
 	obj := st.obj
 	rec := Recorded{ID: ExternalID(obj)}
+	for _, e := range r.previous(obj) {
+		rec.Previous = append(rec.Previous, e.ID)
+	}
 	rec.Proved = rec.ID != "" && (obj.GetStatusID() == rec.ID || r.signed(obj, rec.ID))
 	value, marked := obj.GetAnnotations()[v1alpha1.AnnotationCreatePending]
 	if !marked {
@@ -846,6 +920,9 @@ func OwnedIDs[T Object](kind string, key *ownership.Key) func(client.Object) []s
 		}
 		if id := ExternalID(obj); id != "" && id != obj.GetStatusID() && r.signed(obj, id) {
 			ids = append(ids, id)
+		}
+		for _, e := range r.previous(obj) {
+			ids = append(ids, e.ID)
 		}
 		if v, ok := obj.GetAnnotations()[v1alpha1.AnnotationCreatePending]; ok {
 			if m, ok := key.DecodeMark(r.subject(obj), string(obj.GetUID()), v); ok {

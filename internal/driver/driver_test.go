@@ -25,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -153,6 +154,11 @@ func (e *extFns[T]) Delete(_ context.Context, obj T, id string) error {
 		return errors.New("unexpected Delete")
 	}
 	return e.delete(obj, id)
+}
+
+func (e *extFns[T]) Retire(_ context.Context, _ T, id string) error {
+	e.calls = append(e.calls, "Retire:"+id)
+	return nil
 }
 
 func (e *extFns[T]) Secret(T) (string, v1alpha1.SecretTemplate) {
@@ -1015,5 +1021,211 @@ func TestThrottledRequeuesSilently(t *testing.T) {
 	checkCondition(t, "a throttled call changes no condition", &got, v1alpha1.ConditionReady, tReady)
 	if ev := drain(rec); len(ev) != 0 {
 		t.Errorf("events = %v, want none", ev)
+	}
+}
+
+// tNewSAID is the identity a rotation mints.
+const tNewSAID = "us-2"
+
+// rotatedSA is a service account whose identity tSAID is recorded and proved, with its Secret's
+// fingerprint in status; mods add superseded objects or requests.
+func rotatedSA(mods ...func(*v1alpha1.DfnsServiceAccount)) *v1alpha1.DfnsServiceAccount {
+	sa := &v1alpha1.DfnsServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "sa", UID: tUID, Generation: 1,
+		Finalizers: []string{Finalizer}}}
+	SetAnnotation(sa, v1alpha1.AnnotationExternalID, tSAID)
+	SetAnnotation(sa, v1alpha1.AnnotationProof, testOwnershipKey.ProveID(testSubject(sa), tSAID))
+	sa.Status.ServiceAccountID = tSAID
+	sa.Status.SecretFingerprint = "fp-1"
+	sa.Status.RestartedFor = "fp-1"
+	for _, m := range mods {
+		m(sa)
+	}
+	return sa
+}
+
+// supersededAt records tSAID as superseded, retired at the given time, with a proof or a forged
+// one.
+func supersededAt(at time.Time, forged bool) func(*v1alpha1.DfnsServiceAccount) {
+	return func(sa *v1alpha1.DfnsServiceAccount) {
+		sa.Status.ServiceAccountID = tNewSAID
+		SetAnnotation(sa, v1alpha1.AnnotationExternalID, tNewSAID)
+		SetAnnotation(sa, v1alpha1.AnnotationProof, testOwnershipKey.ProveID(testSubject(sa), tNewSAID))
+		proof := testOwnershipKey.ProveID(testSubject(sa), tSAID)
+		if forged {
+			proof = "forged"
+		}
+		SetAnnotation(sa, v1alpha1.AnnotationPrevious, encodePrevious([]previousEntry{{ID: tSAID, RetireAt: at, Proof: proof}}))
+	}
+}
+
+func TestRotation(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	rotate := Observation[string]{Rotate: &Replacement{ID: tSAID, Reason: EventRotated, Message: "renewal due"}}
+	minted := func(*v1alpha1.DfnsServiceAccount, Observation[string]) (Creation, error) {
+		return Creation{ID: tNewSAID, Secret: &SecretContent{Data: map[string][]byte{keyToken: []byte("new")}}}, nil
+	}
+	upToDate := func(id string) func(*v1alpha1.DfnsServiceAccount, string) (Observation[string], error) {
+		return func(*v1alpha1.DfnsServiceAccount, string) (Observation[string], error) {
+			return Observation[string]{ID: id, Exists: true, UpToDate: true}, nil
+		}
+	}
+	cases := map[string]struct {
+		reason       string
+		sa           *v1alpha1.DfnsServiceAccount
+		observe      func(*v1alpha1.DfnsServiceAccount, string) (Observation[string], error)
+		create       func(*v1alpha1.DfnsServiceAccount, Observation[string]) (Creation, error)
+		wantCalls    string
+		wantID       string
+		wantPrevious []string // IDs in the annotation and status
+		wantReady    string
+		wantEvent    string
+	}{
+		"RotateKeepsPrevious": {"a rotation mints first, publishes, and records the previous identity for its grace period",
+			rotatedSA(), func(*v1alpha1.DfnsServiceAccount, string) (Observation[string], error) { return rotate, nil }, minted,
+			"Validate,Observe,Create", tNewSAID, []string{tSAID}, "", EventRotated},
+		"InterruptedRotation": {"a rotation whose record was lost is recorded with the identity it supersedes",
+			rotatedSA(), func(*v1alpha1.DfnsServiceAccount, string) (Observation[string], error) {
+				return Observation[string]{ID: tNewSAID, Exists: true, UpToDate: true, Superseded: tSAID}, nil
+			}, nil, "Validate,Observe", tNewSAID, []string{tSAID}, tReady, EventRotated},
+		"NotDueYet": {"a superseded identity stays until its grace period is over",
+			rotatedSA(supersededAt(now.Add(time.Minute), false)), upToDate(tNewSAID), nil,
+			"Validate,Observe", tNewSAID, []string{tSAID}, tReady, ""},
+		"Retire": {"a superseded identity is retired once its grace period is over",
+			rotatedSA(supersededAt(now.Add(-time.Second), false)), upToDate(tNewSAID), nil,
+			"Validate,Retire:" + tSAID + ",Observe", tNewSAID, nil, tReady, EventRetired},
+		"ForgedPrevious": {"a superseded entry without the operator's proof retires nothing",
+			rotatedSA(supersededAt(now.Add(-time.Second), true)), upToDate(tNewSAID), nil,
+			"Validate,Observe", tNewSAID, nil, tReady, ""},
+		"ManualRotation": {"a new access.dfns.io/rotate value rotates once",
+			rotatedSA(func(sa *v1alpha1.DfnsServiceAccount) { SetAnnotation(sa, v1alpha1.AnnotationRotate, "1") }),
+			upToDate(tSAID), minted, "Validate,Observe,Create", tNewSAID, []string{tSAID}, "", EventRotated},
+		"ManualRotationDone": {"a rotate value acted on already rotates nothing",
+			rotatedSA(func(sa *v1alpha1.DfnsServiceAccount) {
+				SetAnnotation(sa, v1alpha1.AnnotationRotate, "1")
+				sa.Status.RotateRequest = "1"
+			}), upToDate(tSAID), nil, "Validate,Observe", tSAID, nil, tReady, ""},
+		"Expired": {"an expired token whose successor cannot be minted is Ready=False/Expired",
+			rotatedSA(), func(*v1alpha1.DfnsServiceAccount, string) (Observation[string], error) {
+				o := rotate
+				o.Expired = true
+				return o, nil
+			}, func(*v1alpha1.DfnsServiceAccount, Observation[string]) (Creation, error) {
+				return Creation{}, &testErr{status: 403}
+			}, "Validate,Observe,Create", tSAID, nil, "False/" + v1alpha1.ReasonExpired, ""},
+		"RotationFailsStillReady": {"a failed rotation of a token still valid leaves Ready as it was",
+			rotatedSA(func(sa *v1alpha1.DfnsServiceAccount) { setReady(sa) }),
+			func(*v1alpha1.DfnsServiceAccount, string) (Observation[string], error) { return rotate, nil },
+			func(*v1alpha1.DfnsServiceAccount, Observation[string]) (Creation, error) {
+				return Creation{}, &testErr{status: 403}
+			}, "Validate,Observe,Create", tSAID, nil, tReady, ""},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			ext := &extFns[*v1alpha1.DfnsServiceAccount]{secret: tSecret, observe: tc.observe, create: tc.create}
+			r, c, rec := newDriver[*v1alpha1.DfnsServiceAccount](t, ext, func() *v1alpha1.DfnsServiceAccount { return &v1alpha1.DfnsServiceAccount{} }, tc.sa)
+			r.now = func() time.Time { return now }
+			res, _ := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(tc.sa)})
+			if got := strings.Join(ext.calls, ","); got != tc.wantCalls {
+				t.Errorf("%s\ncalls = %s, want %s", tc.reason, got, tc.wantCalls)
+			}
+			var got v1alpha1.DfnsServiceAccount
+			if err := c.Get(context.Background(), client.ObjectKeyFromObject(tc.sa), &got); err != nil {
+				t.Fatal(err)
+			}
+			if id := ExternalID(&got); id != tc.wantID {
+				t.Errorf("%s\nexternal-id = %s, want %s", tc.reason, id, tc.wantID)
+			}
+			var ann, status []string
+			for _, e := range r.previous(&got) {
+				ann = append(ann, e.ID)
+				if !e.RetireAt.After(now) && name != "Retire" {
+					t.Errorf("%s\nretireAt = %s, want after %s", tc.reason, e.RetireAt, now)
+				}
+			}
+			for _, p := range got.Status.Previous {
+				status = append(status, p.ID)
+			}
+			if !slices.Equal(ann, tc.wantPrevious) || !slices.Equal(status, tc.wantPrevious) {
+				t.Errorf("%s\nprevious = %v (status %v), want %v", tc.reason, ann, status, tc.wantPrevious)
+			}
+			if tc.wantReady != "" {
+				checkCondition(t, tc.reason, &got, v1alpha1.ConditionReady, tc.wantReady)
+			}
+			events := drain(rec)
+			if tc.wantEvent != "" && !slices.ContainsFunc(events, func(e string) bool { return strings.HasSuffix(e, " "+tc.wantEvent) }) {
+				t.Errorf("%s\nevents = %v, want %s", tc.reason, events, tc.wantEvent)
+			}
+			if len(tc.wantPrevious) > 0 && (res.RequeueAfter == 0 || res.RequeueAfter > time.Hour+2*time.Second) {
+				t.Errorf("%s\nrequeue after %s, want by the retirement", tc.reason, res.RequeueAfter)
+			}
+		})
+	}
+}
+
+func TestRestartConsumers(t *testing.T) {
+	deployment := func(annotations map[string]string) *appsv1.Deployment {
+		d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "app"}}
+		d.Spec.Template.Annotations = annotations
+		return d
+	}
+	withTargets := func(fp string) func(*v1alpha1.DfnsServiceAccount) {
+		return func(sa *v1alpha1.DfnsServiceAccount) {
+			sa.Status.SecretFingerprint = fp
+			sa.Spec.RolloutRestartTargets = []v1alpha1.RestartTarget{{Kind: "Deployment", Name: "app"}, {Kind: "StatefulSet", Name: "gone"}}
+		}
+	}
+	cases := map[string]struct {
+		reason      string
+		sa          *v1alpha1.DfnsServiceAccount
+		deployment  *appsv1.Deployment
+		wantFor     string // the Deployment's restartedFor after the reconcile
+		wantAt      bool   // restartedAt set by this reconcile
+		wantEvents  []string
+		wantRecords string // status.restartedFor
+	}{
+		"Rotated": {"a new Secret value restarts each target once; a missing one is a warning",
+			rotatedSA(withTargets("fp-2")), deployment(nil), "fp-2", true,
+			[]string{"Normal " + EventRestarted, "Warning " + EventRestartTargetMissing}, "fp-2"},
+		"AlreadyRestarted": {"a target restarted for this value before a crash is not restarted again",
+			rotatedSA(withTargets("fp-2")), deployment(map[string]string{v1alpha1.AnnotationRestartedFor: "fp-2"}), "fp-2", false,
+			[]string{"Warning " + EventRestartTargetMissing}, "fp-2"},
+		"Unchanged": {"the Secret's value did not change: nothing is restarted",
+			rotatedSA(withTargets("fp-1")), deployment(nil), "", false, nil, "fp-1"},
+		"FirstSecret": {"the first Secret restarts nothing: its consumers start with it",
+			rotatedSA(withTargets("fp-1"), func(sa *v1alpha1.DfnsServiceAccount) { sa.Status.RestartedFor = "" }),
+			deployment(nil), "", false, nil, "fp-1"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			ext := &extFns[*v1alpha1.DfnsServiceAccount]{secret: tSecret,
+				observe: func(*v1alpha1.DfnsServiceAccount, string) (Observation[string], error) {
+					return Observation[string]{ID: tSAID, Exists: true, UpToDate: true}, nil
+				}}
+			r, c, rec := newDriver[*v1alpha1.DfnsServiceAccount](t, ext, func() *v1alpha1.DfnsServiceAccount { return &v1alpha1.DfnsServiceAccount{} },
+				tc.sa, tc.deployment)
+			if _, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(tc.sa)}); err != nil {
+				t.Fatal(err)
+			}
+			var d appsv1.Deployment
+			if err := c.Get(context.Background(), client.ObjectKeyFromObject(tc.deployment), &d); err != nil {
+				t.Fatal(err)
+			}
+			if got := d.Spec.Template.Annotations[v1alpha1.AnnotationRestartedFor]; got != tc.wantFor {
+				t.Errorf("%s\nrestartedFor = %q, want %q", tc.reason, got, tc.wantFor)
+			}
+			if _, at := d.Spec.Template.Annotations[v1alpha1.AnnotationRestartedAt]; at != tc.wantAt {
+				t.Errorf("%s\nrestartedAt set = %t, want %t", tc.reason, at, tc.wantAt)
+			}
+			if got := drain(rec); !slices.Equal(got, tc.wantEvents) {
+				t.Errorf("%s\nevents = %v, want %v", tc.reason, got, tc.wantEvents)
+			}
+			var sa v1alpha1.DfnsServiceAccount
+			if err := c.Get(context.Background(), client.ObjectKeyFromObject(tc.sa), &sa); err != nil {
+				t.Fatal(err)
+			}
+			if sa.Status.RestartedFor != tc.wantRecords {
+				t.Errorf("%s\nstatus.restartedFor = %q, want %q", tc.reason, sa.Status.RestartedFor, tc.wantRecords)
+			}
+		})
 	}
 }

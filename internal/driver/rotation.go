@@ -1,0 +1,290 @@
+/*
+Copyright 2026 The dfns-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package driver
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/dfns-operator/dfns-operator/api/v1alpha1"
+)
+
+// This file is the rest of the rotation protocol (docs/architecture.md, "Rotation"): the create
+// of a rotation is the driver's create (driver.go) with the superseded object kept; here are
+// the list of superseded objects, their retirement once their grace period is over, the
+// restart of the Secret's consumers, and the manual rotation request.
+
+// Events of a rotation.
+const (
+	// EventRotated: a new object replaced the previous one, which stays usable for the grace
+	// period.
+	EventRotated = "Rotated"
+	// EventRetired: a superseded object was deleted (or deactivated) after its grace period.
+	EventRetired = "Retired"
+	// EventRestarted: a workload reading the Secret was restarted after a rotation.
+	EventRestarted = "Restarted"
+	// EventRestartTargetMissing: a rolloutRestartTargets workload does not exist.
+	EventRestartTargetMissing = "RestartTargetMissing"
+)
+
+// graced is a resource whose rotations keep the previous object for a grace period.
+type graced interface {
+	GetGracePeriod() time.Duration
+}
+
+// restarting is a resource with workloads to restart when its Secret changes.
+type restarting interface {
+	GetRolloutRestartTargets() []v1alpha1.RestartTarget
+}
+
+// fingerprinted is a resource whose status holds its Secret's fingerprint.
+type fingerprinted interface {
+	SecretFingerprint() string
+}
+
+// previousEntry is one superseded object in the AnnotationPrevious annotation.
+type previousEntry struct {
+	ID       string    `json:"id"`
+	RetireAt time.Time `json:"retireAt"`
+	Proof    string    `json:"proof"`
+}
+
+// previous reads the superseded objects this resource proves it owned. An entry without a
+// valid proof (written by hand, or copied) is dropped: it must never make the operator retire
+// an object that is not this resource's.
+func (r *Reconciler[T, O]) previous(obj T) []previousEntry {
+	raw := obj.GetAnnotations()[v1alpha1.AnnotationPrevious]
+	if raw == "" {
+		return nil
+	}
+	var all []previousEntry
+	if err := json.Unmarshal([]byte(raw), &all); err != nil {
+		return nil
+	}
+	return slices.DeleteFunc(all, func(e previousEntry) bool { return !r.key.OwnsID(r.subject(obj), e.ID, e.Proof) })
+}
+
+// withPrevious is the AnnotationPrevious value with id added, retired after the grace period.
+func (r *Reconciler[T, O]) withPrevious(obj T, id string) string {
+	all := r.previous(obj)
+	if id != "" && !slices.ContainsFunc(all, func(e previousEntry) bool { return e.ID == id }) {
+		all = append(all, previousEntry{ID: id, RetireAt: r.now().Add(gracePeriodOf(obj)).UTC().Truncate(time.Second),
+			Proof: r.key.ProveID(r.subject(obj), id)})
+	}
+	return encodePrevious(all)
+}
+
+// encodePrevious is the annotation's value; "" when the list is empty.
+func encodePrevious(all []previousEntry) string {
+	if len(all) == 0 {
+		return ""
+	}
+	b, _ := json.Marshal(all)
+	return string(b)
+}
+
+// gracePeriodOf is the resource's grace period, or the default.
+func gracePeriodOf(obj any) time.Duration {
+	if g, ok := obj.(graced); ok {
+		return g.GetGracePeriod()
+	}
+	return v1alpha1.DefaultGracePeriod
+}
+
+// reportPrevious mirrors the superseded objects into status; the driver calls it as it writes
+// status.
+func (r *Reconciler[T, O]) reportPrevious(obj T) {
+	all := r.previous(obj)
+	var out []v1alpha1.PreviousObject
+	for _, e := range all {
+		out = append(out, v1alpha1.PreviousObject{ID: e.ID, RetireAt: metav1.NewTime(e.RetireAt)})
+	}
+	obj.Managed().Previous = out
+}
+
+// retire deletes (or deactivates) the superseded objects whose grace period is over, then
+// drops them from the annotation. An object already gone is retired. A failure is reported and
+// retried at the next reconcile; it does not stop the reconcile.
+func (r *Reconciler[T, O]) retire(ctx context.Context, st *state[T, O], all bool) error {
+	entries := r.previous(st.obj)
+	now := r.now()
+	var keep []previousEntry
+	var retired []string
+	var failed error
+	for _, e := range entries {
+		if !all && now.Before(e.RetireAt) {
+			keep = append(keep, e)
+			continue
+		}
+		if err := st.External.Retire(ctx, st.obj, e.ID); err != nil {
+			keep = append(keep, e)
+			failed = fmt.Errorf("retiring the superseded Dfns object %s: %w", e.ID, err)
+			continue
+		}
+		retired = append(retired, e.ID)
+	}
+	if len(retired) > 0 {
+		value := encodePrevious(keep)
+		if err := r.patchMeta(ctx, st, func(o T) {
+			if value == "" {
+				delete(o.GetAnnotations(), v1alpha1.AnnotationPrevious)
+			} else {
+				SetAnnotation(o, v1alpha1.AnnotationPrevious, value)
+			}
+		}); err != nil {
+			return fmt.Errorf("recording the retired Dfns objects: %w", err)
+		}
+		for _, id := range retired {
+			r.normal(st.obj, EventRetired, "retired the superseded Dfns object %s after its grace period", id)
+		}
+	}
+	return failed
+}
+
+// rotateRequested reports whether the access.dfns.io/rotate annotation holds a value not yet
+// acted on, on a kind that publishes a secret.
+func (r *Reconciler[T, O]) rotateRequested(obj T) bool {
+	if name, _ := r.connector.Secret(obj); name == "" {
+		return false
+	}
+	v, ok := obj.GetAnnotations()[v1alpha1.AnnotationRotate]
+	return ok && v != obj.Managed().RotateRequest
+}
+
+// rotationDone records that the rotation request in the annotation, if any, was acted on.
+func rotationDone(obj Object) {
+	if v, ok := obj.GetAnnotations()[v1alpha1.AnnotationRotate]; ok {
+		obj.Managed().RotateRequest = v
+	}
+}
+
+// restartConsumers restarts the rolloutRestartTargets once the Secret's content changed since
+// the last restart: it sets AnnotationRestartedAt on each workload's pod template, with
+// AnnotationRestartedFor naming the Secret's fingerprint, so that a workload already restarted
+// for this fingerprint (before a crash) is not restarted again. The first Secret restarts
+// nothing: its consumers start with it.
+func (r *Reconciler[T, O]) restartConsumers(ctx context.Context, st *state[T, O]) error {
+	rt, ok := any(st.obj).(restarting)
+	fpr, fok := any(st.obj).(fingerprinted)
+	if !ok || !fok {
+		return nil
+	}
+	fp, m := fpr.SecretFingerprint(), st.obj.Managed()
+	if fp == "" || fp == m.RestartedFor {
+		return nil
+	}
+	if m.RestartedFor == "" {
+		m.RestartedFor = fp
+		return nil
+	}
+	for _, t := range rt.GetRolloutRestartTargets() {
+		restarted, err := r.restart(ctx, st.obj.GetNamespace(), t, fp)
+		switch {
+		case apierrors.IsNotFound(err):
+			r.warning(st.obj, EventRestartTargetMissing, fmt.Sprintf("%s %s does not exist: nothing to restart", t.Kind, t.Name))
+		case err != nil:
+			return fmt.Errorf("restarting %s %s: %w", t.Kind, t.Name, err)
+		case restarted:
+			r.normal(st.obj, EventRestarted, "restarted %s %s: its Secret has a new value", t.Kind, t.Name)
+		}
+	}
+	m.RestartedFor = fp
+	return nil
+}
+
+// restart annotates one workload's pod template, unless it was restarted for fp already.
+func (r *Reconciler[T, O]) restart(ctx context.Context, namespace string, t v1alpha1.RestartTarget, fp string) (bool, error) {
+	var obj client.Object
+	var tmpl func() *corev1.PodTemplateSpec
+	switch t.Kind {
+	case "Deployment":
+		d := &appsv1.Deployment{}
+		obj, tmpl = d, func() *corev1.PodTemplateSpec { return &d.Spec.Template }
+	case "StatefulSet":
+		s := &appsv1.StatefulSet{}
+		obj, tmpl = s, func() *corev1.PodTemplateSpec { return &s.Spec.Template }
+	case "DaemonSet":
+		s := &appsv1.DaemonSet{}
+		obj, tmpl = s, func() *corev1.PodTemplateSpec { return &s.Spec.Template }
+	default:
+		return false, fmt.Errorf("unknown kind %q", t.Kind)
+	}
+	if err := r.reader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: t.Name}, obj); err != nil {
+		return false, err
+	}
+	if tmpl().Annotations[v1alpha1.AnnotationRestartedFor] == fp {
+		return false, nil
+	}
+	before := obj.DeepCopyObject().(client.Object)
+	if tmpl().Annotations == nil {
+		tmpl().Annotations = map[string]string{}
+	}
+	tmpl().Annotations[v1alpha1.AnnotationRestartedAt] = r.now().UTC().Format(time.RFC3339)
+	tmpl().Annotations[v1alpha1.AnnotationRestartedFor] = fp
+	return true, r.client.Patch(ctx, obj, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
+}
+
+// renewing is a resource whose status says when its token is renewed.
+type renewing interface {
+	GetTokenStatus() *v1alpha1.TokenStatus
+}
+
+// soonest shortens a requeue to the next time something is due: a superseded object's retirement
+// or the token's renewal.
+func (r *Reconciler[T, O]) soonest(obj T, res ctrl.Result) ctrl.Result {
+	var due []time.Time
+	for _, p := range r.previous(obj) {
+		due = append(due, p.RetireAt)
+	}
+	if t, ok := any(obj).(renewing); ok {
+		if at := t.GetTokenStatus().RenewAt; at != nil {
+			due = append(due, at.Time)
+		}
+	}
+	now := r.now()
+	for _, at := range due {
+		after := at.Sub(now) + time.Second
+		if after < time.Second {
+			after = time.Second
+		}
+		if res.RequeueAfter == 0 || after < res.RequeueAfter {
+			res.RequeueAfter = after
+		}
+	}
+	return res
+}
+
+// tokenExpired reports whether the token status describes has expired.
+func (r *Reconciler[T, O]) tokenExpired(obj T) bool {
+	t, ok := any(obj).(renewing)
+	if !ok {
+		return false
+	}
+	at := t.GetTokenStatus().ExpiresAt
+	return at != nil && !r.now().Before(at.Time)
+}
