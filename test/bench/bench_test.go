@@ -22,7 +22,7 @@ limitations under the License.
 // from apply to Secret; manager memory with 10,000 unrelated Secrets in the cluster. It prints
 // a table and writes bench/results.json. BENCH_N sizes the batch (default 200).
 //
-// BENCH_CONNECTIONS=2 (or more) measures connections instead (TestBenchConnections, in
+// BENCH_CONNECTIONS=2 (or more) measures connections instead (benchConnections, in
 // connections_test.go): a batch of BENCH_N in each of that many namespaces, each served by a
 // ClusterDfnsConnection with a rate limit of its own, all at once.
 package bench
@@ -106,9 +106,12 @@ func envInt(name string, def int) int {
 // batchSize is BENCH_N, or defaultN.
 func batchSize() int { return envInt("BENCH_N", defaultN) }
 
+// TestBench measures one batch through the default connection or, with BENCH_CONNECTIONS of 2
+// or more, several connections alone and together (benchConnections).
 func TestBench(t *testing.T) {
 	if connectionsMode() {
-		t.Skip("BENCH_CONNECTIONS is 2 or more: TestBenchConnections runs instead")
+		benchConnections(t)
+		return
 	}
 	ctrllog.SetLogger(logr.Discard()) // the benchmark's own clients log nothing
 	n := batchSize()

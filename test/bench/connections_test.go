@@ -93,10 +93,7 @@ type ConnectionResults struct {
 	SandboxCalls int `json:"togetherSandboxCalls"`
 }
 
-func TestBenchConnections(t *testing.T) {
-	if !connectionsMode() {
-		t.Skip("set BENCH_CONNECTIONS=2 (or more) to measure connections")
-	}
+func benchConnections(t *testing.T) {
 	ctrllog.SetLogger(logr.Discard())
 	k, n := envInt("BENCH_CONNECTIONS", 2), batchSize()
 	root, err := filepath.Abs(filepath.Join("..", ".."))
