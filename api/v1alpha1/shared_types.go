@@ -57,7 +57,7 @@ const (
 // Rotation says when a token is renewed and how long the one it replaces stays usable.
 type Rotation struct {
 	// renewBefore is how long before the token expires a new one is minted. Default: a third of
-	// its lifetime. At most half the lifetime is used.
+	// its lifetime. At most two thirds of the lifetime is used.
 	// +optional
 	RenewBefore *metav1.Duration `json:"renewBefore,omitempty"`
 	// gracePeriod is how long the previous identity stays usable after the new Secret is

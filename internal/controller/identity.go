@@ -313,7 +313,7 @@ func (m *minter[T]) secretExpiry(ctx context.Context, obj T) *metav1.Time {
 
 // renewTime is when a token minted at minted and expiring at expires is renewed: renewBefore
 // ahead of expiry (default a third of the lifetime, as cert-manager does), never earlier than
-// halfway through the lifetime, so that a renewBefore longer than the lifetime cannot make
+// a third of the way through the lifetime, so that a renewBefore longer than the lifetime cannot make
 // every reconcile rotate.
 func renewTime(r *v1alpha1.Rotation, minted, expires time.Time) *metav1.Time {
 	life := expires.Sub(minted)
@@ -322,7 +322,7 @@ func renewTime(r *v1alpha1.Rotation, minted, expires time.Time) *metav1.Time {
 	}
 	before := life / 3
 	if r != nil && r.RenewBefore != nil {
-		before = min(r.RenewBefore.Duration, life/2)
+		before = min(r.RenewBefore.Duration, life*2/3)
 	}
 	t := metav1.NewTime(expires.Add(-before).UTC().Truncate(time.Second))
 	return &t
