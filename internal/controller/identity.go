@@ -316,10 +316,7 @@ func (m *minter[T]) secretExpiry(ctx context.Context, obj T) *metav1.Time {
 // a third of the way through the lifetime, so that a renewBefore longer than the lifetime cannot make
 // every reconcile rotate.
 func renewTime(r *v1alpha1.Rotation, minted, expires time.Time) *metav1.Time {
-	life := expires.Sub(minted)
-	if life < 0 {
-		life = 0
-	}
+	life := max(expires.Sub(minted), 0)
 	before := life / 3
 	if r != nil && r.RenewBefore != nil {
 		before = min(r.RenewBefore.Duration, life*2/3)

@@ -108,7 +108,7 @@ var _ = Describe("Rotation", func() {
 		eventually(func(g Gomega) []string {
 			all, err := dashboard.ListAssignments(ctx, grantPermission(g, grant))
 			g.Expect(err).NotTo(HaveOccurred())
-			var ids []string
+			ids := make([]string, 0, len(all))
 			for _, a := range all {
 				ids = append(ids, a.IdentityID)
 			}

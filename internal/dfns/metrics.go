@@ -8,6 +8,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
+// labelConnection is the metrics' label naming the connection.
+const labelConnection = "connection"
+
 // Metrics are the client's Prometheus metrics. Every HTTP attempt counts once. Both carry the
 // label connection: the name of the connection whose client made the call.
 type Metrics struct {
@@ -25,12 +28,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "dfns_api_requests_total",
 			Help: "Requests sent to the Dfns API, by operation (official SDK method name) and HTTP status code (\"error\" when no answer came).",
-		}, []string{"connection", "operation", "code"}),
+		}, []string{labelConnection, "operation", "code"}),
 		Duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "dfns_api_request_duration_seconds",
 			Help:    "Duration of requests to the Dfns API, by operation.",
 			Buckets: []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30},
-		}, []string{"connection", "operation"}),
+		}, []string{labelConnection, "operation"}),
 	}
 	if reg == nil {
 		return m
@@ -61,8 +64,8 @@ func (m *Metrics) forget(connection string) {
 	if m == nil {
 		return
 	}
-	m.Requests.DeletePartialMatch(prometheus.Labels{"connection": connection})
-	m.Duration.DeletePartialMatch(prometheus.Labels{"connection": connection})
+	m.Requests.DeletePartialMatch(prometheus.Labels{labelConnection: connection})
+	m.Duration.DeletePartialMatch(prometheus.Labels{labelConnection: connection})
 }
 
 // observe records one attempt of the connection's client; status 0 means no answer.

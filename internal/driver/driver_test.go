@@ -1135,8 +1135,9 @@ func TestRotation(t *testing.T) {
 			if id := ExternalID(&got); id != tc.wantID {
 				t.Errorf("%s\nexternal-id = %s, want %s", tc.reason, id, tc.wantID)
 			}
-			var ann, status []string
-			for _, e := range r.previous(&got) {
+			entries := r.previous(&got)
+			ann, status := make([]string, 0, len(entries)), make([]string, 0, len(got.Status.Previous))
+			for _, e := range entries {
 				ann = append(ann, e.ID)
 				if !e.RetireAt.After(now) && name != "Retire" {
 					t.Errorf("%s\nretireAt = %s, want after %s", tc.reason, e.RetireAt, now)

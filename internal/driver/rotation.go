@@ -120,7 +120,7 @@ func gracePeriodOf(obj any) time.Duration {
 // status.
 func (r *Reconciler[T, O]) reportPrevious(obj T) {
 	all := r.previous(obj)
-	var out []v1alpha1.PreviousObject
+	out := make([]v1alpha1.PreviousObject, 0, len(all))
 	for _, e := range all {
 		out = append(out, v1alpha1.PreviousObject{ID: e.ID, RetireAt: metav1.NewTime(e.RetireAt)})
 	}
@@ -268,10 +268,7 @@ func (r *Reconciler[T, O]) soonest(obj T, res ctrl.Result) ctrl.Result {
 	}
 	now := r.now()
 	for _, at := range due {
-		after := at.Sub(now) + time.Second
-		if after < time.Second {
-			after = time.Second
-		}
+		after := max(at.Sub(now)+time.Second, time.Second)
 		if res.RequeueAfter == 0 || after < res.RequeueAfter {
 			res.RequeueAfter = after
 		}
