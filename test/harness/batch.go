@@ -51,23 +51,32 @@ spec:
 func AppName(i int) string { return fmt.Sprintf("app-%03d", i) }
 
 // AppsManifest is the batch's service accounts and assignments from..to-1.
-func AppsManifest(from, to int) string {
+func AppsManifest(from, to int) string { return RotatingAppsManifest(from, to, nil, "") }
+
+// RotatingAppsManifest is AppsManifest in which the service accounts i for which rotating(i)
+// holds have spec.rotation.gracePeriod set to grace (a Go duration such as "10s"): the ones a
+// test rotates, whose previous identity is then retired soon. nil rotates none.
+func RotatingAppsManifest(from, to int, rotating func(int) bool, grace string) string {
 	var b strings.Builder
 	for i := from; i < to; i++ {
+		rotation := ""
+		if rotating != nil && rotating(i) {
+			rotation = fmt.Sprintf("  rotation: {gracePeriod: %s}\n", grace)
+		}
 		fmt.Fprintf(&b, `---
 apiVersion: access.dfns.io/v1alpha1
 kind: DfnsServiceAccount
 metadata: {name: %[1]s}
 spec:
   permissionRef: {name: base}
----
+%[2]s---
 apiVersion: access.dfns.io/v1alpha1
 kind: DfnsPermissionAssignment
 metadata: {name: %[1]s-extra}
 spec:
   permissionRef: {name: extra}
   identityRef: {kind: DfnsServiceAccount, name: %[1]s}
-`, AppName(i))
+`, AppName(i), rotation)
 	}
 	return b.String()
 }
