@@ -88,7 +88,7 @@ var _ = Describe("DfnsPersonalAccessToken", func() {
 		Expect(p.Status.TokenID).To(HavePrefix("to-"))
 		Expect(p.Annotations[v1alpha1.AnnotationExternalID]).To(Equal(p.Status.TokenID))
 		Expect(p.Status.ExpiresAt).NotTo(BeNil())
-		Expect(p.Status.ExpiresAt.Time).To(BeTemporally("~", p.CreationTimestamp.AddDate(0, 0, 30), time.Minute))
+		Expect(p.Status.ExpiresAt.Time).To(BeTemporally("~", clock.Now().AddDate(0, 0, 30), time.Minute), "the sandbox's clock, which rotation specs move")
 		Expect(p.Status.SecretName).To(Equal("ci-dfns"))
 		Expect(activePATs(ns + "/ci")(Default)).To(ConsistOf(p.Status.TokenID))
 

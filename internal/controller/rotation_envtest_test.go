@@ -29,17 +29,19 @@ import (
 
 	"github.com/dfns-operator/dfns-operator/api/v1alpha1"
 	"github.com/dfns-operator/dfns-operator/internal/dfns"
+	"github.com/dfns-operator/dfns-operator/internal/dfns/sandbox"
 	"github.com/dfns-operator/dfns-operator/internal/driver"
 )
 
-// newDeployment makes a Deployment whose pods would read a Secret (envtest runs no pods).
-func newDeployment(ns, name string) *appsv1.Deployment {
+// newDeployment makes a Deployment whose pods would read the Secret (envtest runs no pods).
+func newDeployment(ns, name, secret string) *appsv1.Deployment {
 	GinkgoHelper()
 	labels := map[string]string{"app": name}
 	d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec: appsv1.DeploymentSpec{Selector: &metav1.LabelSelector{MatchLabels: labels},
 			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app"}}}}}}
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app",
+					EnvFrom: []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: secret}}}}}}}}}}
 	Expect(k8sClient.Create(ctx, d)).To(Succeed())
 	return d
 }
@@ -55,7 +57,7 @@ var _ = Describe("Rotation", func() {
 		ns := newNamespace()
 		readyPermission(ns, "wallets", tOpRead)
 		readyPermission(ns, "keys", tOpKeys)
-		app := newDeployment(ns, "app")
+		app := newDeployment(ns, "app", "api")
 		sa := newSA(ns, "api", "wallets")
 		sa.Spec.DaysValid = ptrTo[int32](1)
 		sa.Spec.Rotation = &v1alpha1.Rotation{GracePeriod: &metav1.Duration{Duration: time.Hour}}
@@ -200,3 +202,31 @@ func grantPermission(g Gomega, a *v1alpha1.DfnsPermissionAssignment) string {
 
 // ptrTo is a pointer to v.
 func ptrTo[V any](v V) *V { return &v }
+
+var _ = Describe("An interrupted rotation", func() {
+	It("resumes after a lost create answer: the orphan is deleted, a new identity minted, the previous kept for its grace period", func() {
+		ns := newNamespace()
+		readyPermission(ns, "wallets", tOpRead)
+		sa := newSA(ns, "api", "wallets")
+		Expect(k8sClient.Create(ctx, sa)).To(Succeed())
+		waitReady(sa)
+		first := sa.Status.ServiceAccountID
+		old, err := saSecret(sa)
+		Expect(err).NotTo(HaveOccurred())
+
+		By("losing the answer to the rotation's create")
+		sb.InjectOnce("CreateServiceAccount", sandbox.FaultAnswerLost)
+		patch := client.MergeFrom(sa.DeepCopy())
+		driver.SetAnnotation(sa, v1alpha1.AnnotationRotate, "lost")
+		Expect(k8sClient.Patch(ctx, sa, patch)).To(Succeed())
+		eventually(statusID(sa)).ShouldNot(Equal(first))
+		second := sa.Status.ServiceAccountID
+		eventually(hasEvent(sa, corev1.EventTypeNormal, driver.EventOrphanDeleted)).Should(BeTrue())
+		Expect(activeNamed(ns+"/api")(Default)).To(ConsistOf(first, second), "the orphan is gone, the previous kept")
+		current, err := saSecret(sa)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(tokenWorks(current)).To(Succeed())
+		Expect(tokenWorks(old)).To(Succeed(), "the Secret never held a token that did not work")
+		Expect(sa.Status.Previous).To(ConsistOf(HaveField("ID", first)))
+	})
+})

@@ -1167,8 +1167,12 @@ func TestRestartConsumers(t *testing.T) {
 	deployment := func(annotations map[string]string) *appsv1.Deployment {
 		d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "app"}}
 		d.Spec.Template.Annotations = annotations
+		d.Spec.Template.Spec.Containers = []corev1.Container{{Name: "app",
+			EnvFrom: []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: tSecret}}}}}}
 		return d
 	}
+	stranger := deployment(nil)
+	stranger.Spec.Template.Spec.Containers[0].EnvFrom = nil
 	withTargets := func(fp string) func(*v1alpha1.DfnsServiceAccount) {
 		return func(sa *v1alpha1.DfnsServiceAccount) {
 			sa.Status.SecretFingerprint = fp
@@ -1190,6 +1194,9 @@ func TestRestartConsumers(t *testing.T) {
 		"AlreadyRestarted": {"a target restarted for this value before a crash is not restarted again",
 			rotatedSA(withTargets("fp-2")), deployment(map[string]string{v1alpha1.AnnotationRestartedFor: "fp-2"}), "fp-2", false,
 			[]string{"Warning " + EventRestartTargetMissing}, "fp-2"},
+		"NotAConsumer": {"a workload that does not read the Secret is not restarted",
+			rotatedSA(withTargets("fp-2")), stranger, "", false,
+			[]string{"Warning " + EventRestartTargetMissing, "Warning " + EventRestartTargetMissing}, "fp-2"},
 		"Unchanged": {"the Secret's value did not change: nothing is restarted",
 			rotatedSA(withTargets("fp-1")), deployment(nil), "", false, nil, "fp-1"},
 		"FirstSecret": {"the first Secret restarts nothing: its consumers start with it",

@@ -19,6 +19,7 @@ package driver
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -48,7 +49,8 @@ const (
 	EventRetired = "Retired"
 	// EventRestarted: a workload reading the Secret was restarted after a rotation.
 	EventRestarted = "Restarted"
-	// EventRestartTargetMissing: a rolloutRestartTargets workload does not exist.
+	// EventRestartTargetMissing: a rolloutRestartTargets workload does not exist, or does not
+	// read the resource's Secret (it is not restarted).
 	EventRestartTargetMissing = "RestartTargetMissing"
 )
 
@@ -202,11 +204,14 @@ func (r *Reconciler[T, O]) restartConsumers(ctx context.Context, st *state[T, O]
 		m.RestartedFor = fp
 		return nil
 	}
+	secret, _ := r.connector.Secret(st.obj)
 	for _, t := range rt.GetRolloutRestartTargets() {
-		restarted, err := r.restart(ctx, st.obj.GetNamespace(), t, fp)
+		restarted, err := r.restart(ctx, st.obj.GetNamespace(), t, secret, fp)
 		switch {
 		case apierrors.IsNotFound(err):
 			r.warning(st.obj, EventRestartTargetMissing, fmt.Sprintf("%s %s does not exist: nothing to restart", t.Kind, t.Name))
+		case errors.Is(err, errNotAConsumer):
+			r.warning(st.obj, EventRestartTargetMissing, fmt.Sprintf("%s %s does not read Secret %s: not restarted", t.Kind, t.Name, secret))
 		case err != nil:
 			return fmt.Errorf("restarting %s %s: %w", t.Kind, t.Name, err)
 		case restarted:
@@ -217,8 +222,14 @@ func (r *Reconciler[T, O]) restartConsumers(ctx context.Context, st *state[T, O]
 	return nil
 }
 
-// restart annotates one workload's pod template, unless it was restarted for fp already.
-func (r *Reconciler[T, O]) restart(ctx context.Context, namespace string, t v1alpha1.RestartTarget, fp string) (bool, error) {
+// errNotAConsumer: a restart target whose pods do not read the resource's Secret. The operator
+// restarts only consumers, so that naming a workload in a resource does not let anyone who may
+// write the resource restart any workload of the namespace.
+var errNotAConsumer = errors.New("the workload does not read the Secret")
+
+// restart annotates one workload's pod template, unless it was restarted for fp already or
+// does not read the Secret.
+func (r *Reconciler[T, O]) restart(ctx context.Context, namespace string, t v1alpha1.RestartTarget, secret, fp string) (bool, error) {
 	var obj client.Object
 	var tmpl func() *corev1.PodTemplateSpec
 	switch t.Kind {
@@ -237,6 +248,9 @@ func (r *Reconciler[T, O]) restart(ctx context.Context, namespace string, t v1al
 	if err := r.reader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: t.Name}, obj); err != nil {
 		return false, err
 	}
+	if !readsSecret(&tmpl().Spec, secret) {
+		return false, errNotAConsumer
+	}
 	if tmpl().Annotations[v1alpha1.AnnotationRestartedFor] == fp {
 		return false, nil
 	}
@@ -247,6 +261,37 @@ func (r *Reconciler[T, O]) restart(ctx context.Context, namespace string, t v1al
 	tmpl().Annotations[v1alpha1.AnnotationRestartedAt] = r.now().UTC().Format(time.RFC3339)
 	tmpl().Annotations[v1alpha1.AnnotationRestartedFor] = fp
 	return true, r.client.Patch(ctx, obj, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
+}
+
+// readsSecret reports whether a pod spec reads the Secret: through envFrom, an env value, or a
+// volume (projected ones included).
+func readsSecret(spec *corev1.PodSpec, name string) bool {
+	containers := append(append([]corev1.Container{}, spec.InitContainers...), spec.Containers...)
+	for _, c := range containers {
+		for _, e := range c.EnvFrom {
+			if e.SecretRef != nil && e.SecretRef.Name == name {
+				return true
+			}
+		}
+		for _, e := range c.Env {
+			if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil && e.ValueFrom.SecretKeyRef.Name == name {
+				return true
+			}
+		}
+	}
+	for _, v := range spec.Volumes {
+		if v.Secret != nil && v.Secret.SecretName == name {
+			return true
+		}
+		if v.Projected != nil {
+			for _, src := range v.Projected.Sources {
+				if src.Secret != nil && src.Secret.Name == name {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // renewing is a resource whose status says when its token is renewed.
