@@ -18,6 +18,7 @@ package main
 
 import (
 	"flag"
+	"slices"
 	"testing"
 	"time"
 )
@@ -34,7 +35,7 @@ func TestFlags(t *testing.T) {
 			want: flags{
 				metricsAddr: "0", probeAddr: ":8081", secureMetrics: true,
 				credentialsDir: "/var/run/secrets/dfns", qps: 10, burst: 20, timeout: 30 * time.Second,
-				syncPeriod: 10 * time.Minute, maxConcurrentReconciles: 4,
+				syncPeriod: 10 * time.Minute, maxConcurrentReconciles: 4, connectionAPIURLs: "https://api.dfns.io",
 			},
 		},
 		"Everything": {
@@ -43,11 +44,13 @@ func TestFlags(t *testing.T) {
 				"--metrics-bind-address=:8443", "--health-probe-bind-address=127.0.0.1:0", "--metrics-secure=false",
 				"--enable-http2", "--leader-elect", "--dfns-credentials-dir=/tmp/creds", "--dfns-api-url=https://dfns.test",
 				"--dfns-qps=2.5", "--dfns-burst=3", "--dfns-timeout=5s", "--sync-period=30s", "--max-concurrent-reconciles=8",
+				"--watch-namespaces=team-a, team-b", "--dfns-connection-api-urls=https://api.dfns.io,https://api.uae.dfns.io/",
 			},
 			want: flags{
 				metricsAddr: ":8443", probeAddr: "127.0.0.1:0", enableHTTP2: true, leaderElect: true,
 				credentialsDir: "/tmp/creds", apiURL: "https://dfns.test", qps: 2.5, burst: 3, timeout: 5 * time.Second,
 				syncPeriod: 30 * time.Second, maxConcurrentReconciles: 8,
+				watchNamespaces: "team-a, team-b", connectionAPIURLs: "https://api.dfns.io,https://api.uae.dfns.io/",
 			},
 		},
 	}
@@ -63,5 +66,13 @@ func TestFlags(t *testing.T) {
 				t.Errorf("%s:\n got %+v\nwant %+v", tc.reason, got, tc.want)
 			}
 		})
+	}
+}
+
+func TestSplitList(t *testing.T) {
+	got := splitList(" team-a, ,team-b ,https://api.dfns.io/")
+	want := []string{"team-a", "team-b", "https://api.dfns.io"}
+	if !slices.Equal(got, want) {
+		t.Errorf("splitList = %q, want %q", got, want)
 	}
 }

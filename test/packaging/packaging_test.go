@@ -195,13 +195,18 @@ func checkCredentials(t *testing.T, pod corev1.PodSpec) {
 
 // managerResources are all the manager's ClusterRole may name: its own kinds (with status and
 // finalizers), the connections, the Secrets it writes, namespaces (whose labels select a
-// connection's namespaces), and events.
+// connection's namespaces), events, and the workloads a rotation restarts.
 var managerResources = map[string][]string{
 	"access.dfns.io": {"dfnsserviceaccounts", "dfnspersonalaccesstokens", "dfnspermissions", "dfnspermissionassignments",
 		"dfnswebhooks", "dfnspolicies", "clusterdfnsconnections", "dfnsconnections"},
 	"":              {"secrets", "namespaces", "events"},
 	"events.k8s.io": {"events"},
+	"apps":          {"deployments", "statefulsets", "daemonsets"},
 }
+
+// workloadVerbs are all the manager may do to a workload: read it, and patch its pod template
+// to restart it after a rotation.
+var workloadVerbs = []string{"get", "patch"}
 
 func TestLeastPrivilege(t *testing.T) {
 	for name, r := range renders(t) {
@@ -240,6 +245,11 @@ func TestLeastPrivilege(t *testing.T) {
 						}
 						if base == "secrets" && slices.Contains(rule.Verbs, "delete") {
 							t.Errorf("the manager must not delete Secrets (their owner references do)")
+						}
+						for _, v := range rule.Verbs {
+							if g == "apps" && !slices.Contains(workloadVerbs, v) {
+								t.Errorf("the manager may %s %s; it only gets and patches workloads", v, res)
+							}
 						}
 					}
 				}
