@@ -90,6 +90,7 @@ func (r *connectionReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	if err := r.client.Get(ctx, req.NamespacedName, obj); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.conns.forget(key)
+			connectionReady.DeleteLabelValues(key)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -112,6 +113,11 @@ func (r *connectionReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	old := meta.FindStatusCondition(status.Conditions, v1alpha1.ConditionReady)
 	changed := old == nil || old.Status != ready.Status || old.Reason != ready.Reason
 	meta.SetStatusCondition(&status.Conditions, ready)
+	if ready.Status == metav1.ConditionTrue {
+		connectionReady.WithLabelValues(key).Set(1)
+	} else {
+		connectionReady.WithLabelValues(key).Set(0)
+	}
 	if changed {
 		if ready.Status == metav1.ConditionTrue {
 			r.recorder.Eventf(obj, corev1.EventTypeNormal, reasonConnected, "the credentials work: acting as %s in %s", acct.Identity, acct.OrgID)

@@ -289,6 +289,9 @@ func (r *Reconciler[T, O]) Reconcile(ctx context.Context, req ctrl.Request) (res
 	defer cancel()
 	obj, found, err := r.get(ctx, req)
 	if err != nil || !found {
+		if err == nil {
+			forget(r.kind, req.Namespace, req.Name)
+		}
 		return ctrl.Result{}, err
 	}
 	log := logf.FromContext(ctx).WithValues("uid", obj.GetUID(), "generation", obj.GetGeneration())
@@ -773,6 +776,11 @@ func (r *Reconciler[T, O]) patchMeta(ctx context.Context, st *state[T, O], mutat
 func (r *Reconciler[T, O]) patchStatus(ctx context.Context, st *state[T, O], res ctrl.Result, err error) (ctrl.Result, error) {
 	st.obj.Managed().ObservedGeneration = st.obj.GetGeneration()
 	r.reportPrevious(st.obj)
+	if controllerutil.ContainsFinalizer(st.obj, Finalizer) || st.obj.GetDeletionTimestamp().IsZero() {
+		observe(r.kind, st.obj)
+	} else {
+		forget(r.kind, st.obj.GetNamespace(), st.obj.GetName())
+	}
 	if equality.Semantic.DeepEqual(st.before.GetStatus(), st.obj.GetStatus()) {
 		return res, err
 	}

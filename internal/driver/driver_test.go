@@ -25,6 +25,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -1235,5 +1238,65 @@ func TestRestartConsumers(t *testing.T) {
 				t.Errorf("%s\nstatus.restartedFor = %q, want %q", tc.reason, sa.Status.RestartedFor, tc.wantRecords)
 			}
 		})
+	}
+}
+
+func TestResourceMetrics(t *testing.T) {
+	p := perm(withID, withPendingChange, func(p *v1alpha1.DfnsPermission) { p.Finalizers = []string{Finalizer} })
+	ext := &extFns[*v1alpha1.DfnsPermission]{observe: func(*v1alpha1.DfnsPermission, string) (Observation[string], error) {
+		return Observation[string]{ID: tPermID, Exists: true, UpToDate: true}, nil
+	}}
+	r, c, _ := newDriver[*v1alpha1.DfnsPermission](t, ext, func() *v1alpha1.DfnsPermission { return &v1alpha1.DfnsPermission{} }, p)
+	r.connector.(*testConnector[*v1alpha1.DfnsPermission]).approvals = testApprovals{tApproval: StatusPending}
+	req := ctrl.Request{NamespacedName: client.ObjectKeyFromObject(p)}
+	if _, err := r.Reconcile(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	series := func(vec *prometheus.GaugeVec) int {
+		ch := make(chan prometheus.Metric, 10)
+		vec.Collect(ch)
+		close(ch)
+		n := 0
+		for m := range ch {
+			var d dto.Metric
+			_ = m.Write(&d)
+			for _, l := range d.Label {
+				if l.GetName() == "name" && l.GetValue() == p.Name {
+					n++
+				}
+			}
+		}
+		return n
+	}
+	if got := testutil.ToFloat64(resourceReady.WithLabelValues(tKind, p.Namespace, p.Name, v1alpha1.ReasonUnavailable)); got != 0 {
+		t.Errorf("dfns_resource_ready{reason=Unavailable} = %v, want 0", got)
+	}
+	if got := testutil.ToFloat64(pendingApprovals.WithLabelValues(tKind, p.Namespace, p.Name)); got != 1 {
+		t.Errorf("dfns_pending_approvals = %v, want 1", got)
+	}
+	if n := series(resourceReady); n != 1 {
+		t.Errorf("ready series = %d, want 1 (one reason at a time)", n)
+	}
+	if err := c.Delete(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Reconcile(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	var gone v1alpha1.DfnsPermission
+	if err := c.Get(context.Background(), req.NamespacedName, &gone); err == nil {
+		// The approval still holds the deletion: take it away to let the resource go.
+		gone.Finalizers = nil
+		if err := c.Update(context.Background(), &gone); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.Reconcile(context.Background(), req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, vec := range map[string]*prometheus.GaugeVec{"ready": resourceReady, "synced": resourceSynced, "pending": pendingApprovals} {
+		if n := series(vec); n != 0 {
+			t.Errorf("%s series of a deleted resource = %d, want 0", name, n)
+		}
 	}
 }
