@@ -225,7 +225,7 @@ func (w *DfnsWebhook) GetRolloutRestartTargets() []RestartTarget { return w.Spec
 // gracePeriod is the rotation's grace period, or the default.
 func gracePeriod(r *Rotation) time.Duration {
 	if r != nil && r.GracePeriod != nil && r.GracePeriod.Duration > 0 {
-		return r.GracePeriod.Duration
+		return min(r.GracePeriod.Duration, MaxGracePeriod)
 	}
 	return DefaultGracePeriod
 }

@@ -61,13 +61,18 @@ type Rotation struct {
 	// +optional
 	RenewBefore *metav1.Duration `json:"renewBefore,omitempty"`
 	// gracePeriod is how long the previous identity stays usable after the new Secret is
-	// written, so that consumers still running with the old token can finish. Default: 1h.
+	// written, so that consumers still running with the old token can finish. Default: 1h; at
+	// most 24h is used.
 	// +optional
 	GracePeriod *metav1.Duration `json:"gracePeriod,omitempty"`
 }
 
-// DefaultGracePeriod is how long a superseded identity or webhook stays usable by default.
-const DefaultGracePeriod = time.Hour
+// DefaultGracePeriod is how long a superseded identity or webhook stays usable by default;
+// MaxGracePeriod is the longest a spec may ask for.
+const (
+	DefaultGracePeriod = time.Hour
+	MaxGracePeriod     = 24 * time.Hour
+)
 
 // RestartTarget is a workload in the resource's namespace whose pods read its Secret.
 type RestartTarget struct {

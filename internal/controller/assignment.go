@@ -97,9 +97,11 @@ func (e *assignments) Observe(ctx context.Context, a *v1alpha1.DfnsPermissionAss
 	}
 	switch {
 	case recorded != nil && rec.Proved:
-		// Only an assignment this resource proves it made is revoked for the new identity.
-		return driver.Observation[assignmentView]{Current: cur, Replace: &driver.Replacement{ID: id, Reason: EventReassigned, Message: fmt.Sprintf(
-			"identity %s replaced %s: assigned permission %s to it and revoked %s", identityID, recorded.IdentityID, permID, id)}}, nil
+		// Only an assignment this resource proves it made is revoked for the new identity, and
+		// only after the grace period: the previous identity (a rotation's) keeps working until
+		// it is retired, permissions included.
+		return driver.Observation[assignmentView]{Current: cur, Rotate: &driver.Replacement{ID: id, Reason: EventReassigned, Message: fmt.Sprintf(
+			"identity %s replaced %s: assigned permission %s to it; %s is revoked after its grace period", identityID, recorded.IdentityID, permID, id)}}, nil
 	case id != "":
 		return driver.Observation[assignmentView]{Current: cur, Replace: &driver.Replacement{Reason: driver.EventRecreated, Message: fmt.Sprintf(
 			"assignment %s was revoked in Dfns; assigned permission %s to %s again", id, permID, identityID)}}, nil

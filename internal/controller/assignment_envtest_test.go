@@ -119,6 +119,8 @@ var _ = Describe("DfnsPermissionAssignment", func() {
 		Expect(k8sClient.Delete(ctx, s)).To(Succeed())
 		eventually(statusID(sa)).ShouldNot(Equal(saID))
 		newID := sa.Status.ServiceAccountID
+		eventually(holders(permID)).Should(ConsistOf(saID, newID), "the previous identity keeps its permission for its grace period")
+		clock.Advance(v1alpha1.DefaultGracePeriod + time.Minute)
 		eventually(holders(permID)).Should(ConsistOf(newID))
 		eventually(func(g Gomega) string {
 			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(a), a)).To(Succeed())

@@ -60,10 +60,10 @@ func TestAssignmentObserve(t *testing.T) {
 			want:   "replace::" + driver.EventRecreated,
 		},
 		"IdentityReplaced": {
-			reason: "the recorded assignment belongs to the old identity: revoke it and assign the new one",
+			reason: "the recorded assignment belongs to the old identity: assign the new one, revoke the old after the grace period",
 			id:     as,
 			api:    &fakeAPI{listAssigns: list(dfns.Assignment{ID: as, PermissionID: perm, IdentityID: oldUser})},
-			want:   "replace:" + as + ":" + EventReassigned,
+			want:   "rotate:" + as + ":" + EventReassigned,
 		},
 	}
 	for name, tc := range cases {
@@ -80,6 +80,8 @@ func TestAssignmentObserve(t *testing.T) {
 				got = "err:" + classify(err).Reason
 			case obs.Replace != nil:
 				got = "replace:" + obs.Replace.ID + ":" + obs.Replace.Reason
+			case obs.Rotate != nil:
+				got = "rotate:" + obs.Rotate.ID + ":" + obs.Rotate.Reason
 			case !obs.Exists:
 				got = "create"
 			default:

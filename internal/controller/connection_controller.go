@@ -90,7 +90,7 @@ func (r *connectionReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	if err := r.client.Get(ctx, req.NamespacedName, obj); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.conns.forget(key)
-			connectionReady.DeleteLabelValues(key)
+			connectionReadyGauge.DeleteLabelValues(key)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -114,9 +114,9 @@ func (r *connectionReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	changed := old == nil || old.Status != ready.Status || old.Reason != ready.Reason
 	meta.SetStatusCondition(&status.Conditions, ready)
 	if ready.Status == metav1.ConditionTrue {
-		connectionReady.WithLabelValues(key).Set(1)
+		connectionReadyGauge.WithLabelValues(key).Set(1)
 	} else {
-		connectionReady.WithLabelValues(key).Set(0)
+		connectionReadyGauge.WithLabelValues(key).Set(0)
 	}
 	if changed {
 		if ready.Status == metav1.ConditionTrue {

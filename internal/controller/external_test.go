@@ -144,8 +144,10 @@ func TestServiceAccountObserve(t *testing.T) {
 		sa     *v1alpha1.DfnsServiceAccount
 		secret bool
 		fp     string // status.secretFingerprint
-		api    *fakeAPI
-		want   string // "exists/uptodate/id" or "replace:<id>:<reason>" or "rotate:<id>:<reason>" or "err:<reason>"
+		// statusID is the ID status records when it lags the annotation ("": the recorded one).
+		statusID string
+		api      *fakeAPI
+		want     string // "exists/uptodate/id" or "replace:<id>:<reason>" or "rotate:<id>:<reason>" or "err:<reason>"
 	}{
 		"NothingFound": {
 			reason: "no recorded ID and no account of that name: create",
@@ -174,6 +176,15 @@ func TestServiceAccountObserve(t *testing.T) {
 			sa:     saFixture(pending), secret: true,
 			api: &fakeAPI{listSAs: func() ([]dfns.ServiceAccount, error) {
 				return []dfns.ServiceAccount{account(tSAID, tSADfnsName, true)}, nil
+			}},
+			want: "true/true/us-1",
+		},
+		"StatusLagsRecord": {
+			reason: "a rotation recorded its ID but not yet its status: the Secret naming the new identity is intact, not edited",
+			sa:     saFixture(recorded), secret: true, fp: "fingerprint-of-the-previous-token", statusID: "us-0",
+			api: &fakeAPI{getSA: func(string) (*dfns.ServiceAccount, error) {
+				a := account(tSAID, tSADfnsName, true)
+				return &a, nil
 			}},
 			want: "true/true/us-1",
 		},
@@ -294,6 +305,13 @@ func TestServiceAccountObserve(t *testing.T) {
 			}
 			c := fake.NewClientBuilder().WithScheme(testSchemeUnit(t)).WithObjects(objs...).Build()
 			tc.sa.Status.SecretFingerprint = tc.fp
+			if tc.fp != "" {
+				// A fingerprint in status comes with the ID of the identity it describes.
+				tc.sa.Status.ServiceAccountID = driver.ExternalID(tc.sa)
+				if tc.statusID != "" {
+					tc.sa.Status.ServiceAccountID = tc.statusID
+				}
+			}
 			e := testServiceAccounts(tc.api, c)
 			rec := driver.Recorded{ID: driver.ExternalID(tc.sa), Proved: true}
 			if _, ok := tc.sa.Annotations[v1alpha1.AnnotationCreatePending]; ok {

@@ -222,7 +222,8 @@ func (m *minter[T]) Secret(obj T) (string, v1alpha1.SecretTemplate) {
 
 // secretOf describes the resource's Secret for the checks of secret.go.
 func (m *minter[T]) secretOf(obj T) driver.OneTimeSecret {
-	return driver.OneTimeSecret{Owner: obj, Kind: m.kind, Name: obj.SecretName(), Fingerprint: obj.GetTokenStatus().SecretFingerprint, Keys: tokenKeys}
+	return driver.OneTimeSecret{Owner: obj, Kind: m.kind, Name: obj.SecretName(), Fingerprint: obj.GetTokenStatus().SecretFingerprint,
+		StatusID: obj.GetStatusID(), Keys: tokenKeys}
 }
 
 // Observe reads the recorded identity and checks both it and the Secret holding its token;
@@ -316,7 +317,13 @@ func (m *minter[T]) secretExpiry(ctx context.Context, obj T) *metav1.Time {
 // a third of the way through the lifetime, so that a renewBefore longer than the lifetime cannot make
 // every reconcile rotate.
 func renewTime(r *v1alpha1.Rotation, minted, expires time.Time) *metav1.Time {
-	life := max(expires.Sub(minted), 0)
+	life := expires.Sub(minted)
+	if life <= 0 {
+		// Dfns' clock and ours disagree by more than the lifetime: renewing at once would mint
+		// at every reconcile. Renew a minute after the mint, at most once a minute.
+		t := metav1.NewTime(minted.Add(time.Minute).UTC().Truncate(time.Second))
+		return &t
+	}
 	before := life / 3
 	if r != nil && r.RenewBefore != nil {
 		before = min(r.RenewBefore.Duration, life*2/3)
@@ -683,8 +690,13 @@ func personalAccessTokenCalls(api dfns.API) identityCalls[*v1alpha1.DfnsPersonal
 // Retire deletes an identity a rotation superseded, after its grace period, or deactivates it
 // under deletionPolicy: Deactivate.
 func (m *minter[T]) Retire(ctx context.Context, obj T, id string) error {
-	if obj.GetDeletionPolicy() == v1alpha1.DeletionPolicyDeactivate {
-		return m.Delete(ctx, obj, id)
+	if obj.GetDeletionPolicy() != v1alpha1.DeletionPolicyDeactivate {
+		return m.remove(ctx, id)
 	}
-	return m.remove(ctx, id)
+	err := m.calls.setActive(ctx, id, false)
+	m.lists.Invalidate(m.key)
+	if err != nil && !dfns.IsNotFound(err) {
+		return fmt.Errorf("deactivating %s %s: %w", m.calls.nounOf(), id, err)
+	}
+	return nil
 }

@@ -31,7 +31,7 @@ var (
 		Name: "dfns_token_expiration_timestamp_seconds",
 		Help: "When the token in a DfnsServiceAccount's or DfnsPersonalAccessToken's Secret expires, as a Unix time.",
 	}, []string{"kind", "namespace", "name"})
-	connectionReady = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+	connectionReadyGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "dfns_connection_ready",
 		Help: "1 when the connection's credentials work (its Ready condition), else 0.",
 	}, []string{"connection"})
@@ -42,7 +42,7 @@ var (
 )
 
 func init() {
-	for _, c := range []prometheus.Collector{tokenExpiration, tokenRenewal, connectionReady} {
+	for _, c := range []prometheus.Collector{tokenExpiration, tokenRenewal, connectionReadyGauge} {
 		if err := ctrlmetrics.Registry.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {

@@ -182,6 +182,9 @@ var _ = Describe("DfnsPersonalAccessToken", func() {
 		Expect(err).NotTo(HaveOccurred())
 		Expect(k8sClient.Delete(ctx, s)).To(Succeed())
 		eventually(patID(p)).ShouldNot(Equal(old))
+		eventually(holders(keys.Status.PermissionID)).Should(ConsistOf(old, p.Status.TokenID),
+			"the previous token keeps its permission for its grace period")
+		clock.Advance(v1alpha1.DefaultGracePeriod + time.Minute)
 		eventually(holders(keys.Status.PermissionID)).Should(ConsistOf(p.Status.TokenID))
 	})
 

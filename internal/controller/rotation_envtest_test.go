@@ -106,7 +106,7 @@ var _ = Describe("Rotation", func() {
 			return app.Generation
 		}).WithTimeout(3*time.Second).Should(Equal(int64(2)), "one template change per rotation")
 
-		By("moving the assignment to the new identity")
+		By("assigning the new identity, and keeping the previous one's assignment for the grace period")
 		eventually(func(g Gomega) []string {
 			all, err := dashboard.ListAssignments(ctx, grantPermission(g, grant))
 			g.Expect(err).NotTo(HaveOccurred())
@@ -115,7 +115,7 @@ var _ = Describe("Rotation", func() {
 				ids = append(ids, a.IdentityID)
 			}
 			return ids
-		}).Should(ConsistOf(second))
+		}).Should(ConsistOf(first, second))
 
 		By("retiring the previous identity once the grace period is over")
 		clock.Advance(61 * time.Minute)

@@ -105,7 +105,8 @@ func wantEvents(w *v1alpha1.DfnsWebhook) []string {
 
 // secretOf describes the resource's Secret for the checks of secret.go.
 func (e *webhooks) secretOf(w *v1alpha1.DfnsWebhook) driver.OneTimeSecret {
-	return driver.OneTimeSecret{Owner: w, Kind: kindWebhook, Name: w.SecretName(), Fingerprint: w.Status.SecretFingerprint, Keys: webhookKeys}
+	return driver.OneTimeSecret{Owner: w, Kind: kindWebhook, Name: w.SecretName(), Fingerprint: w.Status.SecretFingerprint,
+		StatusID: w.Status.WebhookID, Keys: webhookKeys}
 }
 
 // Observe reads the recorded webhook and checks both it and the Secret holding its signing

@@ -281,6 +281,8 @@ type state[T Object, O any] struct {
 	// expired is set when the secret in use has expired: a failure then turns Ready
 	// False/Expired.
 	expired bool
+	// rotateRequest is the access.dfns.io/rotate value read when the reconcile began.
+	rotateRequest string
 }
 
 // Reconcile drives one resource towards its spec.
@@ -296,7 +298,7 @@ func (r *Reconciler[T, O]) Reconcile(ctx context.Context, req ctrl.Request) (res
 	}
 	log := logf.FromContext(ctx).WithValues("uid", obj.GetUID(), "generation", obj.GetGeneration())
 	ctx = logf.IntoContext(ctx, log)
-	st := &state[T, O]{obj: obj, before: obj.DeepCopyObject().(T)}
+	st := &state[T, O]{obj: obj, before: obj.DeepCopyObject().(T), rotateRequest: obj.GetAnnotations()[v1alpha1.AnnotationRotate]}
 	defer func() { res, err = r.patchStatus(ctx, st, res, err) }()
 
 	if !obj.GetDeletionTimestamp().IsZero() {
@@ -403,7 +405,7 @@ func (r *Reconciler[T, O]) converge(ctx context.Context, st *state[T, O], rec Re
 		}
 		switch {
 		case obs.Superseded != "":
-			rotationDone(st.obj)
+			rotationDone(st)
 			r.normal(st.obj, EventRotated, "recorded %s, which replaced %s; the previous one is retired after its grace period",
 				obs.ID, obs.Superseded)
 		case obs.ID != rec.ID || !rec.Proved:
@@ -420,7 +422,7 @@ func (r *Reconciler[T, O]) converge(ctx context.Context, st *state[T, O], rec Re
 		}
 		return r.awaitApproval(ctx, st, pending, "")
 	}
-	if obs.Exists && r.rotateRequested(st.obj) {
+	if obs.Exists && r.rotateRequested(st) {
 		obs.Exists, obs.Rotate = false, &Replacement{ID: obs.ID, Reason: EventRotated,
 			Message: fmt.Sprintf("rotated as %s asked: replaced %s, which is retired after its grace period", v1alpha1.AnnotationRotate, obs.ID)}
 	}
@@ -504,7 +506,7 @@ func (r *Reconciler[T, O]) create(ctx context.Context, st *state[T, O], obs Obse
 	}
 	st.obj.SetStatusID(created.ID)
 	if obs.Rotate != nil {
-		rotationDone(st.obj)
+		rotationDone(st)
 		r.normal(st.obj, obs.Rotate.Reason, "%s; the new one is %s", obs.Rotate.Message, created.ID)
 	}
 	r.normal(st.obj, EventCreated, "created the Dfns object %s", created.ID)
@@ -621,9 +623,23 @@ func (r *Reconciler[T, O]) reconcileDelete(ctx context.Context, st *state[T, O])
 		"the resource is being deleted")
 	if st.obj.GetDeletionPolicy() == v1alpha1.DeletionPolicyOrphan {
 		// The Dfns object stays usable, so its Secret stays too: without the owner reference
-		// the garbage collector leaves it.
+		// the garbage collector leaves it. What a rotation superseded is retired all the same:
+		// nothing would record it once the resource is gone.
 		if err := r.releaseSecret(ctx, st.obj); err != nil {
 			return r.fail(ctx, st, err)
+		}
+		if left := r.previous(st.obj); len(left) > 0 {
+			err := r.connect(ctx, st, true)
+			if err == nil {
+				err = r.retire(ctx, st, true)
+			}
+			if err != nil {
+				ids := make([]string, 0, len(left))
+				for _, e := range left {
+					ids = append(ids, e.ID)
+				}
+				r.warning(st.obj, EventClaimIgnored, fmt.Sprintf("left the superseded Dfns objects %v in Dfns: %v", ids, err))
+			}
 		}
 	} else {
 		if err := r.connect(ctx, st, true); err != nil {

@@ -18,6 +18,7 @@ package driver
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"slices"
@@ -1053,11 +1054,14 @@ func supersededAt(at time.Time, forged bool) func(*v1alpha1.DfnsServiceAccount) 
 		sa.Status.ServiceAccountID = tNewSAID
 		SetAnnotation(sa, v1alpha1.AnnotationExternalID, tNewSAID)
 		SetAnnotation(sa, v1alpha1.AnnotationProof, testOwnershipKey.ProveID(testSubject(sa), tNewSAID))
-		proof := testOwnershipKey.ProveID(testSubject(sa), tSAID)
+		at = at.UTC().Truncate(time.Second)
+		proof := testOwnershipKey.ProveID(testSubject(sa), "previous "+tSAID+" "+at.Format(time.RFC3339))
 		if forged {
-			proof = "forged"
+			// The ID proof of tSAID is a valid proof, but of another statement.
+			proof = testOwnershipKey.ProveID(testSubject(sa), tSAID)
 		}
-		SetAnnotation(sa, v1alpha1.AnnotationPrevious, encodePrevious([]previousEntry{{ID: tSAID, RetireAt: at, Proof: proof}}))
+		b, _ := json.Marshal([]previousEntry{{ID: tSAID, RetireAt: at, Proof: proof}})
+		SetAnnotation(sa, v1alpha1.AnnotationPrevious, string(b))
 	}
 }
 

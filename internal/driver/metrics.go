@@ -27,21 +27,28 @@ import (
 	"github.com/dfns-operator/dfns-operator/api/v1alpha1"
 )
 
+// Labels that name a resource.
+const (
+	labelKind      = "kind"
+	labelNamespace = "namespace"
+	labelName      = "name"
+)
+
 // Per-resource state, so that an alert can say what is broken: one series per resource, with
 // the condition's reason as a label; a resource's series go when it does.
 var (
 	resourceReady = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "dfns_resource_ready",
 		Help: "1 when the resource's Ready condition is True, else 0; reason is the condition's reason.",
-	}, []string{"kind", "namespace", "name", "reason"})
+	}, []string{labelKind, labelNamespace, labelName, "reason"})
 	resourceSynced = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "dfns_resource_synced",
 		Help: "1 when the resource's Synced condition is True, else 0; reason is the condition's reason.",
-	}, []string{"kind", "namespace", "name", "reason"})
+	}, []string{labelKind, labelNamespace, labelName, "reason"})
 	pendingApprovals = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "dfns_pending_approvals",
 		Help: "1 while a change of the resource is held for approval in Dfns.",
-	}, []string{"kind", "namespace", "name"})
+	}, []string{labelKind, labelNamespace, labelName})
 )
 
 func init() {
@@ -63,7 +70,7 @@ func observe(kind string, obj Object) {
 		vec *prometheus.GaugeVec
 		typ string
 	}{{resourceReady, v1alpha1.ConditionReady}, {resourceSynced, v1alpha1.ConditionSynced}} {
-		g.vec.DeletePartialMatch(prometheus.Labels{"kind": kind, "namespace": ns, "name": name})
+		g.vec.DeletePartialMatch(prometheus.Labels{labelKind: kind, labelNamespace: ns, labelName: name})
 		c := meta.FindStatusCondition(conds, g.typ)
 		if c == nil {
 			continue
@@ -83,7 +90,7 @@ func observe(kind string, obj Object) {
 
 // forget drops the series of a resource that is gone.
 func forget(kind, namespace, name string) {
-	labels := prometheus.Labels{"kind": kind, "namespace": namespace, "name": name}
+	labels := prometheus.Labels{labelKind: kind, labelNamespace: namespace, labelName: name}
 	resourceReady.DeletePartialMatch(labels)
 	resourceSynced.DeletePartialMatch(labels)
 	pendingApprovals.DeletePartialMatch(labels)

@@ -76,38 +76,68 @@ type previousEntry struct {
 	Proof    string    `json:"proof"`
 }
 
-// previous reads the superseded objects this resource proves it owned. An entry without a
-// valid proof (written by hand, or copied) is dropped: it must never make the operator retire
-// an object that is not this resource's.
+// maxPrevious bounds the superseded objects a resource keeps at once: a rotation asked for by
+// hand waits while that many are still in their grace period, so that nobody can keep an
+// unbounded number of old identities alive.
+const maxPrevious = 3
+
+// previousProof signs one entry: its ID and its retirement time, for a purpose no ID proof
+// shares, so that an entry can be neither forged, nor postponed, nor made from an ID proof.
+func (r *Reconciler[T, O]) previousProof(obj T, id string, at time.Time) string {
+	return r.key.ProveID(r.subject(obj), "previous "+id+" "+at.UTC().Format(time.RFC3339))
+}
+
+// previous reads the superseded objects: those status lists (only the operator writes it), then
+// those of the annotation (which survives a restore that drops status) whose proof is valid. A
+// tenant can therefore neither add an entry, nor remove or postpone one status holds.
 func (r *Reconciler[T, O]) previous(obj T) []previousEntry {
-	raw := obj.GetAnnotations()[v1alpha1.AnnotationPrevious]
-	if raw == "" {
-		return nil
-	}
 	var all []previousEntry
-	if err := json.Unmarshal([]byte(raw), &all); err != nil {
-		return nil
+	for _, p := range obj.Managed().Previous {
+		all = append(all, previousEntry{ID: p.ID, RetireAt: p.RetireAt.UTC()})
 	}
-	return slices.DeleteFunc(all, func(e previousEntry) bool { return !r.key.OwnsID(r.subject(obj), e.ID, e.Proof) })
+	var signed []previousEntry
+	if raw := obj.GetAnnotations()[v1alpha1.AnnotationPrevious]; raw != "" && json.Unmarshal([]byte(raw), &signed) == nil {
+		for _, e := range signed {
+			if !slices.ContainsFunc(all, func(p previousEntry) bool { return p.ID == e.ID }) &&
+				r.key.OwnsID(r.subject(obj), "previous "+e.ID+" "+e.RetireAt.UTC().Format(time.RFC3339), e.Proof) {
+				all = append(all, previousEntry{ID: e.ID, RetireAt: e.RetireAt.UTC()})
+			}
+		}
+	}
+	return all
 }
 
 // withPrevious is the AnnotationPrevious value with id added, retired after the grace period.
 func (r *Reconciler[T, O]) withPrevious(obj T, id string) string {
 	all := r.previous(obj)
 	if id != "" && !slices.ContainsFunc(all, func(e previousEntry) bool { return e.ID == id }) {
-		all = append(all, previousEntry{ID: id, RetireAt: r.now().Add(gracePeriodOf(obj)).UTC().Truncate(time.Second),
-			Proof: r.key.ProveID(r.subject(obj), id)})
+		all = append(all, previousEntry{ID: id, RetireAt: r.now().Add(gracePeriodOf(obj)).UTC().Truncate(time.Second)})
 	}
-	return encodePrevious(all)
+	return r.encodePrevious(obj, all)
 }
 
-// encodePrevious is the annotation's value; "" when the list is empty.
-func encodePrevious(all []previousEntry) string {
+// encodePrevious is the annotation's value, each entry signed; "" when the list is empty.
+func (r *Reconciler[T, O]) encodePrevious(obj T, all []previousEntry) string {
 	if len(all) == 0 {
 		return ""
 	}
+	for i := range all {
+		all[i].Proof = r.previousProof(obj, all[i].ID, all[i].RetireAt)
+	}
 	b, _ := json.Marshal(all)
 	return string(b)
+}
+
+// setPrevious records the superseded objects in status.
+func setPrevious(obj Object, all []previousEntry) {
+	out := make([]v1alpha1.PreviousObject, 0, len(all))
+	for _, e := range all {
+		out = append(out, v1alpha1.PreviousObject{ID: e.ID, RetireAt: metav1.NewTime(e.RetireAt)})
+	}
+	if len(out) == 0 {
+		out = nil
+	}
+	obj.Managed().Previous = out
 }
 
 // gracePeriodOf is the resource's grace period, or the default.
@@ -118,16 +148,9 @@ func gracePeriodOf(obj any) time.Duration {
 	return v1alpha1.DefaultGracePeriod
 }
 
-// reportPrevious mirrors the superseded objects into status; the driver calls it as it writes
-// status.
-func (r *Reconciler[T, O]) reportPrevious(obj T) {
-	all := r.previous(obj)
-	out := make([]v1alpha1.PreviousObject, 0, len(all))
-	for _, e := range all {
-		out = append(out, v1alpha1.PreviousObject{ID: e.ID, RetireAt: metav1.NewTime(e.RetireAt)})
-	}
-	obj.Managed().Previous = out
-}
+// reportPrevious records in status every superseded object status or the annotation lists;
+// the driver calls it as it writes status.
+func (r *Reconciler[T, O]) reportPrevious(obj T) { setPrevious(obj, r.previous(obj)) }
 
 // retire deletes (or deactivates) the superseded objects whose grace period is over, then
 // drops them from the annotation. An object already gone is retired. A failure is reported and
@@ -143,6 +166,12 @@ func (r *Reconciler[T, O]) retire(ctx context.Context, st *state[T, O], all bool
 			keep = append(keep, e)
 			continue
 		}
+		if err := r.notManagedElsewhere(ctx, st.obj, e.ID); err != nil {
+			// Someone else's now (adopted after this resource let it go): not ours to retire.
+			r.warning(st.obj, EventClaimIgnored, fmt.Sprintf("left the superseded Dfns object %s alone: another resource manages it", e.ID))
+			retired = append(retired, "")
+			continue
+		}
 		if err := st.External.Retire(ctx, st.obj, e.ID); err != nil {
 			keep = append(keep, e)
 			failed = fmt.Errorf("retiring the superseded Dfns object %s: %w", e.ID, err)
@@ -151,7 +180,7 @@ func (r *Reconciler[T, O]) retire(ctx context.Context, st *state[T, O], all bool
 		retired = append(retired, e.ID)
 	}
 	if len(retired) > 0 {
-		value := encodePrevious(keep)
+		value := r.encodePrevious(st.obj, keep)
 		if err := r.patchMeta(ctx, st, func(o T) {
 			if value == "" {
 				delete(o.GetAnnotations(), v1alpha1.AnnotationPrevious)
@@ -161,27 +190,31 @@ func (r *Reconciler[T, O]) retire(ctx context.Context, st *state[T, O], all bool
 		}); err != nil {
 			return fmt.Errorf("recording the retired Dfns objects: %w", err)
 		}
+		setPrevious(st.obj, keep)
 		for _, id := range retired {
-			r.normal(st.obj, EventRetired, "retired the superseded Dfns object %s after its grace period", id)
+			if id != "" {
+				r.normal(st.obj, EventRetired, "retired the superseded Dfns object %s after its grace period", id)
+			}
 		}
 	}
 	return failed
 }
 
-// rotateRequested reports whether the access.dfns.io/rotate annotation holds a value not yet
-// acted on, on a kind that publishes a secret.
-func (r *Reconciler[T, O]) rotateRequested(obj T) bool {
-	if name, _ := r.connector.Secret(obj); name == "" {
+// rotateRequested reports whether the access.dfns.io/rotate annotation held, when the reconcile
+// began, a value not yet acted on, on a kind that publishes a secret, with fewer than
+// maxPrevious objects in their grace period.
+func (r *Reconciler[T, O]) rotateRequested(st *state[T, O]) bool {
+	if name, _ := r.connector.Secret(st.obj); name == "" {
 		return false
 	}
-	v, ok := obj.GetAnnotations()[v1alpha1.AnnotationRotate]
-	return ok && v != obj.Managed().RotateRequest
+	return st.rotateRequest != "" && st.rotateRequest != st.obj.Managed().RotateRequest && len(r.previous(st.obj)) < maxPrevious
 }
 
-// rotationDone records that the rotation request in the annotation, if any, was acted on.
-func rotationDone(obj Object) {
-	if v, ok := obj.GetAnnotations()[v1alpha1.AnnotationRotate]; ok {
-		obj.Managed().RotateRequest = v
+// rotationDone records that the rotation request read when the reconcile began, if any, was
+// acted on; one set since is not.
+func rotationDone[T Object, O any](st *state[T, O]) {
+	if st.rotateRequest != "" {
+		st.obj.Managed().RotateRequest = st.rotateRequest
 	}
 }
 
@@ -313,7 +346,10 @@ func (r *Reconciler[T, O]) soonest(obj T, res ctrl.Result) ctrl.Result {
 	}
 	now := r.now()
 	for _, at := range due {
-		after := max(at.Sub(now)+time.Second, time.Second)
+		if !at.After(now) {
+			continue // due already: the reconcile's own requeue (and backoff) applies
+		}
+		after := at.Sub(now) + time.Second
 		if res.RequeueAfter == 0 || after < res.RequeueAfter {
 			res.RequeueAfter = after
 		}

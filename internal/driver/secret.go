@@ -201,6 +201,10 @@ type OneTimeSecret struct {
 	Name  string
 	// Fingerprint is status.secretFingerprint: the hash of the values last written.
 	Fingerprint string
+	// StatusID is the Dfns ID status records. When it is not the object asked about, the
+	// fingerprint describes another object (status not yet written after a rotation was
+	// recorded): a Secret naming the object is then taken as its, fingerprint recovered.
+	StatusID string
 	// Keys are the Secret keys whose values are fingerprinted; the first must not be empty.
 	Keys []string
 }
@@ -222,7 +226,7 @@ func NewSecretReader(c client.Client, r client.Reader) SecretReader {
 // Secret naming id.
 func (r SecretReader) Intact(ctx context.Context, o OneTimeSecret, id string) (intact bool, recovered string, err error) {
 	names := func(s *corev1.Secret) bool {
-		return o.Fingerprint == "" && s.Annotations[v1alpha1.AnnotationExternalID] == id
+		return (o.Fingerprint == "" || o.StatusID != id) && s.Annotations[v1alpha1.AnnotationExternalID] == id
 	}
 	s, err := r.read(ctx, o, func(s *corev1.Secret) bool {
 		return FingerprintOf(s.Data, o.Keys) == o.Fingerprint || names(s)
