@@ -35,9 +35,14 @@ help: ## Display this help.
 ##@ Development
 
 .PHONY: manifests
-manifests: ## Generate the CRDs and the manager's ClusterRole (and copy both into dist/chart).
+manifests: ## Generate the CRDs and the manager's ClusterRole (and copy both into dist/chart), and docs/api.md.
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./..." output:crd:artifacts:config=config/crd/bases
 	@rm -f dist/chart/crds/*.yaml && cp config/crd/bases/*.yaml dist/chart/crds/ && cp config/rbac/role.yaml dist/chart/files/role.yaml
+	go run ./hack/api-docs config/crd/bases docs/api.md
+
+.PHONY: api-docs
+api-docs: ## Write docs/api.md, the API reference, from the CRDs.
+	go run ./hack/api-docs config/crd/bases docs/api.md
 
 .PHONY: generate
 generate: ## Generate the DeepCopy methods.
