@@ -52,9 +52,11 @@ type DfnsWebhookSpec struct {
 	Events []WebhookEvent `json:"events"`
 
 	// description is the webhook's description in Dfns. The operator appends a marker naming the
-	// resource, so that a webhook whose create answer was lost is recognised as its own.
+	// resource, so that a webhook whose create answer was lost is recognised as its own; a
+	// description may therefore not hold a marker of its own.
 	// +optional
 	// +kubebuilder:validation:MaxLength=200
+	// +kubebuilder:validation:XValidation:rule="!self.contains('[dfns-operator')",message="description may not contain the operator's marker \"[dfns-operator\""
 	Description string `json:"description,omitempty"`
 
 	// enabled says whether Dfns delivers events to the webhook.

@@ -114,6 +114,14 @@ var _ = Describe("The CRDs", func() {
 		Entry("no operations", []v1alpha1.Operation{}, v1alpha1.DeletionPolicyDelete),
 		Entry("deletionPolicy Deactivate", []v1alpha1.Operation{tOpRead}, v1alpha1.DeletionPolicyDeactivate),
 	)
+
+	It("refuses a DfnsWebhook whose description carries the operator's marker", func() {
+		// Another resource would take a webhook carrying its marker for an orphan of its own.
+		w := &v1alpha1.DfnsWebhook{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "marked"},
+			Spec: v1alpha1.DfnsWebhookSpec{URL: "https://hooks.example/dfns", Events: []v1alpha1.WebhookEvent{"policy.approval.pending"},
+				Description: "payments [dfns-operator 0b7c2a4e-0000-4000-8000-000000000000]"}}
+		Expect(k8sClient.Create(ctx, w)).To(And(Satisfy(apierrors.IsInvalid), MatchError(ContainSubstring("marker"))))
+	})
 })
 
 var _ = Describe("The samples", func() {
