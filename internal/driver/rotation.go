@@ -237,14 +237,14 @@ func (r *Reconciler[T, O]) restartConsumers(ctx context.Context, st *state[T, O]
 		m.RestartedFor = fp
 		return nil
 	}
-	secret, _ := r.connector.Secret(st.obj)
+	secretName, _ := r.connector.Secret(st.obj) // the Secret's name; its values are never read here
 	for _, t := range rt.GetRolloutRestartTargets() {
-		restarted, err := r.restart(ctx, st.obj.GetNamespace(), t, secret, fp)
+		restarted, err := r.restart(ctx, st.obj.GetNamespace(), t, secretName, fp)
 		switch {
 		case apierrors.IsNotFound(err):
 			r.warning(st.obj, EventRestartTargetMissing, fmt.Sprintf("%s %s does not exist: nothing to restart", t.Kind, t.Name))
 		case errors.Is(err, errNotAConsumer):
-			r.warning(st.obj, EventRestartTargetMissing, fmt.Sprintf("%s %s does not read Secret %s: not restarted", t.Kind, t.Name, secret))
+			r.warning(st.obj, EventRestartTargetMissing, fmt.Sprintf("%s %s does not read Secret %s: not restarted", t.Kind, t.Name, secretName))
 		case err != nil:
 			return fmt.Errorf("restarting %s %s: %w", t.Kind, t.Name, err)
 		case restarted:
@@ -262,7 +262,7 @@ var errNotAConsumer = errors.New("the workload does not read the Secret")
 
 // restart annotates one workload's pod template, unless it was restarted for fp already or
 // does not read the Secret.
-func (r *Reconciler[T, O]) restart(ctx context.Context, namespace string, t v1alpha1.RestartTarget, secret, fp string) (bool, error) {
+func (r *Reconciler[T, O]) restart(ctx context.Context, namespace string, t v1alpha1.RestartTarget, secretName, fp string) (bool, error) {
 	var obj client.Object
 	var tmpl func() *corev1.PodTemplateSpec
 	switch t.Kind {
@@ -281,7 +281,7 @@ func (r *Reconciler[T, O]) restart(ctx context.Context, namespace string, t v1al
 	if err := r.reader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: t.Name}, obj); err != nil {
 		return false, err
 	}
-	if !readsSecret(&tmpl().Spec, secret) {
+	if !readsSecret(&tmpl().Spec, secretName) {
 		return false, errNotAConsumer
 	}
 	if tmpl().Annotations[v1alpha1.AnnotationRestartedFor] == fp {
