@@ -394,10 +394,17 @@ func retryable(resp *response, err error) bool {
 // backoff returns the wait before attempt n+1, or false when Dfns asked for a longer pause
 // than the client is willing to wait.
 func (c *Client) backoff(n int, resp *response) (time.Duration, bool) {
+	var retryAfter time.Duration
 	if resp != nil {
-		if ra := parseRetryAfter(resp.header.Get("Retry-After"), time.Now()); ra > 0 {
-			return ra, ra <= c.opts.MaxBackoff
-		}
+		retryAfter = parseRetryAfter(resp.header.Get("Retry-After"), time.Now())
+	}
+	return c.backoffAfter(n, retryAfter)
+}
+
+// backoffAfter is backoff with the Retry-After Dfns gave (0: none).
+func (c *Client) backoffAfter(n int, retryAfter time.Duration) (time.Duration, bool) {
+	if retryAfter > 0 {
+		return retryAfter, retryAfter <= c.opts.MaxBackoff
 	}
 	d := c.opts.MinBackoff << min(n-1, 16)
 	if d <= 0 || d > c.opts.MaxBackoff {
@@ -511,44 +518,50 @@ type signedChallenge struct {
 	FirstFactor         *credentialAssertion `json:"firstFactor"`
 }
 
-// userAction runs init → sign → /auth/action for r and returns the single-use token.
+// userAction runs init → sign → /auth/action for r and returns the single-use token, with a
+// fresh challenge for each try (see freshChallenges).
 func (c *Client) userAction(ctx context.Context, s *session, r request) (string, error) {
+	return freshChallenges(ctx, c, func() (string, bool, error) { return c.userActionOnce(ctx, s, r) })
+}
+
+// userActionOnce is one user-action flow.
+func (c *Client) userActionOnce(ctx context.Context, s *session, r request) (string, bool, error) {
 	if s.signer == nil {
-		return "", fmt.Errorf("%w: dfns %s needs a user-action signature, but %s and %s are not set",
+		return "", false, fmt.Errorf("%w: dfns %s needs a user-action signature, but %s and %s are not set",
 			ErrCredentials, r.op, FileCredID, FilePrivateKey)
 	}
 	initBody, err := json.Marshal(userActionInit{
 		Method: r.method, Path: r.path, Payload: string(r.body), ServerKind: "Api",
 	})
 	if err != nil {
-		return "", fmt.Errorf("encode user-action challenge request: %w", err)
+		return "", false, fmt.Errorf("encode user-action challenge request: %w", err)
 	}
 	var ch challenge
 	const initOp = "CreateUserActionChallenge"
 	resp, err := c.exchange(ctx, s, request{op: initOp, method: http.MethodPost, path: "/auth/action/init", body: initBody})
 	if err := finish(initOp, resp, err, &ch, callRead); err != nil {
-		return "", err
+		return "", false, err
 	}
 	assertion, err := s.signer.sign(&ch)
 	if err != nil {
-		return "", fmt.Errorf("%w: dfns %s: %w", ErrCredentials, initOp, err)
+		return "", false, fmt.Errorf("%w: dfns %s: %w", ErrCredentials, initOp, err)
 	}
 	body, err := json.Marshal(signedChallenge{ChallengeIdentifier: ch.ChallengeIdentifier, FirstFactor: assertion})
 	if err != nil {
-		return "", fmt.Errorf("encode user-action signature: %w", err)
+		return "", false, fmt.Errorf("encode user-action signature: %w", err)
 	}
 	var out struct {
 		UserAction string `json:"userAction"`
 	}
 	const actionOp = "CreateUserActionSignature"
-	resp, err = c.exchange(ctx, s, request{op: actionOp, method: http.MethodPost, path: "/auth/action", body: body})
-	if err := finish(actionOp, resp, err, &out, callRead); err != nil {
-		return "", err
+	again, err := c.answerChallenge(ctx, s, request{op: actionOp, method: http.MethodPost, path: "/auth/action", body: body}, &out)
+	if err != nil {
+		return "", again, err
 	}
 	if out.UserAction == "" {
-		return "", fmt.Errorf("dfns %s: answer carries no userAction token", actionOp)
+		return "", false, fmt.Errorf("dfns %s: answer carries no userAction token", actionOp)
 	}
-	return out.UserAction, nil
+	return out.UserAction, false, nil
 }
 
 // bearer returns the token for the Authorization header ("" for anonymous requests).
@@ -602,38 +615,82 @@ type loginInit struct {
 	OrgID    string `json:"orgId"`
 }
 
-// login runs /auth/login/init → sign → /auth/login and returns the token.
+// login runs /auth/login/init → sign → /auth/login and returns the token, with a fresh
+// challenge for each try (see freshChallenges).
 func (c *Client) login(ctx context.Context, s *session) (string, error) {
+	return freshChallenges(ctx, c, func() (string, bool, error) { return c.loginOnce(ctx, s) })
+}
+
+// freshChallenges runs a challenge flow (init → sign → answer) until it succeeds or fails in a
+// way another try cannot fix. A challenge is single-use, and Dfns may have spent it on an
+// answer that then failed (429, 5xx, a lost connection), so a retry starts from a new
+// challenge; neither official SDK sends a challenge twice. The flow reports again when its
+// answer step failed in a way worth another try (its init step has its own retries).
+func freshChallenges(ctx context.Context, c *Client, flow func() (string, bool, error)) (string, error) {
+	for n := 1; ; n++ {
+		out, again, err := flow()
+		if err == nil || !again || n >= c.opts.MaxAttempts || ctx.Err() != nil {
+			return out, err
+		}
+		retryAfter, _ := IsRateLimited(err)
+		wait, ok := c.backoffAfter(n, retryAfter)
+		if !ok || c.sleep(ctx, wait) != nil {
+			return out, err
+		}
+	}
+}
+
+// answerChallenge sends the answer step of a challenge flow once, and reports whether a new
+// flow is worth a try.
+func (c *Client) answerChallenge(ctx context.Context, s *session, r request, out any) (bool, error) {
+	bearer, err := c.bearer(ctx, s, r.anonymous)
+	if err != nil {
+		return false, err
+	}
+	resp, err := c.attempt(ctx, s, bearer, r)
+	if err == nil && resp.status == http.StatusUnauthorized && !r.anonymous && s.creds.Mode() == ModeLogin {
+		// The login token expired meanwhile: the next flow logs in first.
+		s.invalidate(bearer)
+		return true, finish(r.op, resp, nil, out, callRead)
+	}
+	return retryable(resp, err), finish(r.op, resp, err, out, callRead)
+}
+
+// loginOnce is one login flow.
+func (c *Client) loginOnce(ctx context.Context, s *session) (string, bool, error) {
 	body, err := json.Marshal(loginInit{Username: s.creds.Username, OrgID: s.creds.OrgID})
 	if err != nil {
-		return "", fmt.Errorf("encode login request: %w", err)
+		return "", false, fmt.Errorf("encode login request: %w", err)
 	}
 	var ch challenge
 	const initOp = "CreateLoginChallenge"
 	resp, err := c.exchange(ctx, s, request{op: initOp, method: http.MethodPost, path: "/auth/login/init", body: body, anonymous: true})
 	if err := finish(initOp, resp, err, &ch, callRead); err != nil {
-		return "", loginError(err)
+		return "", false, loginError(err)
 	}
 	assertion, err := s.signer.sign(&ch)
 	if err != nil {
-		return "", fmt.Errorf("%w: dfns %s: %w", ErrCredentials, initOp, err)
+		return "", false, fmt.Errorf("%w: dfns %s: %w", ErrCredentials, initOp, err)
 	}
 	body, err = json.Marshal(signedChallenge{ChallengeIdentifier: ch.ChallengeIdentifier, FirstFactor: assertion})
 	if err != nil {
-		return "", fmt.Errorf("encode login: %w", err)
+		return "", false, fmt.Errorf("encode login: %w", err)
 	}
 	var out struct {
 		Token string `json:"token"`
 	}
 	const loginOp = "Login"
-	resp, err = c.exchange(ctx, s, request{op: loginOp, method: http.MethodPost, path: "/auth/login", body: body, anonymous: true})
-	if err := finish(loginOp, resp, err, &out, callRead); err != nil {
-		return "", loginError(err)
+	again, err := c.answerChallenge(ctx, s, request{op: loginOp, method: http.MethodPost, path: "/auth/login", body: body, anonymous: true}, &out)
+	if err != nil {
+		if again {
+			return "", true, fmt.Errorf("login: %w", err)
+		}
+		return "", false, loginError(err)
 	}
 	if out.Token == "" {
-		return "", fmt.Errorf("%w: dfns %s: answer carries no token (is %s an SSO user?)", ErrCredentials, loginOp, FileUsername)
+		return "", false, fmt.Errorf("%w: dfns %s: answer carries no token (is %s an SSO user?)", ErrCredentials, loginOp, FileUsername)
 	}
-	return out.Token, nil
+	return out.Token, false, nil
 }
 
 // loginError marks a login refused by Dfns (4xx) as a credentials problem.
@@ -649,8 +706,7 @@ type callKind int
 
 const (
 	callRead     callKind = iota // a read or a flow step
-	callMutation                 // a signed change
-	callPendable                 // a signed change that Dfns may hold for approval (202)
+	callMutation                 // a signed change, which Dfns may hold for approval (202)
 )
 
 // finish turns an answer into out or an error.
@@ -658,7 +714,9 @@ func finish(op string, resp *response, err error, out any, kind callKind) error 
 	if err != nil {
 		return err
 	}
-	if resp.status == http.StatusAccepted && kind == callPendable {
+	// Any change may answer 202: the official TypeScript SDK treats every 202 as held for
+	// approval, whatever the endpoint (docs/dfns-compatibility.md).
+	if resp.status == http.StatusAccepted && kind != callRead {
 		return pendingError(op, resp)
 	}
 	if resp.status < 200 || resp.status > 299 {

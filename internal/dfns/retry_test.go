@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -498,5 +499,58 @@ func TestAdmitWhenTheLimiterIsBookedAhead(t *testing.T) {
 	}
 	if n := f.hitCount("GET /auth/service-accounts/us-1"); n != 2 {
 		t.Errorf("reads sent = %d, want 2", n)
+	}
+}
+
+// spendThenFail lets the first call of path reach Dfns, which spends its challenge, and then
+// answers it with status: as a Dfns that failed after consuming the challenge would.
+func spendThenFail(inner http.Handler, path string, status int) http.HandlerFunc {
+	var mu sync.Mutex
+	failed := false
+	return func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		first := r.URL.Path == path && !failed
+		if first {
+			failed = true
+		}
+		mu.Unlock()
+		if !first {
+			inner.ServeHTTP(w, r)
+			return
+		}
+		inner.ServeHTTP(httptest.NewRecorder(), r)
+		dfnsError(w, status, "failed after spending the challenge")
+	}
+}
+
+// A challenge is single-use: an answer step that failed (5xx, 429) is retried from a new
+// challenge, never with the one Dfns may have spent.
+func TestChallengeFlowsRetryWithAFreshChallenge(t *testing.T) {
+	for _, tc := range []struct {
+		name, path string
+		status     int
+	}{
+		{"user action after 503", "/auth/action", http.StatusServiceUnavailable},
+		{"user action after 429", "/auth/action", http.StatusTooManyRequests},
+		{"login after 502", "/auth/login", http.StatusBadGateway},
+		{"login after 429", "/auth/login", http.StatusTooManyRequests},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			key := newTestKey(t, KeyECDSAP256)
+			f := newFakeDfns(t, key.signer.Public(), false)
+			f.route("POST /permissions", permissionOK)
+			f.srv.Config.Handler = spendThenFail(f.srv.Config.Handler, tc.path, tc.status)
+			c := loginClient(t, f, key)
+			waits := recordSleeps(c)
+			if _, err := c.CreatePermission(context.Background(), CreatePermissionRequest{Name: "p"}); err != nil {
+				t.Fatalf("CreatePermission: %v", err)
+			}
+			if got := f.hitCount("POST " + tc.path + "/init"); got != 2 {
+				t.Errorf("%s/init calls = %d, want 2 (a fresh challenge for the retry)", tc.path, got)
+			}
+			if len(*waits) != 1 {
+				t.Errorf("waits = %v, want one backoff before the new flow", *waits)
+			}
+		})
 	}
 }
