@@ -87,6 +87,8 @@ type PoliciesAPI interface {
 	UpdatePolicy(ctx context.Context, id string, req PolicyBody) (*Policy, error)
 	ArchivePolicy(ctx context.Context, id string) (*Policy, error)
 	GetApproval(ctx context.Context, id string) (*Approval, error)
+	// ListApprovals follows every page.
+	ListApprovals(ctx context.Context, f ApprovalFilter) ([]Approval, error)
 	DecideApproval(ctx context.Context, id string, req ApprovalDecisionRequest) (*Approval, error)
 }
 
@@ -317,6 +319,15 @@ type Approval struct {
 	DateCreated  string             `json:"dateCreated,omitempty"`
 	DateUpdated  string             `json:"dateUpdated,omitempty"`
 	DateResolved string             `json:"dateResolved,omitempty"`
+}
+
+// ChangeRequestID returns the ID of the change request the approval holds ("" when its
+// activity holds none): the one link from a change request answered without approvalId to
+// its approval.
+func (a *Approval) ChangeRequestID() string {
+	cr, _ := a.Activity["changeRequest"].(map[string]any)
+	id, _ := cr["id"].(string)
+	return id
 }
 
 // ApprovalDecisionRequest is the body of POST /v2/policy-approvals/{id}/decisions.

@@ -193,7 +193,7 @@ func (c *Client) CreatePermission(ctx context.Context, req CreatePermissionReque
 // UpdatePermission changes a permission; a 202 gives an error satisfying IsPendingApproval.
 func (c *Client) UpdatePermission(ctx context.Context, id string, req UpdatePermissionRequest) (*Permission, error) {
 	var out Permission
-	err := c.change(ctx, "UpdatePermission", http.MethodPut, pathOf("/permissions/", id), req, &out, callPendable)
+	err := c.change(ctx, "UpdatePermission", http.MethodPut, pathOf("/permissions/", id), req, &out, callMutation)
 	return orNil(&out, err)
 }
 
@@ -207,7 +207,7 @@ type archiveRequest struct {
 func (c *Client) ArchivePermission(ctx context.Context, id string, archived bool) (*Permission, error) {
 	var out Permission
 	err := c.change(ctx, "ArchivePermission", http.MethodPut, pathOf("/permissions/", id, "/archive"),
-		archiveRequest{IsArchived: archived}, &out, callPendable)
+		archiveRequest{IsArchived: archived}, &out, callMutation)
 	return orNil(&out, err)
 }
 
@@ -226,7 +226,7 @@ type assignRequest struct {
 func (c *Client) AssignPermission(ctx context.Context, permissionID, identityID string) (*Assignment, error) {
 	var out Assignment
 	err := c.change(ctx, "AssignPermission", http.MethodPost, pathOf("/permissions/", permissionID, "/assignments"),
-		assignRequest{IdentityID: identityID}, &out, callPendable)
+		assignRequest{IdentityID: identityID}, &out, callMutation)
 	return orNil(&out, err)
 }
 
@@ -234,7 +234,7 @@ func (c *Client) AssignPermission(ctx context.Context, permissionID, identityID 
 // gives an error satisfying IsPendingApproval.
 func (c *Client) RevokePermission(ctx context.Context, permissionID, assignmentID string) error {
 	err := c.change(ctx, "RevokePermission", http.MethodDelete,
-		pathOf("/permissions/", permissionID, "/assignments/", assignmentID), nil, nil, callPendable)
+		pathOf("/permissions/", permissionID, "/assignments/", assignmentID), nil, nil, callMutation)
 	if IsNotFound(err) {
 		return nil
 	}
@@ -309,14 +309,14 @@ func (c *Client) CreatePolicy(ctx context.Context, req PolicyBody) (*Policy, err
 // UpdatePolicy replaces a policy; a 202 gives an error satisfying IsPendingApproval.
 func (c *Client) UpdatePolicy(ctx context.Context, id string, req PolicyBody) (*Policy, error) {
 	var out Policy
-	err := c.change(ctx, "UpdatePolicy", http.MethodPut, pathOf("/v2/policies/", id), req, &out, callPendable)
+	err := c.change(ctx, "UpdatePolicy", http.MethodPut, pathOf("/v2/policies/", id), req, &out, callMutation)
 	return orNil(&out, err)
 }
 
 // ArchivePolicy archives a policy (DELETE); a 202 gives an error satisfying IsPendingApproval.
 func (c *Client) ArchivePolicy(ctx context.Context, id string) (*Policy, error) {
 	var out Policy
-	err := c.change(ctx, "ArchivePolicy", http.MethodDelete, pathOf("/v2/policies/", id), nil, &out, callPendable)
+	err := c.change(ctx, "ArchivePolicy", http.MethodDelete, pathOf("/v2/policies/", id), nil, &out, callMutation)
 	return orNil(&out, err)
 }
 
@@ -324,6 +324,26 @@ func (c *Client) ArchivePolicy(ctx context.Context, id string) (*Policy, error) 
 func (c *Client) GetApproval(ctx context.Context, id string) (*Approval, error) {
 	var out Approval
 	return orNil(&out, c.get(ctx, "GetPolicyApproval", pathOf("/v2/policy-approvals/", id), &out))
+}
+
+// ApprovalFilter narrows ListApprovals; empty fields do not filter.
+type ApprovalFilter struct {
+	// Status is Pending, Approved, Denied or Expired.
+	Status string
+	// InitiatorID is the user whose change the approval holds.
+	InitiatorID string
+}
+
+// ListApprovals lists policy approvals, following every page.
+func (c *Client) ListApprovals(ctx context.Context, f ApprovalFilter) ([]Approval, error) {
+	filters := url.Values{}
+	if f.Status != "" {
+		filters.Set(queryStatus, f.Status)
+	}
+	if f.InitiatorID != "" {
+		filters.Set("initiatorId", f.InitiatorID)
+	}
+	return listAll[Approval](ctx, c, "ListPolicyApprovals", "/v2/policy-approvals", pageLimit, filters)
 }
 
 // DecideApproval approves or denies a policy approval.

@@ -334,3 +334,44 @@ func TestNoSecretsInErrors(t *testing.T) {
 		t.Errorf("scenarios did not fail the expected way: %v", errs)
 	}
 }
+
+// Any change may be held for approval: the official TypeScript SDK treats every 202 as
+// pending, so the client reports it for every mutation, never decoding the change request as
+// the object.
+func TestEveryChangeMayBeHeld(t *testing.T) {
+	ctx := context.Background()
+	calls := map[string]func(c *Client) error{
+		"POST /auth/service-accounts": func(c *Client) error {
+			_, err := c.CreateServiceAccount(ctx, CreateServiceAccountRequest{Name: "n", PublicKey: "k"})
+			return err
+		},
+		"PUT /auth/service-accounts/us-1/deactivate": func(c *Client) error { _, err := c.DeactivateServiceAccount(ctx, "us-1"); return err },
+		"DELETE /auth/service-accounts/us-1":         func(c *Client) error { return c.DeleteServiceAccount(ctx, "us-1") },
+		"POST /auth/pats": func(c *Client) error {
+			_, err := c.CreatePersonalAccessToken(ctx, CreatePersonalAccessTokenRequest{Name: "n", PublicKey: "k"})
+			return err
+		},
+		"POST /permissions": func(c *Client) error { _, err := c.CreatePermission(ctx, CreatePermissionRequest{Name: "p"}); return err },
+		"POST /webhooks":    func(c *Client) error { _, err := c.CreateWebhook(ctx, CreateWebhookRequest{URL: "https://x"}); return err },
+		"DELETE /webhooks/wh-1": func(c *Client) error { return c.DeleteWebhook(ctx, "wh-1") },
+		"POST /v2/policies":     func(c *Client) error { _, err := c.CreatePolicy(ctx, PolicyBody{Name: "p"}); return err },
+		"POST /permissions/pm-1/assignments": func(c *Client) error {
+			_, err := c.AssignPermission(ctx, "pm-1", "us-1")
+			return err
+		},
+	}
+	key := newTestKey(t, KeyECDSAP256)
+	for route, call := range calls {
+		t.Run(route, func(t *testing.T) {
+			f := newFakeDfns(t, key.signer.Public(), false)
+			f.route(route, func(w http.ResponseWriter, _ *http.Request) {
+				writeJSON(w, http.StatusAccepted, map[string]any{"id": "cr-1", "kind": "Policy", "operationKind": "Create", "status": "Pending"})
+			})
+			err := call(tokenClient(t, f, key))
+			cr, pending := IsPendingApproval(err)
+			if !pending || cr.ID != "cr-1" || cr.ApprovalID != "" {
+				t.Fatalf("err = %v; want a pending change request cr-1 without approval ID", err)
+			}
+		})
+	}
+}
