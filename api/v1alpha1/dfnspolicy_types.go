@@ -91,7 +91,7 @@ type DfnsPolicySpec struct {
 // +kubebuilder:validation:XValidation:rule="self.kind == 'AlwaysTrigger' || has(self.configuration)",message="this rule kind needs a configuration"
 // +kubebuilder:validation:XValidation:rule="!(self.kind in ['TransactionAmountLimit','TransactionAmountVelocity']) || (has(self.configuration) && has(self.configuration.limit) && has(self.configuration.currency))",message="amount rules need configuration.limit and configuration.currency"
 // +kubebuilder:validation:XValidation:rule="!(self.kind in ['TransactionAmountVelocity','TransactionCountVelocity']) || (has(self.configuration) && has(self.configuration.limit) && has(self.configuration.timeframe))",message="velocity rules need configuration.limit and configuration.timeframe"
-// +kubebuilder:validation:XValidation:rule="!(self.kind in ['ChainalysisTransactionPrescreening','ChainalysisTransactionScreening']) || (has(self.configuration) && has(self.configuration.alerts) && has(self.configuration.fallbackBehaviours))",message="Chainalysis rules need configuration.alerts and configuration.fallbackBehaviours"
+// +kubebuilder:validation:XValidation:rule="!(self.kind in ['ChainalysisTransactionPrescreening','ChainalysisTransactionScreening']) || (has(self.configuration) && has(self.configuration.alerts) && has(self.configuration.exposures) && has(self.configuration.fallbackBehaviours) && ['skipUnscreenableTransaction','skipUnsupportedNetwork','skipUnsupportedAsset','skipChainalysisFailure'].all(k, k in self.configuration.fallbackBehaviours))",message="Chainalysis rules need configuration.alerts, configuration.exposures and configuration.fallbackBehaviours with skipUnscreenableTransaction, skipUnsupportedNetwork, skipUnsupportedAsset and skipChainalysisFailure"
 // +kubebuilder:validation:XValidation:rule="self.kind != 'GlobalLedgerTransactionPrescreening' || (has(self.configuration) && has(self.configuration.riskScoreThreshold) && has(self.configuration.fallbackBehaviours))",message="GlobalLedgerTransactionPrescreening needs configuration.riskScoreThreshold and configuration.fallbackBehaviours"
 // +kubebuilder:validation:XValidation:rule="self.kind != 'TravelRuleTransactionPrescreening' || (has(self.configuration) && has(self.configuration.vendor) && has(self.configuration.autoTriggerTimeoutSeconds))",message="TravelRuleTransactionPrescreening needs configuration.vendor and configuration.autoTriggerTimeoutSeconds"
 type PolicyRule struct {
@@ -112,7 +112,8 @@ type PolicyRuleConfiguration struct {
 	Limit *int64 `json:"limit,omitempty"`
 	// currency of an amount limit.
 	// +optional
-	// +kubebuilder:validation:Enum=USD;EUR
+	// The current Dfns SDK allows USD only (docs/dfns-compatibility.md).
+	// +kubebuilder:validation:Enum=USD
 	Currency string `json:"currency,omitempty"`
 	// timeframe of a velocity rule, in minutes.
 	// +optional
@@ -165,10 +166,10 @@ type ChainalysisAlerts struct {
 	// +required
 	// +kubebuilder:validation:Enum=LOW;MEDIUM;HIGH;SEVERE
 	AlertLevel string `json:"alertLevel"`
-	// categoryIds are Chainalysis category IDs.
-	// +optional
+	// categoryIds are Chainalysis category IDs; Dfns requires the list, which may be empty.
+	// +required
 	// +kubebuilder:validation:MaxItems=100
-	CategoryIDs []int32 `json:"categoryIds,omitempty"`
+	CategoryIDs []int32 `json:"categoryIds"`
 }
 
 // ChainalysisExposures selects the exposures that trigger a rule.

@@ -21,10 +21,10 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
-// WebhookEvent is a Dfns webhook event kind, or "*" for all. The list is the union of the Go
-// SDK (37 kinds) and @dfns/sdk 0.8.21 (32 kinds), which disagree (docs/dfns-api.md §11 question 13):
-// Dfns rejects a kind it does not know, and the resource then says so in Synced=False.
-// +kubebuilder:validation:Enum="*";key.created;key.deleted;key.delegated;key.exported;payout.action.required;policy.approval.pending;policy.approval.resolved;policy.triggered;vault.created;vault.updated;vault.tags.modified;vault.event.created;wallet.activated;wallet.blockchainevent.detected;wallet.blockchain_event.transfer.included;wallet.created;wallet.delegated;wallet.exported;wallet.offer.accepted;wallet.offer.received;wallet.offer.rejected;wallet.offer.withdrawn;wallet.signature.failed;wallet.signature.rejected;wallet.signature.requested;wallet.signature.signed;wallet.tags.modified;wallet.transaction.broadcasted;wallet.transaction.confirmed;wallet.transaction.failed;wallet.transaction.rejected;wallet.transaction.requested;wallet.transfer.broadcasted;wallet.transfer.confirmed;wallet.transfer.failed;wallet.transfer.rejected;wallet.transfer.requested
+// WebhookEvent is a Dfns webhook event kind, or "*" for all. The list is that of @dfns/sdk
+// 0.8.21 (32 kinds), the newest SDK: the Go SDK's five more (vault.* and
+// wallet.blockchain_event.transfer.included) may be refused by Dfns (docs/dfns-compatibility.md).
+// +kubebuilder:validation:Enum="*";key.created;key.deleted;key.delegated;key.exported;payout.action.required;policy.approval.pending;policy.approval.resolved;policy.triggered;wallet.activated;wallet.blockchainevent.detected;wallet.created;wallet.delegated;wallet.exported;wallet.offer.accepted;wallet.offer.received;wallet.offer.rejected;wallet.offer.withdrawn;wallet.signature.failed;wallet.signature.rejected;wallet.signature.requested;wallet.signature.signed;wallet.tags.modified;wallet.transaction.broadcasted;wallet.transaction.confirmed;wallet.transaction.failed;wallet.transaction.rejected;wallet.transaction.requested;wallet.transfer.broadcasted;wallet.transfer.confirmed;wallet.transfer.failed;wallet.transfer.rejected;wallet.transfer.requested
 type WebhookEvent string
 
 // DfnsWebhookSpec is the desired state of a Dfns webhook.

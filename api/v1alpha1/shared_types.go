@@ -193,6 +193,10 @@ type ChangeRequestStatus struct {
 	// operation is what the change does: Create, Update or Delete.
 	// +optional
 	Operation string `json:"operation,omitempty"`
+	// requesterId is the Dfns user who asked for the change; the approval is looked up among
+	// that user's when Dfns gave no approvalId.
+	// +optional
+	RequesterID string `json:"requesterId,omitempty"`
 	// generation is the resource generation whose spec the change request carries; a rejected
 	// change is not sent again until the spec changes past it.
 	// +optional

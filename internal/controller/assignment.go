@@ -90,6 +90,12 @@ func (e *assignments) Observe(ctx context.Context, a *v1alpha1.DfnsPermissionAss
 	if err != nil {
 		return driver.Observation[assignmentView]{}, fmt.Errorf("listing the assignments of permission %s: %w", permID, err)
 	}
+	if found != nil && pendingCreation(found.PendingChangeRequest) {
+		// Listed while its creation waits for approval (docs/dfns-compatibility.md): not made
+		// yet. The driver waits on it, whoever asked.
+		return driver.Observation[assignmentView]{Current: cur, Marker: pairMarker(permID, identityID),
+			Shown: toChangeRequest(found.PendingChangeRequest)}, nil
+	}
 	if found != nil {
 		cur.Assignment = found
 		return driver.Observation[assignmentView]{ID: found.ID, Exists: true, UpToDate: true, Current: cur, Marker: pairMarker(permID, identityID),
@@ -121,6 +127,12 @@ func (e *assignments) Report(a *v1alpha1.DfnsPermissionAssignment, obs driver.Ob
 	if obs.Current.PermissionID != "" {
 		a.Status.PermissionID, a.Status.IdentityID = obs.Current.PermissionID, obs.Current.IdentityID
 	}
+}
+
+// pendingCreation reports whether a listed assignment's change request is its creation, still
+// waiting for approval.
+func pendingCreation(cr *dfns.ChangeRequest) bool {
+	return cr != nil && cr.OperationKind == driver.OperationCreate && cr.Status == crPending
 }
 
 // pairMarker is an assignment's marker: its permission and identity.

@@ -83,7 +83,7 @@ func toChangeRequest(cr *dfns.ChangeRequest) *driver.ChangeRequest {
 	if cr == nil {
 		return nil
 	}
-	return &driver.ChangeRequest{ID: cr.ID, ApprovalID: cr.ApprovalID, Status: cr.Status}
+	return &driver.ChangeRequest{ID: cr.ID, ApprovalID: cr.ApprovalID, Status: cr.Status, Requester: cr.Requester.UserID}
 }
 
 // classify is the driver's classification with the Dfns client's errors.

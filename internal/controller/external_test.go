@@ -49,6 +49,7 @@ type fakeAPI struct {
 	deleteSA      func(id string) error
 	getPermission func(id string) (*dfns.Permission, error)
 	getApproval   func(id string) (*dfns.Approval, error)
+	listApprovals func(f dfns.ApprovalFilter) ([]dfns.Approval, error)
 	listAssigns   func(permissionID string) ([]dfns.Assignment, error)
 	assign        func(permissionID, identityID string) (*dfns.Assignment, error)
 	canCreate     bool
@@ -106,6 +107,11 @@ func (f *fakeAPI) AssignPermission(_ context.Context, permissionID, identityID s
 func (f *fakeAPI) GetApproval(_ context.Context, id string) (*dfns.Approval, error) {
 	f.call("GetApproval")
 	return f.getApproval(id)
+}
+
+func (f *fakeAPI) ListApprovals(_ context.Context, filter dfns.ApprovalFilter) ([]dfns.Approval, error) {
+	f.call("ListApprovals")
+	return f.listApprovals(filter)
 }
 
 var notFound = &dfns.Error{StatusCode: http.StatusNotFound}
@@ -349,6 +355,17 @@ func boolString(b bool) string {
 	return "false"
 }
 
+// withoutCredID answers a create as create does, with an empty credId.
+func withoutCredID(create func(dfns.CreateServiceAccountRequest) (*dfns.ServiceAccount, error)) func(dfns.CreateServiceAccountRequest) (*dfns.ServiceAccount, error) {
+	return func(req dfns.CreateServiceAccountRequest) (*dfns.ServiceAccount, error) {
+		a, err := create(req)
+		if a != nil {
+			a.AccessTokens[0].CredID = ""
+		}
+		return a, err
+	}
+}
+
 func TestServiceAccountCreate(t *testing.T) {
 	created := func(req dfns.CreateServiceAccountRequest) (*dfns.ServiceAccount, error) {
 		if req.ExternalID != tUID || req.PermissionID != tPermID || !strings.HasPrefix(req.Name, "ns/"+tSAName+".") || !strings.Contains(req.PublicKey, "PUBLIC KEY") {
@@ -379,6 +396,22 @@ func TestServiceAccountCreate(t *testing.T) {
 		"TokenMode": {
 			reason: "in token mode nothing is sent and the operator reports Forbidden",
 			api:    &fakeAPI{canCreate: false}, wantErr: v1alpha1.ReasonForbidden,
+		},
+		"EmptyCredIDReadBack": {
+			reason: "an answer with an empty credId: the credential ID is read back before the Secret is written",
+			api: &fakeAPI{canCreate: true, createSA: withoutCredID(created),
+				getSA: func(id string) (*dfns.ServiceAccount, error) {
+					a := account(id, "x", true)
+					a.AccessTokens[0].CredID = "cred-2"
+					return &a, nil
+				}},
+			wantCalls: "mark,CreateServiceAccount,GetServiceAccount",
+		},
+		"EmptyCredIDEverywhere": {
+			reason: "no credential ID in the answer nor in a read: no Secret",
+			api: &fakeAPI{canCreate: true, createSA: withoutCredID(created),
+				getSA: func(id string) (*dfns.ServiceAccount, error) { a := account(id, "x", true); return &a, nil }},
+			wantCalls: "mark,CreateServiceAccount,GetServiceAccount", wantErr: v1alpha1.ReasonReconcileError,
 		},
 		"OutcomeUnknown": {
 			reason: "a lost answer is returned for a retry, after create-pending was marked",
@@ -459,9 +492,50 @@ func TestApprovalOutcome(t *testing.T) {
 		crPending: driver.StatusPending, apApproved: driver.StatusApplied, tDenied: driver.StatusRejected, "Expired": driver.StatusRejected,
 	} {
 		api := &fakeAPI{getApproval: func(string) (*dfns.Approval, error) { return &dfns.Approval{Status: status}, nil }}
-		got, err := dfnsApprovals{api: api}.Outcome(context.Background(), tApproval)
-		if err != nil || got != want {
-			t.Errorf("approval %s: Outcome = %s, %v, want %s", status, got, err, want)
+		got, err := dfnsApprovals{api: api}.Outcome(context.Background(), driver.ChangeRequest{ID: "cr-1", ApprovalID: tApproval})
+		if err != nil || got.Status != want {
+			t.Errorf("approval %s: Outcome = %s, %v, want %s", status, got.Status, err, want)
+		}
+	}
+}
+
+// TestApprovalFoundByChangeRequest: Dfns may hold a change without naming its approval; the
+// approval is found by the change request its activity holds, pending ones first, then the
+// requester's decided ones; none found leaves the status unknown.
+func TestApprovalFoundByChangeRequest(t *testing.T) {
+	approval := func(id, status, cr string) dfns.Approval {
+		return dfns.Approval{ID: id, Status: status, Activity: map[string]any{"kind": "Permissions:Assign",
+			"changeRequest": map[string]any{"id": cr, "status": "Pending"}}}
+	}
+	all := []dfns.Approval{approval("ap-1", crPending, "cr-1"), approval("ap-2", apApproved, "cr-2"), approval("ap-3", tDenied, "cr-3")}
+	for _, tc := range []struct {
+		cr, requester      string
+		wantID, wantStatus string
+		wantFilters        []dfns.ApprovalFilter
+	}{
+		{"cr-1", "us-op", "ap-1", driver.StatusPending, []dfns.ApprovalFilter{{Status: crPending, InitiatorID: "us-op"}}},
+		{"cr-2", "us-op", "ap-2", driver.StatusApplied, []dfns.ApprovalFilter{{Status: crPending, InitiatorID: "us-op"}, {InitiatorID: "us-op"}}},
+		{"cr-3", "us-op", "ap-3", driver.StatusRejected, []dfns.ApprovalFilter{{Status: crPending, InitiatorID: "us-op"}, {InitiatorID: "us-op"}}},
+		{"cr-9", "us-op", "", "", []dfns.ApprovalFilter{{Status: crPending, InitiatorID: "us-op"}, {InitiatorID: "us-op"}}},
+		{"cr-9", "", "", "", []dfns.ApprovalFilter{{Status: crPending}}},
+	} {
+		var filters []dfns.ApprovalFilter
+		api := &fakeAPI{listApprovals: func(f dfns.ApprovalFilter) ([]dfns.Approval, error) {
+			filters = append(filters, f)
+			var out []dfns.Approval
+			for _, a := range all {
+				if f.Status == "" || a.Status == f.Status {
+					out = append(out, a)
+				}
+			}
+			return out, nil
+		}}
+		got, err := dfnsApprovals{api: api}.Outcome(context.Background(), driver.ChangeRequest{ID: tc.cr, Requester: tc.requester})
+		if err != nil || got.ApprovalID != tc.wantID || got.Status != tc.wantStatus {
+			t.Errorf("%s: Outcome = %+v, %v; want approval %q, status %q", tc.cr, got, err, tc.wantID, tc.wantStatus)
+		}
+		if !slices.Equal(filters, tc.wantFilters) {
+			t.Errorf("%s: lists %+v, want %+v", tc.cr, filters, tc.wantFilters)
 		}
 	}
 }
@@ -497,7 +571,7 @@ func TestServiceAccountKeptList(t *testing.T) {
 		listSAs: func() ([]dfns.ServiceAccount, error) { return slices.Clone(inDfns), nil },
 		createSA: func(req dfns.CreateServiceAccountRequest) (*dfns.ServiceAccount, error) {
 			a := account("us-2", req.Name, true)
-			a.AccessTokens[0].Token = "header.eyJleHAiOjE4OTM0NTYwMDB9.sig"
+			a.AccessTokens[0].Token, a.AccessTokens[0].CredID = "header.eyJleHAiOjE4OTM0NTYwMDB9.sig", "cred-2"
 			inDfns = append(inDfns, a)
 			return &a, nil
 		}}

@@ -20,6 +20,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -113,6 +114,8 @@ type identityCalls[T mintable, D any] struct {
 	view func(*D) identityView
 	// token returns the one-time token in a create answer, nil when there is none.
 	token func(*D) *dfns.AccessToken
+	// credOf returns the credential ID of token tokenID in an answer ("" when it has none).
+	credOf func(d *D, tokenID string) string
 	// create sends the create of the kind, made from req and the spec.
 	create                    func(ctx context.Context, obj T, req mintRequest) (*D, error)
 	list                      func(ctx context.Context) ([]D, error)
@@ -128,6 +131,8 @@ type identities[T mintable] interface {
 	getView(ctx context.Context, id string) (identityView, error)
 	// mint makes the identity and returns it as Dfns answered, with the answer's token.
 	mint(ctx context.Context, obj T, req mintRequest) (identityView, *dfns.AccessToken, error)
+	// credID reads back the credential ID of identity id's token tokenID.
+	credID(ctx context.Context, id, tokenID string) (string, error)
 	setName(ctx context.Context, id, name string) error
 	setActive(ctx context.Context, id string, active bool) error
 	delete(ctx context.Context, id string) error
@@ -158,6 +163,14 @@ func (c identityCalls[T, D]) mint(ctx context.Context, obj T, req mintRequest) (
 		return identityView{}, nil, err
 	}
 	return c.view(got), c.token(got), nil
+}
+
+func (c identityCalls[T, D]) credID(ctx context.Context, id, tokenID string) (string, error) {
+	got, err := c.get(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	return c.credOf(got, tokenID), nil
 }
 
 func (c identityCalls[T, D]) setName(ctx context.Context, id, name string) error {
@@ -493,9 +506,23 @@ func (m *minter[T]) mint(ctx context.Context, obj T, req mintRequest, keyPEM []b
 	}
 	// The kept list learns of the new identity instead of being listed again for the second look.
 	m.lists.Amend(m.key, func(all []identityView) []identityView { return append(all, made) })
+	credID := tok.CredID
+	if credID == "" {
+		// Dfns may answer a create with an empty credId (docs/dfns-compatibility.md); a Secret
+		// without it cannot sign, so it is read back, and nothing is published without it. On
+		// failure the create-pending mark finds the identity as an orphan to replace.
+		credID, err = m.calls.credID(ctx, id, tok.TokenID)
+		if err == nil && credID == "" {
+			err = errors.New("its read carries none either")
+		}
+		if err != nil {
+			return c, fmt.Errorf("dfns answered the create of %s %s without a credential ID, and reading it back failed: %w",
+				m.calls.nounOf(), id, err)
+		}
+	}
 	data := map[string][]byte{
 		KeyAPIURL: []byte(apiURL), KeyOrgID: []byte(orgID), KeyAuthToken: []byte(tok.Token),
-		KeyCredID: []byte(tok.CredID), KeyPrivateKey: keyPEM,
+		KeyCredID: []byte(credID), KeyPrivateKey: keyPEM,
 	}
 	c.Secret = &driver.SecretContent{Data: data, Annotations: map[string]string{v1alpha1.AnnotationExternalID: id}}
 	ts := v1alpha1.TokenStatus{TokenID: tok.TokenID, ExpiresAt: tokenExpiry(tok.Token),
@@ -630,6 +657,14 @@ func serviceAccountCalls(api dfns.API) identityCalls[*v1alpha1.DfnsServiceAccoun
 			}
 			return v
 		},
+		credOf: func(sa *dfns.ServiceAccount, tokenID string) string {
+			for _, t := range sa.AccessTokens {
+				if t.TokenID == tokenID {
+					return t.CredID
+				}
+			}
+			return ""
+		},
 		token: func(sa *dfns.ServiceAccount) *dfns.AccessToken {
 			for i := range sa.AccessTokens {
 				if sa.AccessTokens[i].Token != "" {
@@ -668,7 +703,8 @@ func personalAccessTokenCalls(api dfns.API) identityCalls[*v1alpha1.DfnsPersonal
 		view: func(t *dfns.AccessToken) identityView {
 			return identityView{ID: t.TokenID, Name: t.Name, Active: t.IsActive, TokenID: t.TokenID}
 		},
-		token: func(t *dfns.AccessToken) *dfns.AccessToken { return t },
+		token:  func(t *dfns.AccessToken) *dfns.AccessToken { return t },
+		credOf: func(t *dfns.AccessToken, _ string) string { return t.CredID },
 		create: func(ctx context.Context, p *v1alpha1.DfnsPersonalAccessToken, req mintRequest) (*dfns.AccessToken, error) {
 			r := dfns.CreatePersonalAccessTokenRequest{Name: req.Name, PublicKey: req.PublicKey, PermissionID: req.PermissionID, ExternalID: req.ExternalID}
 			if p.Spec.DaysValid != nil {

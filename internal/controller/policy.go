@@ -20,6 +20,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
 
 	"github.com/dfns-operator/dfns-operator/api/v1alpha1"
@@ -49,18 +51,27 @@ func (e *policies) bind(l link) driver.External[*v1alpha1.DfnsPolicy, *dfns.Poli
 }
 
 // Validate checks the default name's length and the shape of rule.configuration.addresses,
-// which the API server cannot (its shape depends on the rule kind).
+// which the API server cannot (its shape depends on the rule kind: a list of addresses for a
+// whitelist, {categoryIds} for Chainalysis prescreening).
 func (e *policies) Validate(_ context.Context, p *v1alpha1.DfnsPolicy) error {
 	if err := validName(e.dfnsName(p.DfnsName())); err != nil {
 		return err
 	}
 	cfg := p.Spec.Rule.Configuration
-	if p.Spec.Rule.Kind != "TransactionRecipientWhitelist" {
-		return nil
-	}
-	var addresses []string
-	if cfg == nil || cfg.Addresses == nil || json.Unmarshal(cfg.Addresses.Raw, &addresses) != nil {
-		return driver.Stopf(v1alpha1.ReasonInvalidSpec, "rule kind TransactionRecipientWhitelist needs configuration.addresses, a list of addresses")
+	switch p.Spec.Rule.Kind {
+	case "TransactionRecipientWhitelist":
+		var addresses []string
+		if cfg == nil || cfg.Addresses == nil || json.Unmarshal(cfg.Addresses.Raw, &addresses) != nil {
+			return driver.Stopf(v1alpha1.ReasonInvalidSpec, "rule kind TransactionRecipientWhitelist needs configuration.addresses, a list of addresses")
+		}
+	case "ChainalysisTransactionPrescreening":
+		var addresses struct {
+			CategoryIDs *[]int32 `json:"categoryIds"`
+		}
+		if cfg == nil || cfg.Addresses == nil || json.Unmarshal(cfg.Addresses.Raw, &addresses) != nil || addresses.CategoryIDs == nil {
+			return driver.Stopf(v1alpha1.ReasonInvalidSpec, "rule kind ChainalysisTransactionPrescreening needs configuration.addresses "+
+				"as {categoryIds: [...]}")
+		}
 	}
 	return nil
 }
@@ -163,8 +174,8 @@ func asMap(v any) map[string]any {
 	return m
 }
 
-// canonical is v as JSON with sorted keys, null values and empty objects removed (an empty
-// object is null).
+// canonical is v as JSON with sorted keys, in the form that makes what Dfns echoes equal to
+// what the spec sent (see prune).
 func canonical(v any) string {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -174,30 +185,45 @@ func canonical(v any) string {
 	if err := json.Unmarshal(b, &generic); err != nil {
 		return string(b)
 	}
-	pruned := prune(generic)
-	if m, ok := pruned.(map[string]any); ok && len(m) == 0 {
-		pruned = nil
-	}
-	out, _ := json.Marshal(pruned)
+	out, _ := json.Marshal(prune(generic))
 	return string(out)
 }
 
-// prune drops null values and empty objects, recursively.
+// prune drops, recursively, what reads the same as absent: null, false, "", and objects left
+// empty; and it reads a numeric string as the number. Dfns may echo a policy with its defaults
+// filled in (initiatorCanApprove: false, autoRejectTimeout: null, filters: {}) and a limit as
+// "1000" (docs/dfns-compatibility.md): compared strictly, every sync would send an update, each
+// signed and perhaps held for approval. Arrays keep their elements: an empty address list is
+// not an absent one.
 func prune(v any) any {
 	switch t := v.(type) {
 	case map[string]any:
 		for k, e := range t {
-			e = prune(e)
-			if m, ok := e.(map[string]any); e == nil || (ok && len(m) == 0) {
+			if e = prune(e); e == nil {
 				delete(t, k)
 				continue
 			}
 			t[k] = e
 		}
+		if len(t) == 0 {
+			return nil
+		}
 		return t
 	case []any:
 		for i := range t {
 			t[i] = prune(t[i])
+		}
+		return t
+	case bool:
+		if !t {
+			return nil
+		}
+	case string:
+		if t == "" {
+			return nil
+		}
+		if f, err := strconv.ParseFloat(t, 64); err == nil && !math.IsInf(f, 0) && !math.IsNaN(f) {
+			return f
 		}
 	}
 	return v

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -113,7 +114,7 @@ var _ = Describe("DfnsPolicy", func() {
 
 		By("setting back a change made in Dfns")
 		drifted := (&policies{}).want(p)
-		drifted.Rule.Configuration = map[string]any{"limit": 1, "currency": "EUR"}
+		drifted.Rule.Configuration = map[string]any{"limit": 1, "currency": "USD"}
 		drifted.Filters = nil
 		_, err := dashboard.UpdatePolicy(ctx, id, drifted)
 		Expect(err).NotTo(HaveOccurred())
@@ -237,8 +238,24 @@ var _ = Describe("DfnsPolicy", func() {
 		Entry("screening rule on incoming transactions with RequestApproval", func(s *v1alpha1.DfnsPolicySpec) {
 			s.ActivityKind = "Wallets:IncomingTransaction"
 			s.Rule = v1alpha1.PolicyRule{Kind: "ChainalysisTransactionScreening", Configuration: &v1alpha1.PolicyRuleConfiguration{
-				Alerts: &v1alpha1.ChainalysisAlerts{AlertLevel: "HIGH"}, FallbackBehaviours: map[string]bool{"skipChainalysisFailure": true}}}
+				Alerts:             &v1alpha1.ChainalysisAlerts{AlertLevel: "HIGH", CategoryIDs: []int32{}},
+				Exposures:          &v1alpha1.ChainalysisExposures{Direct: v1alpha1.ChainalysisCategories{CategoryIDs: []int32{1}}},
+				FallbackBehaviours: chainalysisFallbacks()}}
 		}, "Wallets:IncomingTransaction takes rule.kind ChainalysisTransactionScreening and action.kind NoAction"),
+		Entry("a Chainalysis rule without exposures", func(s *v1alpha1.DfnsPolicySpec) {
+			s.Rule = v1alpha1.PolicyRule{Kind: "ChainalysisTransactionPrescreening", Configuration: &v1alpha1.PolicyRuleConfiguration{
+				Alerts: &v1alpha1.ChainalysisAlerts{AlertLevel: "HIGH", CategoryIDs: []int32{}}, FallbackBehaviours: chainalysisFallbacks(),
+				Addresses: &apiextensionsv1.JSON{Raw: []byte(`{"categoryIds":[]}`)}}}
+		}, "Chainalysis rules need configuration.alerts, configuration.exposures"),
+		Entry("a Chainalysis rule with a fallback behaviour missing", func(s *v1alpha1.DfnsPolicySpec) {
+			fb := chainalysisFallbacks()
+			delete(fb, "skipUnsupportedAsset")
+			s.Rule = v1alpha1.PolicyRule{Kind: "ChainalysisTransactionPrescreening", Configuration: &v1alpha1.PolicyRuleConfiguration{
+				Alerts:    &v1alpha1.ChainalysisAlerts{AlertLevel: "HIGH", CategoryIDs: []int32{}},
+				Exposures: &v1alpha1.ChainalysisExposures{Direct: v1alpha1.ChainalysisCategories{CategoryIDs: []int32{1}}}, FallbackBehaviours: fb,
+				Addresses: &apiextensionsv1.JSON{Raw: []byte(`{"categoryIds":[]}`)}}}
+		}, "skipUnsupportedAsset"),
+		Entry("a currency other than USD", func(s *v1alpha1.DfnsPolicySpec) { s.Rule.Configuration.Currency = "EUR" }, "currency"),
 		Entry("an amount limit without currency", func(s *v1alpha1.DfnsPolicySpec) {
 			s.Rule.Configuration.Currency = ""
 		}, "amount rules need configuration.limit and configuration.currency"),
@@ -254,3 +271,9 @@ var _ = Describe("DfnsPolicy", func() {
 		Entry("an unknown currency", func(s *v1alpha1.DfnsPolicySpec) { s.Rule.Configuration.Currency = "GBP" }, "currency"),
 	)
 })
+
+// chainalysisFallbacks are the four fallback behaviours a Chainalysis rule must give.
+func chainalysisFallbacks() map[string]bool {
+	return map[string]bool{"skipUnscreenableTransaction": false, "skipUnsupportedNetwork": false, "skipUnsupportedAsset": true,
+		"skipChainalysisFailure": false}
+}

@@ -28,21 +28,30 @@ import (
 )
 
 func TestPolicyValidateWhitelist(t *testing.T) {
+	const chainalysis = "ChainalysisTransactionPrescreening"
 	cases := map[string]struct {
 		reason    string
+		kind      v1alpha1.PolicyRuleKind
 		addresses string // raw JSON; "" for none
 		wantErr   bool
 	}{
-		"List":      {reason: "a list of addresses is a whitelist", addresses: `["0xabc","0xdef"]`},
-		"EmptyList": {reason: "an empty list is allowed: the rule always triggers", addresses: `[]`},
-		"Missing":   {reason: "a whitelist without addresses is refused", wantErr: true},
-		"Object":    {reason: "the Chainalysis shape is not a whitelist", addresses: `{"categoryIds":[1]}`, wantErr: true},
+		"List":               {reason: "a list of addresses is a whitelist", addresses: `["0xabc","0xdef"]`},
+		"EmptyList":          {reason: "an empty list is allowed: the rule always triggers", addresses: `[]`},
+		"Missing":            {reason: "a whitelist without addresses is refused", wantErr: true},
+		"Object":             {reason: "the Chainalysis shape is not a whitelist", addresses: `{"categoryIds":[1]}`, wantErr: true},
+		"ChainalysisObject":  {reason: "Chainalysis prescreening takes {categoryIds}", kind: chainalysis, addresses: `{"categoryIds":[]}`},
+		"ChainalysisMissing": {reason: "Chainalysis prescreening needs addresses", kind: chainalysis, wantErr: true},
+		"ChainalysisList":    {reason: "a list is not the Chainalysis shape", kind: chainalysis, addresses: `["0xabc"]`, wantErr: true},
+		"ChainalysisNoIDs":   {reason: "categoryIds is required", kind: chainalysis, addresses: `{}`, wantErr: true},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			p := &v1alpha1.DfnsPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "p"},
 				Spec: v1alpha1.DfnsPolicySpec{Rule: v1alpha1.PolicyRule{Kind: "TransactionRecipientWhitelist",
 					Configuration: &v1alpha1.PolicyRuleConfiguration{}}}}
+			if tc.kind != "" {
+				p.Spec.Rule.Kind = tc.kind
+			}
 			if tc.addresses != "" {
 				p.Spec.Rule.Configuration.Addresses = &apiextensionsv1.JSON{Raw: []byte(tc.addresses)}
 			}
@@ -73,6 +82,17 @@ func TestComparePolicy(t *testing.T) {
 	}{
 		"UpToDate": {reason: "key order, number form, empty filters and empty approvers do not matter", mutate: func(*dfns.Policy) {}},
 		"Limit":    {reason: "a changed limit", mutate: func(g *dfns.Policy) { g.Rule.Configuration["limit"] = 11.0 }, want: "rule"},
+		"EchoedDefaults": {reason: "defaults Dfns may echo: a limit as a string, false flags, null timeout, empty names", mutate: func(g *dfns.Policy) {
+			g.Rule.Configuration["limit"] = "10"
+			g.Rule.Configuration["userIdTemplate"] = nil
+			g.Filters = map[string]any{"walletTags": map[string]any{}}
+			g.Action.ApprovalGroups[0].Approvers = map[string]any{"userId": nil}
+			no := false
+			g.Action.ApprovalGroups[0].InitiatorCanApprove, g.Action.ApprovalGroups[0].ServiceAccountsCanApprove = &no, &no
+		}},
+		"LimitAsStringChanged": {reason: "a limit given as a string still compares by value", mutate: func(g *dfns.Policy) {
+			g.Rule.Configuration["limit"] = "11"
+		}, want: "rule"},
 		"Name":     {reason: "a changed name", mutate: func(g *dfns.Policy) { g.Name = "x" }, want: `name "x", want "ns/p"`},
 		"Approvers": {reason: "approvers narrowed in Dfns", mutate: func(g *dfns.Policy) {
 			g.Action.ApprovalGroups[0].Approvers = map[string]any{"userId": map[string]any{"in": []any{"us-1"}}}

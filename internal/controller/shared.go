@@ -36,13 +36,47 @@ type dfnsApprovals struct{ api dfns.PoliciesAPI }
 
 var _ driver.Approvals = dfnsApprovals{}
 
-// Outcome reads the approval and maps its status to the change request's.
-func (a dfnsApprovals) Outcome(ctx context.Context, approvalID string) (string, error) {
-	ap, err := a.api.GetApproval(ctx, approvalID)
-	if err != nil {
-		return "", err
+// Outcome reads the change request's approval and maps its status to the change request's.
+// Dfns may answer a held change without an approvalId (docs/dfns-compatibility.md): the
+// approval is then found by the change request ID its activity holds, among the pending ones
+// of the requester first, then among all of the requester's.
+func (a dfnsApprovals) Outcome(ctx context.Context, cr driver.ChangeRequest) (driver.ChangeRequest, error) {
+	if cr.ApprovalID == "" {
+		ap, err := a.find(ctx, cr)
+		if err != nil || ap == nil {
+			return cr, err
+		}
+		cr.ApprovalID, cr.Status = ap.ID, approvalOutcome(ap.Status)
+		return cr, nil
 	}
-	return approvalOutcome(ap.Status), nil
+	ap, err := a.api.GetApproval(ctx, cr.ApprovalID)
+	if err != nil {
+		return cr, err
+	}
+	cr.Status = approvalOutcome(ap.Status)
+	return cr, nil
+}
+
+// find returns the approval holding change request cr, nil when none does.
+func (a dfnsApprovals) find(ctx context.Context, cr driver.ChangeRequest) (*dfns.Approval, error) {
+	filters := []dfns.ApprovalFilter{{Status: crPending, InitiatorID: cr.Requester}}
+	if cr.Requester != "" {
+		// Decided already: only the requester's own, so as not to read every approval of
+		// the organisation (each transaction signed under a policy makes one).
+		filters = append(filters, dfns.ApprovalFilter{InitiatorID: cr.Requester})
+	}
+	for _, f := range filters {
+		all, err := a.api.ListApprovals(ctx, f)
+		if err != nil {
+			return nil, fmt.Errorf("listing approvals: %w", err)
+		}
+		for i := range all {
+			if all[i].ChangeRequestID() == cr.ID {
+				return &all[i], nil
+			}
+		}
+	}
+	return nil, nil
 }
 
 // approvalOutcome maps an approval's status to its change request's.

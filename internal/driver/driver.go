@@ -228,8 +228,11 @@ const (
 
 // Approvals tells what became of a change Dfns held for approval.
 type Approvals interface {
-	// Outcome returns StatusPending, StatusApplied or StatusRejected for the approval.
-	Outcome(ctx context.Context, approvalID string) (string, error)
+	// Outcome returns the change request with Status StatusPending, StatusApplied or
+	// StatusRejected, and its ApprovalID. Dfns may hold a change without naming its approval
+	// (docs/dfns-compatibility.md): with ApprovalID "", the approval is looked up by the change
+	// request's ID, and a Status "" says that none names it.
+	Outcome(ctx context.Context, cr ChangeRequest) (ChangeRequest, error)
 }
 
 // Config is what New needs to build the driver of one kind.
@@ -422,6 +425,15 @@ func (r *Reconciler[T, O]) converge(ctx context.Context, st *state[T, O], rec Re
 		}
 		return r.awaitApproval(ctx, st, pending, "")
 	}
+	if obs.Shown != nil && obs.Shown.Status == StatusPending {
+		// The object waits on a change this resource did not record (another hand's, or one
+		// whose status was lost): sending a change now would only be refused, and a create
+		// shown pending is not made yet. Wait for it to be decided.
+		if obs.Exists {
+			st.obj.SetStatusID(obs.ID)
+		}
+		return r.awaitApproval(ctx, st, obs.Shown, "")
+	}
 	if obs.Exists && r.rotateRequested(st) {
 		obs.Exists, obs.Rotate = false, &Replacement{ID: obs.ID, Reason: EventRotated,
 			Message: fmt.Sprintf("rotated as %s asked: replaced %s, which is retired after its grace period", v1alpha1.AnnotationRotate, obs.ID)}
@@ -551,8 +563,17 @@ const (
 func (r *Reconciler[T, O]) awaitApproval(ctx context.Context, st *state[T, O], cr *ChangeRequest, op string) (ctrl.Result, error) {
 	msg := ApprovalMessage(cr)
 	if op != "" && cr != nil {
+		if cr.ApprovalID == "" {
+			// Dfns held the change without naming its approval: find it now, while it is
+			// surely pending, so that status names what to approve. A miss is looked for again.
+			if got, err := st.Approvals.Outcome(ctx, *cr); err == nil {
+				cr.ApprovalID = got.ApprovalID
+			}
+			msg = ApprovalMessage(cr)
+		}
 		st.obj.Managed().PendingChangeRequest = &v1alpha1.ChangeRequestStatus{
 			ID: cr.ID, ApprovalID: cr.ApprovalID, Status: StatusPending, Generation: st.obj.GetGeneration(), Operation: op,
+			RequesterID: cr.Requester,
 		}
 		r.normal(st.obj, EventChangePendingApproval, "%s", msg)
 	}
@@ -972,19 +993,20 @@ func (r *Reconciler[T, O]) followApproval(ctx context.Context, st *state[T, O], 
 	if cr == nil {
 		return nil, nil
 	}
-	if cr.Status == StatusPending {
-		switch {
-		case shown != nil && shown.ID == cr.ID:
-		case cr.ApprovalID == "":
-			// Nothing to ask about: the object no longer shows it, or the kind never shows
-			// one. The observation says what exists; a change still held is answered 409.
+	if cr.Status == StatusPending && (shown == nil || shown.ID != cr.ID) {
+		got, err := st.Approvals.Outcome(ctx, ChangeRequest{ID: cr.ID, ApprovalID: cr.ApprovalID, Requester: cr.RequesterID})
+		if err != nil {
+			return nil, fmt.Errorf("reading the approval of change request %s: %w", cr.ID, err)
+		}
+		if cr.ApprovalID == "" {
+			cr.ApprovalID = got.ApprovalID
+		}
+		cr.Status = got.Status
+		if cr.Status == "" {
+			// No approval names it, and the object does not show it (or its kind shows
+			// none): the observation says what exists, and a change still held is answered
+			// 409.
 			cr.Status = StatusApplied
-		default:
-			status, err := st.Approvals.Outcome(ctx, cr.ApprovalID)
-			if err != nil {
-				return nil, fmt.Errorf("reading approval %s: %w", cr.ApprovalID, err)
-			}
-			cr.Status = status
 		}
 	}
 	switch cr.Status {

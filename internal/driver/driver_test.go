@@ -275,14 +275,22 @@ func withPendingChange(p *v1alpha1.DfnsPermission) {
 		Generation: p.Generation, Operation: OperationUpdate}
 }
 
-// testApprovals answers Outcome from a map of approval ID to status.
+// testApprovals answers Outcome from a map of approval ID to status; a change request without
+// approval ID is looked up under "cr:<id>", and found as approval tApproval.
 type testApprovals map[string]string
 
-func (a testApprovals) Outcome(_ context.Context, id string) (string, error) {
-	if s, ok := a[id]; ok {
-		return s, nil
+func (a testApprovals) Outcome(_ context.Context, cr ChangeRequest) (ChangeRequest, error) {
+	if cr.ApprovalID == "" {
+		if s, ok := a["cr:"+cr.ID]; ok {
+			cr.ApprovalID, cr.Status = tApproval, s
+		}
+		return cr, nil
 	}
-	return "", errors.New("unexpected approval " + id)
+	if s, ok := a[cr.ApprovalID]; ok {
+		cr.Status = s
+		return cr, nil
+	}
+	return cr, errors.New("unexpected approval " + cr.ApprovalID)
 }
 
 func deleting(p *v1alpha1.DfnsPermission) {
@@ -864,12 +872,15 @@ func TestFollowApproval(t *testing.T) {
 		"Rejected":         {"rejected: stops until the spec changes", testApprovals{tApproval: StatusRejected}, nil, 1, "err:ChangeRejected"},
 		"RejectedOldSpec":  {"rejected, but the spec changed since: cleared", testApprovals{tApproval: StatusRejected}, nil, 2, "cleared"},
 		"NoApprovalNoShow": {"no approval ID and nothing shown: cleared, the observation tells what exists", nil, nil, 1, "cleared"},
+		"NoApprovalFound":  {"no approval ID: found by the change request, pending", testApprovals{"cr:" + tChange: StatusPending}, nil, 1, "pending"},
+		"NoApprovalFoundRejected": {"no approval ID: found by the change request, rejected", testApprovals{"cr:" + tChange: StatusRejected}, nil, 1,
+			"err:ChangeRejected"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			p := perm(withPendingChange)
 			p.Generation = tc.generation
-			if name == "NoApprovalNoShow" {
+			if strings.HasPrefix(name, "NoApproval") {
 				p.Status.PendingChangeRequest.ApprovalID = ""
 			}
 			r := &Reconciler[*v1alpha1.DfnsPermission, string]{}
@@ -882,6 +893,9 @@ func TestFollowApproval(t *testing.T) {
 				got = "err:" + reason
 			case pending != nil:
 				got = "pending"
+				if tc.approvals["cr:"+tChange] != "" && p.Status.PendingChangeRequest.ApprovalID != tApproval {
+					t.Errorf("the approval found is not recorded: %+v", p.Status.PendingChangeRequest)
+				}
 			case p.Status.PendingChangeRequest == nil:
 				got = "cleared"
 			}
@@ -1302,5 +1316,39 @@ func TestResourceMetrics(t *testing.T) {
 		if n := series(vec); n != 0 {
 			t.Errorf("%s series of a deleted resource = %d, want 0", name, n)
 		}
+	}
+}
+
+// TestShownChangeWaits: an object that shows a change waiting for approval that status does
+// not record (another hand's, or one whose status was lost) is waited on: nothing is sent,
+// neither a create (a creation shown pending is not made yet) nor an update.
+func TestShownChangeWaits(t *testing.T) {
+	shown := &ChangeRequest{ID: "cr-other", ApprovalID: "ap-other", Status: StatusPending}
+	for name, obs := range map[string]Observation[string]{
+		"pending creation": {Shown: shown},
+		"pending update":   {ID: tPermID, Exists: true, UpToDate: false, Shown: shown},
+	} {
+		t.Run(name, func(t *testing.T) {
+			p := perm(withFinalizer)
+			if obs.Exists {
+				withID(p)
+			}
+			ext := &extFns[*v1alpha1.DfnsPermission]{observe: func(*v1alpha1.DfnsPermission, string) (Observation[string], error) { return obs, nil }}
+			r, c, _ := newDriver[*v1alpha1.DfnsPermission](t, ext, func() *v1alpha1.DfnsPermission { return &v1alpha1.DfnsPermission{} }, p)
+			if _, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(p)}); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(ext.calls, []string{tValidate, tObserve}) {
+				t.Errorf("calls = %v, want only Validate and Observe", ext.calls)
+			}
+			var got v1alpha1.DfnsPermission
+			if err := c.Get(context.Background(), client.ObjectKeyFromObject(p), &got); err != nil {
+				t.Fatal(err)
+			}
+			checkCondition(t, name, &got, v1alpha1.ConditionSynced, "False/"+v1alpha1.ReasonAwaitingApproval)
+			if got.Status.PendingChangeRequest != nil {
+				t.Errorf("status records %+v as this resource's change; it is not", got.Status.PendingChangeRequest)
+			}
+		})
 	}
 }

@@ -53,6 +53,8 @@ type Verdict struct {
 // ChangeRequest is a change Dfns holds for approval (an answer 202).
 type ChangeRequest struct {
 	ID, ApprovalID, Status string
+	// Requester is the Dfns user who asked for the change, when Dfns said.
+	Requester string
 }
 
 // ErrorClassifier knows the errors of the Dfns client, which the driver does not import.
