@@ -39,6 +39,10 @@ func (s *Server) serveControls(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 	case "POST /sandbox/users":
 		s.postUser(w, body)
+	case "GET /sandbox/strict":
+		writeJSON(w, http.StatusOK, s.Strict().Names())
+	case "PUT /sandbox/strict":
+		s.putStrict(w, body)
 	default:
 		writeError(w, errNotFound("route not found: %s %s", r.Method, r.URL.Path))
 	}
@@ -119,4 +123,21 @@ func (s *Server) postUser(w http.ResponseWriter, body []byte) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(raw)
+}
+
+// putStrict replaces the strict behaviours with a JSON list of names ("all" for every one,
+// [] for none) and answers the list in effect.
+func (s *Server) putStrict(w http.ResponseWriter, body []byte) {
+	var names []string
+	if err := json.Unmarshal(body, &names); err != nil {
+		writeError(w, errBadRequest("the body must be a JSON list of behaviour names"))
+		return
+	}
+	st, err := ParseStrictness(names)
+	if err != nil {
+		writeError(w, errBadRequest("%s", err.Error()))
+		return
+	}
+	s.SetStrict(st)
+	writeJSON(w, http.StatusOK, st.Names())
 }

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -32,6 +33,9 @@ type Options struct {
 	Now func() time.Time
 	// HTTPClient sends webhook deliveries (default: a client with a 5 s timeout).
 	HTTPClient *http.Client
+	// Strict selects the less kind reading of the Dfns docs, behaviour by behaviour (zero:
+	// the kind reading); Server.SetStrict changes it later. It is not kept in StateFile.
+	Strict Strictness
 }
 
 // Server is one sandboxed Dfns organisation. It is safe for concurrent use.
@@ -45,6 +49,7 @@ type Server struct {
 	st *state
 
 	faults     faultState // has its own lock so that the state lock stays off the latency sleep
+	strict     atomic.Pointer[Strictness]
 	deliveries sync.WaitGroup
 }
 
@@ -63,6 +68,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s := &Server{opts: opts, now: func() time.Time { return now().UTC() }, client: client}
 	s.faults.init(opts.Seed)
+	s.SetStrict(opts.Strict)
 	st, err := s.loadOrInitState()
 	if err != nil {
 		return nil, err
