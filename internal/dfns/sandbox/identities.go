@@ -383,6 +383,9 @@ func (s *Server) updateServiceAccount(c *call) (*reply, error) {
 	if err != nil {
 		return nil, err
 	}
+	if u.IsArchived {
+		return nil, errArchived("service account", u.ID)
+	}
 	if req.Name != nil {
 		if err := checkName(req.Name); err != nil {
 			return nil, err
@@ -412,6 +415,12 @@ func (s *Server) setServiceAccountActive(c *call, active bool) (*reply, error) {
 	if err != nil {
 		return nil, err
 	}
+	if u.IsArchived {
+		if active {
+			return nil, errArchived("service account", u.ID)
+		}
+		return ok(s.serviceAccountJSON(u, "")), nil
+	}
 	u.IsActive = active
 	for _, t := range s.tokensOf(u.ID, tokenKindSA) {
 		t.IsActive = active
@@ -428,6 +437,7 @@ func (s *Server) deactivateServiceAccount(c *call) (*reply, error) {
 }
 
 // deleteServiceAccount removes the SA for good: GET answers 404 and its token stops working.
+// In strict "archive" mode it is archived instead: still listed, inactive, name taken.
 func (s *Server) deleteServiceAccount(c *call) (*reply, error) {
 	if err := decodeOptionalJSON(c.body, &struct{}{}); err != nil {
 		return nil, err
@@ -436,6 +446,13 @@ func (s *Server) deleteServiceAccount(c *call) (*reply, error) {
 	if err != nil {
 		return nil, err
 	}
+	if u.IsArchived {
+		return ok(s.serviceAccountJSON(u, "")), nil
+	}
+	if s.Strict().ArchiveKeepsListed {
+		s.archiveUser(u)
+		return ok(s.serviceAccountJSON(u, "")), nil
+	}
 	u.IsActive = false
 	for _, t := range s.tokensOf(u.ID, tokenKindSA) {
 		t.IsActive = false
@@ -443,6 +460,29 @@ func (s *Server) deleteServiceAccount(c *call) (*reply, error) {
 	out := s.serviceAccountJSON(u, "")
 	s.removeUser(u.ID)
 	return ok(out), nil
+}
+
+// errArchived answers a change to an archived identity (strict "archive" mode).
+func errArchived(what, id string) error {
+	return errBadRequest("%s %s is archived and cannot be changed", what, id)
+}
+
+// archiveUser is a delete in strict "archive" mode: the user or SA and its tokens (SA token,
+// PATs) stay, inactive and archived, so that they are still listed and their names stay
+// taken; their assignments are removed, as on a delete.
+func (s *Server) archiveUser(u *userRec) {
+	u.IsActive, u.IsArchived = false, true
+	for _, t := range s.st.Tokens {
+		if t.UserID == u.ID {
+			s.archiveToken(t)
+		}
+	}
+	s.deleteAssignmentsOf(u.ID)
+}
+
+func (s *Server) archiveToken(t *tokenRec) {
+	t.IsActive, t.IsArchived = false, true
+	s.deleteAssignmentsOf(t.ID)
 }
 
 // removeUser deletes a user or SA with its tokens, credentials and assignments.
@@ -541,6 +581,9 @@ func (s *Server) updatePAT(c *call) (*reply, error) {
 	if err != nil {
 		return nil, err
 	}
+	if t.IsArchived {
+		return nil, errArchived("personal access token", t.ID)
+	}
 	if req.Name != nil {
 		if err := checkName(req.Name); err != nil {
 			return nil, err
@@ -564,6 +607,12 @@ func (s *Server) setPATActive(c *call, active bool) (*reply, error) {
 	if err != nil {
 		return nil, err
 	}
+	if t.IsArchived {
+		if active {
+			return nil, errArchived("personal access token", t.ID)
+		}
+		return ok(s.tokenJSON(t, "")), nil
+	}
 	t.IsActive = active
 	return ok(s.tokenJSON(t, "")), nil
 }
@@ -571,7 +620,8 @@ func (s *Server) setPATActive(c *call, active bool) (*reply, error) {
 func (s *Server) activatePAT(c *call) (*reply, error)   { return s.setPATActive(c, true) }
 func (s *Server) deactivatePAT(c *call) (*reply, error) { return s.setPATActive(c, false) }
 
-// deletePAT removes the PAT for good: GET answers 404 and its token stops working.
+// deletePAT removes the PAT for good: GET answers 404 and its token stops working. In strict
+// "archive" mode it is archived instead: still listed, inactive, name taken.
 func (s *Server) deletePAT(c *call) (*reply, error) {
 	if err := decodeOptionalJSON(c.body, &struct{}{}); err != nil {
 		return nil, err
@@ -579,6 +629,13 @@ func (s *Server) deletePAT(c *call) (*reply, error) {
 	t, err := s.findPAT(c)
 	if err != nil {
 		return nil, err
+	}
+	if t.IsArchived {
+		return ok(s.tokenJSON(t, "")), nil
+	}
+	if s.Strict().ArchiveKeepsListed {
+		s.archiveToken(t)
+		return ok(s.tokenJSON(t, "")), nil
 	}
 	t.IsActive = false
 	out := s.tokenJSON(t, "")
@@ -691,6 +748,9 @@ func (s *Server) updateUser(c *call) (*reply, error) {
 	if err != nil {
 		return nil, err
 	}
+	if u.IsArchived {
+		return nil, errArchived("user", u.ID)
+	}
 	u.IsSSORequired = *req.IsSSORequired
 	return ok(s.userInfoJSON(u)), nil
 }
@@ -703,6 +763,12 @@ func (s *Server) setUserActive(c *call, active bool) (*reply, error) {
 	if err != nil {
 		return nil, err
 	}
+	if u.IsArchived {
+		if active {
+			return nil, errArchived("user", u.ID)
+		}
+		return ok(s.userInfoJSON(u)), nil
+	}
 	u.IsActive = active
 	return ok(s.userInfoJSON(u)), nil
 }
@@ -710,7 +776,8 @@ func (s *Server) setUserActive(c *call, active bool) (*reply, error) {
 func (s *Server) activateUser(c *call) (*reply, error)   { return s.setUserActive(c, true) }
 func (s *Server) deactivateUser(c *call) (*reply, error) { return s.setUserActive(c, false) }
 
-// deleteUser removes the user with its PATs and credentials; its tokens stop working.
+// deleteUser removes the user with its PATs and credentials; its tokens stop working. In
+// strict "archive" mode it is archived instead: still listed, inactive, e-mail taken.
 func (s *Server) deleteUser(c *call) (*reply, error) {
 	if err := decodeOptionalJSON(c.body, &struct{}{}); err != nil {
 		return nil, err
@@ -718,6 +785,13 @@ func (s *Server) deleteUser(c *call) (*reply, error) {
 	u, err := s.findUser(c.param("id"))
 	if err != nil {
 		return nil, err
+	}
+	if u.IsArchived {
+		return ok(s.userInfoJSON(u)), nil
+	}
+	if s.Strict().ArchiveKeepsListed {
+		s.archiveUser(u)
+		return ok(s.userInfoJSON(u)), nil
 	}
 	u.IsActive = false
 	out := s.userInfoJSON(u)

@@ -327,13 +327,13 @@ type assignRequest struct {
 	IdentityID *string `json:"identityId"`
 }
 
-// identityExists reports whether id names a live user, service account or PAT.
+// identityExists reports whether id names a live (not archived) user, service account or PAT.
 func (s *Server) identityExists(id string) bool {
-	if s.st.Users[id] != nil {
-		return true
+	if u := s.st.Users[id]; u != nil {
+		return !u.IsArchived
 	}
 	t := s.st.Tokens[id]
-	return t != nil && t.Kind == tokenKindPat
+	return t != nil && t.Kind == tokenKindPat && !t.IsArchived
 }
 
 func (s *Server) assignPermission(c *call) (*reply, error) {

@@ -109,3 +109,116 @@ func mustStr(t testing.TB, v any) string {
 	t.Helper()
 	return string(mustJSON(t, v))
 }
+
+// modes runs f once with the kind (default) reading and once with the strict one.
+func modes(t *testing.T, f func(t *testing.T, strict bool)) {
+	t.Helper()
+	for _, strict := range []bool{false, true} {
+		name := "Default"
+		if strict {
+			name = "Strict"
+		}
+		t.Run(name, func(t *testing.T) { f(t, strict) })
+	}
+}
+
+// listed reports whether a list answer's items hold one whose field (a dotted path) is id.
+func listed(answer map[string]any, path, id string) map[string]any {
+	for _, it := range answer["items"].([]any) {
+		v := it
+		for key := range strings.SplitSeq(path, ".") {
+			v = v.(map[string]any)[key]
+		}
+		if v == id {
+			return it.(map[string]any)
+		}
+	}
+	return nil
+}
+
+// TestStrictArchive: a deleted service account, PAT or user is gone with its name free
+// (default), or stays listed and readable with isActive false and its name taken (strict
+// "archive"); its token stops working either way.
+func TestStrictArchive(t *testing.T) {
+	modes(t, func(t *testing.T, strict bool) {
+		e := newEnv(t, Options{Strict: Strictness{ArchiveKeepsListed: strict}})
+		admin := e.user("admin@example.com", true)
+		pm := e.permission(admin, "reader", "Permissions:Read")
+		sa, _ := e.serviceAccount(admin, "ci", pm, "ed25519")
+		patKey := newTestKey(t, "p256")
+		pat := e.mustCall(admin, 200, "POST", "/auth/pats", map[string]any{"name": "laptop", "publicKey": patKey.publicPEM(t), "permissionId": pm})
+		patID := pat["tokenId"].(string)
+		invited := e.mustCall(admin, 200, "POST", "/auth/users", map[string]any{"email": "bob@example.com", "kind": "CustomerEmployee"})
+		userID := invited["userId"].(string)
+
+		saDel := e.mustCall(admin, 200, "DELETE", "/auth/service-accounts/"+sa.userID+"?force=true", nil)
+		patDel := e.mustCall(admin, 200, "DELETE", "/auth/pats/"+patID, map[string]any{})
+		userDel := e.mustCall(admin, 200, "DELETE", "/auth/users/"+userID, nil)
+		if saDel["userInfo"].(map[string]any)["isActive"] != false || patDel["isActive"] != false || userDel["isActive"] != false {
+			t.Errorf("delete answers must show isActive false: %v / %v / %v", saDel, patDel, userDel)
+		}
+		if st, out := e.request("GET", "/permissions", sa.token, "", nil); st != 401 {
+			t.Errorf("a deleted service account's token answered %d %s, want 401", st, out)
+		}
+		if st, out := e.request("GET", "/permissions", pat["accessToken"].(string), "", nil); st != 401 {
+			t.Errorf("a deleted PAT answered %d %s, want 401", st, out)
+		}
+		sas := e.mustCall(admin, 200, "GET", "/auth/service-accounts", nil)
+		pats := e.mustCall(admin, 200, "GET", "/auth/pats", nil)
+		users := e.mustCall(admin, 200, "GET", "/auth/users", nil)
+		assigned := e.mustCall(admin, 200, "GET", "/permissions/"+pm+"/assignments", nil)
+		if n := len(assigned["items"].([]any)); n != 0 {
+			t.Errorf("the deleted identities keep %d assignments", n)
+		}
+		newSA := map[string]any{"name": "ci", "publicKey": newTestKey(t, "ed25519").publicPEM(t)}
+		newPAT := map[string]any{"name": "laptop", "publicKey": patKey.publicPEM(t)}
+		newUser := map[string]any{"email": "bob@example.com", "kind": "CustomerEmployee"}
+		if !strict {
+			e.mustCall(admin, 404, "GET", "/auth/service-accounts/"+sa.userID, nil)
+			e.mustCall(admin, 404, "GET", "/auth/pats/"+patID, nil)
+			e.mustCall(admin, 404, "GET", "/auth/users/"+userID, nil)
+			if listed(sas, "userInfo.userId", sa.userID) != nil || listed(pats, "tokenId", patID) != nil || listed(users, "userId", userID) != nil {
+				t.Errorf("a deleted identity is still listed")
+			}
+			e.mustCall(admin, 200, "POST", "/auth/service-accounts", newSA)
+			e.mustCall(admin, 200, "POST", "/auth/pats", newPAT)
+			e.mustCall(admin, 200, "POST", "/auth/users", newUser)
+			return
+		}
+		gotSA := e.mustCall(admin, 200, "GET", "/auth/service-accounts/"+sa.userID, nil)
+		gotPAT := e.mustCall(admin, 200, "GET", "/auth/pats/"+patID, nil)
+		gotUser := e.mustCall(admin, 200, "GET", "/auth/users/"+userID, nil)
+		saTok := gotSA["accessTokens"].([]any)[0].(map[string]any)
+		if gotSA["userInfo"].(map[string]any)["isActive"] != false || saTok["isActive"] != false ||
+			gotPAT["isActive"] != false || gotUser["isActive"] != false {
+			t.Errorf("archived identities must read back inactive: %v / %v / %v", gotSA, gotPAT, gotUser)
+		}
+		if l := listed(sas, "userInfo.userId", sa.userID); l == nil || l["userInfo"].(map[string]any)["isActive"] != false {
+			t.Errorf("the archived service account is not listed as inactive: %v", sas)
+		}
+		if l := listed(pats, "tokenId", patID); l == nil || l["isActive"] != false {
+			t.Errorf("the archived PAT is not listed as inactive: %v", pats)
+		}
+		if l := listed(users, "userId", userID); l == nil || l["isActive"] != false {
+			t.Errorf("the archived user is not listed as inactive: %v", users)
+		}
+		for _, c := range []struct{ path, want string }{
+			{"/auth/service-accounts", "a service account named \"ci\" already exists"},
+			{"/auth/pats", "a personal access token named \"laptop\" already exists"},
+			{"/auth/users", "a user with email \"bob@example.com\" already exists"},
+		} {
+			body := map[string]any{"/auth/service-accounts": newSA, "/auth/pats": newPAT, "/auth/users": newUser}[c.path]
+			st, out := e.call(admin, "POST", c.path, body)
+			if st != 409 || errMessage(t, out) != c.want {
+				t.Errorf("POST %s with an archived one's name: %d %s, want 409 %q", c.path, st, out, c.want)
+			}
+		}
+		e.mustCall(admin, 400, "PUT", "/auth/service-accounts/"+sa.userID+"/activate", nil)
+		e.mustCall(admin, 400, "PUT", "/auth/pats/"+patID, map[string]any{"name": "laptop-2"})
+		e.mustCall(admin, 400, "PUT", "/auth/users/"+userID+"/activate", nil)
+		e.mustCall(admin, 200, "PUT", "/auth/service-accounts/"+sa.userID+"/deactivate", nil)
+		e.mustCall(admin, 200, "DELETE", "/auth/service-accounts/"+sa.userID, nil)
+		e.mustCall(admin, 200, "DELETE", "/auth/pats/"+patID, nil)
+		e.mustCall(admin, 404, "POST", "/permissions/"+pm+"/assignments", map[string]any{"identityId": sa.userID})
+	})
+}
