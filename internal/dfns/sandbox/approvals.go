@@ -81,8 +81,14 @@ func (s *Server) pendingCR(id string) *changeRec {
 
 // pendingConflict is the answer to a change of an entity that already has a pending change
 // request: 409, naming the change request and approval (the sandbox never queues a second
-// change behind a pending one).
-func pendingConflict(cr *changeRec) error {
+// change behind a pending one). In strict "no-approval-id" mode it names the change request
+// only.
+func (s *Server) pendingConflict(cr *changeRec) error {
+	if s.Strict().NoApprovalID {
+		e := errConflict("entity %s already has a pending change request %s", cr.EntityID, cr.ID)
+		e.Details = map[string]any{"changeRequestId": cr.ID}
+		return e
+	}
 	e := errConflict("entity %s already has a pending change request %s awaiting approval %s", cr.EntityID, cr.ID, cr.ApprovalID)
 	e.Details = map[string]any{"changeRequestId": cr.ID, "approvalId": cr.ApprovalID}
 	return e
@@ -125,11 +131,16 @@ func (s *Server) openChangeRequest(c *call, activity, kind, opKind, entityID str
 	return cr
 }
 
+// changeRequestJSON renders a change request (a 202 answer, a pendingChangeRequest, an
+// approval's activity.changeRequest); in strict "no-approval-id" mode without approvalId.
 func (s *Server) changeRequestJSON(cr *changeRec) map[string]any {
 	m := map[string]any{
 		"id": cr.ID, "kind": cr.Kind, "operationKind": cr.OperationKind, "status": cr.Status,
 		"entityId": cr.EntityID, "approvalId": cr.ApprovalID, "requester": cr.Requester,
 		"dateCreated": isoTime(cr.DateCreated), "body": cr.Body,
+	}
+	if s.Strict().NoApprovalID {
+		delete(m, "approvalId")
 	}
 	if cr.DateResolved != nil {
 		m["dateResolved"] = isoTime(*cr.DateResolved)

@@ -245,7 +245,7 @@ func (s *Server) modifiablePermission(id string) (*permRec, error) {
 		return nil, errForbidden("permission %s is immutable", p.ID)
 	}
 	if cr := s.pendingCR(p.PendingCR); cr != nil {
-		return nil, pendingConflict(cr)
+		return nil, s.pendingConflict(cr)
 	}
 	return p, nil
 }
@@ -362,7 +362,7 @@ func (s *Server) assignPermission(c *call) (*reply, error) {
 	for _, cr := range s.st.ChangeRequests {
 		if cr.Status == crPending && cr.Kind == "Assignment" && cr.OperationKind == "Create" &&
 			cr.PermissionID == p.ID && cr.IdentityID == *req.IdentityID {
-			return nil, pendingConflict(cr)
+			return nil, s.pendingConflict(cr)
 		}
 	}
 	pols, err := s.evaluatePolicies(activityPermissionsAssign, p.ID)
@@ -418,7 +418,7 @@ func (s *Server) revokePermission(c *call) (*reply, error) {
 		return nil, errForbidden("assignment %s is immutable", a.ID)
 	}
 	if cr := s.pendingCR(a.PendingCR); cr != nil {
-		return nil, pendingConflict(cr)
+		return nil, s.pendingConflict(cr)
 	}
 	pols, err := s.evaluatePolicies(activityPermissionsAssign, p.ID)
 	if err != nil {

@@ -344,7 +344,7 @@ func (s *Server) modifiablePolicy(id string) (*policyRec, error) {
 		return nil, err
 	}
 	if cr := s.pendingCR(p.PendingCR); cr != nil {
-		return nil, pendingConflict(cr)
+		return nil, s.pendingConflict(cr)
 	}
 	return p, nil
 }

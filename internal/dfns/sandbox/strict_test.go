@@ -222,3 +222,79 @@ func TestStrictArchive(t *testing.T) {
 		e.mustCall(admin, 404, "POST", "/permissions/"+pm+"/assignments", map[string]any{"identityId": sa.userID})
 	})
 }
+
+// approvalOf finds, through GET /v2/policy-approvals, the approval whose
+// activity.changeRequest is the change request crID: the way to follow a change request
+// that carries no approvalId.
+func (e *env) approvalOf(a *actor, crID string) map[string]any {
+	e.t.Helper()
+	list := e.mustCall(a, 200, "GET", "/v2/policy-approvals?limit=500", nil)
+	for _, it := range list["items"].([]any) {
+		ap := it.(map[string]any)
+		if cr, has := ap["activity"].(map[string]any)["changeRequest"].(map[string]any); has && cr["id"] == crID {
+			return ap
+		}
+	}
+	e.t.Fatalf("no approval lists change request %s: %v", crID, list)
+	return nil
+}
+
+// TestStrictNoApprovalID: 202 change requests (permission update, assign, revoke) and
+// pendingChangeRequest carry approvalId (default) or not (strict "no-approval-id"); the
+// approval is found by listing approvals either way, and deciding it applies the change.
+func TestStrictNoApprovalID(t *testing.T) {
+	modes(t, func(t *testing.T, strict bool) {
+		e := newEnv(t, Options{Strict: Strictness{NoApprovalID: strict}})
+		admin := e.user("admin@example.com", true)
+		second := e.user("second@example.com", true)
+		target := e.user("target@example.com", false)
+		pm := e.permission(admin, "guarded", "Permissions:Read")
+		e.mustCall(admin, 200, "POST", "/v2/policies", approvalPolicy("modify", "Permissions:Modify", 1, nil))
+		e.mustCall(admin, 200, "POST", "/v2/policies", approvalPolicy("assign", "Permissions:Assign", 1, nil))
+
+		check := func(what string, cr map[string]any) {
+			t.Helper()
+			_, has := cr["approvalId"]
+			if has == strict {
+				t.Errorf("%s: approvalId present = %v, want %v: %v", what, has, !strict, cr)
+			}
+		}
+		approve := func(cr map[string]any) {
+			t.Helper()
+			ap := e.approvalOf(admin, cr["id"].(string))
+			if !strict && ap["id"] != cr["approvalId"] {
+				t.Errorf("change request %s names approval %v, the list %v", cr["id"], cr["approvalId"], ap["id"])
+			}
+			check("activity.changeRequest", ap["activity"].(map[string]any)["changeRequest"].(map[string]any))
+			e.mustCall(second, 200, "POST", "/v2/policy-approvals/"+ap["id"].(string)+"/decisions", map[string]any{"value": "Approved"})
+		}
+
+		upd := e.mustCall(admin, 202, "PUT", "/permissions/"+pm, map[string]any{"name": "guarded-2"})
+		check("202 of a permission update", upd)
+		got := e.mustCall(admin, 200, "GET", "/permissions/"+pm, nil)
+		pending := got["pendingChangeRequest"].(map[string]any)
+		if pending["id"] != upd["id"] {
+			t.Fatalf("pendingChangeRequest %v, want %s", pending, upd["id"])
+		}
+		check("pendingChangeRequest", pending)
+		st, out := e.call(admin, "PUT", "/permissions/"+pm, map[string]any{"name": "guarded-3"})
+		details := decode(t, out)["error"].(map[string]any)["details"].(map[string]any)
+		if _, has := details["approvalId"]; st != 409 || details["changeRequestId"] != upd["id"] || has == strict {
+			t.Errorf("a second change while pending: %d %s", st, out)
+		}
+		approve(upd)
+		if got := e.mustCall(admin, 200, "GET", "/permissions/"+pm, nil); got["name"] != "guarded-2" {
+			t.Errorf("after approval: %v", got)
+		}
+
+		assign := e.mustCall(admin, 202, "POST", "/permissions/"+pm+"/assignments", map[string]any{"identityId": target.userID})
+		check("202 of an assignment", assign)
+		approve(assign)
+		revoke := e.mustCall(admin, 202, "DELETE", "/permissions/"+pm+"/assignments/"+assign["entityId"].(string), nil)
+		check("202 of a revoke", revoke)
+		approve(revoke)
+		if list := e.mustCall(admin, 200, "GET", "/permissions/"+pm+"/assignments", nil); len(list["items"].([]any)) != 0 {
+			t.Errorf("after the approved revoke: %v", list)
+		}
+	})
+}
