@@ -170,7 +170,8 @@ func (s *Server) userInfoJSON(u *userRec) map[string]any {
 	return m
 }
 
-// tokenJSON renders an access token; accessToken is set only in create answers.
+// tokenJSON renders an access token; accessToken is set only in create answers, where
+// strict "empty-cred-id" mode blanks credId as the docs' create examples do.
 func (s *Server) tokenJSON(t *tokenRec, accessToken string) map[string]any {
 	holder := t.ID
 	if t.Kind == tokenKindSA {
@@ -183,6 +184,9 @@ func (s *Server) tokenJSON(t *tokenRec, accessToken string) map[string]any {
 	}
 	if accessToken != "" {
 		m["accessToken"] = accessToken
+		if s.Strict().EmptyCredID {
+			m["credId"] = ""
+		}
 	}
 	return m
 }

@@ -298,3 +298,45 @@ func TestStrictNoApprovalID(t *testing.T) {
 		}
 	})
 }
+
+// TestStrictEmptyCredID: the create answers of a service account and a PAT carry the real
+// credId (default) or "" (strict "empty-cred-id"); GET and list carry the real one, which
+// signs.
+func TestStrictEmptyCredID(t *testing.T) {
+	modes(t, func(t *testing.T, strict bool) {
+		e := newEnv(t, Options{Strict: Strictness{EmptyCredID: strict}})
+		admin := e.user("admin@example.com", true)
+		all := e.sb.permissionByNameForTest(fullAdminPermission)
+		saKey := newTestKey(t, "ed25519")
+		sa := e.mustCall(admin, 200, "POST", "/auth/service-accounts", map[string]any{"name": "ci", "publicKey": saKey.publicPEM(t), "permissionId": all})
+		saTok := sa["accessTokens"].([]any)[0].(map[string]any)
+		patKey := newTestKey(t, "p256")
+		pat := e.mustCall(admin, 200, "POST", "/auth/pats", map[string]any{"name": "laptop", "publicKey": patKey.publicPEM(t), "permissionId": all})
+		for what, created := range map[string]map[string]any{"service account": saTok, "PAT": pat} {
+			if id, _ := created["credId"].(string); (id == "") != strict {
+				t.Errorf("%s create answer: credId %q (strict %v)", what, id, strict)
+			}
+		}
+		saID := sa["userInfo"].(map[string]any)["userId"].(string)
+		gotSA := e.mustCall(admin, 200, "GET", "/auth/service-accounts/"+saID, nil)["accessTokens"].([]any)[0].(map[string]any)
+		listedSA := listed(e.mustCall(admin, 200, "GET", "/auth/service-accounts", nil), "userInfo.userId", saID)["accessTokens"].([]any)[0].(map[string]any)
+		gotPAT := e.mustCall(admin, 200, "GET", "/auth/pats/"+pat["tokenId"].(string), nil)
+		listedPAT := listed(e.mustCall(admin, 200, "GET", "/auth/pats", nil), "tokenId", pat["tokenId"].(string))
+		for what, m := range map[string]map[string]any{"SA get": gotSA, "SA list": listedSA, "PAT get": gotPAT, "PAT list": listedPAT} {
+			if !strings.HasPrefix(mustB64(t, m["credId"].(string)), "ci-") {
+				t.Errorf("%s: credId %v, want the real one", what, m["credId"])
+			}
+		}
+		// The credId read back signs.
+		saActor := &actor{token: saTok["accessToken"].(string), credID: gotSA["credId"].(string), key: saKey}
+		e.mustCall(saActor, 200, "POST", "/permissions", map[string]any{"name": "by-sa", "operations": []string{"Permissions:Read"}})
+		patActor := &actor{token: pat["accessToken"].(string), credID: gotPAT["credId"].(string), key: patKey}
+		e.mustCall(patActor, 200, "POST", "/permissions", map[string]any{"name": "by-pat", "operations": []string{"Permissions:Read"}})
+		if strict {
+			blank := &actor{token: pat["accessToken"].(string), credID: "", key: patKey}
+			if _, st, out := e.tryUserAction(blank, "POST", "/permissions", []byte(`{}`)); st != 401 {
+				t.Errorf("signing with the empty credId of the create answer: %d %s, want 401", st, out)
+			}
+		}
+	})
+}
