@@ -142,6 +142,9 @@ func (s *Server) changeRequestJSON(cr *changeRec) map[string]any {
 	if s.Strict().NoApprovalID {
 		delete(m, "approvalId")
 	}
+	if cr.Kind == "Policy" && s.Strict().PolicyDefaults {
+		m["body"] = withPolicyDefaults(cr.Body)
+	}
 	if cr.DateResolved != nil {
 		m["dateResolved"] = isoTime(*cr.DateResolved)
 	}

@@ -283,7 +283,62 @@ func (s *Server) policyJSON(p *policyRec) map[string]any {
 	if cr := s.pendingCR(p.PendingCR); cr != nil {
 		m["pendingChangeRequest"] = s.changeRequestJSON(cr)
 	}
+	if s.Strict().PolicyDefaults {
+		raw, _ := json.Marshal(m) // maps, strings and policy structs always marshal
+		return withPolicyDefaults(raw)
+	}
 	return m
+}
+
+// policyLimitKeys are the rule configuration numbers strict "policy-defaults" mode echoes as
+// strings (Dfns amounts are decimal strings).
+var policyLimitKeys = []string{"limit", "riskScoreThreshold"}
+
+// withPolicyDefaults decodes a policy (or a policy change request body) and adds what strict
+// "policy-defaults" mode echoes although the client did not send it: rule.configuration {}
+// when absent, limit and riskScoreThreshold as strings, for RequestApproval an
+// autoRejectTimeout null and per approval group name null, initiatorCanApprove and
+// serviceAccountsCanApprove false, and filters {} when absent. Other numbers stay as sent.
+func withPolicyDefaults(raw []byte) map[string]any {
+	var m map[string]any
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if dec.Decode(&m) != nil || m == nil {
+		return m
+	}
+	if rule, isObj := m["rule"].(map[string]any); isObj {
+		cfg, hasCfg := rule["configuration"].(map[string]any)
+		if !hasCfg {
+			cfg = map[string]any{}
+		}
+		for _, k := range policyLimitKeys {
+			if n, isNum := cfg[k].(json.Number); isNum {
+				cfg[k] = n.String()
+			}
+		}
+		rule["configuration"] = cfg
+	}
+	if action, isObj := m["action"].(map[string]any); isObj && action["kind"] == "RequestApproval" {
+		setDefault(action, "autoRejectTimeout", nil)
+		groups, _ := action["approvalGroups"].([]any)
+		for _, g := range groups {
+			if group, isGroup := g.(map[string]any); isGroup {
+				setDefault(group, "name", nil)
+				setDefault(group, "initiatorCanApprove", false)
+				setDefault(group, "serviceAccountsCanApprove", false)
+			}
+		}
+	}
+	if m["filters"] == nil {
+		m["filters"] = map[string]any{}
+	}
+	return m
+}
+
+func setDefault(m map[string]any, key string, v any) {
+	if _, has := m[key]; !has {
+		m[key] = v
+	}
 }
 
 func (s *Server) createPolicy(c *call) (*reply, error) {

@@ -340,3 +340,81 @@ func TestStrictEmptyCredID(t *testing.T) {
 		}
 	})
 }
+
+// TestStrictPolicyDefaults: a policy reads back as sent (default) or with the defaults the
+// client did not send and limits as strings (strict "policy-defaults"), in the create, get,
+// list and update answers and in a held change's body; either form is accepted back as an
+// update body and reads back the same.
+func TestStrictPolicyDefaults(t *testing.T) {
+	modes(t, func(t *testing.T, strict bool) {
+		e := newEnv(t, Options{Strict: Strictness{PolicyDefaults: strict}})
+		admin := e.user("admin@example.com", true)
+		approval := map[string]any{
+			"name": "guard", "activityKind": "Permissions:Modify", "rule": map[string]any{"kind": "AlwaysTrigger"},
+			"action": map[string]any{"kind": "RequestApproval", "approvalGroups": []any{map[string]any{"quorum": 1, "approvers": map[string]any{}}}},
+		}
+		limit := map[string]any{
+			"name": "limit", "activityKind": "Wallets:Sign",
+			"rule":   map[string]any{"kind": "TransactionAmountLimit", "configuration": map[string]any{"limit": 1000, "currency": "USD"}},
+			"action": map[string]any{"kind": "Block"},
+		}
+		want := func(what string, got map[string]any, defaults bool) {
+			t.Helper()
+			action := got["action"].(map[string]any)
+			rule := got["rule"].(map[string]any)
+			if got["activityKind"] == "Wallets:Sign" {
+				lim := rule["configuration"].(map[string]any)["limit"]
+				if _, isStr := lim.(string); isStr != defaults || (defaults && lim != "1000") {
+					t.Errorf("%s: limit %#v (defaults %v)", what, lim, defaults)
+				}
+				if _, has := action["autoRejectTimeout"]; has {
+					t.Errorf("%s: a Block action shows autoRejectTimeout: %v", what, action)
+				}
+			} else {
+				group := action["approvalGroups"].([]any)[0].(map[string]any)
+				cfg, hasCfg := rule["configuration"]
+				timeout, hasTimeout := action["autoRejectTimeout"]
+				name, hasName := group["name"]
+				ok := hasCfg == defaults && hasTimeout == defaults && hasName == defaults &&
+					(group["initiatorCanApprove"] == false) == defaults && (group["serviceAccountsCanApprove"] == false) == defaults
+				if defaults {
+					ok = ok && len(cfg.(map[string]any)) == 0 && timeout == nil && name == nil && group["quorum"] == 1.0
+				}
+				if !ok {
+					t.Errorf("%s: rule %v action %v (defaults %v)", what, rule, action, defaults)
+				}
+			}
+			if f, has := got["filters"]; has != defaults || (defaults && len(f.(map[string]any)) != 0) {
+				t.Errorf("%s: filters %v (defaults %v)", what, f, defaults)
+			}
+		}
+		for _, body := range []map[string]any{approval, limit} {
+			created := e.mustCall(admin, 200, "POST", "/v2/policies", body)
+			id := created["id"].(string)
+			want("create answer", created, strict)
+			got := e.mustCall(admin, 200, "GET", "/v2/policies/"+id, nil)
+			want("get", got, strict)
+			want("list", listed(e.mustCall(admin, 200, "GET", "/v2/policies", nil), "id", id), strict)
+			// What was read back is accepted as an update body and reads back the same.
+			for _, k := range []string{"id", "status", "dateCreated", "dateUpdated"} {
+				delete(got, k)
+			}
+			updated := e.mustCall(admin, 200, "PUT", "/v2/policies/"+id, got)
+			want("update answer", updated, strict)
+			again := e.mustCall(admin, 200, "GET", "/v2/policies/"+id, nil)
+			delete(again, "dateUpdated")
+			delete(updated, "dateUpdated")
+			if mustStr(t, again) != mustStr(t, updated) {
+				t.Errorf("a read-back body sent as an update changed the policy:\n%v\n%v", updated, again)
+			}
+		}
+		guard := map[string]any{
+			"name": "policy-guard", "activityKind": "Policies:Modify", "rule": map[string]any{"kind": "AlwaysTrigger"},
+			"action": map[string]any{"kind": "RequestApproval", "approvalGroups": []any{map[string]any{"quorum": 1, "approvers": map[string]any{}}}},
+		}
+		gid := e.mustCall(admin, 200, "POST", "/v2/policies", guard)["id"].(string)
+		cr := e.mustCall(admin, 202, "PUT", "/v2/policies/"+gid, guard)
+		want("a held update's body", cr["body"].(map[string]any), strict)
+		want("pendingChangeRequest.body", e.mustCall(admin, 200, "GET", "/v2/policies/"+gid, nil)["pendingChangeRequest"].(map[string]any)["body"].(map[string]any), strict)
+	})
+}
