@@ -133,10 +133,40 @@ func (s *Server) assignmentJSON(a *assignRec) map[string]any {
 	return m
 }
 
-// permissionAssignments is the permissionAssignments[] of a user, SA or PAT.
+// pendingAssignments are, in strict "pending-listed" mode, the assignments that pending
+// creation change requests will make, for listing: their ID is the change request's entityId
+// and their pendingChangeRequest that change request; nil otherwise.
+func (s *Server) pendingAssignments() []*assignRec {
+	if !s.Strict().PendingListed {
+		return nil
+	}
+	var out []*assignRec
+	for _, cr := range s.st.ChangeRequests {
+		if cr.Status != crPending || cr.Kind != "Assignment" || cr.OperationKind != "Create" {
+			continue
+		}
+		var seq int64
+		if ap := s.st.Approvals[cr.ApprovalID]; ap != nil {
+			seq = ap.Seq
+		}
+		out = append(out, &assignRec{
+			ID: cr.EntityID, PermissionID: cr.PermissionID, IdentityID: cr.IdentityID,
+			DateCreated: cr.DateCreated, DateUpdated: cr.DateCreated, Seq: seq, PendingCR: cr.ID,
+		})
+	}
+	return out
+}
+
+// permissionAssignments is the permissionAssignments[] of a user, SA or PAT; in strict
+// "pending-listed" mode it includes pending creations, which its item shape cannot mark.
 func (s *Server) permissionAssignments(identityID string) []map[string]any {
 	var list []*assignRec
 	for _, a := range s.st.Assignments {
+		if a.IdentityID == identityID {
+			list = append(list, a)
+		}
+	}
+	for _, a := range s.pendingAssignments() {
 		if a.IdentityID == identityID {
 			list = append(list, a)
 		}
@@ -389,6 +419,11 @@ func (s *Server) listAssignments(c *call) (*reply, error) {
 			all = append(all, a)
 		}
 	}
+	for _, a := range s.pendingAssignments() {
+		if a.PermissionID == p.ID {
+			all = append(all, a)
+		}
+	}
 	items, next, err := paginate(c, all, func(a *assignRec) int64 { return a.Seq }, 50)
 	if err != nil {
 		return nil, err
@@ -411,6 +446,13 @@ func (s *Server) revokePermission(c *call) (*reply, error) {
 		return nil, err
 	}
 	a := s.st.Assignments[c.param("aid")]
+	if a == nil {
+		for _, pa := range s.pendingAssignments() { // listed in strict "pending-listed" mode
+			if pa.ID == c.param("aid") && pa.PermissionID == p.ID {
+				return nil, s.pendingConflict(s.st.ChangeRequests[pa.PendingCR])
+			}
+		}
+	}
 	if a == nil || a.PermissionID != p.ID {
 		return nil, errNotFound("assignment %s not found", c.param("aid"))
 	}

@@ -418,3 +418,56 @@ func TestStrictPolicyDefaults(t *testing.T) {
 		want("pendingChangeRequest.body", e.mustCall(admin, 200, "GET", "/v2/policies/"+gid, nil)["pendingChangeRequest"].(map[string]any)["body"].(map[string]any), strict)
 	})
 }
+
+// TestStrictPendingListed: a held assignment creation is not listed until approved (default),
+// or is listed with its pendingChangeRequest (operationKind Create), also among the
+// identity's permissionAssignments (strict "pending-listed"); a held revoke shows
+// pendingChangeRequest with operationKind Delete in both modes.
+func TestStrictPendingListed(t *testing.T) {
+	modes(t, func(t *testing.T, strict bool) {
+		e := newEnv(t, Options{Strict: Strictness{PendingListed: strict}})
+		admin := e.user("admin@example.com", true)
+		second := e.user("second@example.com", true)
+		target := e.user("target@example.com", false)
+		pm := e.permission(admin, "held", "Permissions:Read")
+		e.mustCall(admin, 200, "POST", "/v2/policies", approvalPolicy("assign", "Permissions:Assign", 1, nil))
+		cr := e.mustCall(admin, 202, "POST", "/permissions/"+pm+"/assignments", map[string]any{"identityId": target.userID})
+		aid := cr["entityId"].(string)
+
+		list := e.mustCall(admin, 200, "GET", "/permissions/"+pm+"/assignments", nil)
+		item := listed(list, "id", aid)
+		held := listed(map[string]any{"items": e.mustCall(admin, 200, "GET", "/auth/users/"+target.userID, nil)["permissionAssignments"]}, "assignmentId", aid)
+		if !strict {
+			if item != nil || held != nil {
+				t.Errorf("a pending assignment creation is listed: %v / %v", list, held)
+			}
+		} else {
+			if item == nil || held == nil {
+				t.Fatalf("the pending creation is not listed: %v / %v", list, held)
+			}
+			pcr, _ := item["pendingChangeRequest"].(map[string]any)
+			if pcr["id"] != cr["id"] || pcr["kind"] != "Assignment" || pcr["operationKind"] != "Create" ||
+				pcr["status"] != "Pending" || pcr["entityId"] != aid || item["identityId"] != target.userID || item["permissionId"] != pm {
+				t.Errorf("pending item: %v", item)
+			}
+			st, out := e.call(admin, "DELETE", "/permissions/"+pm+"/assignments/"+aid, nil)
+			if st != 409 || decode(t, out)["error"].(map[string]any)["details"].(map[string]any)["changeRequestId"] != cr["id"] {
+				t.Errorf("revoking a pending creation: %d %s, want 409 naming its change request", st, out)
+			}
+		}
+		e.mustCall(target, 403, "GET", "/permissions", nil) // listed or not, it grants nothing yet
+		e.mustCall(second, 200, "POST", "/v2/policy-approvals/"+e.approvalOf(admin, cr["id"].(string))["id"].(string)+"/decisions", map[string]any{"value": "Approved"})
+		item = listed(e.mustCall(admin, 200, "GET", "/permissions/"+pm+"/assignments", nil), "id", aid)
+		if item == nil || item["pendingChangeRequest"] != nil {
+			t.Fatalf("the approved assignment: %v", item)
+		}
+		e.mustCall(target, 200, "GET", "/permissions", nil)
+
+		revoke := e.mustCall(admin, 202, "DELETE", "/permissions/"+pm+"/assignments/"+aid, nil)
+		item = listed(e.mustCall(admin, 200, "GET", "/permissions/"+pm+"/assignments", nil), "id", aid)
+		pcr, _ := item["pendingChangeRequest"].(map[string]any)
+		if pcr["id"] != revoke["id"] || pcr["operationKind"] != "Delete" || pcr["status"] != "Pending" {
+			t.Errorf("an assignment with a held revoke: %v", item)
+		}
+	})
+}
