@@ -408,10 +408,53 @@ func (s *Server) updateServiceAccount(c *call) (*reply, error) {
 	return ok(s.serviceAccountJSON(u, "")), nil
 }
 
-func (s *Server) setServiceAccountActive(c *call, active bool) (*reply, error) {
-	var req struct {
-		Force *bool `json:"force"`
+// forceBody is the body of a deactivation: force bypasses the policy approver check
+// (DeactivateServiceAccountBody in @dfns/sdk; the user endpoint documents none).
+type forceBody struct {
+	Force *bool `json:"force"`
+}
+
+func (f *forceBody) force() bool { return f.Force != nil && *f.Force }
+
+// forceQuery reports the force=true query parameter of a delete (ArchiveServiceAccountQuery).
+func forceQuery(c *call) bool { return c.r.URL.Query().Get("force") == "true" }
+
+// approverPolicies lists the active policies naming userID among an approval group's
+// approvers.userId.in.
+func (s *Server) approverPolicies(userID string) []string {
+	var ids []string
+	for _, p := range s.sortedPolicies() {
+		if p.Status != policyActive {
+			continue
+		}
+		for _, g := range p.Action.ApprovalGroups {
+			if g.Approvers.UserID != nil && slices.Contains(g.Approvers.UserID.In, userID) {
+				ids = append(ids, p.ID)
+				break
+			}
+		}
 	}
+	return ids
+}
+
+// checkApproverForce refuses, in strict "approver-force" mode, to deactivate or delete a
+// user or service account that an active policy names as an approver, unless force is set:
+// 400, naming the policies in details.policyIds. The default mode ignores force.
+func (s *Server) checkApproverForce(what string, u *userRec, force bool) error {
+	if force || !s.Strict().ApproverForce {
+		return nil
+	}
+	ids := s.approverPolicies(u.ID)
+	if len(ids) == 0 {
+		return nil
+	}
+	e := errBadRequest("%s %s is an approver in policy %s: set force to deactivate or delete it anyway", what, u.ID, strings.Join(ids, ", "))
+	e.Details = map[string]any{"policyIds": ids}
+	return e
+}
+
+func (s *Server) setServiceAccountActive(c *call, active bool) (*reply, error) {
+	var req forceBody
 	if err := decodeOptionalJSON(c.body, &req); err != nil {
 		return nil, err
 	}
@@ -424,6 +467,11 @@ func (s *Server) setServiceAccountActive(c *call, active bool) (*reply, error) {
 			return nil, errArchived("service account", u.ID)
 		}
 		return ok(s.serviceAccountJSON(u, "")), nil
+	}
+	if !active {
+		if err := s.checkApproverForce("service account", u, req.force()); err != nil {
+			return nil, err
+		}
 	}
 	u.IsActive = active
 	for _, t := range s.tokensOf(u.ID, tokenKindSA) {
@@ -452,6 +500,9 @@ func (s *Server) deleteServiceAccount(c *call) (*reply, error) {
 	}
 	if u.IsArchived {
 		return ok(s.serviceAccountJSON(u, "")), nil
+	}
+	if err := s.checkApproverForce("service account", u, forceQuery(c)); err != nil {
+		return nil, err
 	}
 	if s.Strict().ArchiveKeepsListed {
 		s.archiveUser(u)
@@ -760,7 +811,8 @@ func (s *Server) updateUser(c *call) (*reply, error) {
 }
 
 func (s *Server) setUserActive(c *call, active bool) (*reply, error) {
-	if err := decodeOptionalJSON(c.body, &struct{}{}); err != nil {
+	var req forceBody
+	if err := decodeOptionalJSON(c.body, &req); err != nil {
 		return nil, err
 	}
 	u, err := s.findUser(c.param("id"))
@@ -772,6 +824,11 @@ func (s *Server) setUserActive(c *call, active bool) (*reply, error) {
 			return nil, errArchived("user", u.ID)
 		}
 		return ok(s.userInfoJSON(u)), nil
+	}
+	if !active {
+		if err := s.checkApproverForce("user", u, req.force()); err != nil {
+			return nil, err
+		}
 	}
 	u.IsActive = active
 	return ok(s.userInfoJSON(u)), nil
@@ -792,6 +849,9 @@ func (s *Server) deleteUser(c *call) (*reply, error) {
 	}
 	if u.IsArchived {
 		return ok(s.userInfoJSON(u)), nil
+	}
+	if err := s.checkApproverForce("user", u, forceQuery(c)); err != nil {
+		return nil, err
 	}
 	if s.Strict().ArchiveKeepsListed {
 		s.archiveUser(u)

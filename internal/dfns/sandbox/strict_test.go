@@ -471,3 +471,60 @@ func TestStrictPendingListed(t *testing.T) {
 		}
 	})
 }
+
+// TestStrictApproverForce: deactivating or deleting a service account or user that an active
+// policy names as approver is accepted with or without force (default), or refused with 400
+// unless force is given where @dfns/sdk puts it: the deactivate body, the delete query
+// (strict "approver-force").
+func TestStrictApproverForce(t *testing.T) {
+	modes(t, func(t *testing.T, strict bool) {
+		e := newEnv(t, Options{Strict: Strictness{ApproverForce: strict}})
+		admin := e.user("admin@example.com", true)
+		approverSA, _ := e.serviceAccount(admin, "approver-sa", "", "ed25519")
+		bystander, _ := e.serviceAccount(admin, "bystander", "", "ed25519")
+		approverUser := e.user("approver@example.com", false)
+		policy := approvalPolicy("named approvers", "Permissions:Modify", 1, nil)
+		group := policy["action"].(map[string]any)["approvalGroups"].([]any)[0].(map[string]any)
+		group["approvers"] = map[string]any{"userId": map[string]any{"in": []string{approverSA.userID, approverUser.userID}}}
+		group["serviceAccountsCanApprove"] = true
+		pol := e.mustCall(admin, 200, "POST", "/v2/policies", policy)["id"].(string)
+
+		// Default: the first delete goes through, a second one finds nothing.
+		refused, again, gone := 200, 404, 404
+		if strict {
+			refused, again, gone = 400, 400, 200
+		}
+		for _, c := range []struct {
+			reason, method, path string
+			body                 any
+			want                 int
+		}{
+			{"deactivate an approver service account", "PUT", "/auth/service-accounts/" + approverSA.userID + "/deactivate", nil, refused},
+			{"force in the query of a deactivate is not where the SDK sends it", "PUT", "/auth/service-accounts/" + approverSA.userID + "/deactivate?force=true", map[string]any{}, refused},
+			{"deactivate it with force in the body", "PUT", "/auth/service-accounts/" + approverSA.userID + "/deactivate", map[string]any{"force": true}, 200},
+			{"activate it again", "PUT", "/auth/service-accounts/" + approverSA.userID + "/activate", nil, 200},
+			{"delete it", "DELETE", "/auth/service-accounts/" + approverSA.userID, nil, refused},
+			{"delete it with force=false", "DELETE", "/auth/service-accounts/" + approverSA.userID + "?force=false", nil, again},
+			{"deactivate an approver user", "PUT", "/auth/users/" + approverUser.userID + "/deactivate", map[string]any{}, refused},
+			{"deactivate it with force in the body", "PUT", "/auth/users/" + approverUser.userID + "/deactivate", map[string]any{"force": true}, 200},
+			{"delete it", "DELETE", "/auth/users/" + approverUser.userID, nil, refused},
+			{"delete it with force", "DELETE", "/auth/users/" + approverUser.userID + "?force=true", nil, gone},
+			{"a service account no policy names", "DELETE", "/auth/service-accounts/" + bystander.userID, nil, 200},
+		} {
+			st, out := e.call(admin, c.method, c.path, c.body)
+			if st != c.want {
+				t.Errorf("%s: %d %s, want %d", c.reason, st, out, c.want)
+				continue
+			}
+			if st == 400 {
+				details := decode(t, out)["error"].(map[string]any)["details"].(map[string]any)
+				if ids, _ := details["policyIds"].([]any); len(ids) != 1 || ids[0] != pol || !strings.Contains(errMessage(t, out), pol) {
+					t.Errorf("%s: the refusal must name the policy %s: %s", c.reason, pol, out)
+				}
+			}
+		}
+		// An archived policy names no approver any more.
+		e.mustCall(admin, 200, "DELETE", "/v2/policies/"+pol, nil)
+		e.mustCall(admin, gone, "DELETE", "/auth/service-accounts/"+approverSA.userID, nil)
+	})
+}
