@@ -124,8 +124,9 @@ type policyRequest struct {
 	Filters      json.RawMessage `json:"filters"`
 }
 
-// parsePolicy validates a policy body against the combination table.
-func parsePolicy(body []byte) (*policyBody, error) {
+// parsePolicy validates a policy body against the combination table; strictInput (strict
+// "input" mode) also checks rule configurations against @dfns/sdk 0.8.21.
+func parsePolicy(body []byte, strictInput bool) (*policyBody, error) {
 	var req policyRequest
 	if err := decodeJSON(body, &req); err != nil {
 		return nil, err
@@ -143,6 +144,11 @@ func parsePolicy(body []byte) (*policyBody, error) {
 	p := &policyBody{Name: *req.Name, ActivityKind: *req.ActivityKind, Rule: *req.Rule, Action: *req.Action}
 	if err := checkRule(p.ActivityKind, spec, &p.Rule); err != nil {
 		return nil, err
+	}
+	if strictInput {
+		if err := checkRuleConfiguration(p.Rule); err != nil {
+			return nil, err
+		}
 	}
 	if err := checkAction(p.ActivityKind, spec, &p.Action); err != nil {
 		return nil, err
@@ -173,6 +179,70 @@ func checkRule(activity string, spec activitySpec, r *policyRule) error {
 	}
 	if r.Kind == "AlwaysTrigger" && len(obj) > 0 {
 		return errBadRequest("rule.configuration must be empty for AlwaysTrigger")
+	}
+	return nil
+}
+
+// chainalysisConfig is the configuration of the Chainalysis rules (@dfns/sdk 0.8.21:
+// ChainalysisTransactionPrescreening, and ChainalysisTransactionScreening without addresses).
+type chainalysisConfig struct {
+	Alerts *struct {
+		AlertLevel  *string `json:"alertLevel"`
+		CategoryIDs []int   `json:"categoryIds"`
+	} `json:"alerts"`
+	Exposures *struct {
+		Direct *struct {
+			CategoryIDs []int `json:"categoryIds"`
+		} `json:"direct"`
+	} `json:"exposures"`
+	Addresses *struct {
+		CategoryIDs []int `json:"categoryIds"`
+	} `json:"addresses"`
+	FallbackBehaviours *struct {
+		SkipUnscreenableTransaction *bool `json:"skipUnscreenableTransaction"`
+		SkipUnsupportedNetwork      *bool `json:"skipUnsupportedNetwork"`
+		SkipUnsupportedAsset        *bool `json:"skipUnsupportedAsset"`
+		SkipChainalysisFailure      *bool `json:"skipChainalysisFailure"`
+	} `json:"fallbackBehaviours"`
+}
+
+// checkRuleConfiguration is strict "input" mode's check of a rule configuration: the amount
+// rules' currency is USD only, and the Chainalysis rules need every field @dfns/sdk 0.8.21
+// requires (only userIdTemplate is optional).
+func checkRuleConfiguration(r policyRule) error {
+	switch r.Kind {
+	case "TransactionAmountLimit", "TransactionAmountVelocity":
+		var cfg struct {
+			Currency *string `json:"currency"`
+		}
+		if err := json.Unmarshal(r.Configuration, &cfg); err != nil {
+			return decodeError(err)
+		}
+		if cfg.Currency == nil || *cfg.Currency != "USD" {
+			return errBadRequest("rule.configuration.currency must be USD")
+		}
+	case "ChainalysisTransactionPrescreening", "ChainalysisTransactionScreening":
+		var cfg chainalysisConfig
+		if err := json.Unmarshal(r.Configuration, &cfg); err != nil {
+			return decodeError(err)
+		}
+		missing := ""
+		fb := cfg.FallbackBehaviours
+		switch {
+		case cfg.Alerts == nil || cfg.Alerts.AlertLevel == nil || cfg.Alerts.CategoryIDs == nil:
+			missing = "alerts.alertLevel and alerts.categoryIds"
+		case cfg.Exposures == nil || cfg.Exposures.Direct == nil || cfg.Exposures.Direct.CategoryIDs == nil:
+			missing = "exposures.direct.categoryIds"
+		case r.Kind == "ChainalysisTransactionPrescreening" && (cfg.Addresses == nil || cfg.Addresses.CategoryIDs == nil):
+			missing = "addresses.categoryIds"
+		case fb == nil || fb.SkipUnscreenableTransaction == nil || fb.SkipUnsupportedNetwork == nil ||
+			fb.SkipUnsupportedAsset == nil || fb.SkipChainalysisFailure == nil:
+			missing = "fallbackBehaviours.skipUnscreenableTransaction, skipUnsupportedNetwork, skipUnsupportedAsset and skipChainalysisFailure"
+		}
+		if missing != "" {
+			return errBadRequest("rule.configuration.%s are required for rule kind %s", missing, r.Kind)
+		}
+		return checkEnum("rule.configuration.alerts.alertLevel", *cfg.Alerts.AlertLevel, "LOW", "MEDIUM", "HIGH", "SEVERE")
 	}
 	return nil
 }
@@ -342,7 +412,7 @@ func setDefault(m map[string]any, key string, v any) {
 }
 
 func (s *Server) createPolicy(c *call) (*reply, error) {
-	body, err := parsePolicy(c.body)
+	body, err := parsePolicy(c.body, s.Strict().StrictInput)
 	if err != nil {
 		return nil, err
 	}
@@ -405,7 +475,7 @@ func (s *Server) modifiablePolicy(id string) (*policyRec, error) {
 }
 
 func (s *Server) updatePolicy(c *call) (*reply, error) {
-	body, err := parsePolicy(c.body)
+	body, err := parsePolicy(c.body, s.Strict().StrictInput)
 	if err != nil {
 		return nil, err
 	}

@@ -528,3 +528,91 @@ func TestStrictApproverForce(t *testing.T) {
 		e.mustCall(admin, gone, "DELETE", "/auth/service-accounts/"+approverSA.userID, nil)
 	})
 }
+
+// TestStrictInput: the sandbox accepts any currency, incomplete Chainalysis configurations and
+// the Go SDK's extra webhook event kinds (default), or only what @dfns/sdk 0.8.21 allows
+// (strict "input").
+func TestStrictInput(t *testing.T) {
+	chainalysis := func(drop string, addresses bool) map[string]any {
+		cfg := map[string]any{
+			"alerts":    map[string]any{"alertLevel": "HIGH", "categoryIds": []int{1, 2}},
+			"exposures": map[string]any{"direct": map[string]any{"categoryIds": []int{3}}},
+			"fallbackBehaviours": map[string]any{
+				"skipUnscreenableTransaction": true, "skipUnsupportedNetwork": false,
+				"skipUnsupportedAsset": false, "skipChainalysisFailure": true,
+			},
+		}
+		if addresses {
+			cfg["addresses"] = map[string]any{"categoryIds": []int{}}
+		}
+		switch parent, key, nested := strings.Cut(drop, "."); {
+		case drop == "":
+		case nested:
+			delete(cfg[parent].(map[string]any), key)
+		default:
+			delete(cfg, parent)
+		}
+		return cfg
+	}
+	sign := func(name, kind string, cfg map[string]any) map[string]any {
+		return map[string]any{"name": name, "activityKind": "Wallets:Sign", "rule": map[string]any{"kind": kind, "configuration": cfg}, "action": map[string]any{"kind": "Block"}}
+	}
+	incoming := func(name string, cfg map[string]any) map[string]any {
+		return map[string]any{"name": name, "activityKind": "Wallets:IncomingTransaction", "rule": map[string]any{"kind": "ChainalysisTransactionScreening", "configuration": cfg}, "action": map[string]any{"kind": "NoAction"}}
+	}
+	level := chainalysis("", true)
+	level["alerts"].(map[string]any)["alertLevel"] = "EXTREME"
+	cases := []struct {
+		reason        string
+		path          string
+		body          map[string]any
+		refusedStrict bool // refused in strict mode
+	}{
+		{"amount limit in USD", "/v2/policies", sign("usd", "TransactionAmountLimit", map[string]any{"limit": 100, "currency": "USD"}), false},
+		{"amount limit in EUR", "/v2/policies", sign("eur", "TransactionAmountLimit", map[string]any{"limit": 100, "currency": "EUR"}), true},
+		{"amount velocity in EUR", "/v2/policies", sign("eur-v", "TransactionAmountVelocity", map[string]any{"limit": 100, "currency": "EUR", "timeframe": 60}), true},
+		{"amount limit without currency", "/v2/policies", sign("none", "TransactionAmountLimit", map[string]any{"limit": 100}), true},
+		{"complete Chainalysis prescreening", "/v2/policies", sign("ch", "ChainalysisTransactionPrescreening", chainalysis("", true)), false},
+		{"prescreening without alerts.categoryIds", "/v2/policies", sign("ch1", "ChainalysisTransactionPrescreening", chainalysis("alerts.categoryIds", true)), true},
+		{"prescreening without exposures", "/v2/policies", sign("ch2", "ChainalysisTransactionPrescreening", chainalysis("exposures", true)), true},
+		{"prescreening without addresses", "/v2/policies", sign("ch3", "ChainalysisTransactionPrescreening", chainalysis("", false)), true},
+		{"prescreening without fallbackBehaviours", "/v2/policies", sign("ch4", "ChainalysisTransactionPrescreening", chainalysis("fallbackBehaviours", true)), true},
+		{"prescreening without one fallback", "/v2/policies", sign("ch5", "ChainalysisTransactionPrescreening", chainalysis("fallbackBehaviours.skipChainalysisFailure", true)), true},
+		{"prescreening with an unknown alert level", "/v2/policies", sign("ch6", "ChainalysisTransactionPrescreening", level), true},
+		{"complete Chainalysis screening (no addresses)", "/v2/policies", incoming("in", chainalysis("", false)), false},
+		{"screening without alerts", "/v2/policies", incoming("in1", chainalysis("alerts", false)), true},
+		{"webhook on @dfns/sdk events", "/webhooks", map[string]any{"url": "https://x.example", "events": []string{"policy.approval.pending", "*"}}, false},
+		{"webhook on vault.created", "/webhooks", map[string]any{"url": "https://x.example", "events": []string{"vault.created"}}, true},
+		{"webhook on wallet.blockchain_event.transfer.included", "/webhooks", map[string]any{"url": "https://x.example", "events": []string{"wallet.blockchain_event.transfer.included"}}, true},
+	}
+	modes(t, func(t *testing.T, strict bool) {
+		e := newEnv(t, Options{Strict: Strictness{StrictInput: strict}})
+		admin := e.user("admin@example.com", true)
+		for _, c := range cases {
+			want := 200
+			if strict && c.refusedStrict {
+				want = 400
+			}
+			st, out := e.call(admin, "POST", c.path, c.body)
+			if st != want {
+				t.Errorf("%s: %d %s, want %d", c.reason, st, out, want)
+			}
+			if st == 200 && c.path == "/v2/policies" && c.refusedStrict {
+				// What the default mode accepted, strict mode refuses as an update too.
+				id := decode(t, out)["id"].(string)
+				e.sb.SetStrict(Strictness{StrictInput: true})
+				e.mustCall(admin, 400, "PUT", "/v2/policies/"+id, c.body)
+				e.sb.SetStrict(Strictness{})
+			}
+			if st == 200 && c.path == "/webhooks" {
+				id := decode(t, out)["id"].(string)
+				upd := 200
+				if strict {
+					upd = 400
+				}
+				e.mustCall(admin, upd, "PUT", "/webhooks/"+id, map[string]any{"events": []string{"vault.updated"}})
+				e.mustCall(admin, 200, "DELETE", "/webhooks/"+id, nil)
+			}
+		}
+	})
+}
