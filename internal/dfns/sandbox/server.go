@@ -217,6 +217,9 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	if !sleepCtx(r, s.faults.latency()) {
 		return
 	}
+	if s.spendsChallenge(rt, kind) {
+		_, _ = s.execute(rt, params, r) // the server fails after consuming the challenge
+	}
 	switch kind {
 	case FaultInternal:
 		writeError(w, errInternal("Internal Server Error"))
@@ -245,6 +248,17 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, rep.status, rep.body)
+}
+
+// spendsChallenge reports whether, in strict "challenge-spent" mode, a fault that answers
+// without running the handler hits a call that consumes a challenge (/auth/login,
+// /auth/action): the handler runs first, so that a retry with the same challenge is refused
+// as a reused one. The init calls hand out challenges and consume none.
+func (s *Server) spendsChallenge(rt *route, kind FaultKind) bool {
+	if kind == "" || kind == FaultAnswerLost || !s.Strict().ChallengeSpent {
+		return false
+	}
+	return rt.op == "Login" || rt.op == "CreateUserActionSignature"
 }
 
 // sleepCtx waits d or until the request is cancelled; it reports whether d elapsed.

@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -613,6 +614,63 @@ func TestStrictInput(t *testing.T) {
 				e.mustCall(admin, upd, "PUT", "/webhooks/"+id, map[string]any{"events": []string{"vault.updated"}})
 				e.mustCall(admin, 200, "DELETE", "/webhooks/"+id, nil)
 			}
+		}
+	})
+}
+
+// TestStrictChallengeSpent: after an injected 500 or 429 on /auth/action or /auth/login, a
+// retry with the same challenge succeeds (default) or is refused as a reused challenge
+// (strict "challenge-spent"), as if the server had failed after consuming it.
+func TestStrictChallengeSpent(t *testing.T) {
+	modes(t, func(t *testing.T, strict bool) {
+		e := newEnv(t, Options{Strict: Strictness{ChallengeSpent: strict}})
+		creds, err := e.sb.CreateUser("admin@example.com", true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := keyFromPEM(t, creds.PrivateKeyPEM)
+		retry := 200
+		if strict {
+			retry = 400
+		}
+		for _, kind := range []FaultKind{FaultInternal, FaultRateLimited, FaultRateLimitedRetry} {
+			t.Run(string(kind), func(t *testing.T) {
+				st, body := e.request("POST", "/auth/login/init", "", "", mustJSON(t, map[string]string{"username": creds.Username, "orgId": creds.OrgID}))
+				if st != 200 {
+					t.Fatalf("login init: %d %s", st, body)
+				}
+				var ch challengeAnswer
+				_ = json.Unmarshal(body, &ch)
+				a := &actor{credID: creds.CredID, key: key, form: formTS, userID: creds.UserID}
+				login := e.assertion(a, ch)
+				e.sb.InjectOnce("Login", kind)
+				if st, body := e.request("POST", "/auth/login", "", "", login); st < 429 {
+					t.Fatalf("the injected fault did not hit the login: %d %s", st, body)
+				}
+				st, body = e.request("POST", "/auth/login", "", "", login)
+				if st != retry || (strict && errMessage(t, body) != "Challenge token is not valid.") {
+					t.Fatalf("login retried with the same challenge: %d %s, want %d", st, body, retry)
+				}
+				a = e.login(creds, key, formTS)
+
+				init := mustJSON(t, map[string]string{"userActionHttpMethod": "POST", "userActionHttpPath": "/permissions", "userActionPayload": "{}"})
+				st, body = e.request("POST", "/auth/action/init", a.token, "", init)
+				if st != 200 {
+					t.Fatalf("action init: %d %s", st, body)
+				}
+				_ = json.Unmarshal(body, &ch)
+				sign := e.assertion(a, ch)
+				e.sb.InjectOnce("CreateUserActionSignature", kind)
+				if st, body := e.request("POST", "/auth/action", a.token, "", sign); st < 429 {
+					t.Fatalf("the injected fault did not hit the signing: %d %s", st, body)
+				}
+				st, body = e.request("POST", "/auth/action", a.token, "", sign)
+				if st != retry || (strict && errMessage(t, body) != "Challenge token is not valid.") {
+					t.Errorf("signing retried with the same challenge: %d %s, want %d", st, body, retry)
+				}
+				// A fresh challenge works in both modes.
+				e.mustCall(a, 200, "POST", "/permissions", map[string]any{"name": "after-" + string(kind), "operations": []string{"Permissions:Read"}})
+			})
 		}
 	})
 }
