@@ -62,25 +62,105 @@ func (u *UserCredentials) UnmarshalJSON(b []byte) error {
 // CreateUser makes a registered CustomerEmployee user with a fresh ECDSA P-256 Key
 // credential; admin=true assigns DfnsFullAdminAccess.
 func (s *Server) CreateUser(email string, admin bool) (*UserCredentials, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	pubPEM, privPEM, err := generateCredentialKey()
 	if err != nil {
-		return nil, fmt.Errorf("generate credential key: %w", err)
+		return nil, err
 	}
-	der, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return nil, fmt.Errorf("encode credential key: %w", err)
-	}
-	pubDER, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
-	if err != nil {
-		return nil, fmt.Errorf("encode credential public key: %w", err)
-	}
-	pubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER})
 	creds, err := s.CreateUserWithPublicKey(email, admin, pubPEM)
 	if err != nil {
 		return nil, err
 	}
-	creds.PrivateKeyPEM = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+	creds.PrivateKeyPEM = privPEM
 	return creds, nil
+}
+
+// generateCredentialKey makes an ECDSA P-256 key pair: SPKI and PKCS#8 PEM.
+func generateCredentialKey() ([]byte, []byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("generate credential key: %w", err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("encode credential key: %w", err)
+	}
+	pubDER, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if err != nil {
+		return nil, nil, fmt.Errorf("encode credential public key: %w", err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}),
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+}
+
+// RegisterUser completes the registration of a user invited with POST /auth/users, as the
+// user would by following the invitation: publicKeyPEM becomes its Key credential, or,
+// without one, the key given at creation (strict "invitations" mode keeps it inactive until
+// now), or else a fresh ECDSA P-256 key whose private key the answer carries. It is
+// idempotent: for a registered user it answers its credential when publicKeyPEM is empty or
+// already one of its keys, and a 409 *apiError for another key. Unknown users answer 404,
+// archived ones 400.
+func (s *Server) RegisterUser(userID string, publicKeyPEM []byte) (*UserCredentials, error) {
+	var privPEM []byte
+	if len(publicKeyPEM) == 0 {
+		s.mu.Lock()
+		u := s.st.Users[userID]
+		needKey := u != nil && !u.IsRegistered && s.userCredential(userID, "") == nil
+		s.mu.Unlock()
+		if needKey {
+			var err error
+			if publicKeyPEM, privPEM, err = generateCredentialKey(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u := s.st.Users[userID]
+	if u == nil || u.IsServiceAccount {
+		return nil, errNotFound("user %s not found", userID)
+	}
+	if u.IsArchived {
+		return nil, errArchived("user", u.ID)
+	}
+	pemStr := ""
+	if len(publicKeyPEM) > 0 {
+		p, _, err := normalizePublicKeyPEM(string(publicKeyPEM))
+		if err != nil {
+			return nil, errBadRequest("publicKey is not a supported PEM public key: %v", err)
+		}
+		pemStr = p
+	}
+	cred := s.userCredential(u.ID, pemStr)
+	switch {
+	case u.IsRegistered && (cred == nil || !cred.IsActive):
+		return nil, errConflict("user %s is registered already, with another key", u.ID)
+	case u.IsRegistered:
+	case cred != nil:
+		cred.IsActive = true
+	default:
+		cred = s.newCredential(u.ID, "", "Key credential", pemStr, s.now())
+	}
+	u.IsRegistered = true
+	if err := s.persistLocked(); err != nil {
+		return nil, err
+	}
+	return &UserCredentials{UserID: u.ID, Username: u.Username, OrgID: s.st.OrgID, CredID: cred.CredID, PrivateKeyPEM: privPEM}, nil
+}
+
+// userCredential returns the user's own Key credential (not a PAT's) with the given PEM, or
+// with pemStr "" its first one; active or not.
+func (s *Server) userCredential(userID, pemStr string) *credRec {
+	var list []*credRec
+	for _, cr := range s.st.Credentials {
+		if cr.UserID == userID && cr.TokenID == "" && (pemStr == "" || cr.PublicKeyPEM == pemStr) {
+			list = append(list, cr)
+		}
+	}
+	slices.SortFunc(list, func(a, b *credRec) int { return a.DateCreated.Compare(b.DateCreated) })
+	if len(list) == 0 {
+		return nil
+	}
+	return list[0]
 }
 
 // CreateUserWithPublicKey makes a registered CustomerEmployee user whose Key credential is
@@ -742,7 +822,8 @@ type createUserRequest struct {
 
 // createUser invites a CustomerEmployee. With publicKey the key becomes the user's Key
 // credential and the user counts as registered (it can log in at once); without one the
-// user stays unregistered, as after a real invitation.
+// user stays unregistered, as after a real invitation. In strict "invitations" mode the user
+// is always invited: unregistered, the key (if any) kept inactive until RegisterUser.
 func (s *Server) createUser(c *call) (*reply, error) {
 	if c.caller.token != nil && c.caller.token.Kind == tokenKindPat {
 		return nil, errForbidden("%s cannot create users", c.caller.describe())
@@ -775,8 +856,11 @@ func (s *Server) createUser(c *call) (*reply, error) {
 	u.ExternalID = optString(req.ExternalID)
 	u.IsSSORequired = req.IsSSORequired != nil && *req.IsSSORequired
 	if pemStr != "" {
-		s.newCredential(u.ID, "", "Key credential", pemStr, c.now)
+		cred := s.newCredential(u.ID, "", "Key credential", pemStr, c.now)
 		u.IsRegistered = true
+		if s.Strict().Invitations {
+			cred.IsActive, u.IsRegistered = false, false
+		}
 	}
 	return ok(s.userInfoJSON(u)), nil
 }

@@ -674,3 +674,85 @@ func TestStrictChallengeSpent(t *testing.T) {
 		}
 	})
 }
+
+// TestStrictInvitations: a user made with POST /auth/users and a publicKey is registered and
+// logs in at once (default), or is invited, unregistered and refused at login until the
+// register control completes its registration (strict "invitations"); a user made without a
+// key is unregistered in both modes. The register control (and Server.RegisterUser) works
+// in both modes and is idempotent.
+func TestStrictInvitations(t *testing.T) {
+	modes(t, func(t *testing.T, strict bool) {
+		e := newEnv(t, Options{Strict: Strictness{Invitations: strict}})
+		admin := e.user("admin@example.com", true)
+		aliceKey := newTestKey(t, "ed25519")
+		alice := e.mustCall(admin, 200, "POST", "/auth/users", map[string]any{"email": "alice@example.com", "kind": "CustomerEmployee", "publicKey": aliceKey.publicPEM(t)})
+		bob := e.mustCall(admin, 200, "POST", "/auth/users", map[string]any{"email": "bob@example.com", "kind": "CustomerEmployee"})
+		if alice["isRegistered"] != !strict || bob["isRegistered"] != false {
+			t.Errorf("isRegistered: alice %v, bob %v (strict %v)", alice["isRegistered"], bob["isRegistered"], strict)
+		}
+		initLogin := func(email string) (int, []byte) {
+			return e.request("POST", "/auth/login/init", "", "", mustJSON(t, map[string]string{"username": email, "orgId": e.sb.OrgID()}))
+		}
+		if strict {
+			for _, email := range []string{"alice@example.com", "bob@example.com"} {
+				if st, out := initLogin(email); st != 401 || errMessage(t, out) != "User has not completed registration" {
+					t.Errorf("login of the invited %s: %d %s", email, st, out)
+				}
+			}
+		} else {
+			st, out := initLogin("bob@example.com")
+			var ch challengeAnswer
+			_ = json.Unmarshal(out, &ch)
+			if st != 200 || len(ch.AllowCredentials.Key) != 0 {
+				t.Errorf("login init of bob, who has no credential: %d %s", st, out)
+			}
+		}
+
+		register := func(userID, body string, want int) *UserCredentials {
+			t.Helper()
+			var b []byte
+			if body != "" {
+				b = []byte(body)
+			}
+			st, out := e.request("POST", "/sandbox/users/"+userID+"/register", "", "", b)
+			if st != want {
+				t.Fatalf("register %s %s: %d %s, want %d", userID, body, st, out, want)
+			}
+			var creds UserCredentials
+			if st == 200 {
+				if err := json.Unmarshal(out, &creds); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return &creds
+		}
+		aliceID := alice["userId"].(string)
+		creds := register(aliceID, "", 200) // the key given at creation
+		if creds.UserID != aliceID || creds.Username != "alice@example.com" || creds.CredID == "" || creds.PrivateKeyPEM != nil {
+			t.Errorf("alice's registration: %+v", creds)
+		}
+		e.login(creds, aliceKey, formTS)
+		if again := register(aliceID, mustStr(t, map[string]string{"publicKey": aliceKey.publicPEM(t)}), 200); again.CredID != creds.CredID {
+			t.Errorf("registering again with the same key answered another credential %s", again.CredID)
+		}
+		register(aliceID, mustStr(t, map[string]string{"publicKey": newTestKey(t, "p256").publicPEM(t)}), 409)
+
+		bobCreds, err := e.sb.RegisterUser(bob["userId"].(string), nil)
+		if err != nil || bobCreds.PrivateKeyPEM == nil {
+			t.Fatalf("RegisterUser(bob) = %+v, %v; want generated credentials", bobCreds, err)
+		}
+		e.login(bobCreds, keyFromPEM(t, bobCreds.PrivateKeyPEM), formGo)
+		if got := e.mustCall(admin, 200, "GET", "/auth/users/"+bobCreds.UserID, nil); got["isRegistered"] != true {
+			t.Errorf("bob after registration: %v", got)
+		}
+
+		carol := e.mustCall(admin, 200, "POST", "/auth/users", map[string]any{"email": "carol@example.com", "kind": "CustomerEmployee"})
+		carolKey := newTestKey(t, "rsa")
+		e.login(register(carol["userId"].(string), mustStr(t, map[string]string{"publicKeyPem": carolKey.publicPEM(t)}), 200), carolKey, formTS)
+
+		sa, _ := e.serviceAccount(admin, "not-a-user", "", "ed25519")
+		register(sa.userID, "", 404)
+		register("us-nobody", "", 404)
+		register(aliceID, `{"publicKey":"nope"}`, 400)
+	})
+}
