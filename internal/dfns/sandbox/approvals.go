@@ -389,8 +389,20 @@ func (s *Server) applyChange(cr *changeRec, now time.Time) string {
 
 func (s *Server) applyPermissionChange(cr *changeRec, now time.Time) bool {
 	var b permissionBody
+	if json.Unmarshal(cr.Body, &b) != nil {
+		return false
+	}
 	p := s.st.Permissions[cr.EntityID]
-	if p == nil || json.Unmarshal(cr.Body, &b) != nil {
+	if cr.OperationKind == "Create" { // held by strict "hold-creates"
+		if p != nil || s.permissionByName(b.Name) != nil {
+			return false
+		}
+		p = &permRec{ID: cr.EntityID, DateCreated: now, Seq: s.nextSeq()}
+		s.st.Permissions[p.ID] = p
+		s.applyPermission(p, b, now)
+		return true
+	}
+	if p == nil {
 		return false
 	}
 	if other := s.permissionByName(b.Name); other != nil && other.ID != p.ID {
@@ -430,8 +442,19 @@ func (s *Server) applyAssignmentChange(cr *changeRec, now time.Time) bool {
 
 func (s *Server) applyPolicyChange(cr *changeRec, now time.Time) bool {
 	var b policyBody
+	if json.Unmarshal(cr.Body, &b) != nil {
+		return false
+	}
 	p := s.st.Policies[cr.EntityID]
-	if p == nil || json.Unmarshal(cr.Body, &b) != nil {
+	if cr.OperationKind == "Create" { // held by strict "hold-creates"
+		if p != nil {
+			return false
+		}
+		b.ID, b.Status = cr.EntityID, policyActive
+		s.st.Policies[b.ID] = &policyRec{policyBody: b, DateCreated: now, DateUpdated: now, Seq: s.nextSeq()}
+		return true
+	}
+	if p == nil {
 		return false
 	}
 	p.policyBody = b

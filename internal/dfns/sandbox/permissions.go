@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"encoding/json"
 	"net/http"
 	"slices"
 	"time"
@@ -215,12 +216,42 @@ func (s *Server) createPermission(c *call) (*reply, error) {
 	if s.permissionByName(*req.Name) != nil {
 		return nil, errConflict("a permission named %q already exists (names stay taken after archiving)", *req.Name)
 	}
+	if cr := s.pendingPermissionCreate(*req.Name); cr != nil {
+		return nil, s.pendingConflict(cr)
+	}
+	id := s.newID("pm")
+	if s.Strict().HoldCreates {
+		pols, err := s.evaluatePolicies(activityPermissionsModify, id)
+		if err != nil {
+			return nil, err
+		}
+		if len(pols) > 0 {
+			next := permissionBody{ID: id, Name: *req.Name, Status: "Active", Operations: dedupe(req.Operations)}
+			cr := s.openChangeRequest(c, activityPermissionsModify, "Permission", "Create", id, next, pols)
+			return &reply{status: http.StatusAccepted, body: s.changeRequestJSON(cr)}, nil
+		}
+	}
 	p := &permRec{
-		ID: s.newID("pm"), Name: *req.Name, Operations: dedupe(req.Operations),
+		ID: id, Name: *req.Name, Operations: dedupe(req.Operations),
 		DateCreated: c.now, DateUpdated: c.now, Seq: s.nextSeq(),
 	}
 	s.st.Permissions[p.ID] = p
 	return ok(s.permissionJSON(p)), nil
+}
+
+// pendingPermissionCreate returns the pending change request creating a permission named
+// name (strict "hold-creates"), or nil.
+func (s *Server) pendingPermissionCreate(name string) *changeRec {
+	for _, cr := range s.st.ChangeRequests {
+		if cr.Status != crPending || cr.Kind != "Permission" || cr.OperationKind != "Create" {
+			continue
+		}
+		var b permissionBody
+		if json.Unmarshal(cr.Body, &b) == nil && b.Name == name {
+			return cr
+		}
+	}
+	return nil
 }
 
 func dedupe(in []string) []string {

@@ -411,13 +411,28 @@ func setDefault(m map[string]any, key string, v any) {
 	}
 }
 
+// createPolicy creates a policy. In strict "hold-creates" mode an active Policies:Modify
+// policy that selects the new policy (one without a policyId filter) holds the creation: 202,
+// a change request (kind Policy, operationKind Create, entityId the ID the policy will get).
 func (s *Server) createPolicy(c *call) (*reply, error) {
 	body, err := parsePolicy(c.body, s.Strict().StrictInput)
 	if err != nil {
 		return nil, err
 	}
+	id := s.newID("plc")
+	if s.Strict().HoldCreates {
+		pols, err := s.evaluatePolicies(activityPoliciesModify, id)
+		if err != nil {
+			return nil, err
+		}
+		if len(pols) > 0 {
+			body.ID, body.Status = id, policyActive
+			cr := s.openChangeRequest(c, activityPoliciesModify, "Policy", "Create", id, *body, pols)
+			return &reply{status: http.StatusAccepted, body: s.changeRequestJSON(cr)}, nil
+		}
+	}
 	p := &policyRec{policyBody: *body, DateCreated: c.now, DateUpdated: c.now, Seq: s.nextSeq()}
-	p.ID = s.newID("plc")
+	p.ID = id
 	p.Status = policyActive
 	s.st.Policies[p.ID] = p
 	return ok(s.policyJSON(p)), nil

@@ -756,3 +756,73 @@ func TestStrictInvitations(t *testing.T) {
 		register(aliceID, `{"publicKey":"nope"}`, 400)
 	})
 }
+
+// TestStrictHoldCreates: an active Policies:Modify (or Permissions:Modify) approval policy
+// without an ID filter holds updates only (default), or also the creation of policies (or
+// permissions): 202, a Create change request naming the ID the entity will get, applied on
+// approval (strict "hold-creates"). A policy with an ID filter never holds a creation.
+func TestStrictHoldCreates(t *testing.T) {
+	modes(t, func(t *testing.T, strict bool) {
+		e := newEnv(t, Options{Strict: Strictness{HoldCreates: strict}})
+		admin := e.user("admin@example.com", true)
+		second := e.user("second@example.com", true)
+		held := 200
+		if strict {
+			held = 202
+		}
+		decide := func(cr map[string]any, value string) {
+			t.Helper()
+			ap := e.approvalOf(admin, cr["id"].(string))
+			e.mustCall(second, 200, "POST", "/v2/policy-approvals/"+ap["id"].(string)+"/decisions", map[string]any{"value": value})
+		}
+		filtered := func(name, activity, key string) map[string]any {
+			return approvalPolicy(name, activity, 1, map[string]any{key: map[string]any{"in": []string{"x-1"}}})
+		}
+
+		// Filtered guards select existing entities only.
+		e.mustCall(admin, 200, "POST", "/v2/policies", filtered("some policies", "Policies:Modify", "policyId"))
+		e.mustCall(admin, 200, "POST", "/v2/policies", filtered("some permissions", "Permissions:Modify", "permissionId"))
+		e.mustCall(admin, 200, "POST", "/v2/policies", approvalPolicy("all policies", "Policies:Modify", 1, nil))
+		e.mustCall(admin, 200, "POST", "/permissions", map[string]any{"name": "free", "operations": []string{"Permissions:Read"}})
+
+		pol := e.mustCall(admin, held, "POST", "/v2/policies", approvalPolicy("all permissions", "Permissions:Modify", 1, nil))
+		if strict {
+			id := pol["entityId"].(string)
+			body := pol["body"].(map[string]any)
+			if pol["kind"] != "Policy" || pol["operationKind"] != "Create" || pol["status"] != "Pending" ||
+				!strings.HasPrefix(id, "plc-") || body["id"] != id || body["name"] != "all permissions" {
+				t.Fatalf("held policy creation: %v", pol)
+			}
+			e.mustCall(admin, 404, "GET", "/v2/policies/"+id, nil)
+			decide(pol, "Approved")
+			if got := e.mustCall(admin, 200, "GET", "/v2/policies/"+id, nil); got["status"] != "Active" || got["name"] != "all permissions" {
+				t.Fatalf("the approved policy: %v", got)
+			}
+			if ap := e.approvalOf(admin, pol["id"].(string)); ap["activity"].(map[string]any)["changeRequest"].(map[string]any)["status"] != "Applied" {
+				t.Errorf("the applied change request: %v", ap)
+			}
+		}
+
+		perm := e.mustCall(admin, held, "POST", "/permissions", map[string]any{"name": "held", "operations": []string{"Permissions:Read"}})
+		if !strict {
+			return
+		}
+		id := perm["entityId"].(string)
+		if perm["kind"] != "Permission" || perm["operationKind"] != "Create" || !strings.HasPrefix(id, "pm-") ||
+			perm["body"].(map[string]any)["name"] != "held" {
+			t.Fatalf("held permission creation: %v", perm)
+		}
+		e.mustCall(admin, 404, "GET", "/permissions/"+id, nil)
+		st, out := e.call(admin, "POST", "/permissions", map[string]any{"name": "held", "operations": []string{"Permissions:Read"}})
+		if st != 409 || decode(t, out)["error"].(map[string]any)["details"].(map[string]any)["changeRequestId"] != perm["id"] {
+			t.Errorf("the name of a held creation: %d %s, want 409 naming the change request", st, out)
+		}
+		decide(perm, "Approved")
+		if got := e.mustCall(admin, 200, "GET", "/permissions/"+id, nil); got["name"] != "held" || len(got["operations"].([]any)) != 1 {
+			t.Errorf("the approved permission: %v", got)
+		}
+		denied := e.mustCall(admin, 202, "POST", "/permissions", map[string]any{"name": "denied", "operations": []string{"Permissions:Read"}})
+		decide(denied, "Denied")
+		e.mustCall(admin, 404, "GET", "/permissions/"+denied["entityId"].(string), nil)
+	})
+}
