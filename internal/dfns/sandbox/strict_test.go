@@ -779,6 +779,14 @@ func TestStrictHoldCreates(t *testing.T) {
 			return approvalPolicy(name, activity, 1, map[string]any{key: map[string]any{"in": []string{"x-1"}}})
 		}
 
+		// A Block policy refuses what an approval policy would hold.
+		blocked := newEnv(t, Options{Strict: Strictness{HoldCreates: strict}})
+		blockAdmin := blocked.user("admin@example.com", true)
+		blocked.mustCall(blockAdmin, 200, "POST", "/v2/policies", map[string]any{
+			"name": "no changes", "activityKind": "Permissions:Modify", "rule": map[string]any{"kind": "AlwaysTrigger"}, "action": map[string]any{"kind": "Block"},
+		})
+		blocked.mustCall(blockAdmin, map[bool]int{false: 200, true: 403}[strict], "POST", "/permissions", map[string]any{"name": "p", "operations": []string{"Permissions:Read"}})
+
 		// Filtered guards select existing entities only.
 		e.mustCall(admin, 200, "POST", "/v2/policies", filtered("some policies", "Policies:Modify", "policyId"))
 		e.mustCall(admin, 200, "POST", "/v2/policies", filtered("some permissions", "Permissions:Modify", "permissionId"))
