@@ -5,7 +5,11 @@
 // It models Dfns independently of the project's client (it imports nothing from
 // internal/dfns), so that a wire mismatch in the client is caught by tests instead of being
 // hidden by shared types. Both official SDKs (Go v2 and @dfns/sdk with sdk-keysigner) work
-// against it unchanged. Test controls live under /sandbox/, outside the Dfns API.
+// against it unchanged. Test controls live under /sandbox/, outside the Dfns API, without
+// authentication: GET healthz; GET and PUT faults; POST inject; GET and DELETE counters; POST
+// users (a registered user with a Key credential); POST users/{userId}/register (completes
+// an invitation, Server.RegisterUser); GET and PUT strict (a JSON list of strict behaviour
+// names, see below).
 //
 // Behaviour decisions where docs/dfns-api.md is silent or sources disagree:
 //   - Bearer tokens are HS256 JWTs signed with a key kept in the state (and state file); the
