@@ -5,6 +5,12 @@
 // DFNS_USERNAME, DFNS_CRED_ID, DFNS_PRIVATE_KEY). For HTTPS the caller sets
 // NODE_EXTRA_CA_CERTS to its ca.crt. Prints one line per step, never a token or key; exits 1
 // with the failing step, HTTP status, URL and Dfns error body on the first failure.
+//
+// The sandbox's strict behaviours (GET /sandbox/strict) are read first: where a strict
+// reading changes what the SDK sees (an empty credId in create answers, no approvalId,
+// archived identities still listed, policy defaults echoed), the script checks that reading
+// and does what a client of the real service must (read the credId back, find the approval
+// by its change request).
 import crypto from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
@@ -141,6 +147,40 @@ function checkDelivery(d, secret) {
   return event;
 }
 
+// strictBehaviours reads the sandbox's strict behaviours (a JSON list of names).
+async function strictBehaviours(baseUrl) {
+  const res = await fetch(`${baseUrl}/sandbox/strict`);
+  check(res.status === 200, `GET /sandbox/strict answered ${res.status}`);
+  return new Set(await res.json());
+}
+
+// approvalIdOf follows a change request to its approval: by its approvalId, or, when it has
+// none (strict no-approval-id), by listing the approvals whose activity holds it.
+async function approvalIdOf(client, cr, strict) {
+  if (!strict.has('no-approval-id')) {
+    check(typeof cr.approvalId === 'string' && cr.approvalId, `change request without approvalId ${JSON.stringify(cr)}`);
+    return cr.approvalId;
+  }
+  check(cr.approvalId === undefined, `strict no-approval-id, yet approvalId ${cr.approvalId}`);
+  const { items } = await client.policies.listApprovals({ query: { limit: 100 } });
+  const ap = items.find((a) => a.activity?.changeRequest?.id === cr.id);
+  check(ap, `no approval lists change request ${cr.id}`);
+  return ap.id;
+}
+
+// createdCredId is the credId of a create answer: the one it carries, or, when it is empty
+// (strict empty-cred-id), the one read back with readBack.
+async function createdCredId(credId, strict, readBack) {
+  if (!strict.has('empty-cred-id')) {
+    check(typeof credId === 'string' && credId.length > 0, 'the create answer has no credId');
+    return credId;
+  }
+  check(credId === '', `strict empty-cred-id, yet credId ${JSON.stringify(credId)}`);
+  const real = await readBack();
+  check(typeof real === 'string' && real.length > 0, 'no credId read back');
+  return real;
+}
+
 async function waitFor(what, cond, timeoutMs = 10000) {
   const deadline = Date.now() + timeoutMs;
   while (!cond()) {
@@ -158,7 +198,8 @@ async function main() {
   const boot = readBootstrap(dir);
   const { baseUrl, orgId } = boot;
   const run = crypto.randomBytes(4).toString('hex');
-  console.log(`dfns sdk conformance: ${baseUrl} org=${orgId} run=${run}`);
+  const strict = await strictBehaviours(baseUrl);
+  console.log(`dfns sdk conformance: ${baseUrl} org=${orgId} run=${run} strict=[${[...strict].join(',')}]`);
 
   const admin = await step('login as the bootstrap admin (DfnsAuthenticator, ECDSA key)', () =>
     login(baseUrl, orgId, boot.username, boot.credId, boot.privateKey),
@@ -195,12 +236,16 @@ async function main() {
     });
     const token = res.accessTokens?.[0];
     check(/^us-/.test(res.userInfo?.userId) && res.userInfo.isServiceAccount === true, 'userInfo is not a service account');
-    check(typeof token?.accessToken === 'string' && token.credId && /^to-/.test(token.tokenId), 'no access token, credId or tokenId');
+    check(typeof token?.accessToken === 'string' && /^to-/.test(token.tokenId), 'no access token or tokenId');
     check(
       res.userInfo.permissionAssignments.some((a) => a.permissionId === perm.id),
       'the permission is not among the service account permissionAssignments',
     );
-    return { id: res.userInfo.userId, token: token.accessToken, credId: token.credId };
+    const credId = await createdCredId(token.credId, strict, async () => {
+      const got = await admin.auth.getServiceAccount({ serviceAccountId: res.userInfo.userId });
+      return got.accessTokens[0].credId;
+    });
+    return { id: res.userInfo.userId, token: token.accessToken, credId };
   });
 
   const saClient = tokenClient(baseUrl, orgId, sa.token, sa.credId, saKeys.privateKey);
@@ -252,6 +297,7 @@ async function main() {
   const user = await step('invite a user; get it and find it in the paged list', async () => {
     const u = await admin.auth.createUser({ body: { email: `invitee-${run}@example.com`, kind: 'CustomerEmployee' } });
     check(/^us-/.test(u.userId) && u.kind === 'CustomerEmployee' && u.isServiceAccount === false, `unexpected ${JSON.stringify(u)}`);
+    check(u.isRegistered === false, 'an invited user is registered');
     const got = await admin.auth.getUser({ userId: u.userId });
     check(got.username === `invitee-${run}@example.com`, `username ${got.username}`);
     const seen = [];
@@ -264,13 +310,27 @@ async function main() {
     check(seen.includes(u.userId), 'the invited user is not listed');
     return u;
   });
-  await step('update, deactivate, activate and archive the user', async () => {
+  await step('the invited user registers (/sandbox/users/{id}/register): isRegistered', async () => {
+    const res = await fetch(`${baseUrl}/sandbox/users/${user.userId}/register`, { method: 'POST' });
+    check(res.status === 200, `POST /sandbox/users/{id}/register answered ${res.status}`);
+    const got = await admin.auth.getUser({ userId: user.userId });
+    check(got.isRegistered === true, 'not registered after registration');
+  });
+  await step(`update, deactivate, activate and archive the user (${strict.has('archive') ? 'still listed, inactive' : 'gone'})`, async () => {
     const upd = await admin.auth.updateUser({ userId: user.userId, body: { isSSORequired: false } });
     check(upd.userId === user.userId, 'update answered another user');
     check((await admin.auth.deactivateUser({ userId: user.userId })).isActive === false, 'still active');
     check((await admin.auth.activateUser({ userId: user.userId })).isActive === true, 'not active again');
     await admin.auth.archiveUser({ userId: user.userId });
-    await expectDfnsError(404, () => admin.auth.getUser({ userId: user.userId }));
+    if (strict.has('archive')) {
+      const got = await admin.auth.getUser({ userId: user.userId });
+      check(got.isActive === false, 'the archived user is active');
+      await expectDfnsError(409, () =>
+        admin.auth.createUser({ body: { email: `invitee-${run}@example.com`, kind: 'CustomerEmployee' } }),
+      );
+    } else {
+      await expectDfnsError(404, () => admin.auth.getUser({ userId: user.userId }));
+    }
   });
 
   const patKeys = keyPair('ed25519');
@@ -278,9 +338,13 @@ async function main() {
     const t = await admin.auth.createPersonalAccessToken({
       body: { name: `sdk-pat-${run}`, publicKey: patKeys.publicKey, permissionId: perm.id, secondsValid: 3600 },
     });
-    check(/^to-/.test(t.tokenId) && typeof t.accessToken === 'string' && t.credId, 'no tokenId, accessToken or credId');
+    check(/^to-/.test(t.tokenId) && typeof t.accessToken === 'string', 'no tokenId or accessToken');
     check(t.isActive === true && t.kind === 'Pat', `isActive=${t.isActive} kind=${t.kind}`);
-    return { id: t.tokenId, token: t.accessToken, credId: t.credId };
+    const credId = await createdCredId(t.credId, strict, async () => {
+      const got = await admin.auth.getPersonalAccessToken({ tokenId: t.tokenId });
+      return got.credId;
+    });
+    return { id: t.tokenId, token: t.accessToken, credId };
   });
   const patClient = tokenClient(baseUrl, orgId, pat.token, pat.credId, patKeys.privateKey);
   await step('PAT: read and a signed create (AsymmetricKeySigner, Ed25519)', async () => {
@@ -347,11 +411,11 @@ async function main() {
     } catch (err) {
       if (!(err instanceof PolicyPendingError)) throw err;
       const cr = err.context;
-      check(/^cr-/.test(cr?.id) && cr.status === 'Pending' && cr.approvalId, `change request ${JSON.stringify(cr)}`);
+      check(/^cr-/.test(cr?.id) && cr.status === 'Pending', `change request ${JSON.stringify(cr)}`);
       const p = await admin.permissions.getPermission({ permissionId: perm.id });
       check(p.pendingChangeRequest?.id === cr.id, 'the permission does not show the pending change request');
       check(p.name === perm.name, 'the change was applied before approval');
-      return cr;
+      return { ...cr, approvalId: await approvalIdOf(admin, cr, strict) };
     }
     throw new StepFailure('the update was applied at once; want a 202 change request');
   });
@@ -383,12 +447,10 @@ async function main() {
     const err = await expectDfnsError(202, () =>
       admin.permissions.updatePermission({ permissionId: perm.id, body: { name: `${renamedPerm}-2` } }),
     );
-    const decided = await admin.policies.createApprovalDecision({
-      approvalId: err.context.approvalId,
-      body: { value: 'Denied' },
-    });
+    const approvalId = await approvalIdOf(admin, err.context, strict);
+    const decided = await admin.policies.createApprovalDecision({ approvalId, body: { value: 'Denied' } });
     check(decided.status === 'Denied', `approval status ${decided.status}`);
-    const got = await admin.policies.getApproval({ approvalId: err.context.approvalId });
+    const got = await admin.policies.getApproval({ approvalId });
     check(got.decisions?.some((d) => d.value === 'Denied'), 'the denial is not among the decisions');
     const p = await admin.permissions.getPermission({ permissionId: perm.id });
     check(p.name === renamedPerm && !p.pendingChangeRequest, `after denial: ${JSON.stringify(p)}`);
@@ -418,6 +480,17 @@ async function main() {
     check(got.id === policy.id && got.activityKind === 'Permissions:Modify', `got ${JSON.stringify(got.id)}`);
     const { items } = await admin.policies.listPolicies({ query: { status: 'Active' } });
     check(items.some((p) => p.id === policy.id), 'the policy is not listed as Active');
+    const group = got.action.approvalGroups[0];
+    if (strict.has('policy-defaults')) {
+      check(
+        group.initiatorCanApprove === false && group.serviceAccountsCanApprove === false &&
+          got.action.autoRejectTimeout === null && JSON.stringify(got.rule.configuration) === '{}',
+        `strict policy-defaults, yet ${JSON.stringify(got)}`,
+      );
+    } else {
+      check(!('initiatorCanApprove' in group) && !('autoRejectTimeout' in got.action), `defaults echoed: ${JSON.stringify(got)}`);
+    }
+    // What was read back, defaults included, is a valid update body.
     const { id, status, dateCreated, dateUpdated, pendingChangeRequest, ...body } = got;
     const upd = await admin.policies.updatePolicy({ policyId: policy.id, body: { ...body, name: `${body.name}-renamed` } });
     check(upd.name === `sdk-policy-${run}-renamed`, `name ${upd.name}`);
@@ -437,17 +510,23 @@ async function main() {
     check(!after.items.some((i) => i.id === a.id), 'the revoked assignment is still listed');
   });
 
-  await step('archive the PAT: gone from the list, its token stops working', async () => {
+  const archived = strict.has('archive') ? 'listed as inactive' : 'gone from the list';
+  await step(`archive the PAT: ${archived}, its token stops working`, async () => {
     await admin.auth.archivePersonalAccessToken({ tokenId: pat.id });
     const { items } = await admin.auth.listPersonalAccessTokens();
-    check(!items.some((t) => t.tokenId === pat.id), 'the archived PAT is still listed');
+    const listed = items.find((t) => t.tokenId === pat.id);
+    check(strict.has('archive') ? listed?.isActive === false : !listed, `the archived PAT in the list: ${JSON.stringify(listed)}`);
     await expectDfnsError(401, () => patClient.permissions.getPermission({ permissionId: perm.id }));
   });
-  await step('archive the service account (?force=true): gone from the list, its token stops working', async () => {
+  await step(`archive the service account (?force=true): ${archived}, its token stops working`, async () => {
     // ?force=true: the SDK signs the path without its query string.
     await admin.auth.archiveServiceAccount({ serviceAccountId: sa.id, query: { force: true } });
     const { items } = await admin.auth.listServiceAccounts();
-    check(!items.some((i) => i.userInfo.userId === sa.id), 'the archived service account is still listed');
+    const listed = items.find((i) => i.userInfo.userId === sa.id);
+    check(
+      strict.has('archive') ? listed?.userInfo.isActive === false : !listed,
+      `the archived service account in the list: ${JSON.stringify(listed?.userInfo)}`,
+    );
     await expectDfnsError(401, () => saClient.permissions.getPermission({ permissionId: perm.id }));
   });
   await step('archive the permission; its name stays taken', async () => {

@@ -28,15 +28,17 @@ import (
 
 	"github.com/dfns-operator/dfns-operator/cmd/dfns-sandbox/app"
 	"github.com/dfns-operator/dfns-operator/internal/dfns"
+	"github.com/dfns-operator/dfns-operator/internal/dfns/sandbox"
 )
 
 // nodeTimeout bounds one run of conformance.mjs.
 const nodeTimeout = 2 * time.Minute
 
-// startSandbox runs dfns-sandbox in-process over HTTPS on a free port, as the binary does.
-func startSandbox(t *testing.T) *app.Sandbox {
+// startSandbox runs dfns-sandbox in-process over HTTPS on a free port, as the binary does
+// (with strict, as dfns-sandbox --strict-behaviours).
+func startSandbox(t *testing.T, strict sandbox.Strictness) *app.Sandbox {
 	t.Helper()
-	cfg := app.Config{Listen: "127.0.0.1:0", BootstrapDir: filepath.Join(t.TempDir(), "bootstrap")}
+	cfg := app.Config{Listen: "127.0.0.1:0", BootstrapDir: filepath.Join(t.TempDir(), "bootstrap"), Strict: strict}
 	sb, err := app.Start(cfg, log.New(io.Discard, "", 0))
 	if err != nil {
 		t.Fatalf("start dfns-sandbox: %v", err)
@@ -64,9 +66,17 @@ func ensureNodeModules(t *testing.T) {
 	}
 }
 
+// TestTypeScriptSDKConformance runs conformance.mjs against the default sandbox and against
+// a strict one (dfns-sandbox --strict): the script reads the strict behaviours and checks
+// their readings.
 func TestTypeScriptSDKConformance(t *testing.T) {
 	ensureNodeModules(t)
-	sb := startSandbox(t)
+	t.Run("Default", func(t *testing.T) { runConformance(t, sandbox.Strictness{}) })
+	t.Run("Strict", func(t *testing.T) { runConformance(t, sandbox.StrictAll()) })
+}
+
+func runConformance(t *testing.T, strict sandbox.Strictness) {
+	sb := startSandbox(t, strict)
 	bootDir := sb.BootstrapDir()
 
 	ctx, cancel := context.WithTimeout(context.Background(), nodeTimeout)
@@ -83,6 +93,9 @@ func TestTypeScriptSDKConformance(t *testing.T) {
 	t.Logf("node conformance.mjs:\n%s", out)
 	if !regexp.MustCompile(`(?m)^dfns sdk conformance: all [0-9]+ steps passed$`).Match(out) {
 		t.Errorf("the script exited 0 without its final line:\n%s", out)
+	}
+	if want := "strict=[" + strings.Join(strict.Names(), ",") + "]"; !strings.Contains(string(out), want) {
+		t.Errorf("the script did not read the strict behaviours %s:\n%s", want, out)
 	}
 	assertNoSecret(t, string(out), sb.Bootstrap.PrivateKeyPEM)
 
@@ -116,7 +129,7 @@ func assertNoSecret(t *testing.T, text string, privateKeyPEM []byte) {
 // {"challenge":…,"crossOrigin":false,"type":"key.get"}: once through the project's client,
 // which signs that way, and once by hand, so the form is pinned even if the client changes.
 func TestGoSDKClientDataLogin(t *testing.T) {
-	sb := startSandbox(t)
+	sb := startSandbox(t, sandbox.Strictness{})
 	bootDir := sb.BootstrapDir()
 
 	t.Run("ProjectClient", func(t *testing.T) {

@@ -51,6 +51,9 @@ type Config struct {
 	TokenTTL time.Duration
 	// Faults are injected into API calls from the start.
 	Faults sandbox.Faults
+	// Strict selects the less kind reading of the Dfns docs, behaviour by behaviour
+	// (--strict, --strict-behaviours; internal/dfns/sandbox documents each).
+	Strict sandbox.Strictness
 }
 
 // ParseFlags reads the dfns-sandbox command line. Usage and flag errors go to output; the
@@ -71,6 +74,10 @@ func ParseFlags(args []string, output io.Writer) (Config, error) {
 	kinds := fs.String("fault-kinds", "", "comma-separated fault kinds to inject (default all): "+kindNames())
 	ops := fs.String("fault-operations", "",
 		"comma-separated operations that get faults (default all), e.g. CreateServiceAccount")
+	strictAll := fs.Bool("strict", false,
+		"the less kind reading of the Dfns docs for every behaviour (same as --strict-behaviours all)")
+	behaviours := fs.String("strict-behaviours", "", "comma-separated behaviours to read strictly (default none): "+
+		strings.Join(sandbox.StrictnessNames(), ",")+", or all")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
@@ -82,6 +89,13 @@ func ParseFlags(args []string, output io.Writer) (Config, error) {
 		return Config{}, err
 	}
 	cfg.Faults.Operations = splitList(*ops)
+	names := splitList(*behaviours)
+	if *strictAll {
+		names = append(names, sandbox.StrictAllName)
+	}
+	if cfg.Strict, err = sandbox.ParseStrictness(names); err != nil {
+		return Config{}, fmt.Errorf("--strict-behaviours: %w", err)
+	}
 	return cfg, cfg.Validate()
 }
 

@@ -47,6 +47,33 @@ func TestParseFlags(t *testing.T) {
 				},
 			},
 		},
+		"StrictAll": {
+			reason: "--strict turns on every strict behaviour",
+			args:   []string{flagBootstrap, "/b", "--strict"},
+			want:   Config{Listen: DefaultListen, BootstrapDir: "/b", Strict: sandbox.StrictAll()},
+		},
+		"StrictBehaviours": {
+			reason: "--strict-behaviours is a comma list of behaviour names, blanks ignored",
+			args:   []string{flagBootstrap, "/b", "--strict-behaviours", "archive, input,,hold-creates"},
+			want: Config{Listen: DefaultListen, BootstrapDir: "/b", Strict: sandbox.Strictness{
+				ArchiveKeepsListed: true, StrictInput: true, HoldCreates: true,
+			}},
+		},
+		"StrictBehavioursAll": {
+			reason: "--strict-behaviours all is --strict",
+			args:   []string{flagBootstrap, "/b", "--strict-behaviours", "all"},
+			want:   Config{Listen: DefaultListen, BootstrapDir: "/b", Strict: sandbox.StrictAll()},
+		},
+		"StrictAndBehaviours": {
+			reason: "--strict with --strict-behaviours is still every behaviour",
+			args:   []string{flagBootstrap, "/b", "--strict-behaviours", "archive", "--strict"},
+			want:   Config{Listen: DefaultListen, BootstrapDir: "/b", Strict: sandbox.StrictAll()},
+		},
+		"UnknownStrictBehaviour": {
+			reason:  "a misspelt behaviour must not silently stay kind",
+			args:    []string{flagBootstrap, "/b", "--strict-behaviours", "archive,archived"},
+			wantErr: `unknown strict behaviour "archived"`,
+		},
 		"MissingBootstrapDir": {
 			reason:  "without a bootstrap directory nobody could use the sandbox",
 			args:    []string{flagListen, anyPort},
@@ -108,9 +135,10 @@ func TestParseFlagsHelp(t *testing.T) {
 	if !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("ParseFlags(-h) error = %v, want flag.ErrHelp", err)
 	}
-	flags := []string{
+	flags := append([]string{
 		"-listen", "-bootstrap-dir", "-insecure-http", "-state-file", "-latency", "-error-rate", "-fault-kinds", "-seed",
-	}
+		"-strict", "-strict-behaviours",
+	}, sandbox.StrictnessNames()...) // -h lists every behaviour name
 	for _, name := range flags {
 		if !strings.Contains(out.String(), name) {
 			t.Errorf("usage does not mention %s:\n%s", name, out.String())

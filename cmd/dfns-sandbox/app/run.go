@@ -54,7 +54,7 @@ func Start(cfg Config, errorLog *log.Logger) (*Sandbox, error) {
 		return nil, err
 	}
 	srv, err := sandbox.New(sandbox.Options{
-		OrgID: cfg.OrgID, Seed: cfg.Seed, StateFile: cfg.StateFile, TokenTTL: cfg.TokenTTL,
+		OrgID: cfg.OrgID, Seed: cfg.Seed, StateFile: cfg.StateFile, TokenTTL: cfg.TokenTTL, Strict: cfg.Strict,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create sandbox: %w", err)

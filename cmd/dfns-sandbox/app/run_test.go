@@ -261,6 +261,26 @@ func TestStartAppliesFaults(t *testing.T) {
 	}
 }
 
+// TestStartAppliesStrict: --strict reaches the sandbox (GET /sandbox/strict lists every
+// behaviour) and the bootstrap admin still logs in.
+func TestStartAppliesStrict(t *testing.T) {
+	sb := startSandbox(t, Config{InsecureHTTP: true, Strict: sandbox.StrictAll()})
+	resp, err := http.Get(sb.URL + "/sandbox/strict")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	err = json.NewDecoder(resp.Body).Decode(&got)
+	_ = resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, sandbox.StrictnessNames()) {
+		t.Errorf("GET /sandbox/strict = %v, want every behaviour %v", got, sandbox.StrictnessNames())
+	}
+	assertAdminLogin(t, sb.BootstrapDir())
+}
+
 func TestStateFileKeepsAdmin(t *testing.T) {
 	tmp := t.TempDir()
 	state := filepath.Join(tmp, "state.json")

@@ -81,8 +81,14 @@ func (s *Server) pendingCR(id string) *changeRec {
 
 // pendingConflict is the answer to a change of an entity that already has a pending change
 // request: 409, naming the change request and approval (the sandbox never queues a second
-// change behind a pending one).
-func pendingConflict(cr *changeRec) error {
+// change behind a pending one). In strict "no-approval-id" mode it names the change request
+// only.
+func (s *Server) pendingConflict(cr *changeRec) error {
+	if s.Strict().NoApprovalID {
+		e := errConflict("entity %s already has a pending change request %s", cr.EntityID, cr.ID)
+		e.Details = map[string]any{"changeRequestId": cr.ID}
+		return e
+	}
 	e := errConflict("entity %s already has a pending change request %s awaiting approval %s", cr.EntityID, cr.ID, cr.ApprovalID)
 	e.Details = map[string]any{"changeRequestId": cr.ID, "approvalId": cr.ApprovalID}
 	return e
@@ -125,11 +131,19 @@ func (s *Server) openChangeRequest(c *call, activity, kind, opKind, entityID str
 	return cr
 }
 
+// changeRequestJSON renders a change request (a 202 answer, a pendingChangeRequest, an
+// approval's activity.changeRequest); in strict "no-approval-id" mode without approvalId.
 func (s *Server) changeRequestJSON(cr *changeRec) map[string]any {
 	m := map[string]any{
 		"id": cr.ID, "kind": cr.Kind, "operationKind": cr.OperationKind, "status": cr.Status,
 		"entityId": cr.EntityID, "approvalId": cr.ApprovalID, "requester": cr.Requester,
 		"dateCreated": isoTime(cr.DateCreated), "body": cr.Body,
+	}
+	if s.Strict().NoApprovalID {
+		delete(m, "approvalId")
+	}
+	if cr.Kind == "Policy" && s.Strict().PolicyDefaults {
+		m["body"] = withPolicyDefaults(cr.Body)
 	}
 	if cr.DateResolved != nil {
 		m["dateResolved"] = isoTime(*cr.DateResolved)
@@ -375,8 +389,20 @@ func (s *Server) applyChange(cr *changeRec, now time.Time) string {
 
 func (s *Server) applyPermissionChange(cr *changeRec, now time.Time) bool {
 	var b permissionBody
+	if json.Unmarshal(cr.Body, &b) != nil {
+		return false
+	}
 	p := s.st.Permissions[cr.EntityID]
-	if p == nil || json.Unmarshal(cr.Body, &b) != nil {
+	if cr.OperationKind == "Create" { // held by strict "hold-creates"
+		if p != nil || s.permissionByName(b.Name) != nil {
+			return false
+		}
+		p = &permRec{ID: cr.EntityID, DateCreated: now, Seq: s.nextSeq()}
+		s.st.Permissions[p.ID] = p
+		s.applyPermission(p, b, now)
+		return true
+	}
+	if p == nil {
 		return false
 	}
 	if other := s.permissionByName(b.Name); other != nil && other.ID != p.ID {
@@ -416,8 +442,19 @@ func (s *Server) applyAssignmentChange(cr *changeRec, now time.Time) bool {
 
 func (s *Server) applyPolicyChange(cr *changeRec, now time.Time) bool {
 	var b policyBody
+	if json.Unmarshal(cr.Body, &b) != nil {
+		return false
+	}
 	p := s.st.Policies[cr.EntityID]
-	if p == nil || json.Unmarshal(cr.Body, &b) != nil {
+	if cr.OperationKind == "Create" { // held by strict "hold-creates"
+		if p != nil {
+			return false
+		}
+		b.ID, b.Status = cr.EntityID, policyActive
+		s.st.Policies[b.ID] = &policyRec{policyBody: b, DateCreated: now, DateUpdated: now, Seq: s.nextSeq()}
+		return true
+	}
+	if p == nil {
 		return false
 	}
 	p.policyBody = b

@@ -396,6 +396,9 @@ func (s *Server) loginInit(c *call) (*reply, error) {
 	if !u.IsActive {
 		return nil, errBadRequest("User account has been deactivated.")
 	}
+	if !u.IsRegistered && s.Strict().Invitations {
+		return nil, errUnauthorized("User has not completed registration")
+	}
 	challenge := s.newChallenge()
 	id := s.signJWT(jwtClaims{
 		Sub: u.ID, Iat: c.now.Unix(), Exp: c.now.Add(challengeTTL).Unix(), Jti: s.newID("jt"),

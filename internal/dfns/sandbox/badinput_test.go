@@ -110,11 +110,13 @@ func FuzzRequestDecoders(f *testing.F) {
 		for _, v := range targets {
 			check(decodeJSON(body, v))
 		}
-		_, err := parsePolicy(body)
-		check(err)
-		var w webhookRequest
-		if decodeJSON(body, &w) == nil {
-			check(w.validate(true))
+		for _, strict := range []bool{false, true} {
+			_, err := parsePolicy(body, strict)
+			check(err)
+			var w webhookRequest
+			if decodeJSON(body, &w) == nil {
+				check(w.validate(true, strict))
+			}
 		}
 		var p createPermissionRequest
 		if decodeJSON(body, &p) == nil {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -20,6 +21,10 @@ func (s *Server) serveControls(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
 	if err != nil {
 		writeError(w, errBadRequest("request body is too large or unreadable"))
+		return
+	}
+	if id, found := registerPath(r); found {
+		s.postRegister(w, id, body)
 		return
 	}
 	switch r.Method + " " + r.URL.Path {
@@ -39,6 +44,10 @@ func (s *Server) serveControls(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 	case "POST /sandbox/users":
 		s.postUser(w, body)
+	case "GET /sandbox/strict":
+		writeJSON(w, http.StatusOK, s.Strict().Names())
+	case "PUT /sandbox/strict":
+		s.putStrict(w, body)
 	default:
 		writeError(w, errNotFound("route not found: %s %s", r.Method, r.URL.Path))
 	}
@@ -111,6 +120,11 @@ func (s *Server) postUser(w http.ResponseWriter, body []byte) {
 		writeError(w, errBadRequest("%s", err.Error()))
 		return
 	}
+	writeCredentials(w, creds)
+}
+
+// writeCredentials answers 200 with the credentials, the private key as a PEM string.
+func writeCredentials(w http.ResponseWriter, creds *UserCredentials) {
 	raw, err := json.Marshal(creds)
 	if err != nil {
 		writeError(w, errInternal("credentials could not be encoded"))
@@ -119,4 +133,58 @@ func (s *Server) postUser(w http.ResponseWriter, body []byte) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(raw)
+}
+
+// putStrict replaces the strict behaviours with a JSON list of names ("all" for every one,
+// [] for none) and answers the list in effect.
+func (s *Server) putStrict(w http.ResponseWriter, body []byte) {
+	var names []string
+	if err := json.Unmarshal(body, &names); err != nil {
+		writeError(w, errBadRequest("the body must be a JSON list of behaviour names"))
+		return
+	}
+	st, err := ParseStrictness(names)
+	if err != nil {
+		writeError(w, errBadRequest("%s", err.Error()))
+		return
+	}
+	s.SetStrict(st)
+	writeJSON(w, http.StatusOK, st.Names())
+}
+
+// registerPath matches POST /sandbox/users/{userId}/register.
+func registerPath(r *http.Request) (string, bool) {
+	if r.Method != http.MethodPost {
+		return "", false
+	}
+	rest, found := strings.CutPrefix(r.URL.Path, "/sandbox/users/")
+	id, found2 := strings.CutSuffix(rest, "/register")
+	if !found || !found2 || id == "" || strings.Contains(id, "/") {
+		return "", false
+	}
+	return id, true
+}
+
+// postRegister completes an invited user's registration (Server.RegisterUser). The optional
+// body {"publicKey": PEM} (or "publicKeyPem") names the key; the answer is the user's
+// credentials, with the private key when the sandbox generated it.
+func (s *Server) postRegister(w http.ResponseWriter, userID string, body []byte) {
+	var in struct {
+		PublicKey    string `json:"publicKey"`
+		PublicKeyPEM string `json:"publicKeyPem"`
+	}
+	if err := decodeOptionalJSON(body, &in); err != nil {
+		writeError(w, err)
+		return
+	}
+	key := in.PublicKey
+	if key == "" {
+		key = in.PublicKeyPEM
+	}
+	creds, err := s.RegisterUser(userID, []byte(key))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeCredentials(w, creds)
 }

@@ -325,7 +325,12 @@ func (e *env) serviceAccount(admin *actor, name, permissionID, alg string) (*act
 	out := e.mustCall(admin, 200, "POST", "/auth/service-accounts", body)
 	tok := out["accessTokens"].([]any)[0].(map[string]any)
 	info := out["userInfo"].(map[string]any)
-	return &actor{token: tok["accessToken"].(string), credID: tok["credId"].(string), key: key, userID: info["userId"].(string)}, out
+	credID := tok["credId"].(string)
+	if credID == "" { // strict "empty-cred-id": read it back
+		got := e.mustCall(admin, 200, "GET", "/auth/service-accounts/"+info["userId"].(string), nil)
+		credID = got["accessTokens"].([]any)[0].(map[string]any)["credId"].(string)
+	}
+	return &actor{token: tok["accessToken"].(string), credID: credID, key: key, userID: info["userId"].(string)}, out
 }
 
 // permission creates a permission and returns its ID.

@@ -62,25 +62,105 @@ func (u *UserCredentials) UnmarshalJSON(b []byte) error {
 // CreateUser makes a registered CustomerEmployee user with a fresh ECDSA P-256 Key
 // credential; admin=true assigns DfnsFullAdminAccess.
 func (s *Server) CreateUser(email string, admin bool) (*UserCredentials, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	pubPEM, privPEM, err := generateCredentialKey()
 	if err != nil {
-		return nil, fmt.Errorf("generate credential key: %w", err)
+		return nil, err
 	}
-	der, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return nil, fmt.Errorf("encode credential key: %w", err)
-	}
-	pubDER, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
-	if err != nil {
-		return nil, fmt.Errorf("encode credential public key: %w", err)
-	}
-	pubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER})
 	creds, err := s.CreateUserWithPublicKey(email, admin, pubPEM)
 	if err != nil {
 		return nil, err
 	}
-	creds.PrivateKeyPEM = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+	creds.PrivateKeyPEM = privPEM
 	return creds, nil
+}
+
+// generateCredentialKey makes an ECDSA P-256 key pair: SPKI and PKCS#8 PEM.
+func generateCredentialKey() ([]byte, []byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("generate credential key: %w", err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("encode credential key: %w", err)
+	}
+	pubDER, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if err != nil {
+		return nil, nil, fmt.Errorf("encode credential public key: %w", err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}),
+		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+}
+
+// RegisterUser completes the registration of a user invited with POST /auth/users, as the
+// user would by following the invitation: publicKeyPEM becomes its Key credential, or,
+// without one, the key given at creation (strict "invitations" mode keeps it inactive until
+// now), or else a fresh ECDSA P-256 key whose private key the answer carries. It is
+// idempotent: for a registered user it answers its credential when publicKeyPEM is empty or
+// already one of its keys, and a 409 *apiError for another key. Unknown users answer 404,
+// archived ones 400.
+func (s *Server) RegisterUser(userID string, publicKeyPEM []byte) (*UserCredentials, error) {
+	var privPEM []byte
+	if len(publicKeyPEM) == 0 {
+		s.mu.Lock()
+		u := s.st.Users[userID]
+		needKey := u != nil && !u.IsRegistered && s.userCredential(userID, "") == nil
+		s.mu.Unlock()
+		if needKey {
+			var err error
+			if publicKeyPEM, privPEM, err = generateCredentialKey(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u := s.st.Users[userID]
+	if u == nil || u.IsServiceAccount {
+		return nil, errNotFound("user %s not found", userID)
+	}
+	if u.IsArchived {
+		return nil, errArchived("user", u.ID)
+	}
+	pemStr := ""
+	if len(publicKeyPEM) > 0 {
+		p, _, err := normalizePublicKeyPEM(string(publicKeyPEM))
+		if err != nil {
+			return nil, errBadRequest("publicKey is not a supported PEM public key: %v", err)
+		}
+		pemStr = p
+	}
+	cred := s.userCredential(u.ID, pemStr)
+	switch {
+	case u.IsRegistered && (cred == nil || !cred.IsActive):
+		return nil, errConflict("user %s is registered already, with another key", u.ID)
+	case u.IsRegistered:
+	case cred != nil:
+		cred.IsActive = true
+	default:
+		cred = s.newCredential(u.ID, "", "Key credential", pemStr, s.now())
+	}
+	u.IsRegistered = true
+	if err := s.persistLocked(); err != nil {
+		return nil, err
+	}
+	return &UserCredentials{UserID: u.ID, Username: u.Username, OrgID: s.st.OrgID, CredID: cred.CredID, PrivateKeyPEM: privPEM}, nil
+}
+
+// userCredential returns the user's own Key credential (not a PAT's) with the given PEM, or
+// with pemStr "" its first one; active or not.
+func (s *Server) userCredential(userID, pemStr string) *credRec {
+	var list []*credRec
+	for _, cr := range s.st.Credentials {
+		if cr.UserID == userID && cr.TokenID == "" && (pemStr == "" || cr.PublicKeyPEM == pemStr) {
+			list = append(list, cr)
+		}
+	}
+	slices.SortFunc(list, func(a, b *credRec) int { return a.DateCreated.Compare(b.DateCreated) })
+	if len(list) == 0 {
+		return nil
+	}
+	return list[0]
 }
 
 // CreateUserWithPublicKey makes a registered CustomerEmployee user whose Key credential is
@@ -170,7 +250,8 @@ func (s *Server) userInfoJSON(u *userRec) map[string]any {
 	return m
 }
 
-// tokenJSON renders an access token; accessToken is set only in create answers.
+// tokenJSON renders an access token; accessToken is set only in create answers, where
+// strict "empty-cred-id" mode blanks credId as the docs' create examples do.
 func (s *Server) tokenJSON(t *tokenRec, accessToken string) map[string]any {
 	holder := t.ID
 	if t.Kind == tokenKindSA {
@@ -183,6 +264,9 @@ func (s *Server) tokenJSON(t *tokenRec, accessToken string) map[string]any {
 	}
 	if accessToken != "" {
 		m["accessToken"] = accessToken
+		if s.Strict().EmptyCredID {
+			m["credId"] = ""
+		}
 	}
 	return m
 }
@@ -383,6 +467,9 @@ func (s *Server) updateServiceAccount(c *call) (*reply, error) {
 	if err != nil {
 		return nil, err
 	}
+	if u.IsArchived {
+		return nil, errArchived("service account", u.ID)
+	}
 	if req.Name != nil {
 		if err := checkName(req.Name); err != nil {
 			return nil, err
@@ -401,16 +488,70 @@ func (s *Server) updateServiceAccount(c *call) (*reply, error) {
 	return ok(s.serviceAccountJSON(u, "")), nil
 }
 
-func (s *Server) setServiceAccountActive(c *call, active bool) (*reply, error) {
-	var req struct {
-		Force *bool `json:"force"`
+// forceBody is the body of a deactivation: force bypasses the policy approver check
+// (DeactivateServiceAccountBody in @dfns/sdk; the user endpoint documents none).
+type forceBody struct {
+	Force *bool `json:"force"`
+}
+
+func (f *forceBody) force() bool { return f.Force != nil && *f.Force }
+
+// forceQuery reports the force=true query parameter of a delete (ArchiveServiceAccountQuery).
+func forceQuery(c *call) bool { return c.r.URL.Query().Get("force") == "true" }
+
+// approverPolicies lists the active policies naming userID among an approval group's
+// approvers.userId.in.
+func (s *Server) approverPolicies(userID string) []string {
+	var ids []string
+	for _, p := range s.sortedPolicies() {
+		if p.Status != policyActive {
+			continue
+		}
+		for _, g := range p.Action.ApprovalGroups {
+			if g.Approvers.UserID != nil && slices.Contains(g.Approvers.UserID.In, userID) {
+				ids = append(ids, p.ID)
+				break
+			}
+		}
 	}
+	return ids
+}
+
+// checkApproverForce refuses, in strict "approver-force" mode, to deactivate or delete a
+// user or service account that an active policy names as an approver, unless force is set:
+// 400, naming the policies in details.policyIds. The default mode ignores force.
+func (s *Server) checkApproverForce(what string, u *userRec, force bool) error {
+	if force || !s.Strict().ApproverForce {
+		return nil
+	}
+	ids := s.approverPolicies(u.ID)
+	if len(ids) == 0 {
+		return nil
+	}
+	e := errBadRequest("%s %s is an approver in policy %s: set force to deactivate or delete it anyway", what, u.ID, strings.Join(ids, ", "))
+	e.Details = map[string]any{"policyIds": ids}
+	return e
+}
+
+func (s *Server) setServiceAccountActive(c *call, active bool) (*reply, error) {
+	var req forceBody
 	if err := decodeOptionalJSON(c.body, &req); err != nil {
 		return nil, err
 	}
 	u, err := s.findServiceAccount(c.param("id"))
 	if err != nil {
 		return nil, err
+	}
+	if u.IsArchived {
+		if active {
+			return nil, errArchived("service account", u.ID)
+		}
+		return ok(s.serviceAccountJSON(u, "")), nil
+	}
+	if !active {
+		if err := s.checkApproverForce("service account", u, req.force()); err != nil {
+			return nil, err
+		}
 	}
 	u.IsActive = active
 	for _, t := range s.tokensOf(u.ID, tokenKindSA) {
@@ -428,6 +569,7 @@ func (s *Server) deactivateServiceAccount(c *call) (*reply, error) {
 }
 
 // deleteServiceAccount removes the SA for good: GET answers 404 and its token stops working.
+// In strict "archive" mode it is archived instead: still listed, inactive, name taken.
 func (s *Server) deleteServiceAccount(c *call) (*reply, error) {
 	if err := decodeOptionalJSON(c.body, &struct{}{}); err != nil {
 		return nil, err
@@ -436,6 +578,16 @@ func (s *Server) deleteServiceAccount(c *call) (*reply, error) {
 	if err != nil {
 		return nil, err
 	}
+	if u.IsArchived {
+		return ok(s.serviceAccountJSON(u, "")), nil
+	}
+	if err := s.checkApproverForce("service account", u, forceQuery(c)); err != nil {
+		return nil, err
+	}
+	if s.Strict().ArchiveKeepsListed {
+		s.archiveUser(u)
+		return ok(s.serviceAccountJSON(u, "")), nil
+	}
 	u.IsActive = false
 	for _, t := range s.tokensOf(u.ID, tokenKindSA) {
 		t.IsActive = false
@@ -443,6 +595,29 @@ func (s *Server) deleteServiceAccount(c *call) (*reply, error) {
 	out := s.serviceAccountJSON(u, "")
 	s.removeUser(u.ID)
 	return ok(out), nil
+}
+
+// errArchived answers a change to an archived identity (strict "archive" mode).
+func errArchived(what, id string) error {
+	return errBadRequest("%s %s is archived and cannot be changed", what, id)
+}
+
+// archiveUser is a delete in strict "archive" mode: the user or SA and its tokens (SA token,
+// PATs) stay, inactive and archived, so that they are still listed and their names stay
+// taken; their assignments are removed, as on a delete.
+func (s *Server) archiveUser(u *userRec) {
+	u.IsActive, u.IsArchived = false, true
+	for _, t := range s.st.Tokens {
+		if t.UserID == u.ID {
+			s.archiveToken(t)
+		}
+	}
+	s.deleteAssignmentsOf(u.ID)
+}
+
+func (s *Server) archiveToken(t *tokenRec) {
+	t.IsActive, t.IsArchived = false, true
+	s.deleteAssignmentsOf(t.ID)
 }
 
 // removeUser deletes a user or SA with its tokens, credentials and assignments.
@@ -541,6 +716,9 @@ func (s *Server) updatePAT(c *call) (*reply, error) {
 	if err != nil {
 		return nil, err
 	}
+	if t.IsArchived {
+		return nil, errArchived("personal access token", t.ID)
+	}
 	if req.Name != nil {
 		if err := checkName(req.Name); err != nil {
 			return nil, err
@@ -564,6 +742,12 @@ func (s *Server) setPATActive(c *call, active bool) (*reply, error) {
 	if err != nil {
 		return nil, err
 	}
+	if t.IsArchived {
+		if active {
+			return nil, errArchived("personal access token", t.ID)
+		}
+		return ok(s.tokenJSON(t, "")), nil
+	}
 	t.IsActive = active
 	return ok(s.tokenJSON(t, "")), nil
 }
@@ -571,7 +755,8 @@ func (s *Server) setPATActive(c *call, active bool) (*reply, error) {
 func (s *Server) activatePAT(c *call) (*reply, error)   { return s.setPATActive(c, true) }
 func (s *Server) deactivatePAT(c *call) (*reply, error) { return s.setPATActive(c, false) }
 
-// deletePAT removes the PAT for good: GET answers 404 and its token stops working.
+// deletePAT removes the PAT for good: GET answers 404 and its token stops working. In strict
+// "archive" mode it is archived instead: still listed, inactive, name taken.
 func (s *Server) deletePAT(c *call) (*reply, error) {
 	if err := decodeOptionalJSON(c.body, &struct{}{}); err != nil {
 		return nil, err
@@ -579,6 +764,13 @@ func (s *Server) deletePAT(c *call) (*reply, error) {
 	t, err := s.findPAT(c)
 	if err != nil {
 		return nil, err
+	}
+	if t.IsArchived {
+		return ok(s.tokenJSON(t, "")), nil
+	}
+	if s.Strict().ArchiveKeepsListed {
+		s.archiveToken(t)
+		return ok(s.tokenJSON(t, "")), nil
 	}
 	t.IsActive = false
 	out := s.tokenJSON(t, "")
@@ -630,7 +822,8 @@ type createUserRequest struct {
 
 // createUser invites a CustomerEmployee. With publicKey the key becomes the user's Key
 // credential and the user counts as registered (it can log in at once); without one the
-// user stays unregistered, as after a real invitation.
+// user stays unregistered, as after a real invitation. In strict "invitations" mode the user
+// is always invited: unregistered, the key (if any) kept inactive until RegisterUser.
 func (s *Server) createUser(c *call) (*reply, error) {
 	if c.caller.token != nil && c.caller.token.Kind == tokenKindPat {
 		return nil, errForbidden("%s cannot create users", c.caller.describe())
@@ -663,8 +856,11 @@ func (s *Server) createUser(c *call) (*reply, error) {
 	u.ExternalID = optString(req.ExternalID)
 	u.IsSSORequired = req.IsSSORequired != nil && *req.IsSSORequired
 	if pemStr != "" {
-		s.newCredential(u.ID, "", "Key credential", pemStr, c.now)
+		cred := s.newCredential(u.ID, "", "Key credential", pemStr, c.now)
 		u.IsRegistered = true
+		if s.Strict().Invitations {
+			cred.IsActive, u.IsRegistered = false, false
+		}
 	}
 	return ok(s.userInfoJSON(u)), nil
 }
@@ -691,17 +887,32 @@ func (s *Server) updateUser(c *call) (*reply, error) {
 	if err != nil {
 		return nil, err
 	}
+	if u.IsArchived {
+		return nil, errArchived("user", u.ID)
+	}
 	u.IsSSORequired = *req.IsSSORequired
 	return ok(s.userInfoJSON(u)), nil
 }
 
 func (s *Server) setUserActive(c *call, active bool) (*reply, error) {
-	if err := decodeOptionalJSON(c.body, &struct{}{}); err != nil {
+	var req forceBody
+	if err := decodeOptionalJSON(c.body, &req); err != nil {
 		return nil, err
 	}
 	u, err := s.findUser(c.param("id"))
 	if err != nil {
 		return nil, err
+	}
+	if u.IsArchived {
+		if active {
+			return nil, errArchived("user", u.ID)
+		}
+		return ok(s.userInfoJSON(u)), nil
+	}
+	if !active {
+		if err := s.checkApproverForce("user", u, req.force()); err != nil {
+			return nil, err
+		}
 	}
 	u.IsActive = active
 	return ok(s.userInfoJSON(u)), nil
@@ -710,7 +921,8 @@ func (s *Server) setUserActive(c *call, active bool) (*reply, error) {
 func (s *Server) activateUser(c *call) (*reply, error)   { return s.setUserActive(c, true) }
 func (s *Server) deactivateUser(c *call) (*reply, error) { return s.setUserActive(c, false) }
 
-// deleteUser removes the user with its PATs and credentials; its tokens stop working.
+// deleteUser removes the user with its PATs and credentials; its tokens stop working. In
+// strict "archive" mode it is archived instead: still listed, inactive, e-mail taken.
 func (s *Server) deleteUser(c *call) (*reply, error) {
 	if err := decodeOptionalJSON(c.body, &struct{}{}); err != nil {
 		return nil, err
@@ -718,6 +930,16 @@ func (s *Server) deleteUser(c *call) (*reply, error) {
 	u, err := s.findUser(c.param("id"))
 	if err != nil {
 		return nil, err
+	}
+	if u.IsArchived {
+		return ok(s.userInfoJSON(u)), nil
+	}
+	if err := s.checkApproverForce("user", u, forceQuery(c)); err != nil {
+		return nil, err
+	}
+	if s.Strict().ArchiveKeepsListed {
+		s.archiveUser(u)
+		return ok(s.userInfoJSON(u)), nil
 	}
 	u.IsActive = false
 	out := s.userInfoJSON(u)

@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"encoding/json"
 	"net/http"
 	"slices"
 	"time"
@@ -133,10 +134,40 @@ func (s *Server) assignmentJSON(a *assignRec) map[string]any {
 	return m
 }
 
-// permissionAssignments is the permissionAssignments[] of a user, SA or PAT.
+// pendingAssignments are, in strict "pending-listed" mode, the assignments that pending
+// creation change requests will make, for listing: their ID is the change request's entityId
+// and their pendingChangeRequest that change request; nil otherwise.
+func (s *Server) pendingAssignments() []*assignRec {
+	if !s.Strict().PendingListed {
+		return nil
+	}
+	var out []*assignRec
+	for _, cr := range s.st.ChangeRequests {
+		if cr.Status != crPending || cr.Kind != "Assignment" || cr.OperationKind != "Create" {
+			continue
+		}
+		var seq int64
+		if ap := s.st.Approvals[cr.ApprovalID]; ap != nil {
+			seq = ap.Seq
+		}
+		out = append(out, &assignRec{
+			ID: cr.EntityID, PermissionID: cr.PermissionID, IdentityID: cr.IdentityID,
+			DateCreated: cr.DateCreated, DateUpdated: cr.DateCreated, Seq: seq, PendingCR: cr.ID,
+		})
+	}
+	return out
+}
+
+// permissionAssignments is the permissionAssignments[] of a user, SA or PAT; in strict
+// "pending-listed" mode it includes pending creations, which its item shape cannot mark.
 func (s *Server) permissionAssignments(identityID string) []map[string]any {
 	var list []*assignRec
 	for _, a := range s.st.Assignments {
+		if a.IdentityID == identityID {
+			list = append(list, a)
+		}
+	}
+	for _, a := range s.pendingAssignments() {
 		if a.IdentityID == identityID {
 			list = append(list, a)
 		}
@@ -185,12 +216,42 @@ func (s *Server) createPermission(c *call) (*reply, error) {
 	if s.permissionByName(*req.Name) != nil {
 		return nil, errConflict("a permission named %q already exists (names stay taken after archiving)", *req.Name)
 	}
+	if cr := s.pendingPermissionCreate(*req.Name); cr != nil {
+		return nil, s.pendingConflict(cr)
+	}
+	id := s.newID("pm")
+	if s.Strict().HoldCreates {
+		pols, err := s.evaluatePolicies(activityPermissionsModify, id)
+		if err != nil {
+			return nil, err
+		}
+		if len(pols) > 0 {
+			next := permissionBody{ID: id, Name: *req.Name, Status: "Active", Operations: dedupe(req.Operations)}
+			cr := s.openChangeRequest(c, activityPermissionsModify, "Permission", "Create", id, next, pols)
+			return &reply{status: http.StatusAccepted, body: s.changeRequestJSON(cr)}, nil
+		}
+	}
 	p := &permRec{
-		ID: s.newID("pm"), Name: *req.Name, Operations: dedupe(req.Operations),
+		ID: id, Name: *req.Name, Operations: dedupe(req.Operations),
 		DateCreated: c.now, DateUpdated: c.now, Seq: s.nextSeq(),
 	}
 	s.st.Permissions[p.ID] = p
 	return ok(s.permissionJSON(p)), nil
+}
+
+// pendingPermissionCreate returns the pending change request creating a permission named
+// name (strict "hold-creates"), or nil.
+func (s *Server) pendingPermissionCreate(name string) *changeRec {
+	for _, cr := range s.st.ChangeRequests {
+		if cr.Status != crPending || cr.Kind != "Permission" || cr.OperationKind != "Create" {
+			continue
+		}
+		var b permissionBody
+		if json.Unmarshal(cr.Body, &b) == nil && b.Name == name {
+			return cr
+		}
+	}
+	return nil
 }
 
 func dedupe(in []string) []string {
@@ -245,7 +306,7 @@ func (s *Server) modifiablePermission(id string) (*permRec, error) {
 		return nil, errForbidden("permission %s is immutable", p.ID)
 	}
 	if cr := s.pendingCR(p.PendingCR); cr != nil {
-		return nil, pendingConflict(cr)
+		return nil, s.pendingConflict(cr)
 	}
 	return p, nil
 }
@@ -327,13 +388,13 @@ type assignRequest struct {
 	IdentityID *string `json:"identityId"`
 }
 
-// identityExists reports whether id names a live user, service account or PAT.
+// identityExists reports whether id names a live (not archived) user, service account or PAT.
 func (s *Server) identityExists(id string) bool {
-	if s.st.Users[id] != nil {
-		return true
+	if u := s.st.Users[id]; u != nil {
+		return !u.IsArchived
 	}
 	t := s.st.Tokens[id]
-	return t != nil && t.Kind == tokenKindPat
+	return t != nil && t.Kind == tokenKindPat && !t.IsArchived
 }
 
 func (s *Server) assignPermission(c *call) (*reply, error) {
@@ -362,7 +423,7 @@ func (s *Server) assignPermission(c *call) (*reply, error) {
 	for _, cr := range s.st.ChangeRequests {
 		if cr.Status == crPending && cr.Kind == "Assignment" && cr.OperationKind == "Create" &&
 			cr.PermissionID == p.ID && cr.IdentityID == *req.IdentityID {
-			return nil, pendingConflict(cr)
+			return nil, s.pendingConflict(cr)
 		}
 	}
 	pols, err := s.evaluatePolicies(activityPermissionsAssign, p.ID)
@@ -389,6 +450,11 @@ func (s *Server) listAssignments(c *call) (*reply, error) {
 			all = append(all, a)
 		}
 	}
+	for _, a := range s.pendingAssignments() {
+		if a.PermissionID == p.ID {
+			all = append(all, a)
+		}
+	}
 	items, next, err := paginate(c, all, func(a *assignRec) int64 { return a.Seq }, 50)
 	if err != nil {
 		return nil, err
@@ -411,6 +477,13 @@ func (s *Server) revokePermission(c *call) (*reply, error) {
 		return nil, err
 	}
 	a := s.st.Assignments[c.param("aid")]
+	if a == nil {
+		for _, pa := range s.pendingAssignments() { // listed in strict "pending-listed" mode
+			if pa.ID == c.param("aid") && pa.PermissionID == p.ID {
+				return nil, s.pendingConflict(s.st.ChangeRequests[pa.PendingCR])
+			}
+		}
+	}
 	if a == nil || a.PermissionID != p.ID {
 		return nil, errNotFound("assignment %s not found", c.param("aid"))
 	}
@@ -418,7 +491,7 @@ func (s *Server) revokePermission(c *call) (*reply, error) {
 		return nil, errForbidden("assignment %s is immutable", a.ID)
 	}
 	if cr := s.pendingCR(a.PendingCR); cr != nil {
-		return nil, pendingConflict(cr)
+		return nil, s.pendingConflict(cr)
 	}
 	pols, err := s.evaluatePolicies(activityPermissionsAssign, p.ID)
 	if err != nil {

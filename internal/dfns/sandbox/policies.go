@@ -124,8 +124,9 @@ type policyRequest struct {
 	Filters      json.RawMessage `json:"filters"`
 }
 
-// parsePolicy validates a policy body against the combination table.
-func parsePolicy(body []byte) (*policyBody, error) {
+// parsePolicy validates a policy body against the combination table; strictInput (strict
+// "input" mode) also checks rule configurations against @dfns/sdk 0.8.21.
+func parsePolicy(body []byte, strictInput bool) (*policyBody, error) {
 	var req policyRequest
 	if err := decodeJSON(body, &req); err != nil {
 		return nil, err
@@ -143,6 +144,11 @@ func parsePolicy(body []byte) (*policyBody, error) {
 	p := &policyBody{Name: *req.Name, ActivityKind: *req.ActivityKind, Rule: *req.Rule, Action: *req.Action}
 	if err := checkRule(p.ActivityKind, spec, &p.Rule); err != nil {
 		return nil, err
+	}
+	if strictInput {
+		if err := checkRuleConfiguration(p.Rule); err != nil {
+			return nil, err
+		}
 	}
 	if err := checkAction(p.ActivityKind, spec, &p.Action); err != nil {
 		return nil, err
@@ -173,6 +179,70 @@ func checkRule(activity string, spec activitySpec, r *policyRule) error {
 	}
 	if r.Kind == "AlwaysTrigger" && len(obj) > 0 {
 		return errBadRequest("rule.configuration must be empty for AlwaysTrigger")
+	}
+	return nil
+}
+
+// chainalysisConfig is the configuration of the Chainalysis rules (@dfns/sdk 0.8.21:
+// ChainalysisTransactionPrescreening, and ChainalysisTransactionScreening without addresses).
+type chainalysisConfig struct {
+	Alerts *struct {
+		AlertLevel  *string `json:"alertLevel"`
+		CategoryIDs []int   `json:"categoryIds"`
+	} `json:"alerts"`
+	Exposures *struct {
+		Direct *struct {
+			CategoryIDs []int `json:"categoryIds"`
+		} `json:"direct"`
+	} `json:"exposures"`
+	Addresses *struct {
+		CategoryIDs []int `json:"categoryIds"`
+	} `json:"addresses"`
+	FallbackBehaviours *struct {
+		SkipUnscreenableTransaction *bool `json:"skipUnscreenableTransaction"`
+		SkipUnsupportedNetwork      *bool `json:"skipUnsupportedNetwork"`
+		SkipUnsupportedAsset        *bool `json:"skipUnsupportedAsset"`
+		SkipChainalysisFailure      *bool `json:"skipChainalysisFailure"`
+	} `json:"fallbackBehaviours"`
+}
+
+// checkRuleConfiguration is strict "input" mode's check of a rule configuration: the amount
+// rules' currency is USD only, and the Chainalysis rules need every field @dfns/sdk 0.8.21
+// requires (only userIdTemplate is optional).
+func checkRuleConfiguration(r policyRule) error {
+	switch r.Kind {
+	case "TransactionAmountLimit", "TransactionAmountVelocity":
+		var cfg struct {
+			Currency *string `json:"currency"`
+		}
+		if err := json.Unmarshal(r.Configuration, &cfg); err != nil {
+			return decodeError(err)
+		}
+		if cfg.Currency == nil || *cfg.Currency != "USD" {
+			return errBadRequest("rule.configuration.currency must be USD")
+		}
+	case "ChainalysisTransactionPrescreening", "ChainalysisTransactionScreening":
+		var cfg chainalysisConfig
+		if err := json.Unmarshal(r.Configuration, &cfg); err != nil {
+			return decodeError(err)
+		}
+		missing := ""
+		fb := cfg.FallbackBehaviours
+		switch {
+		case cfg.Alerts == nil || cfg.Alerts.AlertLevel == nil || cfg.Alerts.CategoryIDs == nil:
+			missing = "alerts.alertLevel and alerts.categoryIds"
+		case cfg.Exposures == nil || cfg.Exposures.Direct == nil || cfg.Exposures.Direct.CategoryIDs == nil:
+			missing = "exposures.direct.categoryIds"
+		case r.Kind == "ChainalysisTransactionPrescreening" && (cfg.Addresses == nil || cfg.Addresses.CategoryIDs == nil):
+			missing = "addresses.categoryIds"
+		case fb == nil || fb.SkipUnscreenableTransaction == nil || fb.SkipUnsupportedNetwork == nil ||
+			fb.SkipUnsupportedAsset == nil || fb.SkipChainalysisFailure == nil:
+			missing = "fallbackBehaviours.skipUnscreenableTransaction, skipUnsupportedNetwork, skipUnsupportedAsset and skipChainalysisFailure"
+		}
+		if missing != "" {
+			return errBadRequest("rule.configuration.%s are required for rule kind %s", missing, r.Kind)
+		}
+		return checkEnum("rule.configuration.alerts.alertLevel", *cfg.Alerts.AlertLevel, "LOW", "MEDIUM", "HIGH", "SEVERE")
 	}
 	return nil
 }
@@ -283,16 +353,86 @@ func (s *Server) policyJSON(p *policyRec) map[string]any {
 	if cr := s.pendingCR(p.PendingCR); cr != nil {
 		m["pendingChangeRequest"] = s.changeRequestJSON(cr)
 	}
+	if s.Strict().PolicyDefaults {
+		raw, _ := json.Marshal(m) // maps, strings and policy structs always marshal
+		return withPolicyDefaults(raw)
+	}
 	return m
 }
 
+// policyLimitKeys are the rule configuration numbers strict "policy-defaults" mode echoes as
+// strings (Dfns amounts are decimal strings).
+var policyLimitKeys = []string{"limit", "riskScoreThreshold"}
+
+// withPolicyDefaults decodes a policy (or a policy change request body) and adds what strict
+// "policy-defaults" mode echoes although the client did not send it: rule.configuration {}
+// when absent, limit and riskScoreThreshold as strings, for RequestApproval an
+// autoRejectTimeout null and per approval group name null, initiatorCanApprove and
+// serviceAccountsCanApprove false, and filters {} when absent. Other numbers stay as sent.
+func withPolicyDefaults(raw []byte) map[string]any {
+	var m map[string]any
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if dec.Decode(&m) != nil || m == nil {
+		return m
+	}
+	if rule, isObj := m["rule"].(map[string]any); isObj {
+		cfg, hasCfg := rule["configuration"].(map[string]any)
+		if !hasCfg {
+			cfg = map[string]any{}
+		}
+		for _, k := range policyLimitKeys {
+			if n, isNum := cfg[k].(json.Number); isNum {
+				cfg[k] = n.String()
+			}
+		}
+		rule["configuration"] = cfg
+	}
+	if action, isObj := m["action"].(map[string]any); isObj && action["kind"] == "RequestApproval" {
+		setDefault(action, "autoRejectTimeout", nil)
+		groups, _ := action["approvalGroups"].([]any)
+		for _, g := range groups {
+			if group, isGroup := g.(map[string]any); isGroup {
+				setDefault(group, "name", nil)
+				setDefault(group, "initiatorCanApprove", false)
+				setDefault(group, "serviceAccountsCanApprove", false)
+			}
+		}
+	}
+	if m["filters"] == nil {
+		m["filters"] = map[string]any{}
+	}
+	return m
+}
+
+func setDefault(m map[string]any, key string, v any) {
+	if _, has := m[key]; !has {
+		m[key] = v
+	}
+}
+
+// createPolicy creates a policy. In strict "hold-creates" mode an active Policies:Modify
+// policy that selects the new policy (one without a policyId filter) holds the creation: 202,
+// a change request (kind Policy, operationKind Create, entityId the ID the policy will get).
 func (s *Server) createPolicy(c *call) (*reply, error) {
-	body, err := parsePolicy(c.body)
+	body, err := parsePolicy(c.body, s.Strict().StrictInput)
 	if err != nil {
 		return nil, err
 	}
+	id := s.newID("plc")
+	if s.Strict().HoldCreates {
+		pols, err := s.evaluatePolicies(activityPoliciesModify, id)
+		if err != nil {
+			return nil, err
+		}
+		if len(pols) > 0 {
+			body.ID, body.Status = id, policyActive
+			cr := s.openChangeRequest(c, activityPoliciesModify, "Policy", "Create", id, *body, pols)
+			return &reply{status: http.StatusAccepted, body: s.changeRequestJSON(cr)}, nil
+		}
+	}
 	p := &policyRec{policyBody: *body, DateCreated: c.now, DateUpdated: c.now, Seq: s.nextSeq()}
-	p.ID = s.newID("plc")
+	p.ID = id
 	p.Status = policyActive
 	s.st.Policies[p.ID] = p
 	return ok(s.policyJSON(p)), nil
@@ -344,13 +484,13 @@ func (s *Server) modifiablePolicy(id string) (*policyRec, error) {
 		return nil, err
 	}
 	if cr := s.pendingCR(p.PendingCR); cr != nil {
-		return nil, pendingConflict(cr)
+		return nil, s.pendingConflict(cr)
 	}
 	return p, nil
 }
 
 func (s *Server) updatePolicy(c *call) (*reply, error) {
-	body, err := parsePolicy(c.body)
+	body, err := parsePolicy(c.body, s.Strict().StrictInput)
 	if err != nil {
 		return nil, err
 	}

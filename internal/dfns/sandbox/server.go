@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -32,6 +33,9 @@ type Options struct {
 	Now func() time.Time
 	// HTTPClient sends webhook deliveries (default: a client with a 5 s timeout).
 	HTTPClient *http.Client
+	// Strict selects the less kind reading of the Dfns docs, behaviour by behaviour (zero:
+	// the kind reading); Server.SetStrict changes it later. It is not kept in StateFile.
+	Strict Strictness
 }
 
 // Server is one sandboxed Dfns organisation. It is safe for concurrent use.
@@ -45,6 +49,7 @@ type Server struct {
 	st *state
 
 	faults     faultState // has its own lock so that the state lock stays off the latency sleep
+	strict     atomic.Pointer[Strictness]
 	deliveries sync.WaitGroup
 }
 
@@ -63,6 +68,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s := &Server{opts: opts, now: func() time.Time { return now().UTC() }, client: client}
 	s.faults.init(opts.Seed)
+	s.SetStrict(opts.Strict)
 	st, err := s.loadOrInitState()
 	if err != nil {
 		return nil, err
@@ -211,6 +217,9 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	if !sleepCtx(r, s.faults.latency()) {
 		return
 	}
+	if s.spendsChallenge(rt, kind) {
+		_, _ = s.execute(rt, params, r) // the server fails after consuming the challenge
+	}
 	switch kind {
 	case FaultInternal:
 		writeError(w, errInternal("Internal Server Error"))
@@ -239,6 +248,17 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, rep.status, rep.body)
+}
+
+// spendsChallenge reports whether, in strict "challenge-spent" mode, a fault that answers
+// without running the handler hits a call that consumes a challenge (/auth/login,
+// /auth/action): the handler runs first, so that a retry with the same challenge is refused
+// as a reused one. The init calls hand out challenges and consume none.
+func (s *Server) spendsChallenge(rt *route, kind FaultKind) bool {
+	if kind == "" || kind == FaultAnswerLost || !s.Strict().ChallengeSpent {
+		return false
+	}
+	return rt.op == "Login" || rt.op == "CreateUserActionSignature"
 }
 
 // sleepCtx waits d or until the request is cancelled; it reports whether d elapsed.

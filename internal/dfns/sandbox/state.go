@@ -51,6 +51,7 @@ type userRec struct {
 	IsServiceAccount bool      `json:"isServiceAccount"`
 	IsRegistered     bool      `json:"isRegistered"`
 	IsSSORequired    bool      `json:"isSSORequired"`
+	IsArchived       bool      `json:"isArchived,omitempty"` // deleted in strict "archive" mode
 	DateCreated      time.Time `json:"dateCreated"`
 	Seq              int64     `json:"seq"`
 }
@@ -65,6 +66,7 @@ type tokenRec struct {
 	PublicKey   string    `json:"publicKey"` // fingerprint
 	ExternalID  string    `json:"externalId,omitempty"`
 	IsActive    bool      `json:"isActive"`
+	IsArchived  bool      `json:"isArchived,omitempty"` // deleted in strict "archive" mode
 	DateCreated time.Time `json:"dateCreated"`
 	ExpiresAt   time.Time `json:"expiresAt"`
 	Seq         int64     `json:"seq"`

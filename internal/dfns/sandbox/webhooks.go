@@ -19,7 +19,7 @@ const maxWebhooks = 5
 
 // webhookEventKinds are the event kinds of @dfns/sdk 0.8.21 (CreateWebhookBody.events) and of
 // the Go SDK, which adds five (docs/dfns-api.md §11 question 13): both SDKs' kinds are
-// accepted.
+// accepted, except in strict "input" mode (nonSDKWebhookEventKinds).
 var webhookEventKinds = []string{
 	"vault.created", "vault.updated", "vault.tags.modified", "vault.event.created",
 	"wallet.blockchain_event.transfer.included",
@@ -32,6 +32,13 @@ var webhookEventKinds = []string{
 	"wallet.transaction.failed", "wallet.transaction.rejected", "wallet.transaction.requested",
 	"wallet.transfer.broadcasted", "wallet.transfer.confirmed", "wallet.transfer.failed",
 	"wallet.transfer.rejected", "wallet.transfer.requested",
+}
+
+// nonSDKWebhookEventKinds are the Go SDK's kinds that @dfns/sdk 0.8.21 lacks; strict
+// "input" mode refuses them.
+var nonSDKWebhookEventKinds = []string{
+	"vault.created", "vault.updated", "vault.tags.modified", "vault.event.created",
+	"wallet.blockchain_event.transfer.included",
 }
 
 // webhookRec is a webhook; Secret is shown only in the create answer.
@@ -102,7 +109,9 @@ type webhookRequest struct {
 	Description *string  `json:"description"`
 }
 
-func (req *webhookRequest) validate(create bool) error {
+// validate checks a create (create) or update body; strictInput (strict "input" mode)
+// accepts only the event kinds of @dfns/sdk 0.8.21.
+func (req *webhookRequest) validate(create, strictInput bool) error {
 	if create && (req.URL == nil || req.Events == nil) {
 		return errBadRequest("url and events are required")
 	}
@@ -117,7 +126,7 @@ func (req *webhookRequest) validate(create bool) error {
 			return errBadRequest("events must contain at least one event kind")
 		}
 		for _, e := range req.Events {
-			if !slices.Contains(webhookEventKinds, e) {
+			if !slices.Contains(webhookEventKinds, e) || (strictInput && slices.Contains(nonSDKWebhookEventKinds, e)) {
 				return errBadRequest("events contains an unknown event kind %q", e)
 			}
 		}
@@ -139,7 +148,7 @@ func (s *Server) createWebhook(c *call) (*reply, error) {
 	if err := decodeJSON(c.body, &req); err != nil {
 		return nil, err
 	}
-	if err := req.validate(true); err != nil {
+	if err := req.validate(true, s.Strict().StrictInput); err != nil {
 		return nil, err
 	}
 	if len(s.st.Webhooks) >= maxWebhooks {
@@ -195,7 +204,7 @@ func (s *Server) updateWebhook(c *call) (*reply, error) {
 	if err := decodeJSON(c.body, &req); err != nil {
 		return nil, err
 	}
-	if err := req.validate(false); err != nil {
+	if err := req.validate(false, s.Strict().StrictInput); err != nil {
 		return nil, err
 	}
 	w, err := s.findWebhook(c.param("id"))

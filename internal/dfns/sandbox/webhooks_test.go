@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -99,6 +100,7 @@ func TestWebhookDeliveries(t *testing.T) {
 			t.Errorf("event data: %v", ev["data"])
 		}
 	}
+	slices.Sort(kinds) // deliveries are concurrent: Dfns promises no order either
 	if strings.Join(kinds, ",") != "policy.approval.pending,policy.approval.resolved" {
 		t.Errorf("kinds = %v", kinds)
 	}
