@@ -50,7 +50,9 @@ func holders(permissionID string) func(g Gomega) []string {
 		g.Expect(err).NotTo(HaveOccurred())
 		ids := make([]string, 0, len(all))
 		for _, a := range all {
-			ids = append(ids, a.IdentityID)
+			if !pendingCreation(a.PendingChangeRequest) { // listed while its creation waits for approval
+				ids = append(ids, a.IdentityID)
+			}
 		}
 		return ids
 	}

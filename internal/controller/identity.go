@@ -556,7 +556,13 @@ func (m *minter[T]) Update(ctx context.Context, obj T, obs driver.Observation[id
 		return notes, nil
 	}
 	if err := m.calls.setActive(ctx, obs.ID, obj.WantActive()); err != nil {
-		return notes, fmt.Errorf("setting %s %s active=%t: %w", noun, obs.ID, obj.WantActive(), err)
+		err = fmt.Errorf("setting %s %s active=%t: %w", noun, obs.ID, obj.WantActive(), err)
+		if obj.WantActive() && (dfns.IsBadRequest(err) || dfns.IsNotFound(err) || dfns.IsGone(err)) {
+			// Dfns may keep a deleted identity listed, inactive, and refuse to activate it
+			// (docs/dfns-compatibility.md): its token no longer works, so it is replaced.
+			return notes, driver.Gone(err)
+		}
+		return notes, err
 	}
 	if obj.WantActive() {
 		return append(notes, driver.Note{Reason: driver.EventReactivated, Message: fmt.Sprintf("%s %s was deactivated; activated it", noun, obs.ID)}), nil

@@ -219,6 +219,11 @@ var _ = Describe("The operator in token mode", func() {
 		opSA, err := dashboard.CreateServiceAccount(ctx, dfns.CreateServiceAccountRequest{Name: ns + "/operator", PublicKey: pub, PermissionID: perm.ID})
 		Expect(err).NotTo(HaveOccurred())
 		tok := opSA.AccessTokens[0]
+		if tok.CredID == "" { // Dfns may answer the create with an empty credId: read it back
+			got, err := dashboard.GetServiceAccount(ctx, opSA.UserInfo.UserID)
+			Expect(err).NotTo(HaveOccurred())
+			tok.CredID = got.AccessTokens[0].CredID
+		}
 		By("reaching Dfns through a connection whose Secret holds the token")
 		conn := tokenConnection(ns, map[string][]byte{dfns.FileAPIURL: []byte(sbServer.URL), dfns.FileOrgID: []byte(sb.OrgID()),
 			dfns.FileAuthToken: []byte(tok.Token), dfns.FileCredID: []byte(tok.CredID), dfns.FilePrivateKey: keyPEM})

@@ -61,6 +61,19 @@ func activePATs(name string) func(g Gomega) []string {
 	}
 }
 
+// deletedPAT is deletedSA for a personal access token.
+func deletedPAT(id string) bool {
+	got, err := dashboard.GetPersonalAccessToken(ctx, id)
+	if dfns.IsNotFound(err) {
+		return true
+	}
+	if err != nil || got.IsActive {
+		return false
+	}
+	_, err = dashboard.ActivatePersonalAccessToken(ctx, id)
+	return dfns.IsBadRequest(err)
+}
+
 // patID reads status.tokenId.
 func patID(p *v1alpha1.DfnsPersonalAccessToken) func(g Gomega) string {
 	return func(g Gomega) string {
@@ -148,7 +161,7 @@ var _ = Describe("DfnsPersonalAccessToken", func() {
 		waitReady(p)
 		Expect(activePATs(ns+"/drift")(Default)).To(ConsistOf(id, p.Status.TokenID), "the previous token may still run in pods")
 		clock.Advance(v1alpha1.DefaultGracePeriod + time.Minute)
-		eventually(func() error { _, err := dashboard.GetPersonalAccessToken(ctx, id); return err }).Should(Satisfy(dfns.IsNotFound))
+		eventually(func() bool { return deletedPAT(id) }).Should(BeTrue())
 		Expect(activePATs(ns + "/drift")(Default)).To(ConsistOf(p.Status.TokenID))
 		var renewed *corev1.Secret
 		eventually(func() error { renewed, err = secretOf(ns, p.Name); return err }).Should(Succeed())
@@ -195,11 +208,11 @@ var _ = Describe("DfnsPersonalAccessToken", func() {
 			Expect(k8sClient.Create(ctx, p)).To(Succeed())
 			waitReady(p)
 			deleteAndWait(p)
-			got, err := dashboard.GetPersonalAccessToken(ctx, p.Status.TokenID)
 			if !active {
-				Expect(dfns.IsNotFound(err)).To(BeTrue())
+				Expect(deletedPAT(p.Status.TokenID)).To(BeTrue())
 				return
 			}
+			got, err := dashboard.GetPersonalAccessToken(ctx, p.Status.TokenID)
 			Expect(err).NotTo(HaveOccurred())
 			Expect(got.IsActive).To(BeTrue())
 			Expect(dashboard.DeletePersonalAccessToken(ctx, got.TokenID)).To(Succeed())

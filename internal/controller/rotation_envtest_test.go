@@ -119,10 +119,7 @@ var _ = Describe("Rotation", func() {
 
 		By("retiring the previous identity once the grace period is over")
 		clock.Advance(61 * time.Minute)
-		eventually(func() error {
-			_, err := dashboard.GetServiceAccount(ctx, first)
-			return err
-		}).Should(Satisfy(dfns.IsNotFound))
+		eventually(func() bool { return deletedSA(first) }).Should(BeTrue())
 		eventually(hasEvent(sa, corev1.EventTypeNormal, driver.EventRetired)).Should(BeTrue())
 		eventually(func(g Gomega) {
 			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(sa), sa)).To(Succeed())

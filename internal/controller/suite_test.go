@@ -178,7 +178,12 @@ var _ = BeforeSuite(func() {
 
 	By("starting the Dfns sandbox over HTTP")
 	var err error
-	sb, err = sandbox.New(sandbox.Options{Seed: 1, Now: clock.Now})
+	strict, err := sandbox.ParseStrictness(strings.FieldsFunc(os.Getenv("SANDBOX_STRICT"), func(r rune) bool { return r == ',' }))
+	Expect(err).NotTo(HaveOccurred(), "SANDBOX_STRICT")
+	if strict != (sandbox.Strictness{}) {
+		By(fmt.Sprintf("running against a strict sandbox: %s", os.Getenv("SANDBOX_STRICT")))
+	}
+	sb, err = sandbox.New(sandbox.Options{Seed: 1, Now: clock.Now, Strict: strict})
 	Expect(err).NotTo(HaveOccurred())
 	sbServer = httptest.NewServer(sb.Handler())
 	admin, err = sb.CreateUser("operator@example.com", true)
@@ -186,7 +191,7 @@ var _ = BeforeSuite(func() {
 	approver, err = sb.CreateUser("approver@example.com", true)
 	Expect(err).NotTo(HaveOccurred())
 	operator = dfns.NewStaticCredentials(loginCredentials(sbServer.URL, admin))
-	sb2, err = sandbox.New(sandbox.Options{Seed: 2})
+	sb2, err = sandbox.New(sandbox.Options{Seed: 2, Strict: strict})
 	Expect(err).NotTo(HaveOccurred())
 	sb2Server = httptest.NewServer(sb2.Handler())
 	dashboard = loginClient(admin)

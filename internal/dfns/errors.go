@@ -233,6 +233,12 @@ func IsRefused(err error) bool {
 	return ok && e.StatusCode >= 400 && e.StatusCode < 500 && e.StatusCode != http.StatusRequestTimeout
 }
 
+// IsBadRequest reports whether Dfns answered 400: it refused the call as invalid.
+func IsBadRequest(err error) bool { return hasStatus(err, http.StatusBadRequest) }
+
+// IsGone reports whether Dfns answered 410.
+func IsGone(err error) bool { return hasStatus(err, http.StatusGone) }
+
 // IsForbidden reports whether Dfns answered 403: the identity lacks a permission (see
 // MissingOperation) or the user-action signature was refused.
 func IsForbidden(err error) bool { return hasStatus(err, http.StatusForbidden) }

@@ -539,6 +539,12 @@ func (r *Reconciler[T, O]) update(ctx context.Context, st *state[T, O], obs Obse
 	if cr, ok := r.errs.Pending(err); ok {
 		return r.awaitApproval(ctx, st, cr, OperationUpdate)
 	}
+	if isGone(err) {
+		// Dfns shows the object but will not bring it back: it is replaced, as one deleted.
+		obs.Exists, obs.Replace = false, &Replacement{ID: obs.ID, Reason: EventRecreated,
+			Message: fmt.Sprintf("the Dfns object %s was archived in Dfns (%s); created a new one", obs.ID, err.Error())}
+		return r.create(ctx, st, obs)
+	}
 	if err != nil {
 		return r.fail(ctx, st, err)
 	}

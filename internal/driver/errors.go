@@ -93,6 +93,23 @@ func Waitf(reason, format string, args ...any) error {
 	return &waitError{reason: reason, msg: fmt.Sprintf(format, args...)}
 }
 
+// goneError is Update's finding that the object, though Dfns still shows it, is beyond repair:
+// archived (Dfns may keep a deleted object listed, inactive, docs/dfns-compatibility.md).
+type goneError struct{ err error }
+
+func (e *goneError) Error() string { return e.err.Error() }
+func (e *goneError) Unwrap() error { return e.err }
+
+// Gone wraps Update's error when the object cannot be brought back (Dfns keeps it archived):
+// the driver replaces it as if it were gone.
+func Gone(err error) error { return &goneError{err: err} }
+
+// isGone reports whether err is from Gone.
+func isGone(err error) bool {
+	var g *goneError
+	return errors.As(err, &g)
+}
+
 // StopReason returns the reason of a Stopf error.
 func StopReason(err error) (string, bool) {
 	var se *stopError
