@@ -93,7 +93,7 @@ func TestComparePolicy(t *testing.T) {
 		"LimitAsStringChanged": {reason: "a limit given as a string still compares by value", mutate: func(g *dfns.Policy) {
 			g.Rule.Configuration["limit"] = "11"
 		}, want: "rule"},
-		"Name":     {reason: "a changed name", mutate: func(g *dfns.Policy) { g.Name = "x" }, want: `name "x", want "ns/p"`},
+		"Name": {reason: "a changed name", mutate: func(g *dfns.Policy) { g.Name = "x" }, want: `name "x", want "ns/p"`},
 		"Approvers": {reason: "approvers narrowed in Dfns", mutate: func(g *dfns.Policy) {
 			g.Action.ApprovalGroups[0].Approvers = map[string]any{"userId": map[string]any{"in": []any{"us-1"}}}
 		}, want: "action"},

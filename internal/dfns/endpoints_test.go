@@ -351,8 +351,14 @@ func TestEveryChangeMayBeHeld(t *testing.T) {
 			_, err := c.CreatePersonalAccessToken(ctx, CreatePersonalAccessTokenRequest{Name: "n", PublicKey: "k"})
 			return err
 		},
-		"POST /permissions": func(c *Client) error { _, err := c.CreatePermission(ctx, CreatePermissionRequest{Name: "p"}); return err },
-		"POST /webhooks":    func(c *Client) error { _, err := c.CreateWebhook(ctx, CreateWebhookRequest{URL: "https://x"}); return err },
+		"POST /permissions": func(c *Client) error {
+			_, err := c.CreatePermission(ctx, CreatePermissionRequest{Name: "p"})
+			return err
+		},
+		"POST /webhooks": func(c *Client) error {
+			_, err := c.CreateWebhook(ctx, CreateWebhookRequest{URL: "https://x"})
+			return err
+		},
 		"DELETE /webhooks/wh-1": func(c *Client) error { return c.DeleteWebhook(ctx, "wh-1") },
 		"POST /v2/policies":     func(c *Client) error { _, err := c.CreatePolicy(ctx, PolicyBody{Name: "p"}); return err },
 		"POST /permissions/pm-1/assignments": func(c *Client) error {
