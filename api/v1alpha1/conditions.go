@@ -79,4 +79,7 @@ const (
 	// ReasonExpired (Ready=False): the token in the Secret has expired, and minting its
 	// successor has been failing since before then.
 	ReasonExpired = "Expired"
+	// ReasonDeletionRefused: Dfns refused to delete or deactivate the object (a service account
+	// that a policy names as approver, for one); the operator does not bypass the refusal.
+	ReasonDeletionRefused = "DeletionRefused"
 )

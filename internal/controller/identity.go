@@ -576,12 +576,7 @@ func (m *minter[T]) Delete(ctx context.Context, obj T, id string) error {
 	if obj.GetDeletionPolicy() != v1alpha1.DeletionPolicyDeactivate {
 		return m.remove(ctx, id)
 	}
-	err := m.calls.setActive(ctx, id, false)
-	m.lists.Invalidate(m.key)
-	if err != nil && !dfns.IsNotFound(err) {
-		return fmt.Errorf("deactivating %s %s: %w", m.calls.nounOf(), id, err)
-	}
-	return nil
+	return m.deactivate(ctx, id)
 }
 
 // remove deletes an identity; empty or already gone is fine.
@@ -592,9 +587,33 @@ func (m *minter[T]) remove(ctx context.Context, id string) error {
 	err := m.calls.delete(ctx, id)
 	m.lists.Invalidate(m.key)
 	if err != nil && !dfns.IsNotFound(err) {
-		return fmt.Errorf("deleting %s %s: %w", m.calls.nounOf(), id, err)
+		return m.refused("deleting", id, err)
 	}
 	return nil
+}
+
+// deactivate deactivates an identity being let go (deletionPolicy Deactivate, or a retired
+// one); already gone is fine.
+func (m *minter[T]) deactivate(ctx context.Context, id string) error {
+	err := m.calls.setActive(ctx, id, false)
+	m.lists.Invalidate(m.key)
+	if err != nil && !dfns.IsNotFound(err) {
+		return m.refused("deactivating", id, err)
+	}
+	return nil
+}
+
+// refused words a failed delete or deactivate. Dfns refuses (400) to let go of an identity
+// that a policy names as approver unless the call says force, which bypasses that check
+// (docs/dfns-compatibility.md). The operator never bypasses it: a tenant deleting its account
+// would otherwise leave a platform policy short of approvers. The resource waits, saying what
+// to do.
+func (m *minter[T]) refused(doing, id string, err error) error {
+	if dfns.IsBadRequest(err) {
+		return driver.Waitf(v1alpha1.ReasonDeletionRefused, "Dfns refused %s %s %s: %s. If a policy names it as approver, "+
+			"remove it from the policy's approvers first, or set deletionPolicy: Orphan to keep it in Dfns", doing, m.calls.nounOf(), id, err.Error())
+	}
+	return fmt.Errorf("%s %s %s: %w", doing, m.calls.nounOf(), id, err)
 }
 
 // resolvePermission returns the Dfns ID a permissionRef names, or a waitError while the
@@ -735,10 +754,5 @@ func (m *minter[T]) Retire(ctx context.Context, obj T, id string) error {
 	if obj.GetDeletionPolicy() != v1alpha1.DeletionPolicyDeactivate {
 		return m.remove(ctx, id)
 	}
-	err := m.calls.setActive(ctx, id, false)
-	m.lists.Invalidate(m.key)
-	if err != nil && !dfns.IsNotFound(err) {
-		return fmt.Errorf("deactivating %s %s: %w", m.calls.nounOf(), id, err)
-	}
-	return nil
+	return m.deactivate(ctx, id)
 }
