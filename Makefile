@@ -70,15 +70,17 @@ test: manifests generate fmt vet sdk-deps $(HELM) ## Run the tests (envtest cont
 	@assets="$$(WITH_KUBECTL=1 $(ENVTEST_ASSETS))"; \
 	echo "KUBEBUILDER_ASSETS=$$assets"; \
 	KUBEBUILDER_ASSETS="$$assets" KUBECTL="$$assets/kubectl" HELM="$(HELM)" \
-		go test $$(go list ./... | grep -v /test/e2e) -coverprofile cover.out
+		go test $$(go list ./... | grep -v /test/e2e) -coverprofile cover.out; \
+	echo "The controller suite again, against a strict sandbox (docs/dfns-compatibility.md):"; \
+	KUBEBUILDER_ASSETS="$$assets" SANDBOX_STRICT=all go test ./internal/controller/ -count=1
 
 .PHONY: test-e2e
-test-e2e: ## Run the end-to-end tests: real etcd, kube-apiserver, dfns-sandbox, manager and kubectl processes.
-	go test -tags e2e ./test/e2e/ -count=1 -timeout 15m -v -ginkgo.v
+test-e2e: ## Run the end-to-end tests: real etcd, kube-apiserver, dfns-sandbox, manager and kubectl processes (SANDBOX_FLAGS=--strict for the strict sandbox).
+	SANDBOX_FLAGS="$(SANDBOX_FLAGS)" go test -tags e2e ./test/e2e/ -count=1 -timeout 15m -v -ginkgo.v
 
 .PHONY: test-chaos
 test-chaos: ## Kill the manager 10 times amid 20% injected Dfns faults; check nothing is lost (CHAOS_N, CHAOS_KILLS, CHAOS_SEED).
-	go test -tags chaos ./test/chaos/ -count=1 -timeout 30m -v
+	SANDBOX_FLAGS="$(SANDBOX_FLAGS)" go test -tags chaos ./test/chaos/ -count=1 -timeout 30m -v
 
 .PHONY: bench
 bench: ## Measure convergence, Dfns calls, API-server writes, latency and memory (BENCH_N; results in bench/results.json, or bench/results-<N>.json).

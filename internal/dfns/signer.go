@@ -1,6 +1,7 @@
 package dfns
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -106,8 +107,17 @@ func parseKeyDER(der []byte) (any, error) {
 	if key, err := x509.ParsePKCS1PrivateKey(der); err == nil {
 		return key, nil
 	}
+	if bytes.Contains(der, oidSecp256k1) {
+		// Dfns accepts any curve Node knows (docs/dfns-compatibility.md), but the Go standard
+		// library has no secp256k1: say so rather than call the key malformed.
+		return nil, errors.New("an ECDSA key on secp256k1, which the operator cannot sign with: " +
+			"register a credential with a P-256 (prime256v1), Ed25519 or RSA key")
+	}
 	return nil, errors.New("not a PKCS#8, SEC 1 or PKCS#1 private key")
 }
+
+// oidSecp256k1 is the DER encoding of the secp256k1 curve's object identifier, 1.3.132.0.10.
+var oidSecp256k1 = []byte{0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x0a}
 
 // signMessage signs data as the Dfns Key credential flow wants it: Ed25519 over the raw
 // bytes, ECDSA (ASN.1 DER) and RSA PKCS#1 v1.5 over SHA-256.

@@ -11,6 +11,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/asn1"
 	"encoding/pem"
 	"strings"
 	"testing"
@@ -231,5 +232,23 @@ func TestChallengeAllowList(t *testing.T) {
 	key, _ := parsePrivateKey([]byte(kavPrivatePEM))
 	if _, err := (&keySigner{credID: "cred", key: key}).sign(&challenge{}); err == nil {
 		t.Error("signing an empty challenge succeeded")
+	}
+}
+
+// A secp256k1 key (which Dfns accepts, and the Go standard library cannot sign with) is
+// refused by name, never as a malformed key.
+func TestSecp256k1KeyRefusedByName(t *testing.T) {
+	type ecPrivateKey struct {
+		Version       int
+		PrivateKey    []byte
+		NamedCurveOID asn1.ObjectIdentifier `asn1:"optional,explicit,tag:0"`
+	}
+	der, err := asn1.Marshal(ecPrivateKey{Version: 1, PrivateKey: make([]byte, 32), NamedCurveOID: asn1.ObjectIdentifier{1, 3, 132, 0, 10}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = parsePrivateKey(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}))
+	if err == nil || !strings.Contains(err.Error(), "secp256k1") || !strings.Contains(err.Error(), "P-256") {
+		t.Fatalf("parsePrivateKey = %v, want a refusal naming secp256k1 and what to use", err)
 	}
 }

@@ -200,9 +200,11 @@ func (h *Harness) StartSandbox(name string, args ...string) (*Sandbox, error) {
 
 // startSandbox runs the dfns-sandbox binary as process name, writing its admin user's
 // credentials into bootstrap, and connects to it.
+// SANDBOX_FLAGS adds flags to every sandbox (make test-e2e SANDBOX_FLAGS=--strict).
 func (h *Harness) startSandbox(name, bootstrap string, args []string) (*Sandbox, error) {
-	line, err := h.start(name, "dfns-sandbox ready", nil, filepath.Join(h.Work, "dfns-sandbox"),
-		append([]string{"--listen", "127.0.0.1:0", "--bootstrap-dir", bootstrap}, args...)...)
+	argv := append([]string{"--listen", "127.0.0.1:0", "--bootstrap-dir", bootstrap}, args...)
+	argv = append(argv, strings.Fields(os.Getenv("SANDBOX_FLAGS"))...)
+	line, err := h.start(name, "dfns-sandbox ready", nil, filepath.Join(h.Work, "dfns-sandbox"), argv...)
 	if err != nil {
 		return nil, err
 	}
