@@ -126,8 +126,7 @@ spec:
 		kubectl("delete", "dfnsserviceaccounts", "--all", "-n", "policies", "--timeout=60s")
 
 		ctx := context.Background()
-		_, err := admin.GetServiceAccount(ctx, ids["Delete"])
-		Expect(dfns.IsNotFound(err)).To(BeTrue(), "Delete removes the service account")
+		Expect(harness.ServiceAccountDeleted(ctx, admin, ids["Delete"])).To(BeTrue(), "Delete removes the service account")
 		got, err := admin.GetServiceAccount(ctx, ids["Deactivate"])
 		Expect(err).NotTo(HaveOccurred())
 		Expect(got.UserInfo.IsActive).To(BeFalse(), "Deactivate keeps it, inactive")

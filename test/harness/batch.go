@@ -168,3 +168,20 @@ func (h *Harness) signs(ctx context.Context, ns, name string) error {
 	}
 	return app.DeleteWebhook(ctx, wh.ID)
 }
+
+// ServiceAccountDeleted reports whether service account id was deleted in Dfns: it answers
+// 404, or, where Dfns keeps a deleted account listed (the strict sandbox's "archive",
+// docs/dfns-compatibility.md), it is inactive and refuses to be activated. The probe changes
+// nothing of an archived account; a merely deactivated one is activated, which the caller's
+// next check then sees.
+func ServiceAccountDeleted(ctx context.Context, api dfns.API, id string) bool {
+	got, err := api.GetServiceAccount(ctx, id)
+	if dfns.IsNotFound(err) {
+		return true
+	}
+	if err != nil || got.UserInfo.IsActive {
+		return false
+	}
+	_, err = api.ActivateServiceAccount(ctx, id)
+	return dfns.IsBadRequest(err)
+}
