@@ -504,8 +504,7 @@ func TestApprovalOutcome(t *testing.T) {
 // requester's decided ones; none found leaves the status unknown.
 func TestApprovalFoundByChangeRequest(t *testing.T) {
 	approval := func(id, status, cr string) dfns.Approval {
-		return dfns.Approval{ID: id, Status: status, Activity: map[string]any{"kind": "Permissions:Assign",
-			"changeRequest": map[string]any{"id": cr, "status": "Pending"}}}
+		return dfns.Approval{ID: id, Status: status, Activity: map[string]any{"changeRequest": map[string]any{"id": cr, "status": "Pending"}}}
 	}
 	all := []dfns.Approval{approval("ap-1", crPending, "cr-1"), approval("ap-2", apApproved, "cr-2"), approval("ap-3", tDenied, "cr-3")}
 	for _, tc := range []struct {

@@ -32,6 +32,12 @@ import (
 // Policy statuses in Dfns.
 const policyArchived = "Archived"
 
+// ruleChainalysisPrescreening is the rule kind whose configuration.addresses is {categoryIds}.
+const ruleChainalysisPrescreening = "ChainalysisTransactionPrescreening"
+
+// partRule names the rule in a policy's diff.
+const partRule = "rule"
+
 // policies is the driver.External of DfnsPolicy. Updates and archives may answer 202 when a
 // Policies:Modify policy holds them for approval: the change request is recorded in status and
 // followed by the driver, never sent again. A create held for approval is followed the same way.
@@ -64,7 +70,7 @@ func (e *policies) Validate(_ context.Context, p *v1alpha1.DfnsPolicy) error {
 		if cfg == nil || cfg.Addresses == nil || json.Unmarshal(cfg.Addresses.Raw, &addresses) != nil {
 			return driver.Stopf(v1alpha1.ReasonInvalidSpec, "rule kind TransactionRecipientWhitelist needs configuration.addresses, a list of addresses")
 		}
-	case "ChainalysisTransactionPrescreening":
+	case ruleChainalysisPrescreening:
 		var addresses struct {
 			CategoryIDs *[]int32 `json:"categoryIds"`
 		}
@@ -131,7 +137,7 @@ func (e *policies) compare(p *v1alpha1.DfnsPolicy, got *dfns.Policy) driver.Obse
 	for _, part := range []struct {
 		name       string
 		have, want any
-	}{{"rule", got.Rule, want.Rule}, {"action", got.Action, want.Action}, {"filters", got.Filters, want.Filters}} {
+	}{{partRule, got.Rule, want.Rule}, {"action", got.Action, want.Action}, {"filters", got.Filters, want.Filters}} {
 		if canonical(part.have) != canonical(part.want) {
 			diff = append(diff, part.name)
 		}

@@ -28,7 +28,7 @@ import (
 )
 
 func TestPolicyValidateWhitelist(t *testing.T) {
-	const chainalysis = "ChainalysisTransactionPrescreening"
+	const chainalysis = ruleChainalysisPrescreening
 	cases := map[string]struct {
 		reason    string
 		kind      v1alpha1.PolicyRuleKind
@@ -81,7 +81,7 @@ func TestComparePolicy(t *testing.T) {
 		want   string
 	}{
 		"UpToDate": {reason: "key order, number form, empty filters and empty approvers do not matter", mutate: func(*dfns.Policy) {}},
-		"Limit":    {reason: "a changed limit", mutate: func(g *dfns.Policy) { g.Rule.Configuration["limit"] = 11.0 }, want: "rule"},
+		"Limit":    {reason: "a changed limit", mutate: func(g *dfns.Policy) { g.Rule.Configuration["limit"] = 11.0 }, want: partRule},
 		"EchoedDefaults": {reason: "defaults Dfns may echo: a limit as a string, false flags, null timeout, empty names", mutate: func(g *dfns.Policy) {
 			g.Rule.Configuration["limit"] = "10"
 			g.Rule.Configuration["userIdTemplate"] = nil
@@ -92,7 +92,7 @@ func TestComparePolicy(t *testing.T) {
 		}},
 		"LimitAsStringChanged": {reason: "a limit given as a string still compares by value", mutate: func(g *dfns.Policy) {
 			g.Rule.Configuration["limit"] = "11"
-		}, want: "rule"},
+		}, want: partRule},
 		"Name": {reason: "a changed name", mutate: func(g *dfns.Policy) { g.Name = "x" }, want: `name "x", want "ns/p"`},
 		"Approvers": {reason: "approvers narrowed in Dfns", mutate: func(g *dfns.Policy) {
 			g.Action.ApprovalGroups[0].Approvers = map[string]any{"userId": map[string]any{"in": []any{"us-1"}}}

@@ -554,7 +554,7 @@ func (c *Client) userActionOnce(ctx context.Context, s *session, r request) (str
 		UserAction string `json:"userAction"`
 	}
 	const actionOp = "CreateUserActionSignature"
-	again, err := c.answerChallenge(ctx, s, request{op: actionOp, method: http.MethodPost, path: "/auth/action", body: body}, &out)
+	again, err := c.answerChallenge(ctx, s, request{op: actionOp, method: http.MethodPost, path: pathUserAction, body: body}, &out)
 	if err != nil {
 		return "", again, err
 	}
@@ -680,7 +680,7 @@ func (c *Client) loginOnce(ctx context.Context, s *session) (string, bool, error
 		Token string `json:"token"`
 	}
 	const loginOp = "Login"
-	again, err := c.answerChallenge(ctx, s, request{op: loginOp, method: http.MethodPost, path: "/auth/login", body: body, anonymous: true}, &out)
+	again, err := c.answerChallenge(ctx, s, request{op: loginOp, method: http.MethodPost, path: pathLogin, body: body, anonymous: true}, &out)
 	if err != nil {
 		if again {
 			return "", true, fmt.Errorf("login: %w", err)
@@ -700,6 +700,12 @@ func loginError(err error) error {
 	}
 	return fmt.Errorf("login: %w", err)
 }
+
+// The paths of the two challenge flows' answer steps.
+const (
+	pathUserAction = "/auth/action"
+	pathLogin      = "/auth/login"
+)
 
 // callKind tells finish how to treat an answer.
 type callKind int
@@ -773,7 +779,7 @@ func (c *Client) get(ctx context.Context, op, path string, out any) error {
 }
 
 // change sends a signed change; body nil sends no body (payload "").
-func (c *Client) change(ctx context.Context, op, method, path string, body, out any, kind callKind) error {
+func (c *Client) change(ctx context.Context, op, method, path string, body, out any) error {
 	s, err := c.session()
 	if err != nil {
 		return err
@@ -785,7 +791,7 @@ func (c *Client) change(ctx context.Context, op, method, path string, body, out 
 		}
 	}
 	resp, err := c.mutate(ctx, s, request{op: op, method: method, path: path, body: b})
-	return finish(op, resp, err, out, kind)
+	return finish(op, resp, err, out, callMutation)
 }
 
 // Close drops the client's metric series: its connection is gone. The client must not be

@@ -63,7 +63,7 @@ func TestUserActionWireFormat(t *testing.T) {
 	}, {
 		reason: "the signed path keeps the query string, like the Go SDK",
 		call: func() error {
-			return c.change(ctx, "DeleteThing", http.MethodDelete, "/things/x?force=true", nil, nil, callMutation)
+			return c.change(ctx, "DeleteThing", http.MethodDelete, "/things/x?force=true", nil, nil)
 		},
 		wantBody: "",
 		wantInit: `{"userActionHttpMethod":"DELETE","userActionHttpPath":"/things/x?force=true","userActionPayload":"","userActionServerKind":"Api"}`,

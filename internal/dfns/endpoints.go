@@ -98,34 +98,34 @@ func (c *Client) GetServiceAccount(ctx context.Context, id string) (*ServiceAcco
 // CreateServiceAccount creates a service account; the answer holds its only token copy.
 func (c *Client) CreateServiceAccount(ctx context.Context, req CreateServiceAccountRequest) (*ServiceAccount, error) {
 	var out ServiceAccount
-	err := c.change(ctx, "CreateServiceAccount", http.MethodPost, "/auth/service-accounts", req, &out, callMutation)
+	err := c.change(ctx, "CreateServiceAccount", http.MethodPost, "/auth/service-accounts", req, &out)
 	return orNil(&out, err)
 }
 
 // UpdateServiceAccount renames a service account or changes its externalId.
 func (c *Client) UpdateServiceAccount(ctx context.Context, id string, req UpdateServiceAccountRequest) (*ServiceAccount, error) {
 	var out ServiceAccount
-	err := c.change(ctx, "UpdateServiceAccount", http.MethodPut, pathOf("/auth/service-accounts/", id), req, &out, callMutation)
+	err := c.change(ctx, "UpdateServiceAccount", http.MethodPut, pathOf("/auth/service-accounts/", id), req, &out)
 	return orNil(&out, err)
 }
 
 // ActivateServiceAccount activates a service account.
 func (c *Client) ActivateServiceAccount(ctx context.Context, id string) (*ServiceAccount, error) {
 	var out ServiceAccount
-	err := c.change(ctx, "ActivateServiceAccount", http.MethodPut, pathOf("/auth/service-accounts/", id, "/activate"), nil, &out, callMutation)
+	err := c.change(ctx, "ActivateServiceAccount", http.MethodPut, pathOf("/auth/service-accounts/", id, "/activate"), nil, &out)
 	return orNil(&out, err)
 }
 
 // DeactivateServiceAccount deactivates a service account (body {} as the Go SDK sends it).
 func (c *Client) DeactivateServiceAccount(ctx context.Context, id string) (*ServiceAccount, error) {
 	var out ServiceAccount
-	err := c.change(ctx, "DeactivateServiceAccount", http.MethodPut, pathOf("/auth/service-accounts/", id, "/deactivate"), struct{}{}, &out, callMutation)
+	err := c.change(ctx, "DeactivateServiceAccount", http.MethodPut, pathOf("/auth/service-accounts/", id, "/deactivate"), struct{}{}, &out)
 	return orNil(&out, err)
 }
 
 // DeleteServiceAccount deletes (archives) a service account.
 func (c *Client) DeleteServiceAccount(ctx context.Context, id string) error {
-	return c.change(ctx, "DeleteServiceAccount", http.MethodDelete, pathOf("/auth/service-accounts/", id), nil, nil, callMutation)
+	return c.change(ctx, "DeleteServiceAccount", http.MethodDelete, pathOf("/auth/service-accounts/", id), nil, nil)
 }
 
 // ListPersonalAccessTokens lists the calling user's PATs (not paginated by Dfns).
@@ -142,34 +142,34 @@ func (c *Client) GetPersonalAccessToken(ctx context.Context, id string) (*Access
 // CreatePersonalAccessToken creates a PAT; the answer holds its only token copy.
 func (c *Client) CreatePersonalAccessToken(ctx context.Context, req CreatePersonalAccessTokenRequest) (*AccessToken, error) {
 	var out AccessToken
-	err := c.change(ctx, "CreatePersonalAccessToken", http.MethodPost, "/auth/pats", req, &out, callMutation)
+	err := c.change(ctx, "CreatePersonalAccessToken", http.MethodPost, "/auth/pats", req, &out)
 	return orNil(&out, err)
 }
 
 // UpdatePersonalAccessToken renames a PAT or changes its externalId.
 func (c *Client) UpdatePersonalAccessToken(ctx context.Context, id string, req UpdatePersonalAccessTokenRequest) (*AccessToken, error) {
 	var out AccessToken
-	err := c.change(ctx, "UpdatePersonalAccessToken", http.MethodPut, pathOf("/auth/pats/", id), req, &out, callMutation)
+	err := c.change(ctx, "UpdatePersonalAccessToken", http.MethodPut, pathOf("/auth/pats/", id), req, &out)
 	return orNil(&out, err)
 }
 
 // ActivatePersonalAccessToken activates a PAT.
 func (c *Client) ActivatePersonalAccessToken(ctx context.Context, id string) (*AccessToken, error) {
 	var out AccessToken
-	err := c.change(ctx, "ActivatePersonalAccessToken", http.MethodPut, pathOf("/auth/pats/", id, "/activate"), nil, &out, callMutation)
+	err := c.change(ctx, "ActivatePersonalAccessToken", http.MethodPut, pathOf("/auth/pats/", id, "/activate"), nil, &out)
 	return orNil(&out, err)
 }
 
 // DeactivatePersonalAccessToken deactivates a PAT.
 func (c *Client) DeactivatePersonalAccessToken(ctx context.Context, id string) (*AccessToken, error) {
 	var out AccessToken
-	err := c.change(ctx, "DeactivatePersonalAccessToken", http.MethodPut, pathOf("/auth/pats/", id, "/deactivate"), nil, &out, callMutation)
+	err := c.change(ctx, "DeactivatePersonalAccessToken", http.MethodPut, pathOf("/auth/pats/", id, "/deactivate"), nil, &out)
 	return orNil(&out, err)
 }
 
 // DeletePersonalAccessToken deletes (archives) a PAT.
 func (c *Client) DeletePersonalAccessToken(ctx context.Context, id string) error {
-	return c.change(ctx, "DeletePersonalAccessToken", http.MethodDelete, pathOf("/auth/pats/", id), nil, nil, callMutation)
+	return c.change(ctx, "DeletePersonalAccessToken", http.MethodDelete, pathOf("/auth/pats/", id), nil, nil)
 }
 
 // ListPermissions lists every permission of the org, following every page.
@@ -186,14 +186,14 @@ func (c *Client) GetPermission(ctx context.Context, id string) (*Permission, err
 // CreatePermission creates a permission.
 func (c *Client) CreatePermission(ctx context.Context, req CreatePermissionRequest) (*Permission, error) {
 	var out Permission
-	err := c.change(ctx, "CreatePermission", http.MethodPost, "/permissions", req, &out, callMutation)
+	err := c.change(ctx, "CreatePermission", http.MethodPost, "/permissions", req, &out)
 	return orNil(&out, err)
 }
 
 // UpdatePermission changes a permission; a 202 gives an error satisfying IsPendingApproval.
 func (c *Client) UpdatePermission(ctx context.Context, id string, req UpdatePermissionRequest) (*Permission, error) {
 	var out Permission
-	err := c.change(ctx, "UpdatePermission", http.MethodPut, pathOf("/permissions/", id), req, &out, callMutation)
+	err := c.change(ctx, "UpdatePermission", http.MethodPut, pathOf("/permissions/", id), req, &out)
 	return orNil(&out, err)
 }
 
@@ -207,7 +207,7 @@ type archiveRequest struct {
 func (c *Client) ArchivePermission(ctx context.Context, id string, archived bool) (*Permission, error) {
 	var out Permission
 	err := c.change(ctx, "ArchivePermission", http.MethodPut, pathOf("/permissions/", id, "/archive"),
-		archiveRequest{IsArchived: archived}, &out, callMutation)
+		archiveRequest{IsArchived: archived}, &out)
 	return orNil(&out, err)
 }
 
@@ -226,7 +226,7 @@ type assignRequest struct {
 func (c *Client) AssignPermission(ctx context.Context, permissionID, identityID string) (*Assignment, error) {
 	var out Assignment
 	err := c.change(ctx, "AssignPermission", http.MethodPost, pathOf("/permissions/", permissionID, "/assignments"),
-		assignRequest{IdentityID: identityID}, &out, callMutation)
+		assignRequest{IdentityID: identityID}, &out)
 	return orNil(&out, err)
 }
 
@@ -234,7 +234,7 @@ func (c *Client) AssignPermission(ctx context.Context, permissionID, identityID 
 // gives an error satisfying IsPendingApproval.
 func (c *Client) RevokePermission(ctx context.Context, permissionID, assignmentID string) error {
 	err := c.change(ctx, "RevokePermission", http.MethodDelete,
-		pathOf("/permissions/", permissionID, "/assignments/", assignmentID), nil, nil, callMutation)
+		pathOf("/permissions/", permissionID, "/assignments/", assignmentID), nil, nil)
 	if IsNotFound(err) {
 		return nil
 	}
@@ -255,20 +255,20 @@ func (c *Client) GetWebhook(ctx context.Context, id string) (*Webhook, error) {
 // CreateWebhook creates a webhook; the answer holds its only secret copy.
 func (c *Client) CreateWebhook(ctx context.Context, req CreateWebhookRequest) (*Webhook, error) {
 	var out Webhook
-	err := c.change(ctx, "CreateWebhook", http.MethodPost, "/webhooks", req, &out, callMutation)
+	err := c.change(ctx, "CreateWebhook", http.MethodPost, "/webhooks", req, &out)
 	return orNil(&out, err)
 }
 
 // UpdateWebhook changes a webhook.
 func (c *Client) UpdateWebhook(ctx context.Context, id string, req UpdateWebhookRequest) (*Webhook, error) {
 	var out Webhook
-	err := c.change(ctx, "UpdateWebhook", http.MethodPut, pathOf("/webhooks/", id), req, &out, callMutation)
+	err := c.change(ctx, "UpdateWebhook", http.MethodPut, pathOf("/webhooks/", id), req, &out)
 	return orNil(&out, err)
 }
 
 // DeleteWebhook deletes a webhook.
 func (c *Client) DeleteWebhook(ctx context.Context, id string) error {
-	return c.change(ctx, "DeleteWebhook", http.MethodDelete, pathOf("/webhooks/", id), nil, nil, callMutation)
+	return c.change(ctx, "DeleteWebhook", http.MethodDelete, pathOf("/webhooks/", id), nil, nil)
 }
 
 // WebhookPing is the answer to a ping: the HTTP status the webhook's URL answered.
@@ -281,7 +281,7 @@ type WebhookPing struct {
 // not need it; tests and tools use it to check a receiver.
 func (c *Client) PingWebhook(ctx context.Context, id string) (*WebhookPing, error) {
 	var out WebhookPing
-	return orNil(&out, c.change(ctx, "PingWebhook", http.MethodPost, pathOf("/webhooks/", id, "/ping"), nil, &out, callMutation))
+	return orNil(&out, c.change(ctx, "PingWebhook", http.MethodPost, pathOf("/webhooks/", id, "/ping"), nil, &out))
 }
 
 // ListPolicies lists policies, following every page; status (Active, Archived) filters when set.
@@ -302,21 +302,21 @@ func (c *Client) GetPolicy(ctx context.Context, id string) (*Policy, error) {
 // CreatePolicy creates a policy.
 func (c *Client) CreatePolicy(ctx context.Context, req PolicyBody) (*Policy, error) {
 	var out Policy
-	err := c.change(ctx, "CreatePolicy", http.MethodPost, "/v2/policies", req, &out, callMutation)
+	err := c.change(ctx, "CreatePolicy", http.MethodPost, "/v2/policies", req, &out)
 	return orNil(&out, err)
 }
 
 // UpdatePolicy replaces a policy; a 202 gives an error satisfying IsPendingApproval.
 func (c *Client) UpdatePolicy(ctx context.Context, id string, req PolicyBody) (*Policy, error) {
 	var out Policy
-	err := c.change(ctx, "UpdatePolicy", http.MethodPut, pathOf("/v2/policies/", id), req, &out, callMutation)
+	err := c.change(ctx, "UpdatePolicy", http.MethodPut, pathOf("/v2/policies/", id), req, &out)
 	return orNil(&out, err)
 }
 
 // ArchivePolicy archives a policy (DELETE); a 202 gives an error satisfying IsPendingApproval.
 func (c *Client) ArchivePolicy(ctx context.Context, id string) (*Policy, error) {
 	var out Policy
-	err := c.change(ctx, "ArchivePolicy", http.MethodDelete, pathOf("/v2/policies/", id), nil, &out, callMutation)
+	err := c.change(ctx, "ArchivePolicy", http.MethodDelete, pathOf("/v2/policies/", id), nil, &out)
 	return orNil(&out, err)
 }
 
@@ -349,7 +349,7 @@ func (c *Client) ListApprovals(ctx context.Context, f ApprovalFilter) ([]Approva
 // DecideApproval approves or denies a policy approval.
 func (c *Client) DecideApproval(ctx context.Context, id string, req ApprovalDecisionRequest) (*Approval, error) {
 	var out Approval
-	err := c.change(ctx, "CreateApprovalDecision", http.MethodPost, pathOf("/v2/policy-approvals/", id, "/decisions"), req, &out, callMutation)
+	err := c.change(ctx, "CreateApprovalDecision", http.MethodPost, pathOf("/v2/policy-approvals/", id, "/decisions"), req, &out)
 	return orNil(&out, err)
 }
 
