@@ -138,7 +138,7 @@ var _ = Describe("Ownership proof against a hostile tenant", func() {
 			Annotations: map[string]string{v1alpha1.AnnotationExternalID: victimSA.Status.ServiceAccountID},
 			OwnerReferences: []metav1.OwnerReference{{APIVersion: v1alpha1.GroupVersion.String(), Kind: kindServiceAccount,
 				Name: attacker.Name, UID: attacker.UID, Controller: ptr.To(true)}}},
-			Data: map[string][]byte{KeyAuthToken: []byte("any"), KeyPrivateKey: []byte("any")}}
+			Data: map[string][]byte{KeyAuthToken: []byte("planted-token-7c1e9d"), KeyPrivateKey: []byte("planted-key-7c1e9d")}}
 		Expect(k8sClient.Create(ctx, forged)).To(Succeed())
 		eventually(conditionOf(attacker, v1alpha1.ConditionSynced)).Should(haveCondition(metav1.ConditionFalse, v1alpha1.ReasonInvalidSpec))
 		Consistently(func(g Gomega) string {
@@ -272,10 +272,16 @@ var _ = Describe("Ownership proof across a backup and restore", func() {
 		By("stopping the manager, then deleting every resource and restoring it without status and with a new UID")
 		stop()
 		for _, o := range objs {
-			Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(o), o)).To(Succeed())
-			restored := o.DeepCopyObject().(driver.Object)
-			o.SetFinalizers(nil)
-			Expect(k8sClient.Update(ctx, o)).To(Succeed())
+			var restored driver.Object
+			// A write of the stopping manager may still land: read again on a conflict.
+			eventually(func() error {
+				if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(o), o); err != nil {
+					return err
+				}
+				restored = o.DeepCopyObject().(driver.Object)
+				o.SetFinalizers(nil)
+				return k8sClient.Update(ctx, o)
+			}).Should(Succeed())
 			deleteAndWait(o)
 			restored.SetResourceVersion("")
 			restored.SetUID("")

@@ -309,7 +309,7 @@ var _ = Describe("DfnsServiceAccount", func() {
 		By("minting a new one when the token in the Secret is changed")
 		var s *corev1.Secret
 		eventually(func() error { s, err = saSecret(sa); return err }).Should(Succeed())
-		s.Data[KeyAuthToken] = []byte("edited")
+		s.Data[KeyAuthToken] = []byte("edited-token-5b2f8a")
 		Expect(k8sClient.Update(ctx, s)).To(Succeed())
 		eventually(statusID(sa)).ShouldNot(Equal(id3))
 		waitReady(sa)
