@@ -113,7 +113,7 @@ build: manifests generate fmt vet ## Build the manager and dfns-sandbox binaries
 
 .PHONY: run
 run: manifests generate fmt vet ## Run the manager against the cluster of the current kubeconfig.
-	go run ./cmd
+	go run ./cmd --leader-elect=false
 
 .PHONY: demo
 demo: ## Run the operator end to end on this machine: control plane, Dfns sandbox, manager, samples.
