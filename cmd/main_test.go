@@ -44,7 +44,8 @@ func TestFlags(t *testing.T) {
 			reason: "every flag reaches the value run uses",
 			args: []string{
 				"--metrics-bind-address=:8443", "--health-probe-bind-address=127.0.0.1:0", "--metrics-secure=false",
-				"--metrics-cert-path=/certs", "--enable-http2", "--leader-elect=false", "--dfns-credentials-dir=/tmp/creds", "--dfns-api-url=https://dfns.test",
+				"--metrics-cert-path=/certs", "--enable-http2", "--leader-elect=false",
+				"--dfns-credentials-dir=/tmp/creds", "--dfns-api-url=https://dfns.test",
 				"--dfns-qps=2.5", "--dfns-burst=3", "--dfns-timeout=5s", "--sync-period=30s", "--max-concurrent-reconciles=8",
 				"--watch-namespaces=team-a, team-b", "--dfns-connection-api-urls=https://api.dfns.io,https://api.uae.dfns.io/",
 			},
@@ -83,7 +84,8 @@ func TestSplitList(t *testing.T) {
 // rather than let it serve a self-signed certificate that every verifying scraper refuses.
 func TestMetricsCertPathMissing(t *testing.T) {
 	dir := t.TempDir()
-	err := run(flags{metricsAddr: "0", secureMetrics: true, metricsCertPath: dir, credentialsDir: t.TempDir(), qps: 1, burst: 1})
+	err := run(flags{metricsAddr: "0", secureMetrics: true, metricsCertPath: dir, credentialsDir: t.TempDir(),
+		qps: 1, burst: 1})
 	if err == nil || !strings.Contains(err.Error(), "--metrics-cert-path") || !strings.Contains(err.Error(), "tls.crt") {
 		t.Fatalf("run with no tls.crt in --metrics-cert-path = %v, want an error naming the flag and the file", err)
 	}

@@ -135,7 +135,8 @@ func TestHelmDefaultConnectionHook(t *testing.T) {
 func TestHelmPodValues(t *testing.T) {
 	tpl, c := managerPod(t, helmTemplate(t))
 	if tpl.Spec.PriorityClassName != "" || !slices.Contains(c.Args, "--zap-log-level=info") {
-		t.Errorf("defaults: priorityClassName %q, args %v (want none and --zap-log-level=info)", tpl.Spec.PriorityClassName, c.Args)
+		t.Errorf("defaults: priorityClassName %q, args %v (want none and --zap-log-level=info)",
+			tpl.Spec.PriorityClassName, c.Args)
 	}
 	r := helmTemplate(t,
 		"--set", "podAnnotations.example\\.com/team=payments",
@@ -145,7 +146,8 @@ func TestHelmPodValues(t *testing.T) {
 		"--set", "manager.extraArgs={--dfns-timeout=10s,--zap-encoder=console}")
 	tpl, c = managerPod(t, r)
 	d := as[appsv1.Deployment](t, r["Deployment"][0])
-	if tpl.Annotations["example.com/team"] != "payments" || tpl.Annotations["kubectl.kubernetes.io/default-container"] != "manager" {
+	if tpl.Annotations["example.com/team"] != "payments" ||
+		tpl.Annotations["kubectl.kubernetes.io/default-container"] != "manager" {
 		t.Errorf("pod annotations %v, want podAnnotations beside the default container", tpl.Annotations)
 	}
 	if tpl.Labels["team"] != "payments" {
@@ -190,19 +192,20 @@ func TestHelmPodDisruptionBudget(t *testing.T) {
 	if d := as[appsv1.Deployment](t, r["Deployment"][0]); d.Spec.Replicas == nil || *d.Spec.Replicas != 2 {
 		t.Errorf("replicaCount=2 gives %v replicas", d.Spec.Replicas)
 	}
-	r = helmTemplate(t, "--set", "podDisruptionBudget.enabled=true,podDisruptionBudget.minAvailable=null,podDisruptionBudget.maxUnavailable=1")
+	r = helmTemplate(t, "--set",
+		"podDisruptionBudget.enabled=true,podDisruptionBudget.minAvailable=null,podDisruptionBudget.maxUnavailable=1")
 	pdb = as[policyv1.PodDisruptionBudget](t, r["PodDisruptionBudget"][0])
 	if pdb.Spec.MaxUnavailable == nil || *pdb.Spec.MaxUnavailable != intstr.FromInt32(1) || pdb.Spec.MinAvailable != nil {
 		t.Errorf("want maxUnavailable 1 alone: %+v", pdb.Spec)
 	}
 	helm := tool(t, "HELM")
-	for set, want := range map[string]string{
-		"podDisruptionBudget.enabled=true": "would block every node drain",
-		"podDisruptionBudget.enabled=true,replicaCount=2,podDisruptionBudget.maxUnavailable=1": "only one of minAvailable and maxUnavailable",
-		"leaderElection.enabled=false,replicaCount=2":                                          "every replica would reconcile",
+	for _, tc := range []struct{ set, want string }{
+		{"podDisruptionBudget.enabled=true", "would block every node drain"},
+		{"podDisruptionBudget.enabled=true,replicaCount=2,podDisruptionBudget.maxUnavailable=1", "only one of minAvailable"},
+		{"leaderElection.enabled=false,replicaCount=2", "every replica would reconcile"},
 	} {
-		if stderr := runFails(t, helm, "template", "x", "dist/chart", "--set", set); !strings.Contains(stderr, want) {
-			t.Errorf("--set %s: want a failure saying %q, got %s", set, want, stderr)
+		if stderr := runFails(t, helm, "template", "x", "dist/chart", "--set", tc.set); !strings.Contains(stderr, tc.want) {
+			t.Errorf("--set %s: want a failure saying %q, got %s", tc.set, tc.want, stderr)
 		}
 	}
 }
@@ -232,7 +235,8 @@ func TestHelmMetricsTLS(t *testing.T) {
 			want{secret: "dfns-operator-metrics-cert", issuer: "internal-ca"}},
 		"own Secret": {[]string{"--set", "metrics.certSecret=my-metrics-tls"}, want{secret: "my-metrics-tls"}},
 		"tlsConfig override": {[]string{"--set", "metrics.certSecret=my-metrics-tls",
-			"--set", "serviceMonitor.tlsConfig.insecureSkipVerify=true"}, want{secret: "my-metrics-tls", skipVerify: true, customTLS: true}},
+			"--set", "serviceMonitor.tlsConfig.insecureSkipVerify=true"},
+			want{secret: "my-metrics-tls", skipVerify: true, customTLS: true}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			args := append([]string{"--set", "serviceMonitor.enabled=true",
@@ -249,7 +253,7 @@ func TestHelmMetricsTLS(t *testing.T) {
 				if vol >= 0 {
 					t.Errorf("a metrics-cert volume without a certificate")
 				}
-			} else if vol < 0 || tpl.Spec.Volumes[vol].Secret == nil || tpl.Spec.Volumes[vol].Secret.SecretName != tc.want.secret {
+			} else if s := tpl.Spec.Volumes[max(vol, 0)].Secret; vol < 0 || s == nil || s.SecretName != tc.want.secret {
 				t.Errorf("want the Secret %s mounted as metrics-cert: %+v", tc.want.secret, tpl.Spec.Volumes)
 			}
 
@@ -338,8 +342,8 @@ func TestNetworkPolicyLabelDocumented(t *testing.T) {
 				for _, k := range slices.Sorted(maps.Keys(required)) {
 					cmd := regexp.MustCompile(`kubectl label namespace \S+ ` + regexp.QuoteMeta(k+"="+required[k]))
 					if !cmd.Match(text) {
-						t.Errorf("%s does not say `kubectl label namespace <namespace> %s=%s`, which the NetworkPolicy requires of Prometheus' namespace",
-							doc, k, required[k])
+						t.Errorf("%s does not say `kubectl label namespace <namespace> %s=%s`, "+
+							"which the NetworkPolicy requires of Prometheus' namespace", doc, k, required[k])
 					}
 				}
 			}

@@ -102,11 +102,11 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 	const crd = "clusterdfnsconnections.access.dfns.io"
 	crdNames := func() []string {
 		t.Helper()
-		var names []string
 		entries, err := os.ReadDir(filepath.Join(chart, "templates/crds"))
 		if err != nil {
 			t.Fatal(err)
 		}
+		names := make([]string, 0, len(entries))
 		for _, e := range entries {
 			_, name, _ := strings.Cut(strings.TrimSuffix(e.Name(), ".yaml"), "_")
 			group, _, _ := strings.Cut(e.Name(), "_")
@@ -166,7 +166,8 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 	if after.GetUID() != conn.GetUID() {
 		t.Errorf("the upgrade recreated ClusterDfnsConnection default; resources would have lost it for a while")
 	}
-	if manifest := helmRun("get", "manifest", "dfns-operator", "--namespace", "dfns-system"); !strings.Contains(manifest, "kind: ClusterDfnsConnection\n") {
+	manifest := helmRun("get", "manifest", "dfns-operator", "--namespace", "dfns-system")
+	if !strings.Contains(manifest, "kind: ClusterDfnsConnection\n") {
 		t.Errorf("after the upgrade the default connection is not part of the release")
 	}
 

@@ -72,7 +72,8 @@ func servedMetrics(t *testing.T) map[string]bool {
 	collectorNames(t, filepath.Join(root, "internal"), names)
 	crDir := strings.TrimSpace(string(run(t, "go", "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/controller-runtime")))
 	collectorNames(t, filepath.Join(crDir, "pkg"), names)
-	for _, want := range []string{"dfns_api_requests_total", "dfns_resource_ready", "controller_runtime_reconcile_errors_total"} {
+	for _, want := range []string{"dfns_api_requests_total", "dfns_resource_ready",
+		"controller_runtime_reconcile_errors_total"} {
 		if !names[want] {
 			t.Fatalf("the scan of the collectors misses %s: %v", want, slices.Sorted(func(yield func(string) bool) {
 				for n := range names {
@@ -97,6 +98,33 @@ var promqlKeywords = map[string]bool{
 	"limitk": true, "limit_ratio": true,
 }
 
+// skipQuoted returns the index after the string literal that starts at expr[i].
+func skipQuoted(expr string, i int) int {
+	quote := expr[i]
+	for i++; i < len(expr) && expr[i] != quote; i++ {
+		if expr[i] == '\\' {
+			i++
+		}
+	}
+	return i + 1
+}
+
+// skipTo returns the index after the first closing byte from expr[i] on, outside strings.
+func skipTo(expr string, i int, closing byte) int {
+	for i < len(expr) && expr[i] != closing {
+		if expr[i] == '"' || expr[i] == '\'' {
+			i = skipQuoted(expr, i)
+			continue
+		}
+		i++
+	}
+	return i + 1
+}
+
+// groupingWords are followed by a list of labels in parentheses.
+var groupingWords = map[string]bool{"by": true, "without": true, "on": true, "ignoring": true,
+	"group_left": true, "group_right": true}
+
 // metricsIn returns the metric names a PromQL expression selects. It skips strings, label
 // matchers, ranges and grouping lists, function and aggregation names, keywords and numbers.
 func metricsIn(expr string) []string {
@@ -106,34 +134,13 @@ func metricsIn(expr string) []string {
 		c := expr[i]
 		switch {
 		case c == '"' || c == '\'' || c == '`':
-			j := i + 1
-			for j < len(expr) && expr[j] != c {
-				if expr[j] == '\\' {
-					j++
-				}
-				j++
-			}
-			i = j + 1
-		case c == '{' || c == '[':
-			closing := map[byte]byte{'{': '}', '[': ']'}[c]
-			for i < len(expr) && expr[i] != closing {
-				if expr[i] == '"' {
-					i++
-					for i < len(expr) && expr[i] != '"' {
-						if expr[i] == '\\' {
-							i++
-						}
-						i++
-					}
-				}
-				i++
-			}
-			i++
+			i = skipQuoted(expr, i)
+		case c == '{':
+			i = skipTo(expr, i, '}')
+		case c == '[':
+			i = skipTo(expr, i, ']')
 		case c == '(' && grouping:
-			for i < len(expr) && expr[i] != ')' {
-				i++
-			}
-			i++
+			i = skipTo(expr, i, ')')
 			grouping = false
 		case numberStart.MatchString(expr[i:]):
 			// A number or a duration (5m, 1e3, 0x1f): digits and the letters that follow them.
@@ -143,14 +150,11 @@ func metricsIn(expr string) []string {
 		case identifier.MatchString(expr[i:]):
 			word := identifier.FindString(expr[i:])
 			i += len(word)
-			rest := strings.TrimLeft(expr[i:], " \t\n")
+			call := strings.HasPrefix(strings.TrimLeft(expr[i:], " \t\n"), "(")
 			switch {
-			case word == "by" || word == "without" || word == "on" || word == "ignoring" ||
-				word == "group_left" || word == "group_right":
-				grouping = strings.HasPrefix(rest, "(")
-			case promqlKeywords[word]:
-			case strings.HasPrefix(rest, "("):
-				// A function or an aggregation, or a metric? A metric is never followed by "(".
+			case groupingWords[word]:
+				grouping = call
+			case promqlKeywords[word] || call: // a metric is never followed by "("
 			default:
 				out = append(out, word)
 			}
@@ -354,11 +358,7 @@ func TestDashboard(t *testing.T) {
 		UID        string         `json:"uid"`
 		Panels     []grafanaPanel `json:"panels"`
 		Templating struct {
-			List []struct {
-				Name  string `json:"name"`
-				Type  string `json:"type"`
-				Query any    `json:"query"`
-			} `json:"list"`
+			List []grafanaVariable `json:"list"`
 		} `json:"templating"`
 	}
 	if err := json.Unmarshal(raw, &dash); err != nil {
@@ -368,27 +368,7 @@ func TestDashboard(t *testing.T) {
 		t.Errorf("the dashboard needs a title and a uid")
 	}
 	served := servedMetrics(t)
-	variables := map[string]bool{}
-	for _, v := range dash.Templating.List {
-		variables[v.Name] = true
-		if v.Type != "query" {
-			continue
-		}
-		q, _ := v.Query.(map[string]any)
-		expr, _ := q["query"].(string)
-		inner, ok := strings.CutPrefix(expr, "label_values(")
-		if !ok {
-			t.Errorf("variable %s: query %q, want label_values(...)", v.Name, expr)
-			continue
-		}
-		selector, _, _ := strings.Cut(inner, ",")
-		checkServed(t, served, "variable "+v.Name, grafanaVariables.Replace(selector))
-	}
-	for _, v := range []string{"datasource", "job", "namespace", "connection"} {
-		if !variables[v] {
-			t.Errorf("the dashboard has no variable %s", v)
-		}
-	}
+	checkVariables(t, served, dash.Templating.List)
 
 	var rows []string
 	var recording strings.Builder
@@ -436,7 +416,8 @@ func TestDashboard(t *testing.T) {
 		}
 		visit(p, row)
 	}
-	if want := []string{"Overview", "Dfns API", "Reconciles", "Resources", "Tokens", "Approvals and connections"}; !slices.Equal(rows, want) {
+	want := []string{"Overview", "Dfns API", "Reconciles", "Resources", "Tokens", "Approvals and connections"}
+	if !slices.Equal(rows, want) {
 		t.Errorf("rows %v, want %v", rows, want)
 	}
 
@@ -447,6 +428,47 @@ func TestDashboard(t *testing.T) {
 	}
 	run(t, tool(t, "PROMTOOL"), "check", "rules", file)
 
+	checkDashboardConfigMaps(t, raw)
+}
+
+// grafanaVariable is what the test reads of a dashboard variable.
+type grafanaVariable struct {
+	Name  string `json:"name"`
+	Type  string `json:"type"`
+	Query any    `json:"query"`
+}
+
+// checkVariables: the dashboard has the variables its queries use, and each query variable
+// lists the values of a label of a metric the manager serves.
+func checkVariables(t *testing.T, served map[string]bool, list []grafanaVariable) {
+	t.Helper()
+	variables := map[string]bool{}
+	for _, v := range list {
+		variables[v.Name] = true
+		if v.Type != "query" {
+			continue
+		}
+		q, _ := v.Query.(map[string]any)
+		expr, _ := q["query"].(string)
+		inner, ok := strings.CutPrefix(expr, "label_values(")
+		if !ok {
+			t.Errorf("variable %s: query %q, want label_values(...)", v.Name, expr)
+			continue
+		}
+		selector, _, _ := strings.Cut(inner, ",")
+		checkServed(t, served, "variable "+v.Name, grafanaVariables.Replace(selector))
+	}
+	for _, v := range []string{"datasource", "job", "namespace", "connection"} {
+		if !variables[v] {
+			t.Errorf("the dashboard has no variable %s", v)
+		}
+	}
+}
+
+// checkDashboardConfigMaps: the chart and kustomize put the dashboard, unchanged, in a
+// ConfigMap labelled for the Grafana sidecar; the chart only when asked to.
+func checkDashboardConfigMaps(t *testing.T, raw []byte) {
+	t.Helper()
 	// The ConfigMaps the Grafana sidecar loads: the chart's and kustomize's.
 	charted := helmTemplate(t, "--set", "grafanaDashboard.enabled=true",
 		"--set", "grafanaDashboard.namespace=monitoring", "--set", "grafanaDashboard.annotations.grafana_folder=Operators")
@@ -466,7 +488,8 @@ func TestDashboard(t *testing.T) {
 	}
 	cm := charted["ConfigMap"][0]
 	if cm.GetNamespace() != "monitoring" || cm.GetAnnotations()["grafana_folder"] != "Operators" {
-		t.Errorf("grafanaDashboard.namespace and annotations do not reach the ConfigMap: %s %v", cm.GetNamespace(), cm.GetAnnotations())
+		t.Errorf("grafanaDashboard.namespace and annotations do not reach the ConfigMap: %s %v",
+			cm.GetNamespace(), cm.GetAnnotations())
 	}
 	if off := helmTemplate(t); len(off["ConfigMap"]) != 0 {
 		t.Errorf("the chart renders the dashboard by default")
