@@ -20,6 +20,9 @@ GOLANGCI_LINT = $(LOCALBIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 FUZZTIME ?= 10s
 HELM_VERSION ?= v3.22.0
 HELM = $(LOCALBIN)/helm-$(HELM_VERSION)
+## promtool: the module version of Prometheus 3.x (github.com/prometheus/prometheus v0.316.0).
+PROMTOOL_VERSION ?= v0.316.0
+PROMTOOL = $(LOCALBIN)/promtool-$(PROMTOOL_VERSION)
 
 ENVTEST_ASSETS = K8S_VERSION=$(ENVTEST_K8S_VERSION) ETCD_VERSION=$(ENVTEST_ETCD_VERSION) LOCALBIN=$(LOCALBIN) hack/setup-envtest.sh
 
@@ -35,9 +38,10 @@ help: ## Display this help.
 ##@ Development
 
 .PHONY: manifests
-manifests: ## Generate the CRDs and the manager's ClusterRole (and copy both into dist/chart), and docs/api.md.
+manifests: ## Generate the CRDs and the manager's ClusterRole (and the chart's CRD templates and role copy), and docs/api.md.
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./..." output:crd:artifacts:config=config/crd/bases
-	@rm -f dist/chart/crds/*.yaml && cp config/crd/bases/*.yaml dist/chart/crds/ && cp config/rbac/role.yaml dist/chart/files/role.yaml
+	@hack/chart-crds.sh config/crd/bases dist/chart/templates/crds && cp config/rbac/role.yaml dist/chart/files/role.yaml
+	@cp config/prometheus/alerts.yaml config/grafana/dfns-operator.json dist/chart/files/
 	go run ./hack/api-docs config/crd/bases docs/api.md
 
 .PHONY: api-docs
@@ -66,10 +70,10 @@ sdk-deps: ## Install the pinned official Dfns TypeScript SDK for test/sdk (npm c
 	@test -d test/sdk/node_modules/@dfns/sdk-keysigner || (cd test/sdk && npm ci --no-audit --no-fund)
 
 .PHONY: test
-test: manifests generate fmt vet sdk-deps $(HELM) ## Run the tests (envtest control plane + Dfns sandbox + official TS SDK + rendered packaging).
+test: manifests generate fmt vet sdk-deps $(HELM) $(PROMTOOL) ## Run the tests (envtest control plane + Dfns sandbox + official TS SDK + rendered packaging + promtool on the alerts).
 	@assets="$$(WITH_KUBECTL=1 $(ENVTEST_ASSETS))"; \
 	echo "KUBEBUILDER_ASSETS=$$assets"; \
-	KUBEBUILDER_ASSETS="$$assets" KUBECTL="$$assets/kubectl" HELM="$(HELM)" \
+	KUBEBUILDER_ASSETS="$$assets" KUBECTL="$$assets/kubectl" HELM="$(HELM)" PROMTOOL="$(PROMTOOL)" \
 		go test $$(go list ./... | grep -v /test/e2e) -coverprofile cover.out; \
 	echo "The controller suite again, against a strict sandbox (docs/dfns-compatibility.md):"; \
 	KUBEBUILDER_ASSETS="$$assets" SANDBOX_STRICT=all go test ./internal/controller/ -count=1
@@ -101,6 +105,9 @@ lint-fix: $(GOLANGCI_LINT) ## Run golangci-lint and apply its fixes.
 $(HELM): | $(LOCALBIN)
 	hack/build-helm.sh $(HELM_VERSION) $(HELM)
 
+$(PROMTOOL): | $(LOCALBIN)
+	hack/build-promtool.sh $(PROMTOOL_VERSION) $(PROMTOOL)
+
 $(GOLANGCI_LINT): | $(LOCALBIN)
 	hack/build-golangci-lint.sh $(GOLANGCI_LINT_VERSION) $(GOLANGCI_LINT)
 
@@ -113,7 +120,7 @@ build: manifests generate fmt vet ## Build the manager and dfns-sandbox binaries
 
 .PHONY: run
 run: manifests generate fmt vet ## Run the manager against the cluster of the current kubeconfig.
-	go run ./cmd
+	go run ./cmd --leader-elect=false
 
 .PHONY: demo
 demo: ## Run the operator end to end on this machine: control plane, Dfns sandbox, manager, samples.

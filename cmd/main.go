@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -46,6 +47,12 @@ import (
 	"github.com/dfns-operator/dfns-operator/internal/dfns"
 )
 
+// The file names of the metrics certificate in --metrics-cert-path (a kubernetes.io/tls Secret's keys).
+const (
+	metricsCertName = "tls.crt"
+	metricsKeyName  = "tls.key"
+)
+
 var (
 	scheme   = runtime.NewScheme()
 	setupLog = ctrl.Log.WithName("setup")
@@ -61,6 +68,7 @@ func init() {
 type flags struct {
 	metricsAddr, probeAddr string
 	secureMetrics          bool
+	metricsCertPath        string
 	enableHTTP2            bool
 	leaderElect            bool
 
@@ -82,9 +90,13 @@ func registerFlags(fs *flag.FlagSet, f *flags) {
 	fs.StringVar(&f.probeAddr, "health-probe-bind-address", ":8081", "The address the probe endpoint binds to.")
 	fs.BoolVar(&f.secureMetrics, "metrics-secure", true,
 		"Serve metrics over HTTPS with authentication and authorization; false serves plain HTTP.")
+	fs.StringVar(&f.metricsCertPath, "metrics-cert-path", "",
+		"Directory with the metrics endpoint's serving certificate, tls.crt and tls.key (re-read when they "+
+			"change); empty: a self-signed certificate made at each start, which a scraper cannot verify.")
 	fs.BoolVar(&f.enableHTTP2, "enable-http2", false, "Enable HTTP/2 for the metrics server.")
-	fs.BoolVar(&f.leaderElect, "leader-elect", false,
-		"Enable leader election, so that only one manager replica reconciles at a time.")
+	fs.BoolVar(&f.leaderElect, "leader-elect", true,
+		"Leader election (a Lease in the manager's namespace): only one replica reconciles at a time, the others "+
+			"wait to take over. Turn it off only where one manager runs alone (a local run, tests).")
 	fs.StringVar(&f.credentialsDir, "dfns-credentials-dir", "/var/run/secrets/dfns",
 		"Directory with the operator's Dfns credentials, one file per key (DFNS_API_URL, DFNS_ORG_ID, "+
 			"DFNS_USERNAME or DFNS_AUTH_TOKEN, DFNS_CRED_ID, DFNS_PRIVATE_KEY, optional ca.crt). Re-read when it changes.")
@@ -174,6 +186,16 @@ func run(f flags) error {
 		tlsOpts = append(tlsOpts, func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} })
 	}
 	metricsOpts := metricsserver.Options{BindAddress: f.metricsAddr, SecureServing: f.secureMetrics, TLSOpts: tlsOpts}
+	if f.metricsCertPath != "" {
+		// controller-runtime quietly falls back to a self-signed certificate when the files are
+		// missing, which every scraper that verifies would then refuse: fail instead.
+		for _, name := range []string{metricsCertName, metricsKeyName} {
+			if _, err := os.Stat(filepath.Join(f.metricsCertPath, name)); err != nil {
+				return fmt.Errorf("--metrics-cert-path: %w", err)
+			}
+		}
+		metricsOpts.CertDir, metricsOpts.CertName, metricsOpts.KeyName = f.metricsCertPath, metricsCertName, metricsKeyName
+	}
 	if f.secureMetrics {
 		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
@@ -184,7 +206,13 @@ func run(f flags) error {
 		HealthProbeBindAddress: f.probeAddr,
 		LeaderElection:         f.leaderElect,
 		LeaderElectionID:       "dfns-operator.access.dfns.io",
-		Cache:                  controller.CacheOptions(ns, f.namespaces()),
+		// The Lease lives beside the ownership key, in the operator's namespace, also when the
+		// manager runs outside the cluster.
+		LeaderElectionNamespace: ns,
+		// main returns as soon as the manager stops, so the leader can hand over at once on
+		// SIGTERM (a rollout) instead of the standby waiting for the Lease to expire.
+		LeaderElectionReleaseOnCancel: true,
+		Cache:                         controller.CacheOptions(ns, f.namespaces()),
 	})
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)

@@ -19,6 +19,7 @@ package main
 import (
 	"flag"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -31,9 +32,10 @@ func TestFlags(t *testing.T) {
 	}{
 		"Defaults": {
 			reason: "without arguments the manager reads the mounted Secret's directory " +
-				"(docs/architecture.md, \"The operator's credentials\") and takes every flag's default",
+				"(docs/architecture.md, \"The operator's credentials\"), elects a leader as a Deployment " +
+				"needs (README, \"Two replicas\") and takes every flag's default",
 			want: flags{
-				metricsAddr: "0", probeAddr: ":8081", secureMetrics: true,
+				metricsAddr: "0", probeAddr: ":8081", secureMetrics: true, leaderElect: true,
 				credentialsDir: "/var/run/secrets/dfns", qps: 10, burst: 20, timeout: 30 * time.Second,
 				syncPeriod: 10 * time.Minute, maxConcurrentReconciles: 4, connectionAPIURLs: "https://api.dfns.io",
 			},
@@ -42,12 +44,13 @@ func TestFlags(t *testing.T) {
 			reason: "every flag reaches the value run uses",
 			args: []string{
 				"--metrics-bind-address=:8443", "--health-probe-bind-address=127.0.0.1:0", "--metrics-secure=false",
-				"--enable-http2", "--leader-elect", "--dfns-credentials-dir=/tmp/creds", "--dfns-api-url=https://dfns.test",
+				"--metrics-cert-path=/certs", "--enable-http2", "--leader-elect=false",
+				"--dfns-credentials-dir=/tmp/creds", "--dfns-api-url=https://dfns.test",
 				"--dfns-qps=2.5", "--dfns-burst=3", "--dfns-timeout=5s", "--sync-period=30s", "--max-concurrent-reconciles=8",
 				"--watch-namespaces=team-a, team-b", "--dfns-connection-api-urls=https://api.dfns.io,https://api.uae.dfns.io/",
 			},
 			want: flags{
-				metricsAddr: ":8443", probeAddr: "127.0.0.1:0", enableHTTP2: true, leaderElect: true,
+				metricsAddr: ":8443", probeAddr: "127.0.0.1:0", metricsCertPath: "/certs", enableHTTP2: true, leaderElect: false,
 				credentialsDir: "/tmp/creds", apiURL: "https://dfns.test", qps: 2.5, burst: 3, timeout: 5 * time.Second,
 				syncPeriod: 30 * time.Second, maxConcurrentReconciles: 8,
 				watchNamespaces: "team-a, team-b", connectionAPIURLs: "https://api.dfns.io,https://api.uae.dfns.io/",
@@ -74,5 +77,16 @@ func TestSplitList(t *testing.T) {
 	want := []string{"team-a", "team-b", "https://api.dfns.io"}
 	if !slices.Equal(got, want) {
 		t.Errorf("splitList = %q, want %q", got, want)
+	}
+}
+
+// TestMetricsCertPathMissing: a certificate directory without the certificate stops the manager
+// rather than let it serve a self-signed certificate that every verifying scraper refuses.
+func TestMetricsCertPathMissing(t *testing.T) {
+	dir := t.TempDir()
+	err := run(flags{metricsAddr: "0", secureMetrics: true, metricsCertPath: dir, credentialsDir: t.TempDir(),
+		qps: 1, burst: 1})
+	if err == nil || !strings.Contains(err.Error(), "--metrics-cert-path") || !strings.Contains(err.Error(), "tls.crt") {
+		t.Fatalf("run with no tls.crt in --metrics-cert-path = %v, want an error naming the flag and the file", err)
 	}
 }

@@ -108,7 +108,7 @@ $KUBECTL label namespace default access.dfns.io/enabled=true --overwrite >/dev/n
 step "Starting the manager (credentials from the bootstrap directory, as a mounted Secret) -> log $STATE/manager.log"
 start manager "$STATE/manager.log" bin/manager --kubeconfig "$KUBECONFIG_FILE" \
 	--dfns-credentials-dir "$STATE/bootstrap" --metrics-bind-address 0 --health-probe-bind-address 127.0.0.1:0 \
-	--sync-period 30s
+	--sync-period 30s --leader-elect=false
 wait_for "$STATE/manager.log" "Starting workers" 60 manager
 
 step "Applying config/samples"

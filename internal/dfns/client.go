@@ -340,7 +340,14 @@ func (c *Client) pause(d time.Duration) {
 	}
 	c.pauseMu.Lock()
 	defer c.pauseMu.Unlock()
-	if until := c.opts.Now().Add(d); until.After(c.pausedUntil) {
+	now := c.opts.Now()
+	if until := now.Add(d); until.After(c.pausedUntil) {
+		// Only the time this pause adds to one already running is counted.
+		from := now
+		if c.pausedUntil.After(now) {
+			from = c.pausedUntil
+		}
+		c.metrics.paused(c.opts.Connection, until.Sub(from))
 		c.pausedUntil = until
 	}
 }

@@ -19,6 +19,9 @@ type Metrics struct {
 	Requests *prometheus.CounterVec
 	// Duration is dfns_api_request_duration_seconds{connection,operation}.
 	Duration *prometheus.HistogramVec
+	// Paused is dfns_api_paused_seconds_total{connection}: the time during which the client
+	// held every call because Dfns answered 429 with a Retry-After.
+	Paused *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them with reg (nil: not registered). When reg
@@ -34,12 +37,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Duration of requests to the Dfns API, by operation.",
 			Buckets: []float64{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30},
 		}, []string{labelConnection, "operation"}),
+		Paused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "dfns_api_paused_seconds_total",
+			Help: "Seconds during which every call to Dfns was held because Dfns answered 429 with a Retry-After (counted once, however many calls waited).",
+		}, []string{labelConnection}),
 	}
 	if reg == nil {
 		return m
 	}
 	m.Requests = register(reg, m.Requests)
 	m.Duration = register(reg, m.Duration)
+	m.Paused = register(reg, m.Paused)
 	return m
 }
 
@@ -66,6 +74,7 @@ func (m *Metrics) forget(connection string) {
 	}
 	m.Requests.DeletePartialMatch(prometheus.Labels{labelConnection: connection})
 	m.Duration.DeletePartialMatch(prometheus.Labels{labelConnection: connection})
+	m.Paused.DeletePartialMatch(prometheus.Labels{labelConnection: connection})
 }
 
 // observe records one attempt of the connection's client; status 0 means no answer.
@@ -79,4 +88,12 @@ func (m *Metrics) observe(connection, op string, status int, d time.Duration) {
 	}
 	m.Requests.WithLabelValues(connection, op, code).Inc()
 	m.Duration.WithLabelValues(connection, op).Observe(d.Seconds())
+}
+
+// paused counts d more seconds of calls held for a Retry-After.
+func (m *Metrics) paused(connection string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.Paused.WithLabelValues(connection).Add(d.Seconds())
 }

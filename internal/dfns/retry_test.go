@@ -433,11 +433,15 @@ func TestRetryAfterPausesEveryCall(t *testing.T) {
 	f := newFakeDfns(t, key.signer.Public(), false)
 	f.route("GET /permissions/pm-1", rateLimited("120"))
 	f.route("GET /permissions/pm-2", permissionOK)
-	c := tokenClient(t, f, key, func(o *Options) { o.MaxBackoff = 5 * time.Second })
+	reg := prometheus.NewRegistry()
+	c := tokenClient(t, f, key, func(o *Options) { o.MaxBackoff = 5 * time.Second; o.Registerer = reg; o.Connection = "c" })
 	waits := recordSleeps(c)
 	_, err := c.GetPermission(context.Background(), "pm-1")
 	if ra, ok := IsRateLimited(err); !ok || ra != 2*time.Minute {
 		t.Fatalf("the long Retry-After is returned to the caller: %v", err)
+	}
+	if got := testutil.ToFloat64(c.metrics.Paused.WithLabelValues("c")); got < 119 || got > 120 {
+		t.Errorf("dfns_api_paused_seconds_total = %v, want the 120 s Dfns asked for", got)
 	}
 	if _, err := c.GetPermission(context.Background(), "pm-2"); err != nil {
 		t.Fatal(err)
@@ -447,6 +451,14 @@ func TestRetryAfterPausesEveryCall(t *testing.T) {
 	}
 	if _, err := c.GetPermission(context.Background(), "pm-2"); err != nil || len(*waits) != 1 {
 		t.Errorf("once it has passed, calls go at once: waits = %v, err %v", *waits, err)
+	}
+	// The first pause has passed: a new one of 2 min, then 1 min within it (nothing added), then
+	// 3 min (1 min past the running one): 120 + 120 + 0 + 60 s in all.
+	c.pause(2 * time.Minute)
+	c.pause(time.Minute)
+	c.pause(3 * time.Minute)
+	if got := testutil.ToFloat64(c.metrics.Paused.WithLabelValues("c")); got < 299 || got > 301 {
+		t.Errorf("dfns_api_paused_seconds_total = %v, want 300 s: the time calls were held, overlaps counted once", got)
 	}
 }
 

@@ -183,7 +183,7 @@ var _ = Describe("A manager with unusable credentials", Ordered, func() {
 		empty := GinkgoT().TempDir()
 		probe := freeAddr()
 		cmd := managerCommand("--kubeconfig", h.Kubeconfig, "--dfns-credentials-dir", empty,
-			"--metrics-bind-address", "0", "--health-probe-bind-address", probe, "--sync-period", "5s")
+			"--metrics-bind-address", "0", "--health-probe-bind-address", probe, "--sync-period", "5s", "--leader-elect=false")
 		cmd.Stdout, cmd.Stderr = GinkgoWriter, GinkgoWriter
 		Expect(cmd.Start()).To(Succeed())
 		DeferCleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })

@@ -336,11 +336,12 @@ func (h *Harness) start(name, ready string, env []string, bin string, args ...st
 
 // ManagerArgs are the manager's flags in the harness: the sandbox's bootstrap directory as its
 // mounted credentials, the URLs of every sandbox started so far as the API URLs a
-// DfnsConnection may name, no metrics, a probe port of its own.
+// DfnsConnection may name, no metrics, a probe port of its own, and no leader election: one
+// manager runs, and one started right after a SIGKILL must not wait for the dead one's Lease.
 func (h *Harness) ManagerArgs(extra ...string) []string {
 	return append([]string{"--kubeconfig", h.Kubeconfig, "--dfns-credentials-dir", h.Bootstrap,
 		"--dfns-connection-api-urls", strings.Join(h.sandboxURLs(), ","),
-		"--metrics-bind-address", "0", "--health-probe-bind-address", "127.0.0.1:0"}, extra...)
+		"--metrics-bind-address", "0", "--health-probe-bind-address", "127.0.0.1:0", "--leader-elect=false"}, extra...)
 }
 
 // sandboxURLs are the URLs of the sandboxes started so far, the first one first.

@@ -151,9 +151,12 @@ func TestKubeletModel(t *testing.T) {
 }
 
 // TestManagerReadsItsVolumes: every Secret or ConfigMap volume the manager mounts is readable by
-// the user it runs as, under the kubelet's rule, and not by other users.
+// the user it runs as, under the kubelet's rule, and not by other users; the metrics
+// certificate's too.
 func TestManagerReadsItsVolumes(t *testing.T) {
-	for name, r := range renders(t) {
+	all := renders(t)
+	all["helm with a metrics certificate"] = helmTemplate(t, "--set", "metrics.certManager.enabled=true")
+	for name, r := range all {
 		t.Run(name, func(t *testing.T) {
 			d := as[appsv1.Deployment](t, r["Deployment"][0])
 			pod := d.Spec.Template.Spec

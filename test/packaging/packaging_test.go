@@ -120,7 +120,7 @@ func renders(t *testing.T) map[string]rendered {
 	return map[string]rendered{
 		"kustomize": byKind(objects(t, run(t, kubectl, "kustomize", "config/default"))),
 		"helm": byKind(objects(t, run(t, helm, "template", "dfns-operator", "dist/chart",
-			"--namespace", "dfns-system", "--include-crds"))),
+			"--namespace", "dfns-system"))),
 	}
 }
 
@@ -284,25 +284,31 @@ func TestHelmChart(t *testing.T) {
 	if n, r := len(off["NetworkPolicy"]), len(off["Role"]); n != 0 || r != 0 {
 		t.Errorf("networkPolicy and leaderElection can be turned off: %d NetworkPolicies, %d Roles", n, r)
 	}
-	d := as[appsv1.Deployment](t, off["Deployment"][0])
-	if slices.Contains(d.Spec.Template.Spec.Containers[0].Args, "--leader-elect") {
-		t.Errorf("leaderElection.enabled=false still passes --leader-elect")
+	// The binary elects a leader unless told not to: turning it off must say so.
+	args := as[appsv1.Deployment](t, off["Deployment"][0]).Spec.Template.Spec.Containers[0].Args
+	if slices.Contains(args, "--leader-elect") || !slices.Contains(args, "--leader-elect=false") {
+		t.Errorf("leaderElection.enabled=false must pass --leader-elect=false: %v", args)
 	}
 
 	t.Run("InSyncWithControllerGen", func(t *testing.T) {
-		bases, err := filepath.Glob(filepath.Join(root, "config/crd/bases/*.yaml"))
-		if err != nil || len(bases) == 0 {
-			t.Fatalf("no CRDs in config/crd/bases: %v", err)
-		}
 		pairs := map[string]string{
-			filepath.Join(root, "config/rbac/role.yaml"): filepath.Join(root, "dist/chart/files/role.yaml"),
+			filepath.Join(root, "config/rbac/role.yaml"):             filepath.Join(root, "dist/chart/files/role.yaml"),
+			filepath.Join(root, "config/prometheus/alerts.yaml"):     filepath.Join(root, "dist/chart/files/alerts.yaml"),
+			filepath.Join(root, "config/grafana/dfns-operator.json"): filepath.Join(root, "dist/chart/files/dfns-operator.json"),
+		}
+		// The CRD templates are what hack/chart-crds.sh makes of config/crd/bases, byte for byte.
+		generated := t.TempDir()
+		run(t, "hack/chart-crds.sh", "config/crd/bases", generated)
+		bases, err := filepath.Glob(filepath.Join(generated, "*.yaml"))
+		if err != nil || len(bases) == 0 {
+			t.Fatalf("hack/chart-crds.sh made no CRD template: %v", err)
 		}
 		for _, b := range bases {
-			pairs[b] = filepath.Join(root, "dist/chart/crds", filepath.Base(b))
+			pairs[b] = filepath.Join(root, "dist/chart/templates/crds", filepath.Base(b))
 		}
-		copies, _ := filepath.Glob(filepath.Join(root, "dist/chart/crds/*.yaml"))
+		copies, _ := filepath.Glob(filepath.Join(root, "dist/chart/templates/crds/*.yaml"))
 		if len(copies) != len(bases) {
-			t.Errorf("dist/chart/crds has %d CRDs, config/crd/bases %d: run make manifests", len(copies), len(bases))
+			t.Errorf("dist/chart/templates/crds has %d CRDs, config/crd/bases %d: run make manifests", len(copies), len(bases))
 		}
 		for src, dst := range pairs {
 			a, errA := os.ReadFile(src)

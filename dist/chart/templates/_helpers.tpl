@@ -22,3 +22,18 @@ app.kubernetes.io/name: {{ .Chart.Name }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 control-plane: controller-manager
 {{- end -}}
+
+{{/* The metrics Service's name. */}}
+{{- define "dfns-operator.metricsService" -}}
+{{- include "dfns-operator.fullname" . }}-controller-manager-metrics-service
+{{- end -}}
+
+{{/* The Secret with the metrics certificate (tls.crt, tls.key, ca.crt); empty: none, the
+manager serves a self-signed certificate. */}}
+{{- define "dfns-operator.metricsCertSecret" -}}
+{{- if .Values.metrics.certManager.enabled -}}
+{{- include "dfns-operator.fullname" . }}-metrics-cert
+{{- else -}}
+{{- .Values.metrics.certSecret -}}
+{{- end -}}
+{{- end -}}
