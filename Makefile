@@ -107,9 +107,14 @@ $(GOLANGCI_LINT): | $(LOCALBIN)
 ##@ Build
 
 .PHONY: build
-build: manifests generate fmt vet ## Build the manager and dfns-sandbox binaries into bin/.
+build: manifests generate fmt vet ## Build the manager, dfns-sandbox and kubectl-dfns binaries into bin/.
 	go build -o $(LOCALBIN)/manager ./cmd
 	go build -o $(LOCALBIN)/dfns-sandbox ./cmd/dfns-sandbox
+	go build -o $(LOCALBIN)/kubectl-dfns ./cmd/kubectl-dfns
+
+.PHONY: install-plugin
+install-plugin: | $(LOCALBIN) ## Build the kubectl plugin into bin/kubectl-dfns: with bin/ in PATH, `kubectl dfns` runs it.
+	go build -o $(LOCALBIN)/kubectl-dfns ./cmd/kubectl-dfns
 
 .PHONY: run
 run: manifests generate fmt vet ## Run the manager against the cluster of the current kubeconfig.
