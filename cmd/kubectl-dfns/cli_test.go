@@ -22,6 +22,9 @@ import (
 	"strings"
 	"testing"
 
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -95,5 +98,45 @@ func TestCommandLine(t *testing.T) {
 	_, errOut, err = runCLI("--kubeconfig", kc, "--context", "nope", "approvals")
 	if err == nil || !strings.Contains(errOut, "nope") {
 		t.Errorf("an unknown --context: got %v, stderr %q", err, errOut)
+	}
+}
+
+// TestStatusWithLessRights runs status as a user who may read the operator's kinds and
+// Secrets in one namespace but not events, nor list anything in other namespaces: what it may
+// not read is said, and the rest is shown.
+func TestStatusWithLessRights(t *testing.T) {
+	f := newFixture(t)
+	c := testClient(t)
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "dfns-reader", Namespace: f.ns},
+		Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{v1alpha1.GroupVersion.Group}, Resources: []string{"*"}, Verbs: []string{"get", "list"}},
+			{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get"}},
+		}}
+	must(t, c.Create(ctx, role))
+	must(t, c.Create(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "dfns-reader", Namespace: f.ns},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name},
+		Subjects: []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: "User", Name: "reader"}}}))
+	user, err := testEnv.AddUser(envtest.User{Name: "reader"}, nil)
+	must(t, err)
+
+	var out bytes.Buffer
+	p, err := newPlugin(user.Config(), f.ns, &out)
+	must(t, err)
+	must(t, p.status(ctx, managedKinds[0], "payments-api"))
+	for _, want := range [][]string{
+		{"Dfns ID:", "us-payapi"},
+		{"Keys:", "DFNS_AUTH_TOKEN"},
+		{"Connection ClusterDfnsConnection/default:"}, {"cannot read it: Forbidden"},
+		{"DfnsPermissionAssignment/payments-api-audit", "← identityRef"},
+		{"Events:"}, {"cannot list them:", "forbidden"},
+	} {
+		if lineWith(out.String(), want...) == "" {
+			t.Errorf("no line holds %q:\n%s", want, out.String())
+		}
+	}
+
+	// Without the right to read the resource itself, status fails, saying why.
+	if err := p.status(ctx, connectionKinds[1], v1alpha1.DefaultConnectionName); !apierrors.IsForbidden(err) {
+		t.Errorf("status of a resource the user may not get: got %v, want Forbidden", err)
 	}
 }

@@ -104,6 +104,10 @@ func edgesOf(obj client.Object) []edge {
 		if r := o.Spec.Credentials.SecretRef; r != nil {
 			out = append(out, edge{relation: "credentials", kind: kindSecret, namespace: ns, name: r.Name, leaf: true})
 		}
+	case *v1alpha1.ClusterDfnsConnection:
+		if r := o.Spec.Credentials.SecretRef; r != nil { // in the operator's namespace (resolve)
+			out = append(out, edge{relation: "credentials", kind: kindSecret, name: r.Name, leaf: true})
+		}
 	}
 	return out
 }
@@ -228,6 +232,9 @@ func (t *tree) build(ctx context.Context, obj client.Object) *treeNode {
 			}
 			n := describeNode(o)
 			n.relation = "← " + e.relation
+			if obj.GetNamespace() == "" {
+				n.name += " (in " + o.GetNamespace() + ")" // a ClusterDfnsConnection serves many
+			}
 			// What uses a connection is listed, not followed: that would be the whole namespace.
 			if _, ok := obj.(managedObject); ok {
 				n.children = t.references(ctx, o, append(slices.Clone(path), keyOf(o)), false)
@@ -324,6 +331,9 @@ func describeNode(obj client.Object) *treeNode {
 	case *corev1.Secret:
 		n.name = kindSecret + "/" + o.Name
 		n.status = fmt.Sprintf("%d keys", len(o.Data))
+		if len(o.Data) == 1 {
+			n.status = "1 key"
+		}
 		return n
 	default:
 		n.status = "found"

@@ -433,11 +433,13 @@ func (p *plugin) connectionOf(ctx context.Context, m managedObject) error {
 // related writes the tree of what the resource references and what references it.
 func (p *plugin) related(ctx context.Context, obj client.Object) error {
 	// A ClusterDfnsConnection (namespace "") is used from every namespace.
+	p.section("Related resources (→ references, ← referenced by):")
 	w, err := loadWorld(ctx, p.c, obj.GetNamespace())
 	if err != nil {
-		return err
+		// What one may not read is said, and the rest still shown.
+		p.out.printf("  cannot list them: %s\n", oneLine(err.Error()))
+		return nil
 	}
-	p.section("Related resources (→ references, ← referenced by):")
 	t := &tree{c: p.c, w: w, operatorNamespace: p.operatorNamespace}
 	return printTree(p.out, t.build(ctx, obj))
 }
@@ -449,10 +451,11 @@ func (p *plugin) events(ctx context.Context, obj client.Object) error {
 	if ns := obj.GetNamespace(); ns != "" {
 		opts = append(opts, client.InNamespace(ns))
 	}
-	if err := p.c.List(ctx, &list, opts...); err != nil {
-		return fmt.Errorf("listing events: %w", err)
-	}
 	p.section("Events:")
+	if err := p.c.List(ctx, &list, opts...); err != nil {
+		p.out.printf("  cannot list them: %s\n", oneLine(err.Error()))
+		return nil
+	}
 	if len(list.Items) == 0 {
 		p.out.println("  none (events are kept for an hour by default)")
 		return nil
