@@ -114,9 +114,19 @@ $(GOLANGCI_LINT): | $(LOCALBIN)
 ##@ Build
 
 .PHONY: build
-build: manifests generate fmt vet ## Build the manager and dfns-sandbox binaries into bin/.
+build: manifests generate fmt vet ## Build the manager, dfns-sandbox and kubectl-dfns binaries into bin/.
 	go build -o $(LOCALBIN)/manager ./cmd
 	go build -o $(LOCALBIN)/dfns-sandbox ./cmd/dfns-sandbox
+	go build -o $(LOCALBIN)/kubectl-dfns ./cmd/kubectl-dfns
+
+.PHONY: install-plugin
+install-plugin: | $(LOCALBIN) ## Build the kubectl plugin into bin/kubectl-dfns: with bin/ in PATH, `kubectl dfns` runs it.
+	go build -o $(LOCALBIN)/kubectl-dfns ./cmd/kubectl-dfns
+
+.PHONY: plugin-dist
+plugin-dist: ## Build the plugin's release archives and krew manifest into dist/plugin (VERSION=v0.1.0).
+	@test -n "$(VERSION)" || { echo "usage: make plugin-dist VERSION=v0.1.0"; exit 1; }
+	hack/krew/release.sh $(VERSION) dist/plugin
 
 .PHONY: run
 run: manifests generate fmt vet ## Run the manager against the cluster of the current kubeconfig.

@@ -76,11 +76,12 @@ step "Building etcd, kube-apiserver and kubectl (first run: about 7 minutes) -> 
 ASSETS=$(WITH_KUBECTL=1 hack/setup-envtest.sh 2>"$STATE/build.log") || fail "see $STATE/build.log"
 KUBECTL="$ASSETS/kubectl --kubeconfig $KUBECONFIG_FILE"
 
-step "Building the manager, dfns-sandbox and envtest-up"
+step "Building the manager, dfns-sandbox, envtest-up and the kubectl plugin"
 go build -o bin/manager ./cmd >>"$STATE/build.log" 2>&1 || fail "see $STATE/build.log"
 go build -o bin/dfns-sandbox ./cmd/dfns-sandbox >>"$STATE/build.log" 2>&1 || fail "see $STATE/build.log"
 go build -o bin/envtest-up ./hack/envtest-up >>"$STATE/build.log" 2>&1 || fail "see $STATE/build.log"
 go build -o bin/demo-app ./hack/demo-app >>"$STATE/build.log" 2>&1 || fail "see $STATE/build.log"
+go build -o bin/kubectl-dfns ./cmd/kubectl-dfns >>"$STATE/build.log" 2>&1 || fail "see $STATE/build.log"
 
 step "Starting etcd + kube-apiserver -> log $STATE/envtest.log"
 KUBEBUILDER_ASSETS=$ASSETS start envtest "$STATE/envtest.log" bin/envtest-up --kubeconfig-out "$KUBECONFIG_FILE"
@@ -126,6 +127,10 @@ step "Generated Secrets (keys only; values are secret)"
 $KUBECTL get secrets -A -l app.kubernetes.io/managed-by=dfns-operator \
 	-o go-template='{{range .items}}{{.metadata.namespace}}/{{.metadata.name}}:{{range $k, $v := .data}} {{$k}}{{end}}{{"\n"}}{{end}}'
 
+step "kubectl dfns status dfnssa/payments-api (the kubectl plugin, README \"kubectl plugin\")"
+bin/kubectl-dfns --kubeconfig "$KUBECONFIG_FILE" -n default status dfnssa/payments-api ||
+	fail "kubectl dfns status"
+
 step "Calling Dfns the way an app would: the Secret as environment, a signed request as the service account"
 sa_secret=$($KUBECTL get dfnsserviceaccounts -A -o jsonpath='{.items[0].metadata.namespace}/{.items[0].status.secretName}')
 env_args=()
@@ -141,6 +146,7 @@ The demo is running. Try:
   export KUBECONFIG=$KUBECONFIG_FILE
   $ASSETS/kubectl get dfns -A
   $ASSETS/kubectl describe dfnsserviceaccount -A
+  PATH=$ROOT/bin:\$PATH $ASSETS/kubectl dfns approvals -A
   $ASSETS/kubectl delete dfnsserviceaccount --all -A
 Logs: $STATE/{manager,sandbox,envtest}.log
 Ctrl-C (or 'make demo-down' from another shell) stops everything.
