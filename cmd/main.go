@@ -81,6 +81,7 @@ type flags struct {
 	maxConcurrentReconciles int
 	watchNamespaces         string
 	connectionAPIURLs       string
+	defaultConnection       string
 }
 
 // registerFlags binds the manager's flags to f; fs.Parse fills it.
@@ -111,6 +112,9 @@ func registerFlags(fs *flag.FlagSet, f *flags) {
 	fs.StringVar(&f.connectionAPIURLs, "dfns-connection-api-urls", dfns.DefaultAPIURL,
 		"Comma-separated Dfns API base URLs a DfnsConnection's credentials Secret may name in DFNS_API_URL: "+
 			"the Secret is a tenant's, and the manager sends requests wherever it points.")
+	fs.StringVar(&f.defaultConnection, "default-connection", "",
+		"A ClusterDfnsConnection, as JSON, that the manager creates when it starts unless one of its name "+
+			"exists (the Helm chart's default connection on a first install); it is never changed or deleted.")
 	fs.StringVar(&f.watchNamespaces, "watch-namespaces", "",
 		"Comma-separated namespaces whose resources the manager reconciles; empty: every namespace.")
 }
@@ -239,6 +243,15 @@ func run(f flags) error {
 		MaxConcurrentReconciles: f.maxConcurrentReconciles,
 	}); err != nil {
 		return fmt.Errorf("setting up the controllers: %w", err)
+	}
+	if f.defaultConnection != "" {
+		conn, err := controller.ParseDefaultConnection(f.defaultConnection)
+		if err != nil {
+			return err
+		}
+		if err := mgr.Add(controller.DefaultConnection{Client: direct, Connection: conn}); err != nil {
+			return fmt.Errorf("adding the default connection: %w", err)
+		}
 	}
 	// +kubebuilder:scaffold:builder
 

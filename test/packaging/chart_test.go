@@ -105,22 +105,28 @@ func TestHelmCRDs(t *testing.T) {
 	}
 }
 
-// TestHelmDefaultConnectionHook: where the CRD is not served yet (a first install), the default
-// connection is a post-install hook, created after the CRDs; where it is served, an ordinary
-// object of the release. Both carry the release's ownership, so an upgrade adopts the hook's.
-func TestHelmDefaultConnectionHook(t *testing.T) {
+// TestHelmDefaultConnectionFirstInstall: where the CRD is not served yet (a first install), Helm
+// cannot map the default connection, as an object of the release or as a hook: the chart renders
+// no ClusterDfnsConnection and the manager is told to create it. Where the CRD is served, it is an
+// ordinary object of the release, the same as the manager's. Both carry the release's ownership
+// and no hook annotation, so an upgrade adopts the manager's.
+func TestHelmDefaultConnectionFirstInstall(t *testing.T) {
 	for name, tc := range map[string]struct {
-		args []string
-		hook bool
+		args     []string
+		rendered int
 	}{
-		"first install": {nil, true},
-		"CRD served":    {[]string{"--api-versions", "access.dfns.io/v1alpha1/ClusterDfnsConnection"}, false},
+		"first install": {nil, 0},
+		"CRD served":    {[]string{"--api-versions", "access.dfns.io/v1alpha1/ClusterDfnsConnection"}, 1},
 	} {
 		t.Run(name, func(t *testing.T) {
-			c := defaultConnection(t, helmTemplate(t, tc.args...))
+			r := helmTemplate(t, tc.args...)
+			if n := len(r["ClusterDfnsConnection"]); n != tc.rendered {
+				t.Errorf("%d ClusterDfnsConnections rendered, want %d", n, tc.rendered)
+			}
+			c := defaultConnection(t, r)
 			ann := c.GetAnnotations()
-			if got := ann["helm.sh/hook"] != ""; got != tc.hook {
-				t.Errorf("hook annotation %q, want a hook: %t", ann["helm.sh/hook"], tc.hook)
+			if hook := ann["helm.sh/hook"]; hook != "" {
+				t.Errorf("hook annotation %q: Helm cannot map a hook of a CRD it has just created either", hook)
 			}
 			if ann["meta.helm.sh/release-name"] != "dfns-operator" || ann["meta.helm.sh/release-namespace"] != "dfns-system" ||
 				c.GetLabels()["app.kubernetes.io/managed-by"] != "Helm" {

@@ -30,10 +30,14 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/dfns-operator/dfns-operator/api/v1alpha1"
+	"github.com/dfns-operator/dfns-operator/internal/controller"
 )
 
 var (
@@ -44,9 +48,9 @@ var (
 
 // TestHelmInstallUpgradeUninstall runs the chart through helm install, upgrade and uninstall
 // against a real API server (envtest's, no nodes): the first install creates the CRDs and
-// then the default connection (a post-install hook, since Helm cannot map an object of a CRD
-// it has not created yet); an upgrade brings a change to a CRD, which a chart's crds/
-// directory never would, and adopts the connection without recreating it; uninstall leaves
+// the manager told to create the default connection (Helm cannot map an object of a CRD it
+// has not created yet, nor a hook's); an upgrade brings a change to a CRD, which a chart's crds/
+// directory never would, and adopts the manager's connection without recreating it; uninstall leaves
 // the CRDs (helm.sh/resource-policy: keep), and with them every resource.
 func TestHelmInstallUpgradeUninstall(t *testing.T) {
 	helm := tool(t, "HELM")
@@ -126,12 +130,40 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 			t.Errorf("CRD %s lacks %s: keep", name, keepPolicy)
 		}
 	}
+	// No manager runs here: do what its --default-connection makes the leader do at start.
+	if _, err := get(connectionGVK, "", "default"); !apierrors.IsNotFound(err) {
+		t.Fatalf("before the manager starts, ClusterDfnsConnection default: %v, want none (Helm cannot map it yet)", err)
+	}
+	deployment, err := get(deploymentGVK, "dfns-system", "dfns-operator-controller-manager")
+	if err != nil {
+		t.Fatalf("after install, the manager's Deployment: %v", err)
+	}
+	containers, _, _ := unstructured.NestedSlice(deployment.Object, "spec", "template", "spec", "containers")
+	args, _, _ := unstructured.NestedStringSlice(containers[0].(map[string]any), "args")
+	var flag string
+	for _, arg := range args {
+		if v, ok := strings.CutPrefix(arg, defaultConnectionFlag); ok {
+			flag = v
+		}
+	}
+	want, err := controller.ParseDefaultConnection(flag)
+	if err != nil {
+		t.Fatalf("the manager's %s: %v", defaultConnectionFlag, err)
+	}
+	s := runtime.NewScheme()
+	if err := v1alpha1.AddToScheme(s); err != nil {
+		t.Fatal(err)
+	}
+	typed, err := client.New(cfg, client.Options{Scheme: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := (controller.DefaultConnection{Client: typed, Connection: want}).Start(ctx); err != nil {
+		t.Fatal(err)
+	}
 	conn, err := get(connectionGVK, "", "default")
 	if err != nil {
-		t.Fatalf("after install, ClusterDfnsConnection default: %v", err)
-	}
-	if _, err := get(deploymentGVK, "dfns-system", "dfns-operator-controller-manager"); err != nil {
-		t.Fatalf("after install, the manager's Deployment: %v", err)
+		t.Fatalf("after the manager's start, ClusterDfnsConnection default: %v", err)
 	}
 
 	// Upgrade with a chart whose CRD has a new printer column.

@@ -343,17 +343,47 @@ func helmTemplate(t *testing.T, args ...string) rendered {
 // optInSelector is the default connection's namespaceSelector: namespaces opt in with a label.
 var optInSelector = map[string]any{"matchLabels": map[string]any{"access.dfns.io/enabled": "true"}}
 
-// defaultConnection returns the one ClusterDfnsConnection of a render, which must be "default".
+// defaultConnectionFlag is the manager's flag that carries the connection it creates at start.
+const defaultConnectionFlag = "--default-connection="
+
+// defaultConnection returns the render's ClusterDfnsConnection "default": the object the
+// manifests create, or (the Helm chart on a first install, when the CRD is not served yet) the
+// one the manager's --default-connection tells it to create. Where both are rendered they must
+// be the same object.
 func defaultConnection(t *testing.T, r rendered) unstructured.Unstructured {
 	t.Helper()
-	conns := r["ClusterDfnsConnection"]
-	if len(conns) != 1 {
-		t.Fatalf("want one ClusterDfnsConnection, got %d", len(conns))
+	var fromFlag *unstructured.Unstructured
+	if len(r["Deployment"]) == 1 {
+		_, manager := managerPod(t, r)
+		for _, arg := range manager.Args {
+			if text, ok := strings.CutPrefix(arg, defaultConnectionFlag); ok {
+				fromFlag = &unstructured.Unstructured{}
+				if err := json.Unmarshal([]byte(text), &fromFlag.Object); err != nil {
+					t.Fatalf("%s is not JSON: %v", defaultConnectionFlag, err)
+				}
+			}
+		}
 	}
-	c := conns[0]
-	if c.GetAPIVersion() != "access.dfns.io/v1alpha1" || c.GetName() != "default" || c.GetNamespace() != "" {
-		t.Errorf("want the cluster-scoped access.dfns.io/v1alpha1 ClusterDfnsConnection default, got %s %s/%s",
-			c.GetAPIVersion(), c.GetNamespace(), c.GetName())
+	conns := r["ClusterDfnsConnection"]
+	var c unstructured.Unstructured
+	switch {
+	case len(conns) > 1:
+		t.Fatalf("want one ClusterDfnsConnection, got %d", len(conns))
+	case len(conns) == 1:
+		c = conns[0]
+		if fromFlag != nil && mustJSON(t, fromFlag.Object) != mustJSON(t, c.Object) {
+			t.Errorf("the rendered default connection and the manager's %s differ:\n%s\n%s",
+				defaultConnectionFlag, mustJSON(t, c.Object), mustJSON(t, fromFlag.Object))
+		}
+	case fromFlag != nil:
+		c = *fromFlag
+	default:
+		t.Fatalf("no ClusterDfnsConnection rendered and no %s", defaultConnectionFlag)
+	}
+	if c.GetAPIVersion() != "access.dfns.io/v1alpha1" || c.GetKind() != "ClusterDfnsConnection" ||
+		c.GetName() != "default" || c.GetNamespace() != "" {
+		t.Errorf("want the cluster-scoped access.dfns.io/v1alpha1 ClusterDfnsConnection default, got %s %s %s/%s",
+			c.GetAPIVersion(), c.GetKind(), c.GetNamespace(), c.GetName())
 	}
 	return c
 }
@@ -402,8 +432,16 @@ func TestDefaultConnection(t *testing.T) {
 // TestHelmDefaultConnectionValues: the chart's defaultConnection values reach the connection;
 // only the limits set are rendered, and a misspelt limit is an error, not a silent no-limit.
 func TestHelmDefaultConnectionValues(t *testing.T) {
-	if off := helmTemplate(t, "--set", "defaultConnection.enabled=false"); len(off["ClusterDfnsConnection"]) != 0 {
-		t.Errorf("defaultConnection.enabled=false still renders %d ClusterDfnsConnections", len(off["ClusterDfnsConnection"]))
+	for _, served := range [][]string{nil, {"--api-versions", "access.dfns.io/v1alpha1/ClusterDfnsConnection"}} {
+		off := helmTemplate(t, append([]string{"--set", "defaultConnection.enabled=false"}, served...)...)
+		if n := len(off["ClusterDfnsConnection"]); n != 0 {
+			t.Errorf("defaultConnection.enabled=false still renders %d ClusterDfnsConnections", n)
+		}
+		if _, manager := managerPod(t, off); slices.ContainsFunc(manager.Args, func(a string) bool {
+			return strings.HasPrefix(a, defaultConnectionFlag)
+		}) {
+			t.Errorf("defaultConnection.enabled=false still passes the manager %s", defaultConnectionFlag)
+		}
 	}
 	r := helmTemplate(t,
 		"--set-json", `defaultConnection.namespaceSelector=null`,
