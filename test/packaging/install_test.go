@@ -32,6 +32,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -138,29 +139,7 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 	if err != nil {
 		t.Fatalf("after install, the manager's Deployment: %v", err)
 	}
-	containers, _, _ := unstructured.NestedSlice(deployment.Object, "spec", "template", "spec", "containers")
-	args, _, _ := unstructured.NestedStringSlice(containers[0].(map[string]any), "args")
-	var flag string
-	for _, arg := range args {
-		if v, ok := strings.CutPrefix(arg, defaultConnectionFlag); ok {
-			flag = v
-		}
-	}
-	want, err := controller.ParseDefaultConnection(flag)
-	if err != nil {
-		t.Fatalf("the manager's %s: %v", defaultConnectionFlag, err)
-	}
-	s := runtime.NewScheme()
-	if err := v1alpha1.AddToScheme(s); err != nil {
-		t.Fatal(err)
-	}
-	typed, err := client.New(cfg, client.Options{Scheme: s})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := (controller.DefaultConnection{Client: typed, Connection: want}).Start(ctx); err != nil {
-		t.Fatal(err)
-	}
+	startManagerDefaultConnection(ctx, t, cfg, deployment)
 	conn, err := get(connectionGVK, "", "default")
 	if err != nil {
 		t.Fatalf("after the manager's start, ClusterDfnsConnection default: %v", err)
@@ -212,5 +191,35 @@ func TestHelmInstallUpgradeUninstall(t *testing.T) {
 	}
 	if _, err := get(deploymentGVK, "dfns-system", "dfns-operator-controller-manager"); !apierrors.IsNotFound(err) {
 		t.Errorf("after uninstall, the manager's Deployment: %v, want it gone", err)
+	}
+}
+
+// startManagerDefaultConnection does what the --default-connection of the manager's Deployment
+// makes the leader do at start.
+func startManagerDefaultConnection(ctx context.Context, t *testing.T, cfg *rest.Config,
+	deployment *unstructured.Unstructured) {
+	t.Helper()
+	containers, _, _ := unstructured.NestedSlice(deployment.Object, "spec", "template", "spec", "containers")
+	args, _, _ := unstructured.NestedStringSlice(containers[0].(map[string]any), "args")
+	var flag string
+	for _, arg := range args {
+		if v, ok := strings.CutPrefix(arg, defaultConnectionFlag); ok {
+			flag = v
+		}
+	}
+	want, err := controller.ParseDefaultConnection(flag)
+	if err != nil {
+		t.Fatalf("the manager's %s: %v", defaultConnectionFlag, err)
+	}
+	s := runtime.NewScheme()
+	if err := v1alpha1.AddToScheme(s); err != nil {
+		t.Fatal(err)
+	}
+	typed, err := client.New(cfg, client.Options{Scheme: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := (controller.DefaultConnection{Client: typed, Connection: want}).Start(ctx); err != nil {
+		t.Fatal(err)
 	}
 }
