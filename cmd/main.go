@@ -67,6 +67,7 @@ func init() {
 // flags holds the manager's command line.
 type flags struct {
 	metricsAddr, probeAddr string
+	pprofAddr              string
 	secureMetrics          bool
 	metricsCertPath        string
 	enableHTTP2            bool
@@ -88,6 +89,8 @@ func registerFlags(fs *flag.FlagSet, f *flags) {
 	fs.StringVar(&f.metricsAddr, "metrics-bind-address", "0",
 		"The address the metrics endpoint binds to: :8443 for HTTPS, :8080 for HTTP, 0 to disable it.")
 	fs.StringVar(&f.probeAddr, "health-probe-bind-address", ":8081", "The address the probe endpoint binds to.")
+	fs.StringVar(&f.pprofAddr, "pprof-bind-address", "",
+		"The address Go's profiling endpoints (/debug/pprof) bind to, over plain HTTP without authentication; empty disables them.")
 	fs.BoolVar(&f.secureMetrics, "metrics-secure", true,
 		"Serve metrics over HTTPS with authentication and authorization; false serves plain HTTP.")
 	fs.StringVar(&f.metricsCertPath, "metrics-cert-path", "",
@@ -204,6 +207,7 @@ func run(f flags) error {
 		Scheme:                 scheme,
 		Metrics:                metricsOpts,
 		HealthProbeBindAddress: f.probeAddr,
+		PprofBindAddress:       f.pprofAddr,
 		LeaderElection:         f.leaderElect,
 		LeaderElectionID:       "dfns-operator.access.dfns.io",
 		// The Lease lives beside the ownership key, in the operator's namespace, also when the
