@@ -27,7 +27,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -1270,30 +1269,33 @@ func TestResourceMetrics(t *testing.T) {
 	if _, err := r.Reconcile(context.Background(), req); err != nil {
 		t.Fatal(err)
 	}
-	series := func(vec *prometheus.GaugeVec) int {
-		ch := make(chan prometheus.Metric, 10)
-		vec.Collect(ch)
-		close(ch)
-		n := 0
+	// series returns the resource's series of the named metric, by reason (the label's value,
+	// "" for none), with their values.
+	series := func(metric string) map[string]float64 {
+		ch := make(chan prometheus.Metric, 100)
+		go func() { resourceGauges.Collect(ch); close(ch) }()
+		out := map[string]float64{}
 		for m := range ch {
+			if !strings.Contains(m.Desc().String(), `"`+metric+`"`) {
+				continue
+			}
 			var d dto.Metric
 			_ = m.Write(&d)
+			labels := map[string]string{}
 			for _, l := range d.Label {
-				if l.GetName() == "name" && l.GetValue() == p.Name {
-					n++
-				}
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["name"] == p.Name && labels["kind"] == tKind {
+				out[labels["reason"]] = d.GetGauge().GetValue()
 			}
 		}
-		return n
+		return out
 	}
-	if got := testutil.ToFloat64(resourceReady.WithLabelValues(tKind, p.Namespace, p.Name, v1alpha1.ReasonUnavailable)); got != 0 {
-		t.Errorf("dfns_resource_ready{reason=Unavailable} = %v, want 0", got)
+	if got := series("dfns_resource_ready"); len(got) != 1 || got[v1alpha1.ReasonUnavailable] != 0 {
+		t.Errorf("dfns_resource_ready = %v, want one series, {reason=Unavailable} 0", got)
 	}
-	if got := testutil.ToFloat64(pendingApprovals.WithLabelValues(tKind, p.Namespace, p.Name)); got != 1 {
+	if got := series("dfns_pending_approvals"); len(got) != 1 || got[""] != 1 {
 		t.Errorf("dfns_pending_approvals = %v, want 1", got)
-	}
-	if n := series(resourceReady); n != 1 {
-		t.Errorf("ready series = %d, want 1 (one reason at a time)", n)
 	}
 	if err := c.Delete(context.Background(), p); err != nil {
 		t.Fatal(err)
@@ -1312,9 +1314,9 @@ func TestResourceMetrics(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for name, vec := range map[string]*prometheus.GaugeVec{"ready": resourceReady, "synced": resourceSynced, "pending": pendingApprovals} {
-		if n := series(vec); n != 0 {
-			t.Errorf("%s series of a deleted resource = %d, want 0", name, n)
+	for _, metric := range []string{"dfns_resource_ready", "dfns_resource_synced", "dfns_pending_approvals"} {
+		if got := series(metric); len(got) != 0 {
+			t.Errorf("%s series of a deleted resource = %v, want none", metric, got)
 		}
 	}
 }
