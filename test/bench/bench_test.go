@@ -603,20 +603,31 @@ func secretLatency(t *testing.T, h *harness.Harness, ns string) (p50, p99 float6
 }
 
 // memory collects the manager's garbage (its pprof endpoint does, for a heap profile) and reads
-// its heap in use and resident set; with BENCH_PROFILES, the heap profile is kept there as
-// heap-<phase>.pb.gz.
+// its heap in use right after, from the profile's memory statistics, and its resident set; with
+// BENCH_PROFILES, the heap profile is kept there as heap-<phase>.pb.gz.
 func memory(t *testing.T, m manager, phase string) (heapMiB, rssMiB float64) {
 	t.Helper()
-	resp, err := http.Get("http://" + m.pprof + "/debug/pprof/heap?gc=1")
-	must(t, err)
-	defer func() { _ = resp.Body.Close() }()
-	profile, err := io.ReadAll(resp.Body)
-	must(t, err)
+	get := func(query string) []byte {
+		resp, err := http.Get("http://" + m.pprof + "/debug/pprof/heap?" + query)
+		must(t, err)
+		defer func() { _ = resp.Body.Close() }()
+		b, err := io.ReadAll(resp.Body)
+		must(t, err)
+		return b
+	}
 	if dir := os.Getenv("BENCH_PROFILES"); dir != "" {
 		must(t, os.MkdirAll(dir, 0o755))
-		must(t, os.WriteFile(filepath.Join(dir, "heap-"+phase+".pb.gz"), profile, 0o644))
+		must(t, os.WriteFile(filepath.Join(dir, "heap-"+phase+".pb.gz"), get("gc=1"), 0o644))
 	}
-	return metricsMemory(t, m)
+	for line := range strings.SplitSeq(string(get("gc=1&debug=1")), "\n") {
+		if v, ok := strings.CutPrefix(line, "# HeapInuse = "); ok {
+			b, err := strconv.ParseFloat(v, 64)
+			must(t, err)
+			heapMiB = b / (1 << 20)
+		}
+	}
+	_, rssMiB = metricsMemory(t, m)
+	return heapMiB, rssMiB
 }
 
 // metricsMemory reads the manager's heap in use and resident set from its metrics.
