@@ -33,6 +33,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/dfns-operator/dfns-operator/api/v1alpha1"
@@ -455,7 +456,7 @@ func (r *Reconciler[T, O]) converge(ctx context.Context, st *state[T, O], rec Re
 	}
 	st.obj.SetStatusID(obs.ID)
 	setReady(st.obj)
-	return ctrl.Result{RequeueAfter: r.jitter(r.syncPeriod)}, nil
+	return r.resync(), nil
 }
 
 // create makes the Dfns object and publishes its one-time secret before anything else.
@@ -538,7 +539,7 @@ func (r *Reconciler[T, O]) create(ctx context.Context, st *state[T, O], obs Obse
 	if created.UpToDate {
 		// Dfns' answer shows the object as the spec asks: Ready now, and status is written once.
 		setReady(st.obj)
-		return ctrl.Result{RequeueAfter: r.jitter(r.syncPeriod)}, nil
+		return r.resync(), nil
 	}
 	// A second look confirms the object matches the spec (e.g. deactivated when asked).
 	setCondition(st.obj, v1alpha1.ConditionSynced, metav1.ConditionTrue, v1alpha1.ReasonReconcileSuccess,
@@ -570,7 +571,7 @@ func (r *Reconciler[T, O]) update(ctx context.Context, st *state[T, O], obs Obse
 	}
 	st.obj.SetStatusID(obs.ID)
 	setReady(st.obj)
-	return ctrl.Result{RequeueAfter: r.jitter(r.syncPeriod)}, nil
+	return r.resync(), nil
 }
 
 // Operations a change request can hold.
@@ -881,6 +882,13 @@ func (r *Reconciler[T, O]) patchStatus(ctx context.Context, st *state[T, O], res
 		return ctrl.Result{RequeueAfter: time.Millisecond}, nil
 	}
 	return res, errors.Join(err, fmt.Errorf("patching status: %w", perr))
+}
+
+// resync is the requeue of a resource in sync: its next drift check, at low priority, so that a
+// new or changed resource is never queued behind the periodic checks of thousands of others.
+func (r *Reconciler[T, O]) resync() ctrl.Result {
+	low := handler.LowPriority
+	return ctrl.Result{RequeueAfter: r.jitter(r.syncPeriod), Priority: &low}
 }
 
 // jitter spreads periodic resyncs by up to a tenth of the period.
