@@ -25,6 +25,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
@@ -156,7 +158,36 @@ func operatorNamespace() string {
 	return controller.DefaultOperatorNamespace
 }
 
+// cgroupMemoryFiles hold the container's memory limit: cgroup v2, then v1.
+var cgroupMemoryFiles = []string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"}
+
+// memoryLimit is the soft memory limit the Go runtime gets: nine tenths of the container's
+// (cgroup) limit read through read, 0 when there is none or GOMEMLIMIT is set. Near it the
+// collector works harder instead of letting the heap grow to twice what is live before it
+// collects, which would have the pod OOM-killed with much less live memory than its limit.
+func memoryLimit(getenv func(string) string, read func(string) ([]byte, error)) int64 {
+	if getenv("GOMEMLIMIT") != "" {
+		return 0
+	}
+	for _, f := range cgroupMemoryFiles {
+		b, err := read(f)
+		if err != nil {
+			continue
+		}
+		v, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+		if err != nil || v <= 0 || v >= 1<<50 { // "max", or v1's "no limit"
+			return 0
+		}
+		return v / 10 * 9
+	}
+	return 0
+}
+
 func run(f flags) error {
+	if limit := memoryLimit(os.Getenv, os.ReadFile); limit > 0 {
+		debug.SetMemoryLimit(limit)
+		setupLog.Info("Go memory limit set from the container's", "bytes", limit)
+	}
 	// A bad credentials directory must not crash-loop the pod: the manager starts, reports
 	// not-ready with the reason, and every resource says CredentialsUnavailable until the
 	// mounted Secret is fixed (the files are re-read when they change).

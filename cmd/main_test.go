@@ -17,6 +17,7 @@ limitations under the License.
 package main
 
 import (
+	"errors"
 	"flag"
 	"slices"
 	"strings"
@@ -90,5 +91,36 @@ func TestMetricsCertPathMissing(t *testing.T) {
 		qps: 1, burst: 1})
 	if err == nil || !strings.Contains(err.Error(), "--metrics-cert-path") || !strings.Contains(err.Error(), "tls.crt") {
 		t.Fatalf("run with no tls.crt in --metrics-cert-path = %v, want an error naming the flag and the file", err)
+	}
+}
+
+func TestMemoryLimit(t *testing.T) {
+	files := func(content map[string]string) func(string) ([]byte, error) {
+		return func(name string) ([]byte, error) {
+			if v, ok := content[name]; ok {
+				return []byte(v), nil
+			}
+			return nil, errors.New("no such file")
+		}
+	}
+	none := func(string) string { return "" }
+	cases := map[string]struct {
+		getenv func(string) string
+		files  map[string]string
+		want   int64
+	}{
+		"CgroupV2":   {none, map[string]string{"/sys/fs/cgroup/memory.max": "134217728\n"}, 134217728 / 10 * 9},
+		"CgroupV1":   {none, map[string]string{"/sys/fs/cgroup/memory/memory.limit_in_bytes": "1000"}, 900},
+		"NoLimit":    {none, map[string]string{"/sys/fs/cgroup/memory.max": "max\n"}, 0},
+		"V1NoLimit":  {none, map[string]string{"/sys/fs/cgroup/memory/memory.limit_in_bytes": "9223372036854771712"}, 0},
+		"NoCgroup":   {none, nil, 0},
+		"GOMEMLIMIT": {func(string) string { return "100MiB" }, map[string]string{"/sys/fs/cgroup/memory.max": "1000"}, 0},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if got := memoryLimit(tc.getenv, files(tc.files)); got != tc.want {
+				t.Errorf("memoryLimit = %d, want %d", got, tc.want)
+			}
+		})
 	}
 }
