@@ -92,7 +92,8 @@ func registerFlags(fs *flag.FlagSet, f *flags) {
 		"The address the metrics endpoint binds to: :8443 for HTTPS, :8080 for HTTP, 0 to disable it.")
 	fs.StringVar(&f.probeAddr, "health-probe-bind-address", ":8081", "The address the probe endpoint binds to.")
 	fs.StringVar(&f.pprofAddr, "pprof-bind-address", "",
-		"The address Go's profiling endpoints (/debug/pprof) bind to, over plain HTTP without authentication; empty disables them.")
+		"The address Go's profiling endpoints (/debug/pprof) bind to, over plain HTTP without authentication; "+
+			"empty disables them.")
 	fs.BoolVar(&f.secureMetrics, "metrics-secure", true,
 		"Serve metrics over HTTPS with authentication and authorization; false serves plain HTTP.")
 	fs.StringVar(&f.metricsCertPath, "metrics-cert-path", "",

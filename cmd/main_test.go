@@ -104,17 +104,18 @@ func TestMemoryLimit(t *testing.T) {
 		}
 	}
 	none := func(string) string { return "" }
+	v2, v1 := cgroupMemoryFiles[0], cgroupMemoryFiles[1]
 	cases := map[string]struct {
 		getenv func(string) string
 		files  map[string]string
 		want   int64
 	}{
-		"CgroupV2":   {none, map[string]string{"/sys/fs/cgroup/memory.max": "134217728\n"}, 134217728 / 10 * 9},
-		"CgroupV1":   {none, map[string]string{"/sys/fs/cgroup/memory/memory.limit_in_bytes": "1000"}, 900},
-		"NoLimit":    {none, map[string]string{"/sys/fs/cgroup/memory.max": "max\n"}, 0},
-		"V1NoLimit":  {none, map[string]string{"/sys/fs/cgroup/memory/memory.limit_in_bytes": "9223372036854771712"}, 0},
+		"CgroupV2":   {none, map[string]string{v2: "134217728\n"}, 134217728 / 10 * 9},
+		"CgroupV1":   {none, map[string]string{v1: "1000"}, 900},
+		"NoLimit":    {none, map[string]string{v2: "max\n"}, 0},
+		"V1NoLimit":  {none, map[string]string{v1: "9223372036854771712"}, 0},
 		"NoCgroup":   {none, nil, 0},
-		"GOMEMLIMIT": {func(string) string { return "100MiB" }, map[string]string{"/sys/fs/cgroup/memory.max": "1000"}, 0},
+		"GOMEMLIMIT": {func(string) string { return "100MiB" }, map[string]string{v2: "1000"}, 0},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
