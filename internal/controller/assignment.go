@@ -228,7 +228,7 @@ func (e *assignments) assign(ctx context.Context, permID, identityID string) (dr
 	}
 	// The kept list learns of the new assignment instead of being listed again: with a
 	// thousand assignments on a permission, that saves two pages per create.
-	e.lists.Amend(e.listKey(permID), func(all []dfns.Assignment) []dfns.Assignment { return append(all, *got) })
+	e.lists.Append(e.listKey(permID), *got)
 	c.ID, c.UpToDate = got.ID, got.PendingChangeRequest == nil
 	return c, nil
 }

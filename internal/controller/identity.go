@@ -505,7 +505,7 @@ func (m *minter[T]) mint(ctx context.Context, obj T, req mintRequest, keyPEM []b
 		return c, fmt.Errorf("dfns answered the create of %s %s without a token", m.calls.nounOf(), id)
 	}
 	// The kept list learns of the new identity instead of being listed again for the second look.
-	m.lists.Amend(m.key, func(all []identityView) []identityView { return append(all, made) })
+	m.lists.Append(m.key, made)
 	credID := tok.CredID
 	if credID == "" {
 		// Dfns may answer a create with an empty credId (docs/dfns-compatibility.md); a Secret
