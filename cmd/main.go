@@ -25,6 +25,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
@@ -67,6 +69,7 @@ func init() {
 // flags holds the manager's command line.
 type flags struct {
 	metricsAddr, probeAddr string
+	pprofAddr              string
 	secureMetrics          bool
 	metricsCertPath        string
 	enableHTTP2            bool
@@ -89,6 +92,9 @@ func registerFlags(fs *flag.FlagSet, f *flags) {
 	fs.StringVar(&f.metricsAddr, "metrics-bind-address", "0",
 		"The address the metrics endpoint binds to: :8443 for HTTPS, :8080 for HTTP, 0 to disable it.")
 	fs.StringVar(&f.probeAddr, "health-probe-bind-address", ":8081", "The address the probe endpoint binds to.")
+	fs.StringVar(&f.pprofAddr, "pprof-bind-address", "",
+		"The address Go's profiling endpoints (/debug/pprof) bind to, over plain HTTP without authentication; "+
+			"empty disables them.")
 	fs.BoolVar(&f.secureMetrics, "metrics-secure", true,
 		"Serve metrics over HTTPS with authentication and authorization; false serves plain HTTP.")
 	fs.StringVar(&f.metricsCertPath, "metrics-cert-path", "",
@@ -157,7 +163,36 @@ func operatorNamespace() string {
 	return controller.DefaultOperatorNamespace
 }
 
+// cgroupMemoryFiles hold the container's memory limit: cgroup v2, then v1.
+var cgroupMemoryFiles = []string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"}
+
+// memoryLimit is the soft memory limit the Go runtime gets: nine tenths of the container's
+// (cgroup) limit read through read, 0 when there is none or GOMEMLIMIT is set. Near it the
+// collector works harder instead of letting the heap grow to twice what is live before it
+// collects, which would have the pod OOM-killed with much less live memory than its limit.
+func memoryLimit(getenv func(string) string, read func(string) ([]byte, error)) int64 {
+	if getenv("GOMEMLIMIT") != "" {
+		return 0
+	}
+	for _, f := range cgroupMemoryFiles {
+		b, err := read(f)
+		if err != nil {
+			continue
+		}
+		v, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+		if err != nil || v <= 0 || v >= 1<<50 { // "max", or v1's "no limit"
+			return 0
+		}
+		return v / 10 * 9
+	}
+	return 0
+}
+
 func run(f flags) error {
+	if limit := memoryLimit(os.Getenv, os.ReadFile); limit > 0 {
+		debug.SetMemoryLimit(limit)
+		setupLog.Info("Go memory limit set from the container's", "bytes", limit)
+	}
 	// A bad credentials directory must not crash-loop the pod: the manager starts, reports
 	// not-ready with the reason, and every resource says CredentialsUnavailable until the
 	// mounted Secret is fixed (the files are re-read when they change).
@@ -208,6 +243,7 @@ func run(f flags) error {
 		Scheme:                 scheme,
 		Metrics:                metricsOpts,
 		HealthProbeBindAddress: f.probeAddr,
+		PprofBindAddress:       f.pprofAddr,
 		LeaderElection:         f.leaderElect,
 		LeaderElectionID:       "dfns-operator.access.dfns.io",
 		// The Lease lives beside the ownership key, in the operator's namespace, also when the

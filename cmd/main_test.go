@@ -17,6 +17,7 @@ limitations under the License.
 package main
 
 import (
+	"errors"
 	"flag"
 	"slices"
 	"strings"
@@ -44,13 +45,15 @@ func TestFlags(t *testing.T) {
 			reason: "every flag reaches the value run uses",
 			args: []string{
 				"--metrics-bind-address=:8443", "--health-probe-bind-address=127.0.0.1:0", "--metrics-secure=false",
+				"--pprof-bind-address=127.0.0.1:6060",
 				"--metrics-cert-path=/certs", "--enable-http2", "--leader-elect=false",
 				"--dfns-credentials-dir=/tmp/creds", "--dfns-api-url=https://dfns.test",
 				"--dfns-qps=2.5", "--dfns-burst=3", "--dfns-timeout=5s", "--sync-period=30s", "--max-concurrent-reconciles=8",
 				"--watch-namespaces=team-a, team-b", "--dfns-connection-api-urls=https://api.dfns.io,https://api.uae.dfns.io/",
 			},
 			want: flags{
-				metricsAddr: ":8443", probeAddr: "127.0.0.1:0", metricsCertPath: "/certs", enableHTTP2: true, leaderElect: false,
+				metricsAddr: ":8443", probeAddr: "127.0.0.1:0", pprofAddr: "127.0.0.1:6060", metricsCertPath: "/certs",
+				enableHTTP2: true, leaderElect: false,
 				credentialsDir: "/tmp/creds", apiURL: "https://dfns.test", qps: 2.5, burst: 3, timeout: 5 * time.Second,
 				syncPeriod: 30 * time.Second, maxConcurrentReconciles: 8,
 				watchNamespaces: "team-a, team-b", connectionAPIURLs: "https://api.dfns.io,https://api.uae.dfns.io/",
@@ -88,5 +91,37 @@ func TestMetricsCertPathMissing(t *testing.T) {
 		qps: 1, burst: 1})
 	if err == nil || !strings.Contains(err.Error(), "--metrics-cert-path") || !strings.Contains(err.Error(), "tls.crt") {
 		t.Fatalf("run with no tls.crt in --metrics-cert-path = %v, want an error naming the flag and the file", err)
+	}
+}
+
+func TestMemoryLimit(t *testing.T) {
+	files := func(content map[string]string) func(string) ([]byte, error) {
+		return func(name string) ([]byte, error) {
+			if v, ok := content[name]; ok {
+				return []byte(v), nil
+			}
+			return nil, errors.New("no such file")
+		}
+	}
+	none := func(string) string { return "" }
+	v2, v1 := cgroupMemoryFiles[0], cgroupMemoryFiles[1]
+	cases := map[string]struct {
+		getenv func(string) string
+		files  map[string]string
+		want   int64
+	}{
+		"CgroupV2":   {none, map[string]string{v2: "134217728\n"}, 134217728 / 10 * 9},
+		"CgroupV1":   {none, map[string]string{v1: "1000"}, 900},
+		"NoLimit":    {none, map[string]string{v2: "max\n"}, 0},
+		"V1NoLimit":  {none, map[string]string{v1: "9223372036854771712"}, 0},
+		"NoCgroup":   {none, nil, 0},
+		"GOMEMLIMIT": {func(string) string { return "100MiB" }, map[string]string{v2: "1000"}, 0},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if got := memoryLimit(tc.getenv, files(tc.files)); got != tc.want {
+				t.Errorf("memoryLimit = %d, want %d", got, tc.want)
+			}
+		})
 	}
 }

@@ -206,7 +206,8 @@ type ConnectionStatus struct {
 	// service-account token or personal access token.
 	// +optional
 	Identity string `json:"identity,omitempty"`
-	// lastCheckedAt is when the credentials were last checked against Dfns.
+	// lastCheckedAt is when the credentials were last checked against Dfns; while nothing else in
+	// status changes, it is refreshed hourly rather than at every check.
 	// +optional
 	LastCheckedAt *metav1.Time `json:"lastCheckedAt,omitempty"`
 	// observedGeneration is the generation the status describes.

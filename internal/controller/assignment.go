@@ -178,7 +178,7 @@ func (e *assignments) resolve(ctx context.Context, a *v1alpha1.DfnsPermissionAss
 	}
 	identityID = identity.GetStatusID() // status, not the annotation: only the operator writes it
 	if !meta.IsStatusConditionTrue(identity.Managed().Conditions, v1alpha1.ConditionReady) || identityID == "" {
-		return "", "", driver.Waitf(v1alpha1.ReasonIdentityNotReady, "waiting for %s %s to be Ready", ref.Kind, ref.Name)
+		return "", "", waitFor(identity.Managed().Conditions, v1alpha1.ReasonIdentityNotReady, "waiting for %s %s to be Ready", ref.Kind, ref.Name)
 	}
 	return permID, identityID, nil
 }
@@ -228,8 +228,8 @@ func (e *assignments) assign(ctx context.Context, permID, identityID string) (dr
 	}
 	// The kept list learns of the new assignment instead of being listed again: with a
 	// thousand assignments on a permission, that saves two pages per create.
-	e.lists.Amend(e.listKey(permID), func(all []dfns.Assignment) []dfns.Assignment { return append(all, *got) })
-	c.ID = got.ID
+	e.lists.Append(e.listKey(permID), *got)
+	c.ID, c.UpToDate = got.ID, got.PendingChangeRequest == nil
 	return c, nil
 }
 

@@ -107,12 +107,16 @@ func (r *connectionReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		}
 		status.OrgID, status.Identity = acct.OrgID, acct.Identity
 	}
-	now := metav1.Now()
-	status.LastCheckedAt = &now
 	status.ObservedGeneration = obj.GetGeneration()
 	old := meta.FindStatusCondition(status.Conditions, v1alpha1.ConditionReady)
 	changed := old == nil || old.Status != ready.Status || old.Reason != ready.Reason
 	meta.SetStatusCondition(&status.Conditions, ready)
+	// lastCheckedAt alone is refreshed hourly, not at every check: at rest a connection costs
+	// the API server no write per sync period.
+	if now := metav1.Now(); status.LastCheckedAt == nil || now.Sub(status.LastCheckedAt.Time) >= lastCheckedRefresh ||
+		!equality.Semantic.DeepEqual(before, obj) {
+		status.LastCheckedAt = &now
+	}
 	if ready.Status == metav1.ConditionTrue {
 		connectionReadyGauge.WithLabelValues(key).Set(1)
 	} else {
@@ -132,6 +136,10 @@ func (r *connectionReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	}
 	return ctrl.Result{RequeueAfter: r.period}, nil
 }
+
+// lastCheckedRefresh is how old a connection's status.lastCheckedAt may grow while nothing else
+// in its status changes.
+const lastCheckedRefresh = time.Hour
 
 // check proves the connection's credentials against Dfns.
 func (r *connectionReconciler) check(ctx context.Context, key, name string, uid types.UID, spec v1alpha1.ConnectionSpec,

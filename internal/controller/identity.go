@@ -505,7 +505,7 @@ func (m *minter[T]) mint(ctx context.Context, obj T, req mintRequest, keyPEM []b
 		return c, fmt.Errorf("dfns answered the create of %s %s without a token", m.calls.nounOf(), id)
 	}
 	// The kept list learns of the new identity instead of being listed again for the second look.
-	m.lists.Amend(m.key, func(all []identityView) []identityView { return append(all, made) })
+	m.lists.Append(m.key, made)
 	credID := tok.CredID
 	if credID == "" {
 		// Dfns may answer a create with an empty credId (docs/dfns-compatibility.md); a Secret
@@ -525,6 +525,7 @@ func (m *minter[T]) mint(ctx context.Context, obj T, req mintRequest, keyPEM []b
 		KeyCredID: []byte(credID), KeyPrivateKey: keyPEM,
 	}
 	c.Secret = &driver.SecretContent{Data: data, Annotations: map[string]string{v1alpha1.AnnotationExternalID: id}}
+	c.UpToDate = made.Name == req.Name && made.Active == obj.WantActive() // else a second look acts
 	ts := v1alpha1.TokenStatus{TokenID: tok.TokenID, ExpiresAt: tokenExpiry(tok.Token),
 		SecretName: obj.SecretName(), DfnsName: req.Name, SecretFingerprint: driver.FingerprintOf(data, tokenKeys)}
 	if ts.ExpiresAt != nil {
@@ -633,9 +634,18 @@ func resolvePermission(ctx context.Context, c client.Reader, namespace string, r
 	// The ID comes from status, which only the operator writes: an annotation edited since the
 	// permission was last reconciled is a claim.
 	if !meta.IsStatusConditionTrue(p.Status.Conditions, v1alpha1.ConditionReady) || p.Status.PermissionID == "" {
-		return "", driver.Waitf(v1alpha1.ReasonPermissionNotReady, "waiting for DfnsPermission %s to be Ready", ref.Name)
+		return "", waitFor(p.Status.Conditions, v1alpha1.ReasonPermissionNotReady, "waiting for DfnsPermission %s to be Ready", ref.Name)
 	}
 	return p.Status.PermissionID, nil
+}
+
+// waitFor is the wait for a referenced resource that is not Ready, whose conditions are given:
+// quiet while it has not been reconciled yet (driver.Deferf), reported once it has.
+func waitFor(conditions []metav1.Condition, reason, format string, args ...any) error {
+	if meta.FindStatusCondition(conditions, v1alpha1.ConditionReady) == nil {
+		return driver.Deferf(reason, format, args...)
+	}
+	return driver.Waitf(reason, format, args...)
 }
 
 // tokenExpiry reads the exp claim of a JWT without verifying it; nil when there is none.

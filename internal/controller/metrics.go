@@ -17,54 +17,51 @@ limitations under the License.
 package controller
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
-	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/dfns-operator/dfns-operator/internal/driver"
 )
 
 // Token metrics, so that an alert can fire before a token expires (say, when
 // dfns_token_expiration_timestamp_seconds - time() falls under a day while renewal keeps
-// failing).
+// failing): one series per resource, kept as driver.ResourceGauges keeps them.
+const (
+	gaugeTokenExpiration = iota
+	gaugeTokenRenewal
+)
+
 var (
-	tokenExpiration = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "dfns_token_expiration_timestamp_seconds",
-		Help: "When the token in a DfnsServiceAccount's or DfnsPersonalAccessToken's Secret expires, as a Unix time.",
-	}, []string{"kind", "namespace", "name"})
+	tokenGauges = driver.NewResourceGauges(
+		driver.GaugeOpts{Name: "dfns_token_expiration_timestamp_seconds",
+			Help: "When the token in a DfnsServiceAccount's or DfnsPersonalAccessToken's Secret expires, as a Unix time."},
+		driver.GaugeOpts{Name: "dfns_token_renewal_timestamp_seconds",
+			Help: "When the operator mints the successor of the token in a DfnsServiceAccount's or DfnsPersonalAccessToken's Secret, as a Unix time."},
+	)
 	connectionReadyGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "dfns_connection_ready",
 		Help: "1 when the connection's credentials work (its Ready condition), else 0.",
 	}, []string{"connection"})
-	tokenRenewal = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "dfns_token_renewal_timestamp_seconds",
-		Help: "When the operator mints the successor of the token in a DfnsServiceAccount's or DfnsPersonalAccessToken's Secret, as a Unix time.",
-	}, []string{"kind", "namespace", "name"})
 )
 
-func init() {
-	for _, c := range []prometheus.Collector{tokenExpiration, tokenRenewal, connectionReadyGauge} {
-		if err := ctrlmetrics.Registry.Register(c); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if !errors.As(err, &are) {
-				panic(err)
-			}
-		}
-	}
+func init() { driver.MustRegister(tokenGauges, connectionReadyGauge) }
+
+// tokenKey names the resource's token series.
+func tokenKey(kind string, obj mintable) driver.ResourceKey {
+	return driver.ResourceKey{Kind: kind, Namespace: obj.GetNamespace(), Name: obj.GetName()}
 }
 
 // observeToken publishes the expiry and renewal times of the resource's token.
 func observeToken(kind string, obj mintable) {
 	ts := obj.GetTokenStatus()
 	if ts.ExpiresAt != nil {
-		tokenExpiration.WithLabelValues(kind, obj.GetNamespace(), obj.GetName()).Set(float64(ts.ExpiresAt.Unix()))
+		tokenGauges.Set(tokenKey(kind, obj), gaugeTokenExpiration, float64(ts.ExpiresAt.Unix()), "")
 	}
 	if ts.RenewAt != nil {
-		tokenRenewal.WithLabelValues(kind, obj.GetNamespace(), obj.GetName()).Set(float64(ts.RenewAt.Unix()))
+		tokenGauges.Set(tokenKey(kind, obj), gaugeTokenRenewal, float64(ts.RenewAt.Unix()), "")
 	}
 }
 
 // forgetToken drops the resource's series: it is being deleted.
 func forgetToken(kind string, obj mintable) {
-	tokenExpiration.DeleteLabelValues(kind, obj.GetNamespace(), obj.GetName())
-	tokenRenewal.DeleteLabelValues(kind, obj.GetNamespace(), obj.GetName())
+	tokenGauges.Forget(tokenKey(kind, obj))
 }

@@ -163,10 +163,11 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 // to every Secret of the operator's own namespace (the credentials of ClusterDfnsConnections),
 // so that it does not cache every Secret of the cluster. Other Secrets are read past the
 // cache. With watchNamespaces, the manager caches (so reconciles) only those namespaces.
+// Every cached object is trimmed of what no reconcile reads (trimForCache).
 func CacheOptions(operatorNamespace string, watchNamespaces []string) cache.Options {
 	written := cache.Config{LabelSelector: labels.SelectorFromSet(labels.Set{v1alpha1.LabelManagedBy: v1alpha1.ManagedByValue})}
 	secrets := map[string]cache.Config{}
-	opts := cache.Options{}
+	opts := cache.Options{DefaultTransform: trimForCache}
 	if len(watchNamespaces) == 0 {
 		secrets[cache.AllNamespaces] = written
 	} else {
@@ -179,6 +180,33 @@ func CacheOptions(operatorNamespace string, watchNamespaces []string) cache.Opti
 	secrets[operatorNamespace] = cache.Config{}
 	opts.ByObject = map[client.Object]cache.ByObject{&corev1.Secret{}: {Namespaces: secrets}}
 	return opts
+}
+
+// lastApplied is the annotation in which kubectl apply (client-side) keeps the whole object as
+// last applied.
+const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
+
+// trimForCache drops from an object, before the cache keeps it, what no reconcile reads: its
+// managed fields and kubectl's copy of the last applied object. Together they were more than
+// half of a cached resource. Patches are computed against the cached copy and name only what
+// they change, so the fields dropped here are never written back.
+func trimForCache(in any) (any, error) {
+	obj, err := meta.Accessor(in)
+	if err != nil {
+		return in, nil // a tombstone: nothing to trim
+	}
+	if obj.GetManagedFields() != nil {
+		obj.SetManagedFields(nil)
+	}
+	if a := obj.GetAnnotations(); a != nil {
+		if _, ok := a[lastApplied]; ok {
+			delete(a, lastApplied)
+			if len(a) == 0 {
+				obj.SetAnnotations(nil)
+			}
+		}
+	}
+	return in, nil
 }
 
 // setupKind registers the controller of one kind: the driver with the kind's External, the

@@ -33,6 +33,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/dfns-operator/dfns-operator/api/v1alpha1"
@@ -136,6 +137,9 @@ type Prepared struct {
 // Creation is the result of a create.
 type Creation struct {
 	ID string
+	// UpToDate says that Dfns' answer to the create shows the object as the spec asks, so that
+	// no second look is needed before Ready.
+	UpToDate bool
 	// Secret is the one-time secret to publish, nil for a kind without one.
 	Secret *SecretContent
 }
@@ -286,6 +290,10 @@ type state[T Object, O any] struct {
 	expired bool
 	// rotateRequest is the access.dfns.io/rotate value read when the reconcile began.
 	rotateRequest string
+	// silent is set when the reconcile ends without a verdict on the resource (a requeue for
+	// the connection's rate limit, a quiet wait): status keeps its observedGeneration, so that
+	// such a reconcile writes nothing that was not found.
+	silent bool
 }
 
 // Reconcile drives one resource towards its spec.
@@ -311,7 +319,8 @@ func (r *Reconciler[T, O]) Reconcile(ctx context.Context, req ctrl.Request) (res
 		return r.fail(ctx, st, err)
 	}
 	// The finalizer goes on only once the spec is valid and permitted: a resource refused at
-	// once holds nothing in Dfns and must not block its own deletion.
+	// once holds nothing in Dfns and must not block its own deletion. A resource that records
+	// nothing yet gets it in the write that marks its create, or records what it found.
 	if err := st.External.Validate(ctx, obj); err != nil {
 		return r.fail(ctx, st, err)
 	}
@@ -447,7 +456,7 @@ func (r *Reconciler[T, O]) converge(ctx context.Context, st *state[T, O], rec Re
 	}
 	st.obj.SetStatusID(obs.ID)
 	setReady(st.obj)
-	return ctrl.Result{RequeueAfter: r.jitter(r.syncPeriod)}, nil
+	return r.resync(), nil
 }
 
 // create makes the Dfns object and publishes its one-time secret before anything else.
@@ -475,7 +484,11 @@ func (r *Reconciler[T, O]) create(ctx context.Context, st *state[T, O], obs Obse
 	marked := prep.Name == "" || prep.Name != obs.Marked
 	if marked {
 		value := r.key.EncodeMark(r.subject(st.obj), ownership.Mark{At: r.now(), Name: prep.Name, UID: string(st.obj.GetUID())})
-		if err := r.patchMeta(ctx, st, func(o T) { SetAnnotation(o, v1alpha1.AnnotationCreatePending, value) }); err != nil {
+		err := r.patchMeta(ctx, st, func(o T) {
+			SetAnnotation(o, v1alpha1.AnnotationCreatePending, value)
+			controllerutil.AddFinalizer(o, Finalizer) // with the mark: before the create is sent
+		})
+		if err != nil {
 			return r.fail(ctx, st, fmt.Errorf("marking the create as pending: %w", err))
 		}
 	}
@@ -523,6 +536,11 @@ func (r *Reconciler[T, O]) create(ctx context.Context, st *state[T, O], obs Obse
 	}
 	r.normal(st.obj, EventCreated, "created the Dfns object %s", created.ID)
 	logf.FromContext(ctx).Info("Created the Dfns object", "id", created.ID)
+	if created.UpToDate {
+		// Dfns' answer shows the object as the spec asks: Ready now, and status is written once.
+		setReady(st.obj)
+		return r.resync(), nil
+	}
 	// A second look confirms the object matches the spec (e.g. deactivated when asked).
 	setCondition(st.obj, v1alpha1.ConditionSynced, metav1.ConditionTrue, v1alpha1.ReasonReconcileSuccess,
 		"the last reconcile converged")
@@ -553,7 +571,7 @@ func (r *Reconciler[T, O]) update(ctx context.Context, st *state[T, O], obs Obse
 	}
 	st.obj.SetStatusID(obs.ID)
 	setReady(st.obj)
-	return ctrl.Result{RequeueAfter: r.jitter(r.syncPeriod)}, nil
+	return r.resync(), nil
 }
 
 // Operations a change request can hold.
@@ -598,8 +616,14 @@ func (r *Reconciler[T, O]) awaitApproval(ctx context.Context, st *state[T, O], c
 func (r *Reconciler[T, O]) fail(ctx context.Context, st *state[T, O], err error) (ctrl.Result, error) {
 	v := Classify(r.errs, err)
 	if v.Policy == Requeue {
+		st.silent = true
 		logf.FromContext(ctx).V(1).Info("Requeued", "reason", v.Reason, "after", v.After)
 		return ctrl.Result{RequeueAfter: max(v.After, time.Millisecond)}, nil
+	}
+	if v.Quiet && len(st.obj.Managed().Conditions) == 0 {
+		st.silent = true
+		logf.FromContext(ctx).V(1).Info("Waiting for a reference to be reconciled", "reason", v.Reason)
+		return ctrl.Result{RequeueAfter: r.syncPeriod}, nil
 	}
 	changed := setCondition(st.obj, v1alpha1.ConditionSynced, metav1.ConditionFalse, v.Reason, v.Message)
 	switch {
@@ -752,12 +776,29 @@ func pastTense(p v1alpha1.DeletionPolicy) string {
 	return "deleted"
 }
 
-// ensureFinalizer adds the Finalizer before any call to Dfns.
+// ensureFinalizer adds the Finalizer to a resource that records a Dfns object, or a create
+// that may have made one, before any change in Dfns. One that records nothing gets it with its
+// create-pending mark or its first recorded ID (create, recordID): a new resource costs one
+// write fewer.
 func (r *Reconciler[T, O]) ensureFinalizer(ctx context.Context, st *state[T, O]) error {
-	if controllerutil.ContainsFinalizer(st.obj, Finalizer) {
+	if controllerutil.ContainsFinalizer(st.obj, Finalizer) || r.recordsNothing(st.obj) {
 		return nil
 	}
 	return r.patchMeta(ctx, st, func(o T) { controllerutil.AddFinalizer(o, Finalizer) })
+}
+
+// recordsNothing reports whether the resource holds no trace of a Dfns object: no ID in its
+// annotations or status, no create-pending mark, no superseded object, no change held for
+// approval. Nothing in Dfns can then be its own, and its deletion has nothing to handle.
+func (r *Reconciler[T, O]) recordsNothing(obj T) bool {
+	a := obj.GetAnnotations()
+	for _, k := range []string{v1alpha1.AnnotationExternalID, v1alpha1.AnnotationCreatePending, v1alpha1.AnnotationPrevious} {
+		if _, ok := a[k]; ok {
+			return false
+		}
+	}
+	m := obj.Managed()
+	return obj.GetStatusID() == "" && m.PendingChangeRequest == nil && len(m.Previous) == 0
 }
 
 // unmark clears create-pending, when it is set.
@@ -778,6 +819,7 @@ func (r *Reconciler[T, O]) recordID(ctx context.Context, st *state[T, O], id, su
 		previous = r.withPrevious(st.obj, supersedes)
 	}
 	err := r.patchMeta(ctx, st, func(o T) {
+		controllerutil.AddFinalizer(o, Finalizer) // an object found by its marker is recorded first here
 		SetAnnotation(o, v1alpha1.AnnotationExternalID, id)
 		SetAnnotation(o, v1alpha1.AnnotationProof, proof)
 		if previous != "" {
@@ -817,7 +859,9 @@ func (r *Reconciler[T, O]) patchMeta(ctx context.Context, st *state[T, O], mutat
 // patchStatus writes status once per reconcile, only when it changed. A conflict is a silent
 // requeue; a resource already gone is fine.
 func (r *Reconciler[T, O]) patchStatus(ctx context.Context, st *state[T, O], res ctrl.Result, err error) (ctrl.Result, error) {
-	st.obj.Managed().ObservedGeneration = st.obj.GetGeneration()
+	if !st.silent {
+		st.obj.Managed().ObservedGeneration = st.obj.GetGeneration()
+	}
 	r.reportPrevious(st.obj)
 	if controllerutil.ContainsFinalizer(st.obj, Finalizer) || st.obj.GetDeletionTimestamp().IsZero() {
 		observe(r.kind, st.obj)
@@ -838,6 +882,13 @@ func (r *Reconciler[T, O]) patchStatus(ctx context.Context, st *state[T, O], res
 		return ctrl.Result{RequeueAfter: time.Millisecond}, nil
 	}
 	return res, errors.Join(err, fmt.Errorf("patching status: %w", perr))
+}
+
+// resync is the requeue of a resource in sync: its next drift check, at low priority, so that a
+// new or changed resource is never queued behind the periodic checks of thousands of others.
+func (r *Reconciler[T, O]) resync() ctrl.Result {
+	low := handler.LowPriority
+	return ctrl.Result{RequeueAfter: r.jitter(r.syncPeriod), Priority: &low}
 }
 
 // jitter spreads periodic resyncs by up to a tenth of the period.

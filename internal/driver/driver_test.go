@@ -27,7 +27,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -979,8 +978,9 @@ func TestConnect(t *testing.T) {
 		"AdoptionDenied": {"a claim is refused when the connection denies adoption", perm(func(p *v1alpha1.DfnsPermission) {
 			SetAnnotation(p, v1alpha1.AnnotationExternalID, tPermID)
 		}), nil, false, []bool{false}, []string{tValidate}, "False/NotPermitted", true},
-		"NaturalKeyDenied": {"an object found by its natural key alone is adoption, refused when the connection denies it",
-			perm(), nil, false, []bool{false}, []string{tValidate, tObserve}, "False/NotPermitted", true},
+		"NaturalKeyDenied": {"an object found by its natural key alone is adoption, refused when the connection denies it; " +
+			"the resource records nothing, so no finalizer holds its deletion",
+			perm(), nil, false, []bool{false}, []string{tValidate, tObserve}, "False/NotPermitted", false},
 		"NaturalKeyAllowed": {"an object found by its natural key alone is adopted when the connection allows it",
 			perm(), nil, true, []bool{false}, []string{tValidate, tObserve}, "True/ReconcileSuccess", true},
 		"AdoptionAllowed": {"a claim is adopted when the connection allows it", perm(func(p *v1alpha1.DfnsPermission) {
@@ -1270,30 +1270,33 @@ func TestResourceMetrics(t *testing.T) {
 	if _, err := r.Reconcile(context.Background(), req); err != nil {
 		t.Fatal(err)
 	}
-	series := func(vec *prometheus.GaugeVec) int {
-		ch := make(chan prometheus.Metric, 10)
-		vec.Collect(ch)
-		close(ch)
-		n := 0
+	// series returns the resource's series of the named metric, by reason (the label's value,
+	// "" for none), with their values.
+	series := func(metric string) map[string]float64 {
+		ch := make(chan prometheus.Metric, 100)
+		go func() { resourceGauges.Collect(ch); close(ch) }()
+		out := map[string]float64{}
 		for m := range ch {
+			if !strings.Contains(m.Desc().String(), `"`+metric+`"`) {
+				continue
+			}
 			var d dto.Metric
 			_ = m.Write(&d)
+			labels := map[string]string{}
 			for _, l := range d.Label {
-				if l.GetName() == "name" && l.GetValue() == p.Name {
-					n++
-				}
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["name"] == p.Name && labels["kind"] == tKind {
+				out[labels["reason"]] = d.GetGauge().GetValue()
 			}
 		}
-		return n
+		return out
 	}
-	if got := testutil.ToFloat64(resourceReady.WithLabelValues(tKind, p.Namespace, p.Name, v1alpha1.ReasonUnavailable)); got != 0 {
-		t.Errorf("dfns_resource_ready{reason=Unavailable} = %v, want 0", got)
+	if got := series("dfns_resource_ready"); len(got) != 1 || got[v1alpha1.ReasonUnavailable] != 0 {
+		t.Errorf("dfns_resource_ready = %v, want one series, {reason=Unavailable} 0", got)
 	}
-	if got := testutil.ToFloat64(pendingApprovals.WithLabelValues(tKind, p.Namespace, p.Name)); got != 1 {
+	if got := series("dfns_pending_approvals"); len(got) != 1 || got[""] != 1 {
 		t.Errorf("dfns_pending_approvals = %v, want 1", got)
-	}
-	if n := series(resourceReady); n != 1 {
-		t.Errorf("ready series = %d, want 1 (one reason at a time)", n)
 	}
 	if err := c.Delete(context.Background(), p); err != nil {
 		t.Fatal(err)
@@ -1312,9 +1315,9 @@ func TestResourceMetrics(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for name, vec := range map[string]*prometheus.GaugeVec{"ready": resourceReady, "synced": resourceSynced, "pending": pendingApprovals} {
-		if n := series(vec); n != 0 {
-			t.Errorf("%s series of a deleted resource = %d, want 0", name, n)
+	for _, metric := range []string{"dfns_resource_ready", "dfns_resource_synced", "dfns_pending_approvals"} {
+		if got := series(metric); len(got) != 0 {
+			t.Errorf("%s series of a deleted resource = %v, want none", metric, got)
 		}
 	}
 }
@@ -1348,6 +1351,108 @@ func TestShownChangeWaits(t *testing.T) {
 			checkCondition(t, name, &got, v1alpha1.ConditionSynced, "False/"+v1alpha1.ReasonAwaitingApproval)
 			if got.Status.PendingChangeRequest != nil {
 				t.Errorf("status records %+v as this resource's change; it is not", got.Status.PendingChangeRequest)
+			}
+		})
+	}
+}
+
+// countingClient wraps the fake client and counts its writes: metadata patches and status
+// patches.
+func countingClient(c client.Client, patches, statusPatches *int) client.Client {
+	return interceptor.NewClient(c.(client.WithWatch), interceptor.Funcs{
+		Patch: func(ctx context.Context, cl client.WithWatch, obj client.Object, p client.Patch, opts ...client.PatchOption) error {
+			*patches++
+			return cl.Patch(ctx, obj, p, opts...)
+		},
+		SubResourcePatch: func(ctx context.Context, cl client.Client, sub string, obj client.Object, p client.Patch,
+			opts ...client.SubResourcePatchOption) error {
+			*statusPatches++
+			return cl.SubResource(sub).Patch(ctx, obj, p, opts...)
+		},
+	})
+}
+
+// TestNewResourceWrites: a new resource costs two metadata writes (the create-pending mark with
+// the finalizer, then the ID with its proof) and one status write when Dfns' answer shows the
+// object as the spec asks; otherwise a second look decides Ready.
+func TestNewResourceWrites(t *testing.T) {
+	for name, tc := range map[string]struct {
+		upToDate            bool
+		wantReady           string
+		wantStatusPatches   int
+		wantRequeueSyncLike bool
+	}{
+		"AnswerMatches": {true, tReady, 1, true},
+		"SecondLook":    {false, tCreating, 1, false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			p := perm()
+			ext := &extFns[*v1alpha1.DfnsPermission]{
+				observe: func(*v1alpha1.DfnsPermission, string) (Observation[string], error) { return Observation[string]{}, nil },
+				create: func(*v1alpha1.DfnsPermission, Observation[string]) (Creation, error) {
+					return Creation{ID: tPermID, UpToDate: tc.upToDate}, nil
+				},
+			}
+			r, c, rec := newDriver[*v1alpha1.DfnsPermission](t, ext, func() *v1alpha1.DfnsPermission { return &v1alpha1.DfnsPermission{} }, p)
+			patches, statusPatches := 0, 0
+			r.client = countingClient(c, &patches, &statusPatches)
+			res, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(p)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if patches != 2 || statusPatches != tc.wantStatusPatches {
+				t.Errorf("metadata patches %d, status patches %d; want 2 (mark with finalizer, ID) and %d",
+					patches, statusPatches, tc.wantStatusPatches)
+			}
+			if got := res.RequeueAfter >= r.syncPeriod; got != tc.wantRequeueSyncLike {
+				t.Errorf("requeue after %v: at the sync period %t, want %t", res.RequeueAfter, got, tc.wantRequeueSyncLike)
+			}
+			var got v1alpha1.DfnsPermission
+			if err := c.Get(context.Background(), client.ObjectKeyFromObject(p), &got); err != nil {
+				t.Fatal(err)
+			}
+			checkCondition(t, name, &got, v1alpha1.ConditionReady, tc.wantReady)
+			if !slices.Contains(got.Finalizers, Finalizer) || ExternalID(&got) != tPermID {
+				t.Errorf("finalizers %v, external-id %q; want the finalizer and %s", got.Finalizers, ExternalID(&got), tPermID)
+			}
+			if _, marked := got.Annotations[v1alpha1.AnnotationCreatePending]; marked {
+				t.Errorf("create-pending left after the ID was recorded")
+			}
+			if ev := drain(rec); !slices.Equal(ev, []string{"Normal " + EventCreated}) {
+				t.Errorf("events = %v, want one Created", ev)
+			}
+		})
+	}
+}
+
+// TestQuietWait: a resource that has reported nothing yet waits for a reference not reconciled
+// yet without a word (no status write, no event, no finalizer); one that has reported before
+// reports the wait.
+func TestQuietWait(t *testing.T) {
+	for name, tc := range map[string]struct {
+		obj               *v1alpha1.DfnsPermission
+		wantStatusPatches int
+		wantEvents        int
+	}{
+		"New":      {perm(), 0, 0},
+		"Reported": {perm(func(p *v1alpha1.DfnsPermission) { setNotReady(p, v1alpha1.ReasonCreating, "x") }), 1, 1},
+	} {
+		t.Run(name, func(t *testing.T) {
+			ext := &extFns[*v1alpha1.DfnsPermission]{observe: func(*v1alpha1.DfnsPermission, string) (Observation[string], error) {
+				return Observation[string]{}, Deferf(v1alpha1.ReasonPermissionNotReady, "waiting for a reference")
+			}}
+			r, c, rec := newDriver[*v1alpha1.DfnsPermission](t, ext, func() *v1alpha1.DfnsPermission { return &v1alpha1.DfnsPermission{} }, tc.obj)
+			patches, statusPatches := 0, 0
+			r.client = countingClient(c, &patches, &statusPatches)
+			res, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(tc.obj)})
+			if err != nil || res.RequeueAfter != r.syncPeriod {
+				t.Fatalf("Reconcile = %+v, %v; want a requeue at the sync period", res, err)
+			}
+			if patches != 0 || statusPatches != tc.wantStatusPatches {
+				t.Errorf("metadata patches %d, status patches %d; want 0 and %d", patches, statusPatches, tc.wantStatusPatches)
+			}
+			if ev := drain(rec); len(ev) != tc.wantEvents {
+				t.Errorf("events = %v, want %d", ev, tc.wantEvents)
 			}
 		})
 	}

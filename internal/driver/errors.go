@@ -48,6 +48,9 @@ type Verdict struct {
 	Policy  Policy
 	// After is the delay of Wait; 0 means the sync period.
 	After time.Duration
+	// Quiet, with Wait, waits without a word while the resource has reported nothing yet
+	// (Deferf).
+	Quiet bool
 }
 
 // ChangeRequest is a change Dfns holds for approval (an answer 202).
@@ -77,6 +80,7 @@ func (e *stopError) Error() string { return e.msg }
 type waitError struct {
 	reason, msg string
 	after       time.Duration
+	quiet       bool
 }
 
 func (e *waitError) Error() string { return e.msg }
@@ -110,6 +114,15 @@ func isGone(err error) bool {
 	return errors.As(err, &g)
 }
 
+// Deferf returns a wait for a referenced resource that has not been reconciled yet (it has no
+// condition at all): a resource that has reported nothing yet waits for it without a word (no
+// condition, no event, no status write), and the watch of the reference brings it back. One
+// that has reported before reports the wait as Waitf does. A batch applied at once (accounts
+// with their assignments) so costs no status write and no event per resource for the wait.
+func Deferf(reason, format string, args ...any) error {
+	return &waitError{reason: reason, msg: fmt.Sprintf(format, args...), quiet: true}
+}
+
 // StopReason returns the reason of a Stopf error.
 func StopReason(err error) (string, bool) {
 	var se *stopError
@@ -128,7 +141,7 @@ func Classify(errs ErrorClassifier, err error) Verdict {
 	case errors.As(err, &se):
 		return Verdict{Reason: se.reason, Message: se.msg, Policy: Stop}
 	case errors.As(err, &we):
-		return Verdict{Reason: we.reason, Message: we.msg, Policy: Wait, After: we.after}
+		return Verdict{Reason: we.reason, Message: we.msg, Policy: Wait, After: we.after, Quiet: we.quiet}
 	}
 	if errs != nil {
 		if v, ok := errs.Classify(err); ok {

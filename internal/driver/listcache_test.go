@@ -89,6 +89,32 @@ func TestListCache(t *testing.T) {
 	}
 }
 
+// TestListCacheAppend: an appended item shows in the kept list, and a list already handed out
+// stays as it was; a list not kept gets nothing made up.
+func TestListCacheAppend(t *testing.T) {
+	ctx := context.Background()
+	c := NewListCache[string](time.Minute)
+	lists := 0
+	fetch := func(context.Context) ([]string, error) {
+		lists++
+		return append(make([]string, 0, 8), "a"), nil // room to append in place
+	}
+	before, _, _ := c.Get(ctx, "k", fetch)
+	c.Append("k", "b")
+	c.Append("k", "c")
+	got, fresh, _ := c.Get(ctx, "k", fetch)
+	if fresh || lists != 1 || len(got) != 3 || got[1] != "b" || got[2] != "c" {
+		t.Errorf("the kept list shows what was appended, without a list: %v %t (%d lists)", got, fresh, lists)
+	}
+	if len(before) != 1 || before[0] != "a" {
+		t.Errorf("a list handed out before the appends changed: %v", before)
+	}
+	c.Append("absent", "x")
+	if _, fresh, _ := c.Get(ctx, "absent", fetch); !fresh {
+		t.Errorf("appending to a list that is not kept makes none up")
+	}
+}
+
 // TestListCacheSharesOneFetch: drift checks that miss the kept list at the same moment wait for
 // one list instead of each listing; only the one that fetched reports it fresh.
 func TestListCacheSharesOneFetch(t *testing.T) {
