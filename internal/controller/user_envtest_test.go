@@ -17,12 +17,17 @@ limitations under the License.
 package controller
 
 import (
+	"os"
+	"path/filepath"
+	"strings"
+
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	"github.com/dfns-operator/dfns-operator/api/v1alpha1"
 	"github.com/dfns-operator/dfns-operator/internal/dfns"
@@ -334,5 +339,53 @@ var _ = Describe("A tenant's DfnsUser", func() {
 		Expect(usersNamed(email)(Default)).To(ConsistOf(id))
 		waitReady(victim)
 		deleteAndWait(victim)
+	})
+})
+
+var _ = Describe("The user sample", func() {
+	It("invites alice and assigns her the treasury-approver permission", func() {
+		ns := newNamespace()
+		b, err := os.ReadFile(filepath.Join("..", "..", "config", "samples", "access_v1alpha1_dfnsuser.yaml"))
+		Expect(err).NotTo(HaveOccurred())
+		var (
+			alice *v1alpha1.DfnsUser
+			perm  *v1alpha1.DfnsPermission
+			grant *v1alpha1.DfnsPermissionAssignment
+			objs  []client.Object
+		)
+		for doc := range strings.SplitSeq(string(b), "\n---\n") {
+			var meta metav1.TypeMeta
+			Expect(yaml.Unmarshal([]byte(doc), &meta)).To(Succeed())
+			var obj client.Object
+			switch meta.Kind {
+			case kindUser:
+				alice = &v1alpha1.DfnsUser{}
+				obj = alice
+			case kindPermission:
+				perm = &v1alpha1.DfnsPermission{}
+				obj = perm
+			case kindAssignment:
+				grant = &v1alpha1.DfnsPermissionAssignment{}
+				obj = grant
+			}
+			Expect(obj).NotTo(BeNil(), "unexpected kind %q", meta.Kind)
+			Expect(yaml.UnmarshalStrict([]byte(doc), obj)).To(Succeed())
+			obj.SetNamespace(ns)
+			Expect(k8sClient.Create(ctx, obj)).To(Succeed())
+			objs = append(objs, obj)
+		}
+		Expect(alice).NotTo(BeNil())
+		for _, obj := range objs {
+			waitReady(obj.(driver.Object))
+		}
+		Expect(holders(perm.Status.PermissionID)(Default)).To(ConsistOf(alice.Status.UserID))
+		Expect(grant.Status.IdentityID).To(Equal(alice.Status.UserID))
+		_, err = sb.RegisterUser(alice.Status.UserID, nil)
+		Expect(err).NotTo(HaveOccurred())
+		eventually(userStatus(alice)).Should(HaveField("Registered", ptr.To(true)))
+		for _, obj := range []client.Object{grant, perm, alice} {
+			deleteAndWait(obj)
+		}
+		Expect(dfnsUser(alice.Status.UserID)(Default).IsActive).To(BeFalse(), "the sample deactivates alice on deletion")
 	})
 })
