@@ -81,6 +81,7 @@ const (
 	// successor has been failing since before then.
 	ReasonExpired = "Expired"
 	// ReasonDeletionRefused: Dfns refused to delete or deactivate the object (a service account
-	// that a policy names as approver, for one); the operator does not bypass the refusal.
+	// or user that a policy names as approver, for one); the operator does not bypass the
+	// refusal.
 	ReasonDeletionRefused = "DeletionRefused"
 )

@@ -204,7 +204,7 @@ func (e *users) Update(ctx context.Context, u *v1alpha1.DfnsUser, obs driver.Obs
 	if !u.WantActive() {
 		set, err := e.api.DeactivateUser(ctx, obs.ID)
 		if err != nil {
-			return notes, deactivationRefused(obs.ID, err)
+			return notes, refusedUser("deactivating", obs.ID, err, "")
 		}
 		reportUser(u, set)
 		return append(notes, driver.Note{Reason: driver.EventDeactivated,
@@ -225,17 +225,22 @@ func (e *users) Update(ctx context.Context, u *v1alpha1.DfnsUser, obs driver.Obs
 		Message: fmt.Sprintf("user %s (%s) was inactive; activated it as spec.active asks", obs.ID, u.Spec.Email)}), nil
 }
 
-// deactivationRefused words a failed deactivation. Dfns refuses (400) to deactivate or delete
-// a user an active policy names as an approver unless forced; the operator never forces, as a
-// policy left with approvers who cannot act may never be approved again. The refusal is
-// retried each sync period, so it goes through once the policy no longer names the user.
-func deactivationRefused(id string, err error) error {
+// refusedUser words a failed deactivation or deletion. Dfns refuses (400) to let go of a user
+// an active policy names as an approver unless the call says force, which bypasses that check
+// (docs/dfns-compatibility.md); the operator never forces, as a policy left with approvers who
+// cannot act may never be approved again. The refusal waits, saying what to do, and is tried
+// again each sync period, so it goes through once the policy no longer names the user. hint
+// adds what else can be done.
+func refusedUser(doing, id string, err error, hint string) error {
 	if dfns.IsBadRequest(err) {
-		return driver.Waitf(v1alpha1.ReasonReconcileError, "Dfns refused to deactivate or delete user %s: %s; if a policy names "+
-			"the user as an approver, remove them from it first (retried every sync period)", id, err.Error())
+		return driver.Waitf(v1alpha1.ReasonDeletionRefused, "Dfns refused %s user %s: %s. If a policy names the user as approver, "+
+			"remove them from the policy's approvers first%s", doing, id, err.Error(), hint)
 	}
-	return fmt.Errorf("deactivating user %s: %w", id, err)
+	return fmt.Errorf("%s user %s: %w", doing, id, err)
 }
+
+// orphanHint is what else a deletion Dfns refuses can do.
+const orphanHint = ", or set deletionPolicy: Orphan to keep the user in Dfns as it is"
 
 // Delete handles the user per deletionPolicy: Deactivate (the default) keeps the user and
 // their history in Dfns, unable to act; Delete archives the user. One already gone is fine.
@@ -243,15 +248,12 @@ func (e *users) Delete(ctx context.Context, u *v1alpha1.DfnsUser, id string) err
 	defer e.lists.Invalidate(e.key)
 	if u.GetDeletionPolicy() == v1alpha1.DeletionPolicyDeactivate {
 		if _, err := e.api.DeactivateUser(ctx, id); err != nil && !dfns.IsNotFound(err) {
-			return deactivationRefused(id, err)
+			return refusedUser("deactivating", id, err, orphanHint)
 		}
 		return nil
 	}
 	if err := e.api.DeleteUser(ctx, id); err != nil && !dfns.IsNotFound(err) {
-		if dfns.IsBadRequest(err) {
-			return deactivationRefused(id, err)
-		}
-		return fmt.Errorf("deleting user %s: %w", id, err)
+		return refusedUser("deleting", id, err, orphanHint)
 	}
 	return nil
 }

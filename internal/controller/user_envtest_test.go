@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -266,6 +267,39 @@ var _ = Describe("DfnsUser", func() {
 		for _, u := range []*v1alpha1.DfnsUser{bob, carol} {
 			deleteAndWait(u)
 		}
+	})
+})
+
+var _ = Describe("Offboarding an approver", func() {
+	It("waits while a policy names the user as approver, and goes through once the policy no longer does", func() {
+		withStrict(func(s *sandbox.Strictness) { s.ApproverForce = true })
+		ns := newNamespace()
+		dave := newUser(ns, "dave", emailIn(ns, "dave"))
+		Expect(k8sClient.Create(ctx, dave)).To(Succeed())
+		waitReady(dave)
+		id := dave.Status.UserID
+		p := newPolicy(ns, "treasury", 1000)
+		p.Spec.Action.ApprovalGroups[0].Quorum = 1
+		p.Spec.Action.ApprovalGroups[0].Approvers = v1alpha1.Approvers{UserRefs: []v1alpha1.UserRef{{Name: "dave"}}}
+		Expect(k8sClient.Create(ctx, p)).To(Succeed())
+		waitReady(p)
+
+		By("offboarding: Dfns refuses to deactivate an approver, and the operator does not force it")
+		patchUser(dave, func(u *v1alpha1.DfnsUser) { u.Spec.Active = ptr.To(false) })
+		eventually(conditionOf(dave, v1alpha1.ConditionSynced)).Should(And(
+			haveCondition(metav1.ConditionFalse, v1alpha1.ReasonDeletionRefused), HaveField("Message", ContainSubstring("approvers"))))
+		Consistently(func(g Gomega) bool { return dfnsUser(id)(g).IsActive }, 3*syncPeriod, 200*time.Millisecond).Should(BeTrue())
+
+		By("taking dave out of the policy: the deactivation goes through")
+		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(p), p)).To(Succeed())
+		before := p.DeepCopy()
+		p.Spec.Action.ApprovalGroups[0].Approvers = v1alpha1.Approvers{UserID: &v1alpha1.IDFilter{In: []string{approver.UserID}}}
+		Expect(k8sClient.Patch(ctx, p, client.MergeFrom(before))).To(Succeed())
+		eventually(func(g Gomega) bool { return dfnsUser(id)(g).IsActive }).Should(BeFalse())
+		waitReady(dave)
+		Expect(dave.Status.Active).To(Equal(ptr.To(false)))
+		deleteAndWait(p)
+		deleteAndWait(dave)
 	})
 })
 

@@ -187,8 +187,8 @@ func TestUserDelete(t *testing.T) {
 		"Delete":     {"Delete deletes", v1alpha1.DeletionPolicyDelete, "us-1", nil, "DeleteUser:us-1", ""},
 		"Gone":       {"a user already gone is fine", v1alpha1.DeletionPolicyDelete, "us-9", notFound, "DeleteUser:us-9", ""},
 		"GoneDeact":  {"a user already gone is fine to deactivate too", "", "us-9", notFound, "DeactivateUser:us-9", ""},
-		"Approver":   {"an approver's deactivation waits", "", "us-1", badRequest, "DeactivateUser:us-1", "err:ReconcileError/wait"},
-		"ApproverDe": {"an approver's deletion waits", v1alpha1.DeletionPolicyDelete, "us-1", badRequest, "DeleteUser:us-1", "err:ReconcileError/wait"},
+		"Approver":   {"an approver's deactivation waits", "", "us-1", badRequest, "DeactivateUser:us-1", "err:DeletionRefused/wait"},
+		"ApproverDe": {"an approver's deletion waits", v1alpha1.DeletionPolicyDelete, "us-1", badRequest, "DeleteUser:us-1", "err:DeletionRefused/wait"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
