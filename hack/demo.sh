@@ -2,7 +2,8 @@
 # make demo: the operator end to end on this machine, without a cluster or container engine.
 # Starts etcd + kube-apiserver (envtest-up), the Dfns sandbox and the manager as processes,
 # creates the default connection, applies config/samples into namespace default, waits for them
-# to be Ready and shows what an app gets.
+# to be Ready, registers the invited DfnsUser through the sandbox's control, and shows what an
+# app gets.
 # `hack/demo.sh down` (make demo-down) stops everything it started and removes its state.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -123,6 +124,21 @@ $KUBECTL wait --for=condition=Ready "$kinds" --all -A --timeout="$TIMEOUT" ||
 step "kubectl get dfns -A"
 $KUBECTL get dfns -A
 
+step "A person as code: DfnsUser alice is invited (Dfns e-mails her); Registered stays false until she registers"
+$KUBECTL get dfnsusers -n default
+user_id=$($KUBECTL get dfnsuser alice -n default -o jsonpath='{.status.userId}')
+[ -n "$user_id" ] || fail "DfnsUser alice has no status.userId"
+
+step "Alice registers, as she would by following the invitation (sandbox control POST /sandbox/users/$user_id/register)"
+api_url=$(cat "$STATE/bootstrap/DFNS_API_URL")
+curl -fsS --cacert "$STATE/bootstrap/ca.crt" -X POST "$api_url/sandbox/users/$user_id/register" >/dev/null ||
+	fail "registering alice in the sandbox"
+echo "waiting for the operator to see it at its next sync of alice (--sync-period 30s)"
+$KUBECTL wait --for=jsonpath='{.status.registered}'=true dfnsuser/alice -n default --timeout=90s >/dev/null ||
+	fail "alice's registration not seen; see $STATE/manager.log"
+$KUBECTL get dfnsusers -n default
+$KUBECTL get dfnspermissionassignment alice-treasury-approver -n default -o wide
+
 step "Generated Secrets (keys only; values are secret)"
 $KUBECTL get secrets -A -l app.kubernetes.io/managed-by=dfns-operator \
 	-o go-template='{{range .items}}{{.metadata.namespace}}/{{.metadata.name}}:{{range $k, $v := .data}} {{$k}}{{end}}{{"\n"}}{{end}}'
@@ -147,6 +163,7 @@ The demo is running. Try:
   $ASSETS/kubectl get dfns -A
   $ASSETS/kubectl describe dfnsserviceaccount -A
   PATH=$ROOT/bin:\$PATH $ASSETS/kubectl dfns approvals -A
+  $ASSETS/kubectl patch dfnsuser alice --type merge -p '{"spec":{"active":false}}'   # offboard alice
   $ASSETS/kubectl delete dfnsserviceaccount --all -A
 Logs: $STATE/{manager,sandbox,envtest}.log
 Ctrl-C (or 'make demo-down' from another shell) stops everything.

@@ -60,8 +60,9 @@ const (
 	// ReasonPermissionNotReady (Synced=False): the referenced DfnsPermission is missing or not
 	// Ready yet.
 	ReasonPermissionNotReady = "PermissionNotReady"
-	// ReasonIdentityNotReady (Synced=False): the referenced identity (a DfnsServiceAccount or
-	// DfnsPersonalAccessToken) is missing or not Ready yet.
+	// ReasonIdentityNotReady (Synced=False): the referenced identity (a DfnsServiceAccount,
+	// DfnsPersonalAccessToken or DfnsUser, or a DfnsUser a policy names as an approver) is
+	// missing or not Ready yet.
 	ReasonIdentityNotReady = "IdentityNotReady"
 	// ReasonWebhookLimitReached (Synced=False): Dfns refused a new webhook because the
 	// organisation has as many as it allows; delete one or ask Dfns to raise the limit.
@@ -80,6 +81,7 @@ const (
 	// successor has been failing since before then.
 	ReasonExpired = "Expired"
 	// ReasonDeletionRefused: Dfns refused to delete or deactivate the object (a service account
-	// that a policy names as approver, for one); the operator does not bypass the refusal.
+	// or user that a policy names as approver, for one); the operator does not bypass the
+	// refusal.
 	ReasonDeletionRefused = "DeletionRefused"
 )

@@ -137,7 +137,7 @@ const (
 // absence allows nothing beyond what the namespace's own resources made.
 type ConnectionLimits struct {
 	// kinds are the kinds that may use the connection. DfnsPolicy and DfnsWebhook act on the
-	// whole organisation.
+	// whole organisation; DfnsUser brings people into it.
 	// +optional
 	// +listType=set
 	Kinds []ManagedKind `json:"kinds,omitempty"`
@@ -165,14 +165,15 @@ type ConnectionLimits struct {
 	// +kubebuilder:validation:items:MinLength=1
 	WebhookURLs []string `json:"webhookURLs,omitempty"`
 	// adoption says whether resources may adopt Dfns objects they did not make, named by an
-	// access.dfns.io/external-id annotation. Default: Denied.
+	// access.dfns.io/external-id annotation, or found by their natural key (a DfnsUser's e-mail,
+	// an assignment's permission and identity). Default: Denied.
 	// +optional
 	// +kubebuilder:default=Denied
 	Adoption Adoption `json:"adoption,omitempty"`
 }
 
 // ManagedKind is a kind a connection serves.
-// +kubebuilder:validation:Enum=DfnsServiceAccount;DfnsPersonalAccessToken;DfnsPermission;DfnsPermissionAssignment;DfnsWebhook;DfnsPolicy
+// +kubebuilder:validation:Enum=DfnsServiceAccount;DfnsPersonalAccessToken;DfnsPermission;DfnsPermissionAssignment;DfnsWebhook;DfnsPolicy;DfnsUser
 type ManagedKind string
 
 // ClusterDfnsConnectionSpec is the desired state of a ClusterDfnsConnection.

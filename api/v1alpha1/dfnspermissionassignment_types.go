@@ -21,12 +21,12 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
-// IdentityRef names an identity resource in the same namespace: a DfnsServiceAccount or a
-// DfnsPersonalAccessToken.
+// IdentityRef names an identity resource in the same namespace: a DfnsServiceAccount, a
+// DfnsPersonalAccessToken or a DfnsUser.
 type IdentityRef struct {
 	// kind of the identity resource.
 	// +required
-	// +kubebuilder:validation:Enum=DfnsServiceAccount;DfnsPersonalAccessToken
+	// +kubebuilder:validation:Enum=DfnsServiceAccount;DfnsPersonalAccessToken;DfnsUser
 	Kind string `json:"kind"`
 	// name of the identity resource.
 	// +required

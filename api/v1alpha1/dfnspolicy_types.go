@@ -231,6 +231,23 @@ type Approvers struct {
 	// userId lists the Dfns user IDs that may approve.
 	// +optional
 	UserID *IDFilter `json:"userId,omitempty"`
+	// userRefs names DfnsUsers of this namespace that may approve: their Dfns user IDs join
+	// userId.in. The policy waits until each is Ready.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=100
+	UserRefs []UserRef `json:"userRefs,omitempty"`
+}
+
+// UserRef names a DfnsUser in the same namespace.
+type UserRef struct {
+	// name of the DfnsUser.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
 }
 
 // IDFilter is a list of Dfns IDs: {in: [...]}.

@@ -109,7 +109,8 @@ type DeletionPolicy string
 const (
 	// DeletionPolicyDelete removes (or archives) the Dfns object with the resource.
 	DeletionPolicyDelete DeletionPolicy = "Delete"
-	// DeletionPolicyDeactivate deactivates the Dfns object and keeps it (service accounts only).
+	// DeletionPolicyDeactivate deactivates the Dfns object and keeps it (service accounts and
+	// users).
 	DeletionPolicyDeactivate DeletionPolicy = "Deactivate"
 	// DeletionPolicyOrphan leaves the Dfns object as it is.
 	DeletionPolicyOrphan DeletionPolicy = "Orphan"

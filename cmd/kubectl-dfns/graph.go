@@ -130,12 +130,16 @@ func policyEdges(p *v1alpha1.DfnsPolicy) []edge {
 	}
 	for _, g := range p.Spec.Action.ApprovalGroups {
 		ids("approver", kindServiceAccount, g.Approvers.UserID)
+		for _, ref := range g.Approvers.UserRefs {
+			out = append(out, edge{relation: "approver", kind: kindUser, namespace: p.Namespace, name: ref.Name})
+		}
 	}
 	return out
 }
 
 // identityKindOf is the kind that records a Dfns identity ID: a token (to-…) is a personal
-// access token; a user (us-…) may be a service account.
+// access token; a user (us-…) may be a service account, or a person (DfnsUser: see
+// idKinds).
 func identityKindOf(id string) string {
 	if strings.HasPrefix(id, "to-") {
 		return kindPAT
@@ -186,16 +190,33 @@ func (w *world) lookup(e edge) managedObject {
 	if e.name != "" {
 		return w.byKey[objKey{e.kind, e.namespace, e.name}]
 	}
-	return w.byID[objKey{e.kind, e.namespace, e.id}]
+	for _, kind := range idKinds(e.kind) {
+		if m := w.byID[objKey{kind, e.namespace, e.id}]; m != nil {
+			return m
+		}
+	}
+	return nil
+}
+
+// idKinds are the kinds that may record an ID an edge of kind names: a user ID (us-…) that
+// no service account records may be a DfnsUser's.
+func idKinds(kind string) []string {
+	if kind == kindServiceAccount {
+		return []string{kindServiceAccount, kindUser}
+	}
+	return []string{kind}
 }
 
 // pointsTo reports whether e refers to obj.
 func pointsTo(e edge, obj client.Object) bool {
-	if e.kind != kindOf(obj) || e.namespace != obj.GetNamespace() {
+	if e.namespace != obj.GetNamespace() {
 		return false
 	}
 	if e.name != "" {
-		return e.name == obj.GetName()
+		return e.kind == kindOf(obj) && e.name == obj.GetName()
+	}
+	if !slices.Contains(idKinds(e.kind), kindOf(obj)) {
+		return false
 	}
 	m, ok := obj.(managedObject)
 	return ok && e.id != "" && e.id == m.GetStatusID()

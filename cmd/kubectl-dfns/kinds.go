@@ -33,6 +33,7 @@ const (
 	kindAssignment     = "DfnsPermissionAssignment"
 	kindWebhook        = "DfnsWebhook"
 	kindPolicy         = "DfnsPolicy"
+	kindUser           = "DfnsUser"
 	kindSecret         = "Secret"
 )
 
@@ -69,6 +70,9 @@ var managedKinds = []kindInfo{
 	{kind: kindPolicy, plural: "dfnspolicies", short: "dfnspol", namespaced: true,
 		newObj:  func() client.Object { return &v1alpha1.DfnsPolicy{} },
 		newList: func() client.ObjectList { return &v1alpha1.DfnsPolicyList{} }},
+	{kind: kindUser, plural: "dfnsusers", short: "dfnsuser", namespaced: true,
+		newObj:  func() client.Object { return &v1alpha1.DfnsUser{} },
+		newList: func() client.ObjectList { return &v1alpha1.DfnsUserList{} }},
 }
 
 // connectionKinds are the kinds of connection.
@@ -156,6 +160,8 @@ func kindOf(obj client.Object) string {
 		return kindWebhook
 	case *v1alpha1.DfnsPolicy:
 		return kindPolicy
+	case *v1alpha1.DfnsUser:
+		return kindUser
 	case *v1alpha1.DfnsConnection:
 		return v1alpha1.KindDfnsConnection
 	case *v1alpha1.ClusterDfnsConnection:

@@ -239,13 +239,22 @@ func newFixture(t *testing.T) fixture {
 		ActivityKind: "Permissions:Modify",
 		Rule:         v1alpha1.PolicyRule{Kind: "AlwaysTrigger"},
 		Action: v1alpha1.PolicyAction{Kind: "RequestApproval", ApprovalGroups: []v1alpha1.ApprovalGroup{{
-			Quorum: 1, Approvers: v1alpha1.Approvers{UserID: &v1alpha1.IDFilter{In: []string{"us-payapi", "us-human"}}}}}},
+			Quorum: 1, Approvers: v1alpha1.Approvers{UserID: &v1alpha1.IDFilter{In: []string{"us-payapi", "us-human", "us-bob"}},
+				UserRefs: []v1alpha1.UserRef{{Name: "alice"}}}}}},
 		Filters: &v1alpha1.PolicyFilters{PermissionID: &v1alpha1.IDFilter{In: []string{"pm-pay"}}},
 	}}
 	create(t, pol, func() {
 		pol.Status = v1alpha1.DfnsPolicyStatus{PolicyID: "plc-1",
 			ManagedStatus: v1alpha1.ManagedStatus{Conditions: healthy(), ObservedGeneration: 1}}
 	})
+
+	for name, id := range map[string]string{"alice": "us-alice", "bob": "us-bob"} {
+		u := &v1alpha1.DfnsUser{ObjectMeta: meta(name), Spec: v1alpha1.DfnsUserSpec{Email: name + "@example.com"}}
+		create(t, u, func() {
+			u.Status = v1alpha1.DfnsUserStatus{UserID: id, Registered: ptr.To(name == "alice"), Active: ptr.To(true),
+				ManagedStatus: v1alpha1.ManagedStatus{Conditions: healthy(), ObservedGeneration: 1}}
+		})
+	}
 
 	// Events as both APIs record them: the manager writes events.k8s.io/v1 ones.
 	must(t, c.Create(ctx, &corev1.Event{
@@ -420,7 +429,18 @@ func TestStatusOfEachKind(t *testing.T) {
 				{"Activity:", "Permissions:Modify"},
 				{"DfnsServiceAccount/payments-api", "→ approver"},
 				{"Dfns us-human", "→ approver", "no DfnsServiceAccount in " + f.ns + " records this ID"},
+				{"DfnsUser/bob", "→ approver"},
+				{"DfnsUser/alice", "→ approver"},
 				{"DfnsPermission/payments", "→ filters.permissionId"},
+			},
+		},
+		"User": {
+			reason: "a person shows their e-mail and registration, and the policies naming them by resource or by ID",
+			kind:   "dfnsuser", name: "alice",
+			want: [][]string{
+				{"Email:", "alice@example.com"},
+				{"Registered:", "true"},
+				{"DfnsPolicy/guard-permissions", "← approver"},
 			},
 		},
 	}

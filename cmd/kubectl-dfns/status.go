@@ -40,6 +40,7 @@ const (
 	labelCreated    = "Created"
 	labelDfnsName   = "Dfns name"
 	labelPermission = "Permission"
+	labelActive     = "Active"
 	roleWritten     = "written by it"
 	roleCredentials = "its credentials"
 	statusNotFound  = "not found"
@@ -189,9 +190,9 @@ func (p *plugin) managedFields(obj client.Object, st *v1alpha1.ManagedStatus) []
 func kindFields(obj client.Object) []field {
 	switch o := obj.(type) {
 	case *v1alpha1.DfnsServiceAccount:
-		return []field{{labelPermission, permissionRef(o.Spec.PermissionRef)}, {"Active", fmt.Sprint(o.WantActive())}}
+		return []field{{labelPermission, permissionRef(o.Spec.PermissionRef)}, {labelActive, fmt.Sprint(o.WantActive())}}
 	case *v1alpha1.DfnsPersonalAccessToken:
-		return []field{{labelPermission, permissionRef(o.Spec.PermissionRef)}, {"Active", fmt.Sprint(o.WantActive())}}
+		return []field{{labelPermission, permissionRef(o.Spec.PermissionRef)}, {labelActive, fmt.Sprint(o.WantActive())}}
 	case *v1alpha1.DfnsPermission:
 		ops := make([]string, len(o.Spec.Operations))
 		for i, op := range o.Spec.Operations {
@@ -211,6 +212,12 @@ func kindFields(obj client.Object) []field {
 	case *v1alpha1.DfnsPolicy:
 		return []field{{labelDfnsName, o.DfnsName()}, {"Activity", string(o.Spec.ActivityKind)},
 			{"Rule", string(o.Spec.Rule.Kind)}, {"Action", string(o.Spec.Action.Kind)}}
+	case *v1alpha1.DfnsUser:
+		registered := "unknown"
+		if r := o.Status.Registered; r != nil {
+			registered = fmt.Sprint(*r)
+		}
+		return []field{{"Email", o.Spec.Email}, {"Registered", registered}, {labelActive, fmt.Sprint(o.WantActive())}}
 	case *v1alpha1.DfnsConnection:
 		return connectionFields(&o.Spec.ConnectionSpec, &o.Status)
 	case *v1alpha1.ClusterDfnsConnection:

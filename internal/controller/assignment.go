@@ -190,6 +190,8 @@ func identityObject(kind string) (driver.Object, error) {
 		return &v1alpha1.DfnsServiceAccount{}, nil
 	case kindPersonalAccessToken:
 		return &v1alpha1.DfnsPersonalAccessToken{}, nil
+	case kindUser:
+		return &v1alpha1.DfnsUser{}, nil
 	}
 	return nil, driver.Stopf(v1alpha1.ReasonInvalidSpec, "identityRef.kind %q is not an identity kind", kind)
 }

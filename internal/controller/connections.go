@@ -54,6 +54,8 @@ type connection struct {
 	creds   dfns.CredentialsSource
 	// key tells the connection's caches apart (a DfnsConnection's name is per namespace).
 	key string
+	// self is the Dfns user the connection logs in as (login mode; "" in token mode).
+	self string
 }
 
 // link is what an adapter bound to a connection uses: its client and naming.
@@ -62,6 +64,9 @@ type link struct {
 	prefix string
 	// key tells apart the connection's entries in caches shared by every connection.
 	key string
+	// self is the username of the Dfns user the connection logs in as ("" in token mode): no
+	// resource may manage it, or a DfnsUser could deactivate the operator.
+	self string
 }
 
 // dfnsName is base, a resource's <namespace>/<name>, as the connection names it in Dfns:
@@ -142,10 +147,15 @@ func (c *connections) resolve(ctx context.Context, obj driver.Object, deleting b
 	if err != nil {
 		return nil, err
 	}
-	if _, err := cl.source.Credentials(); err != nil {
+	creds, err := cl.source.Credentials()
+	if err != nil {
 		return nil, driver.Waitf(v1alpha1.ReasonCredentialsUnavailable, "connection %s: %s", ref, err.Error())
 	}
-	return &connection{name: ref.String(), spec: spec, cluster: cluster, api: cl.api, creds: cl.source, key: key}, nil
+	conn := &connection{name: ref.String(), spec: spec, cluster: cluster, api: cl.api, creds: cl.source, key: key}
+	if creds != nil {
+		conn.self = creds.Username
+	}
+	return conn, nil
 }
 
 // client returns the connection's client, built anew when the connection was replaced or its

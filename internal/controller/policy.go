@@ -21,8 +21,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/dfns-operator/dfns-operator/api/v1alpha1"
 	"github.com/dfns-operator/dfns-operator/internal/dfns"
@@ -41,9 +47,12 @@ const partRule = "rule"
 // policies is the driver.External of DfnsPolicy. Updates and archives may answer 202 when a
 // Policies:Modify policy holds them for approval: the change request is recorded in status and
 // followed by the driver, never sent again. A create held for approval is followed the same way.
+// Approvers named by DfnsUser (approvers.userRefs) are resolved to their Dfns user IDs from the
+// users' status; the policy waits until each is Ready.
 type policies struct {
 	secretless[*v1alpha1.DfnsPolicy, *dfns.Policy]
 	link
+	client client.Reader // cached: the DfnsUsers approval groups name
 }
 
 var _ driver.External[*v1alpha1.DfnsPolicy, *dfns.Policy] = (*policies)(nil)
@@ -86,9 +95,15 @@ func (e *policies) Validate(_ context.Context, p *v1alpha1.DfnsPolicy) error {
 // policy waits on. A policy gone or archived in Dfns is created anew: Dfns cannot unarchive a
 // policy.
 func (e *policies) Observe(ctx context.Context, p *v1alpha1.DfnsPolicy, rec driver.Recorded) (driver.Observation[*dfns.Policy], error) {
+	want, err := e.body(ctx, p)
+	if err != nil && p.DeletionTimestamp.IsZero() {
+		// A policy being deleted is only looked at for the change it shows held: an approver
+		// gone meanwhile must not keep it.
+		return driver.Observation[*dfns.Policy]{}, err
+	}
 	id := rec.ID
 	if id == "" {
-		return e.find(ctx, p, rec.Marked)
+		return e.find(ctx, p, want, rec.Marked)
 	}
 	got, err := e.api.GetPolicy(ctx, id)
 	if dfns.IsNotFound(err) {
@@ -103,7 +118,7 @@ func (e *policies) Observe(ctx context.Context, p *v1alpha1.DfnsPolicy, rec driv
 		return driver.Observation[*dfns.Policy]{Shown: shown, Replace: &driver.Replacement{Reason: driver.EventRecreated,
 			Message: fmt.Sprintf("policy %s was archived in Dfns, which cannot be undone; created a new one", id)}}, nil
 	}
-	obs := e.compare(p, got)
+	obs := comparePolicy(want, got)
 	obs.Shown = shown
 	return obs, nil
 }
@@ -111,7 +126,7 @@ func (e *policies) Observe(ctx context.Context, p *v1alpha1.DfnsPolicy, rec driv
 // find looks the name up among active policies: ours after a lost create answer (a
 // create-pending mark for this name) is adopted, anyone else's is a NameConflict. Dfns does
 // not require policy names to be unique; the operator does, to find its own.
-func (e *policies) find(ctx context.Context, p *v1alpha1.DfnsPolicy, marked string) (driver.Observation[*dfns.Policy], error) {
+func (e *policies) find(ctx context.Context, p *v1alpha1.DfnsPolicy, want dfns.PolicyBody, marked string) (driver.Observation[*dfns.Policy], error) {
 	all, err := e.api.ListPolicies(ctx, "Active")
 	if err != nil {
 		return driver.Observation[*dfns.Policy]{}, fmt.Errorf("listing policies: %w", err)
@@ -120,13 +135,13 @@ func (e *policies) find(ctx context.Context, p *v1alpha1.DfnsPolicy, marked stri
 	if err != nil || got == nil {
 		return driver.Observation[*dfns.Policy]{}, err
 	}
-	return e.compare(p, got), nil
+	return comparePolicy(want, got), nil
 }
 
-// compare reports whether the policy in Dfns has the spec's name, activity, rule, action
-// and filters. The parts are compared as normalised JSON, so absent and empty are the same.
-func (e *policies) compare(p *v1alpha1.DfnsPolicy, got *dfns.Policy) driver.Observation[*dfns.Policy] {
-	want := e.want(p)
+// comparePolicy reports whether the policy in Dfns has the name, activity, rule, action and filters
+// the spec asks for (want). The parts are compared as normalised JSON, so absent and empty are
+// the same.
+func comparePolicy(want dfns.PolicyBody, got *dfns.Policy) driver.Observation[*dfns.Policy] {
 	var diff []string
 	if got.Name != want.Name {
 		diff = append(diff, fmt.Sprintf("name %q, want %q", got.Name, want.Name))
@@ -146,8 +161,44 @@ func (e *policies) compare(p *v1alpha1.DfnsPolicy, got *dfns.Policy) driver.Obse
 		Marker: got.Name}
 }
 
-// want is the policy body the spec asks for.
-func (e *policies) want(p *v1alpha1.DfnsPolicy) dfns.PolicyBody {
+// body is the policy body the spec asks for, its approvers by DfnsUser resolved; a wait while
+// one of them is missing or not Ready.
+func (e *policies) body(ctx context.Context, p *v1alpha1.DfnsPolicy) (dfns.PolicyBody, error) {
+	users := map[string]string{}
+	for _, name := range approverNames(p) {
+		var u v1alpha1.DfnsUser
+		err := e.client.Get(ctx, types.NamespacedName{Namespace: p.Namespace, Name: name}, &u)
+		if apierrors.IsNotFound(err) {
+			return dfns.PolicyBody{}, driver.Waitf(v1alpha1.ReasonIdentityNotReady, "waiting for DfnsUser %s, an approver: it does not exist", name)
+		}
+		if err != nil {
+			return dfns.PolicyBody{}, fmt.Errorf("reading DfnsUser %s: %w", name, err)
+		}
+		// The ID comes from status, which only the operator writes.
+		if !meta.IsStatusConditionTrue(u.Status.Conditions, v1alpha1.ConditionReady) || u.Status.UserID == "" || !u.DeletionTimestamp.IsZero() {
+			return dfns.PolicyBody{}, driver.Waitf(v1alpha1.ReasonIdentityNotReady, "waiting for DfnsUser %s, an approver, to be Ready", name)
+		}
+		users[name] = u.Status.UserID
+	}
+	return e.want(p, users), nil
+}
+
+// approverNames are the DfnsUsers the policy's approval groups name, each once.
+func approverNames(p *v1alpha1.DfnsPolicy) []string {
+	var names []string
+	for _, g := range p.Spec.Action.ApprovalGroups {
+		for _, ref := range g.Approvers.UserRefs {
+			if !slices.Contains(names, ref.Name) {
+				names = append(names, ref.Name)
+			}
+		}
+	}
+	return names
+}
+
+// want is the policy body the spec asks for, with users the Dfns user IDs of the DfnsUsers
+// its approval groups name: each group's userId.in, then its userRefs, each ID once.
+func (e *policies) want(p *v1alpha1.DfnsPolicy, users map[string]string) dfns.PolicyBody {
 	s := p.Spec
 	body := dfns.PolicyBody{Name: e.dfnsName(p.DfnsName()), ActivityKind: string(s.ActivityKind),
 		Rule:   dfns.PolicyRule{Kind: string(s.Rule.Kind), Configuration: asMap(s.Rule.Configuration)},
@@ -158,8 +209,17 @@ func (e *policies) want(p *v1alpha1.DfnsPolicy) dfns.PolicyBody {
 	}
 	for _, g := range s.Action.ApprovalGroups {
 		approvers := map[string]any{}
+		var ids []string
 		if g.Approvers.UserID != nil {
-			approvers["userId"] = map[string]any{"in": g.Approvers.UserID.In}
+			ids = append(ids, g.Approvers.UserID.In...)
+		}
+		for _, ref := range g.Approvers.UserRefs {
+			if id := users[ref.Name]; id != "" && !slices.Contains(ids, id) {
+				ids = append(ids, id)
+			}
+		}
+		if len(ids) > 0 {
+			approvers["userId"] = map[string]any{"in": ids}
 		}
 		body.Action.ApprovalGroups = append(body.Action.ApprovalGroups, dfns.ApprovalGroup{Name: g.Name, Quorum: int(g.Quorum),
 			Approvers: approvers, InitiatorCanApprove: g.InitiatorCanApprove, ServiceAccountsCanApprove: g.ServiceAccountsCanApprove})
@@ -237,8 +297,11 @@ func prune(v any) any {
 
 // Prepare readies the create of the policy; the driver records and follows a create held for
 // approval.
-func (e *policies) Prepare(_ context.Context, p *v1alpha1.DfnsPolicy, _ driver.Observation[*dfns.Policy]) (driver.Prepared, error) {
-	body := e.want(p)
+func (e *policies) Prepare(ctx context.Context, p *v1alpha1.DfnsPolicy, _ driver.Observation[*dfns.Policy]) (driver.Prepared, error) {
+	body, err := e.body(ctx, p)
+	if err != nil {
+		return driver.Prepared{}, err
+	}
 	return driver.Prepared{Name: body.Name, Create: func(ctx context.Context) (driver.Creation, error) {
 		got, err := e.api.CreatePolicy(ctx, body)
 		if err != nil {
@@ -250,7 +313,11 @@ func (e *policies) Prepare(_ context.Context, p *v1alpha1.DfnsPolicy, _ driver.O
 
 // Update sends the whole policy as the spec has it; Dfns may hold it for approval (202).
 func (e *policies) Update(ctx context.Context, p *v1alpha1.DfnsPolicy, obs driver.Observation[*dfns.Policy]) ([]driver.Note, error) {
-	if _, err := e.api.UpdatePolicy(ctx, obs.ID, e.want(p)); err != nil {
+	body, err := e.body(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := e.api.UpdatePolicy(ctx, obs.ID, body); err != nil {
 		return nil, fmt.Errorf("updating policy %s: %w", obs.ID, err)
 	}
 	return []driver.Note{{Reason: driver.EventUpdated, Message: fmt.Sprintf("updated policy %s: %s", obs.ID, obs.Diff)}}, nil

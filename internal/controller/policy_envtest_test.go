@@ -123,7 +123,7 @@ var _ = Describe("DfnsPolicy", func() {
 		waitReady(p)
 
 		By("setting back a change made in Dfns")
-		drifted := (&policies{}).want(p)
+		drifted := (&policies{}).want(p, nil)
 		drifted.Rule.Configuration = map[string]any{"limit": 1, "currency": "USD"}
 		drifted.Filters = nil
 		_, err := dashboard.UpdatePolicy(ctx, id, drifted)
@@ -159,7 +159,7 @@ var _ = Describe("DfnsPolicy", func() {
 	})
 
 	It("stops with NameConflict on a policy it did not make", func() {
-		theirs := (&policies{}).want(newPolicy(ns, "taken", 1))
+		theirs := (&policies{}).want(newPolicy(ns, "taken", 1), nil)
 		theirs.Name = ns + "/taken"
 		made, err := dashboard.CreatePolicy(ctx, theirs)
 		Expect(err).NotTo(HaveOccurred())

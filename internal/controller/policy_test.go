@@ -105,7 +105,7 @@ func TestComparePolicy(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			got := same()
 			tc.mutate(got)
-			obs := (&policies{}).compare(p, got)
+			obs := comparePolicy((&policies{}).want(p, nil), got)
 			if obs.Diff != tc.want || obs.UpToDate != (tc.want == "") || obs.ID != "plc-1" {
 				t.Errorf("%s\ncompare = %q (up to date %t), want %q", tc.reason, obs.Diff, obs.UpToDate, tc.want)
 			}

@@ -96,11 +96,15 @@ const (
 	kindAssignment          = "DfnsPermissionAssignment"
 	kindWebhook             = "DfnsWebhook"
 	kindPolicy              = "DfnsPolicy"
+	kindUser                = "DfnsUser"
 )
 
-// +kubebuilder:rbac:groups=access.dfns.io,resources=dfnsserviceaccounts;dfnspersonalaccesstokens;dfnspermissions;dfnspermissionassignments;dfnswebhooks;dfnspolicies,verbs=get;list;watch;update;patch
-// +kubebuilder:rbac:groups=access.dfns.io,resources=dfnsserviceaccounts/status;dfnspersonalaccesstokens/status;dfnspermissions/status;dfnspermissionassignments/status;dfnswebhooks/status;dfnspolicies/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups=access.dfns.io,resources=dfnsserviceaccounts/finalizers;dfnspersonalaccesstokens/finalizers;dfnspermissions/finalizers;dfnspermissionassignments/finalizers;dfnswebhooks/finalizers;dfnspolicies/finalizers,verbs=update
+// userRefIndex indexes DfnsPolicies by the DfnsUser names their approval groups reference.
+const userRefIndex = ".spec.action.approvalGroups.approvers.userRefs"
+
+// +kubebuilder:rbac:groups=access.dfns.io,resources=dfnsserviceaccounts;dfnspersonalaccesstokens;dfnspermissions;dfnspermissionassignments;dfnswebhooks;dfnspolicies;dfnsusers,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=access.dfns.io,resources=dfnsserviceaccounts/status;dfnspersonalaccesstokens/status;dfnspermissions/status;dfnspermissionassignments/status;dfnswebhooks/status;dfnspolicies/status;dfnsusers/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=access.dfns.io,resources=dfnsserviceaccounts/finalizers;dfnspersonalaccesstokens/finalizers;dfnspermissions/finalizers;dfnspermissionassignments/finalizers;dfnswebhooks/finalizers;dfnspolicies/finalizers;dfnsusers/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets;daemonsets,verbs=get;patch
@@ -151,6 +155,9 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		return err
 	}
 	if err := setupWebhooks(mgr, opts); err != nil {
+		return err
+	}
+	if err := setupUsers(mgr, opts); err != nil {
 		return err
 	}
 	if err := setupPolicies(mgr, opts); err != nil {
@@ -251,10 +258,26 @@ func setupPermissions(mgr ctrl.Manager, opts Options) error {
 		func() client.ObjectList { return &v1alpha1.DfnsPermissionList{} }, none)
 }
 
-// setupPolicies registers the DfnsPolicy controller.
+// setupPolicies registers the DfnsPolicy controller; it watches the DfnsUsers its approval
+// groups reference, so a policy reacts when one becomes Ready or is invited anew.
 func setupPolicies(mgr ctrl.Manager, opts Options) error {
-	return setupKind(mgr, opts, kindPolicy, &policies{}, func() *v1alpha1.DfnsPolicy { return &v1alpha1.DfnsPolicy{} },
-		func() client.ObjectList { return &v1alpha1.DfnsPolicyList{} }, none)
+	err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1alpha1.DfnsPolicy{}, userRefIndex, func(o client.Object) []string {
+		return approverNames(o.(*v1alpha1.DfnsPolicy))
+	})
+	if err != nil {
+		return fmt.Errorf("indexing DfnsPolicies by user: %w", err)
+	}
+	byUser := handler.EnqueueRequestsFromMapFunc(referencing(mgr.GetClient(), &v1alpha1.DfnsPolicyList{}, userRefIndex, objectName))
+	return setupKind(mgr, opts, kindPolicy, &policies{client: mgr.GetClient()}, func() *v1alpha1.DfnsPolicy { return &v1alpha1.DfnsPolicy{} },
+		func() client.ObjectList { return &v1alpha1.DfnsPolicyList{} },
+		func(b *builder.Builder) *builder.Builder { return b.Watches(&v1alpha1.DfnsUser{}, byUser) })
+}
+
+// setupUsers registers the DfnsUser controller.
+func setupUsers(mgr ctrl.Manager, opts Options) error {
+	ext := &users{lists: driver.NewListCache[dfns.User](opts.SyncPeriod)}
+	return setupKind(mgr, opts, kindUser, ext, func() *v1alpha1.DfnsUser { return &v1alpha1.DfnsUser{} },
+		func() client.ObjectList { return &v1alpha1.DfnsUserList{} }, none)
 }
 
 // setupWebhooks registers the DfnsWebhook controller; it watches its Secrets.
@@ -299,8 +322,8 @@ func setupMinter[T mintable](mgr ctrl.Manager, opts Options, ext adapter[T, iden
 }
 
 // setupAssignments registers the DfnsPermissionAssignment controller; it watches the
-// DfnsPermissions and identities its resources reference, so an assignment reacts when either
-// becomes Ready or an identity is minted anew.
+// DfnsPermissions and identities (service accounts, tokens, users) its resources reference, so
+// an assignment reacts when either becomes Ready or an identity is minted anew.
 func setupAssignments(mgr ctrl.Manager, opts Options) error {
 	ctx := context.Background()
 	idx := mgr.GetFieldIndexer()
@@ -332,7 +355,8 @@ func setupAssignments(mgr ctrl.Manager, opts Options) error {
 		func(b *builder.Builder) *builder.Builder {
 			return b.Watches(&v1alpha1.DfnsPermission{}, on(permissionRefIndex, objectName)).
 				Watches(&v1alpha1.DfnsServiceAccount{}, on(identityRefIndex, identityKeyOf(kindServiceAccount))).
-				Watches(&v1alpha1.DfnsPersonalAccessToken{}, on(identityRefIndex, identityKeyOf(kindPersonalAccessToken)))
+				Watches(&v1alpha1.DfnsPersonalAccessToken{}, on(identityRefIndex, identityKeyOf(kindPersonalAccessToken))).
+				Watches(&v1alpha1.DfnsUser{}, on(identityRefIndex, identityKeyOf(kindUser)))
 		})
 }
 

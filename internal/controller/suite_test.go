@@ -309,6 +309,7 @@ func startManager(mounted dfns.CredentialsSource, mode string) (stop func()) {
 	opts.ByObject[&v1alpha1.DfnsPersonalAccessToken{}] = cache.ByObject{Label: sel}
 	opts.ByObject[&v1alpha1.DfnsWebhook{}] = cache.ByObject{Label: sel}
 	opts.ByObject[&v1alpha1.DfnsPolicy{}] = cache.ByObject{Label: sel}
+	opts.ByObject[&v1alpha1.DfnsUser{}] = cache.ByObject{Label: sel}
 	skip := true
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme: testScheme, Cache: opts, Metrics: metricsserver.Options{BindAddress: "0"},
@@ -346,6 +347,7 @@ func watchForCapture(mgr ctrl.Manager) {
 	add(&v1alpha1.DfnsPersonalAccessToken{}, func(o any) { capture.addStatus(o.(*v1alpha1.DfnsPersonalAccessToken).Status) })
 	add(&v1alpha1.DfnsWebhook{}, func(o any) { capture.addStatus(o.(*v1alpha1.DfnsWebhook).Status) })
 	add(&v1alpha1.DfnsPolicy{}, func(o any) { capture.addStatus(o.(*v1alpha1.DfnsPolicy).Status) })
+	add(&v1alpha1.DfnsUser{}, func(o any) { capture.addStatus(o.(*v1alpha1.DfnsUser).Status) })
 	add(&corev1.Secret{}, func(o any) { capture.addSecret(o.(*corev1.Secret)) })
 }
 

@@ -76,7 +76,7 @@ func (c *connector[T, O]) Connect(ctx context.Context, obj T, deleting bool) (dr
 		}
 	}
 	return driver.Session[T, O]{
-		External:  c.adapter.bind(link{api: conn.api, prefix: conn.spec.NamePrefix, key: conn.key}),
+		External:  c.adapter.bind(link{api: conn.api, prefix: conn.spec.NamePrefix, key: conn.key, self: conn.self}),
 		Approvals: dfnsApprovals{api: conn.api},
 		Adoption:  conn.cluster == nil || conn.cluster.Limits != nil && conn.cluster.Limits.Adoption == v1alpha1.AdoptionAllowed,
 	}, nil
@@ -171,6 +171,10 @@ func (c *connector[T, O]) sameConnection(ctx context.Context, conn *connection, 
 				refs = append(refs, identity)
 			}
 		}
+	case *v1alpha1.DfnsPolicy:
+		for _, name := range approverNames(o) {
+			refs = append(refs, &v1alpha1.DfnsUser{ObjectMeta: metav1.ObjectMeta{Namespace: o.Namespace, Name: name}})
+		}
 	}
 	for _, ref := range refs {
 		if err := c.cache.Get(ctx, client.ObjectKeyFromObject(ref), ref); err != nil {
@@ -204,6 +208,8 @@ func kindOf(obj client.Object) string {
 		return kindServiceAccount
 	case *v1alpha1.DfnsPersonalAccessToken:
 		return kindPersonalAccessToken
+	case *v1alpha1.DfnsUser:
+		return kindUser
 	}
 	return "resource"
 }
@@ -292,14 +298,14 @@ func readFailure(err error) string {
 }
 
 // identityAllowed: an identity referenced by ID must be one limits.identityIds allows or one
-// the namespace's own service accounts or tokens made.
+// the namespace's own service accounts, tokens or users made.
 func (c *connector[T, O]) identityAllowed(ctx context.Context, conn *connection, limits *v1alpha1.ConnectionLimits,
 	a *v1alpha1.DfnsPermissionAssignment) error {
 	id := a.Spec.IdentityID
 	if id == "" || idListed(limits.IdentityIDs, id) {
 		return nil
 	}
-	for _, list := range []client.ObjectList{&v1alpha1.DfnsServiceAccountList{}, &v1alpha1.DfnsPersonalAccessTokenList{}} {
+	for _, list := range []client.ObjectList{&v1alpha1.DfnsServiceAccountList{}, &v1alpha1.DfnsPersonalAccessTokenList{}, &v1alpha1.DfnsUserList{}} {
 		own, err := c.madeHere(ctx, a.Namespace, conn, id, list)
 		if err != nil || own {
 			return err

@@ -48,6 +48,23 @@ type PersonalAccessTokensAPI interface {
 	DeletePersonalAccessToken(ctx context.Context, id string) error
 }
 
+// UsersAPI manages the organisation's people (/auth/users): CustomerEmployee users, invited
+// by e-mail. Every change may be held for approval (an error satisfying IsPendingApproval).
+type UsersAPI interface {
+	// ListUsers follows every page; kind (CustomerEmployee, EndUser) filters when not empty.
+	ListUsers(ctx context.Context, kind string) ([]User, error)
+	// GetUser returns an error satisfying IsNotFound when the user is gone.
+	GetUser(ctx context.Context, id string) (*User, error)
+	// CreateUser invites a user: Dfns mails a registration link, and the user can log in once
+	// registered.
+	CreateUser(ctx context.Context, req CreateUserRequest) (*User, error)
+	UpdateUser(ctx context.Context, id string, req UpdateUserRequest) (*User, error)
+	ActivateUser(ctx context.Context, id string) (*User, error)
+	DeactivateUser(ctx context.Context, id string) (*User, error)
+	// DeleteUser deletes (archives) a user.
+	DeleteUser(ctx context.Context, id string) error
+}
+
 // PermissionsAPI manages permissions and their assignments (/permissions).
 //
 // Calls that Dfns may answer with 202 (update, archive, assign, revoke) return an error
@@ -97,6 +114,7 @@ type API interface {
 	Identity
 	ServiceAccountsAPI
 	PersonalAccessTokensAPI
+	UsersAPI
 	PermissionsAPI
 	WebhooksAPI
 	PoliciesAPI
@@ -159,6 +177,37 @@ type CreateServiceAccountRequest struct {
 type UpdateServiceAccountRequest struct {
 	Name       string `json:"name,omitempty"`
 	ExternalID string `json:"externalId,omitempty"`
+}
+
+// UserKindEmployee is the kind of the organisation's people, the only kind POST /auth/users
+// makes (EndUsers come from delegated registration).
+const UserKindEmployee = "CustomerEmployee"
+
+// User is a person of the organisation, as every /auth/users call answers (@dfns/sdk
+// GetUserResponse): its username is the e-mail it was invited with.
+type User struct {
+	UserInfo
+	// IsSSORequired says the user must log in through the organisation's SSO.
+	IsSSORequired bool `json:"isSSORequired"`
+	// ExternalID is the value given at creation, where an answer carries it (the SDK's types
+	// do not list it, so nothing relies on it).
+	ExternalID string `json:"externalId,omitempty"`
+}
+
+// Email is the e-mail the user was invited with: its username.
+func (u *User) Email() string { return u.Username }
+
+// CreateUserRequest is the body of POST /auth/users (@dfns/sdk CreateUserBody).
+type CreateUserRequest struct {
+	Email         string `json:"email"`
+	Kind          string `json:"kind"`
+	ExternalID    string `json:"externalId,omitempty"`
+	IsSSORequired bool   `json:"isSSORequired,omitempty"`
+}
+
+// UpdateUserRequest is the body of PUT /auth/users/{id}: only isSSORequired can change.
+type UpdateUserRequest struct {
+	IsSSORequired bool `json:"isSSORequired"`
 }
 
 // CreatePersonalAccessTokenRequest is the body of POST /auth/pats.

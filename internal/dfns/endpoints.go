@@ -19,8 +19,12 @@ const (
 	permissionsPageLimit = 500
 )
 
-// queryStatus is the query parameter filtering policies by status.
-const queryStatus = "status"
+// queryStatus is the query parameter filtering policies by status; queryKind filters users by
+// kind.
+const (
+	queryStatus = "status"
+	queryKind   = "kind"
+)
 
 // maxPages stops a pagination that never ends.
 const maxPages = 10000
@@ -170,6 +174,54 @@ func (c *Client) DeactivatePersonalAccessToken(ctx context.Context, id string) (
 // DeletePersonalAccessToken deletes (archives) a PAT.
 func (c *Client) DeletePersonalAccessToken(ctx context.Context, id string) error {
 	return c.change(ctx, "DeletePersonalAccessToken", http.MethodDelete, pathOf("/auth/pats/", id), nil, nil)
+}
+
+// ListUsers lists the organisation's users, following every page; kind filters when set.
+func (c *Client) ListUsers(ctx context.Context, kind string) ([]User, error) {
+	var filters url.Values
+	if kind != "" {
+		filters = url.Values{queryKind: {kind}}
+	}
+	return listAll[User](ctx, c, "ListUsers", "/auth/users", pageLimit, filters)
+}
+
+// GetUser reads one user.
+func (c *Client) GetUser(ctx context.Context, id string) (*User, error) {
+	var out User
+	return orNil(&out, c.get(ctx, "GetUser", pathOf("/auth/users/", id), &out))
+}
+
+// CreateUser invites a user; Dfns mails the registration link.
+func (c *Client) CreateUser(ctx context.Context, req CreateUserRequest) (*User, error) {
+	var out User
+	err := c.change(ctx, "CreateUser", http.MethodPost, "/auth/users", req, &out)
+	return orNil(&out, err)
+}
+
+// UpdateUser sets whether the user must log in through SSO.
+func (c *Client) UpdateUser(ctx context.Context, id string, req UpdateUserRequest) (*User, error) {
+	var out User
+	err := c.change(ctx, "UpdateUser", http.MethodPut, pathOf("/auth/users/", id), req, &out)
+	return orNil(&out, err)
+}
+
+// ActivateUser activates a user.
+func (c *Client) ActivateUser(ctx context.Context, id string) (*User, error) {
+	var out User
+	err := c.change(ctx, "ActivateUser", http.MethodPut, pathOf("/auth/users/", id, "/activate"), nil, &out)
+	return orNil(&out, err)
+}
+
+// DeactivateUser deactivates a user (body {} as @dfns/sdk sends it).
+func (c *Client) DeactivateUser(ctx context.Context, id string) (*User, error) {
+	var out User
+	err := c.change(ctx, "DeactivateUser", http.MethodPut, pathOf("/auth/users/", id, "/deactivate"), struct{}{}, &out)
+	return orNil(&out, err)
+}
+
+// DeleteUser deletes (archives) a user (@dfns/sdk archiveUser).
+func (c *Client) DeleteUser(ctx context.Context, id string) error {
+	return c.change(ctx, "ArchiveUser", http.MethodDelete, pathOf("/auth/users/", id), nil, nil)
 }
 
 // ListPermissions lists every permission of the org, following every page.

@@ -21,6 +21,9 @@ func TestEndpoints(t *testing.T) {
 	pat := map[string]any{"tokenId": "to-1", "name": "pat", "accessToken": "PAT-TOKEN", "credId": "Y2kt"}
 	plc := map[string]any{"id": "plc-1", "name": "p", "activityKind": "Permissions:Modify", "status": "Active"}
 	ap := map[string]any{"id": "ap-1", "status": "Pending", "initiatorId": "us-1"}
+	user := map[string]any{"userId": "us-2", "username": "alice@example.com", "name": "alice@example.com", "kind": "CustomerEmployee",
+		"isActive": true, "isServiceAccount": false, "isRegistered": false, "isSSORequired": true,
+		"permissionAssignments": []map[string]any{{"permissionName": "p", "permissionId": "pm-1", "assignmentId": "as-1"}}}
 	items := func(v any) map[string]any { return map[string]any{"items": []any{v}} }
 	desc := "d"
 	cases := []struct {
@@ -69,6 +72,40 @@ func TestEndpoints(t *testing.T) {
 			func(v any) bool { return v.(*AccessToken).TokenID == "to-1" }},
 		{"delete PAT", "DELETE /auth/pats/to-1", pat, 200, "-",
 			func(c *Client) (any, error) { return nil, c.DeletePersonalAccessToken(ctx, "to-1") }, nil},
+		{"list users", "GET /auth/users", items(user), 200, "-",
+			func(c *Client) (any, error) { return c.ListUsers(ctx, "") },
+			func(v any) bool { l := v.([]User); return len(l) == 1 && l[0].Email() == "alice@example.com" }},
+		{"get user", "GET /auth/users/us-2", user, 200, "-",
+			func(c *Client) (any, error) { return c.GetUser(ctx, "us-2") },
+			func(v any) bool {
+				u := v.(*User)
+				return u.UserID == "us-2" && u.Kind == "CustomerEmployee" && u.IsActive && !u.IsRegistered && u.IsSSORequired &&
+					len(u.PermissionAssignments) == 1 && u.PermissionAssignments[0].AssignmentID == "as-1"
+			}},
+		{"create user", "POST /auth/users", user, 200, `{"email":"alice@example.com","kind":"CustomerEmployee","externalId":"uid-1","isSSORequired":true}`,
+			func(c *Client) (any, error) {
+				return c.CreateUser(ctx, CreateUserRequest{Email: "alice@example.com", Kind: UserKindEmployee, ExternalID: "uid-1", IsSSORequired: true})
+			},
+			func(v any) bool { return v.(*User).UserID == "us-2" }},
+		{"create user without SSO omits it", "POST /auth/users", user, 200, `{"email":"alice@example.com","kind":"CustomerEmployee"}`,
+			func(c *Client) (any, error) {
+				return c.CreateUser(ctx, CreateUserRequest{Email: "alice@example.com", Kind: UserKindEmployee})
+			},
+			func(v any) bool { return v.(*User).UserID == "us-2" }},
+		{"update user sends false", "PUT /auth/users/us-2", user, 200, `{"isSSORequired":false}`,
+			func(c *Client) (any, error) { return c.UpdateUser(ctx, "us-2", UpdateUserRequest{}) },
+			func(v any) bool { return v.(*User).UserID == "us-2" }},
+		{"activate user", "PUT /auth/users/us-2/activate", user, 200, "-",
+			func(c *Client) (any, error) { return c.ActivateUser(ctx, "us-2") },
+			func(v any) bool { return v.(*User).IsActive }},
+		{"deactivate user", "PUT /auth/users/us-2/deactivate", user, 200, `{}`,
+			func(c *Client) (any, error) { return c.DeactivateUser(ctx, "us-2") },
+			func(v any) bool { return v.(*User).UserID == "us-2" }},
+		{"delete user", "DELETE /auth/users/us-2", user, 200, "-",
+			func(c *Client) (any, error) { return nil, c.DeleteUser(ctx, "us-2") }, nil},
+		{"a missing user is NotFound", "GET /auth/users/us-404", nil, 404, "-",
+			func(c *Client) (any, error) { u, err := c.GetUser(ctx, "us-404"); return u, err },
+			nil},
 		{"get permission", "GET /permissions/pm-1", pm, 200, "-",
 			func(c *Client) (any, error) { return c.GetPermission(ctx, "pm-1") },
 			func(v any) bool { return v.(*Permission).Name == "p" }},
@@ -208,6 +245,8 @@ func isNil(v any) bool {
 		return true
 	case *Webhook:
 		return x == nil
+	case *User:
+		return x == nil
 	}
 	return false
 }
@@ -228,7 +267,7 @@ func TestPagination(t *testing.T) {
 		mu.Unlock()
 		writeJSON(w, 200, pages[r.URL.Query().Get("paginationToken")])
 	}
-	for _, route := range []string{"GET /permissions", "GET /permissions/pm-1/assignments", "GET /webhooks", "GET /v2/policies"} {
+	for _, route := range []string{"GET /permissions", "GET /permissions/pm-1/assignments", "GET /webhooks", "GET /v2/policies", "GET /auth/users"} {
 		f.route(route, paged)
 	}
 	f.route("GET /loop", func(w http.ResponseWriter, _ *http.Request) {
@@ -241,12 +280,15 @@ func TestPagination(t *testing.T) {
 		list       func() (int, error)
 		wantStatus string
 		wantLimit  string // the documented maximum where there is one (docs/dfns-api.md §6.2)
+		wantKind   string
 	}{
-		{"permissions", func() (int, error) { l, err := c.ListPermissions(ctx); return len(l), err }, "", "500"},
-		{"assignments", func() (int, error) { l, err := c.ListAssignments(ctx, "pm-1"); return len(l), err }, "", "500"},
-		{"webhooks", func() (int, error) { l, err := c.ListWebhooks(ctx); return len(l), err }, "", "100"},
-		{"policies filtered by status", func() (int, error) { l, err := c.ListPolicies(ctx, "Active"); return len(l), err }, "Active", "100"},
-		{"policies unfiltered", func() (int, error) { l, err := c.ListPolicies(ctx, ""); return len(l), err }, "", "100"},
+		{"permissions", func() (int, error) { l, err := c.ListPermissions(ctx); return len(l), err }, "", "500", ""},
+		{"assignments", func() (int, error) { l, err := c.ListAssignments(ctx, "pm-1"); return len(l), err }, "", "500", ""},
+		{"webhooks", func() (int, error) { l, err := c.ListWebhooks(ctx); return len(l), err }, "", "100", ""},
+		{"policies filtered by status", func() (int, error) { l, err := c.ListPolicies(ctx, "Active"); return len(l), err }, "Active", "100", ""},
+		{"policies unfiltered", func() (int, error) { l, err := c.ListPolicies(ctx, ""); return len(l), err }, "", "100", ""},
+		{"users filtered by kind", func() (int, error) { l, err := c.ListUsers(ctx, UserKindEmployee); return len(l), err }, "", "100", UserKindEmployee},
+		{"users unfiltered", func() (int, error) { l, err := c.ListUsers(ctx, ""); return len(l), err }, "", "100", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.reason, func(t *testing.T) {
@@ -264,7 +306,7 @@ func TestPagination(t *testing.T) {
 				t.Fatalf("%d pages fetched, want 3", len(queries))
 			}
 			for i, q := range queries {
-				if q.Get("limit") != tc.wantLimit || q.Get("paginationToken") != wantTokens[i] || q.Get("status") != tc.wantStatus {
+				if q.Get("limit") != tc.wantLimit || q.Get("paginationToken") != wantTokens[i] || q.Get("status") != tc.wantStatus || q.Get("kind") != tc.wantKind {
 					t.Errorf("page %d query = %v", i, q)
 				}
 			}
@@ -360,7 +402,15 @@ func TestEveryChangeMayBeHeld(t *testing.T) {
 			return err
 		},
 		"DELETE /webhooks/wh-1": func(c *Client) error { return c.DeleteWebhook(ctx, "wh-1") },
-		"POST /v2/policies":     func(c *Client) error { _, err := c.CreatePolicy(ctx, PolicyBody{Name: "p"}); return err },
+		"POST /auth/users": func(c *Client) error {
+			_, err := c.CreateUser(ctx, CreateUserRequest{Email: "a@example.com", Kind: UserKindEmployee})
+			return err
+		},
+		"PUT /auth/users/us-2":            func(c *Client) error { _, err := c.UpdateUser(ctx, "us-2", UpdateUserRequest{}); return err },
+		"PUT /auth/users/us-2/activate":   func(c *Client) error { _, err := c.ActivateUser(ctx, "us-2"); return err },
+		"PUT /auth/users/us-2/deactivate": func(c *Client) error { _, err := c.DeactivateUser(ctx, "us-2"); return err },
+		"DELETE /auth/users/us-2":         func(c *Client) error { return c.DeleteUser(ctx, "us-2") },
+		"POST /v2/policies":               func(c *Client) error { _, err := c.CreatePolicy(ctx, PolicyBody{Name: "p"}); return err },
 		"POST /permissions/pm-1/assignments": func(c *Client) error {
 			_, err := c.AssignPermission(ctx, "pm-1", "us-1")
 			return err

@@ -74,6 +74,8 @@ func TestAgainstSandbox(t *testing.T) {
 
 	t.Run("webhook and policy", func(t *testing.T) { sandboxWebhookAndPolicy(t, env) })
 
+	t.Run("user invited, registered, deactivated, deleted", func(t *testing.T) { sandboxUser(t, env) })
+
 	t.Run("answer lost after the change was committed", func(t *testing.T) { sandboxAnswerLost(t, env) })
 
 	t.Run("a read answered 500 is retried", func(t *testing.T) { sandboxRead500(t, env) })
@@ -139,6 +141,43 @@ func sandboxPAT(t *testing.T, env *sandboxEnv) {
 	}
 	if err := c.DeletePersonalAccessToken(ctx, pat.TokenID); err != nil {
 		t.Errorf("DeletePersonalAccessToken: %v", err)
+	}
+}
+
+func sandboxUser(t *testing.T, env *sandboxEnv) {
+	c, ctx := env.c, env.ctx
+	u, err := c.CreateUser(ctx, dfns.CreateUserRequest{Email: "alice@example.com", Kind: dfns.UserKindEmployee, ExternalID: "uid-1"})
+	if err != nil || u.UserID == "" || u.Email() != "alice@example.com" || u.IsRegistered || !u.IsActive {
+		t.Fatalf("CreateUser: %+v, %v", u, err)
+	}
+	if _, err := c.CreateUser(ctx, dfns.CreateUserRequest{Email: "ALICE@example.com", Kind: dfns.UserKindEmployee}); !dfns.IsConflict(err) {
+		t.Errorf("a second invitation of the same e-mail: %v, want a 409", err)
+	}
+	if _, err := env.sb.RegisterUser(u.UserID, nil); err != nil {
+		t.Fatalf("RegisterUser: %v", err)
+	}
+	all, err := c.ListUsers(ctx, dfns.UserKindEmployee)
+	found := false
+	for _, x := range all {
+		found = found || x.UserID == u.UserID && x.IsRegistered
+	}
+	if err != nil || !found {
+		t.Errorf("ListUsers: %+v, %v; want %s registered", all, err, u.UserID)
+	}
+	if got, err := c.UpdateUser(ctx, u.UserID, dfns.UpdateUserRequest{IsSSORequired: true}); err != nil || !got.IsSSORequired {
+		t.Errorf("UpdateUser: %+v, %v", got, err)
+	}
+	if got, err := c.DeactivateUser(ctx, u.UserID); err != nil || got.IsActive {
+		t.Errorf("DeactivateUser: %+v, %v", got, err)
+	}
+	if got, err := c.ActivateUser(ctx, u.UserID); err != nil || !got.IsActive {
+		t.Errorf("ActivateUser: %+v, %v", got, err)
+	}
+	if err := c.DeleteUser(ctx, u.UserID); err != nil {
+		t.Errorf("DeleteUser: %v", err)
+	}
+	if _, err := c.GetUser(ctx, u.UserID); !dfns.IsNotFound(err) {
+		t.Errorf("GetUser after delete: %v, want a 404", err)
 	}
 }
 

@@ -82,7 +82,7 @@ func signs(api dfns.API) {
 
 // sampleKinds are the kinds config/samples holds, for kubectl wait.
 const sampleKinds = "dfnspermissions,dfnsserviceaccounts,dfnspermissionassignments," +
-	"dfnspersonalaccesstokens,dfnswebhooks,dfnspolicies"
+	"dfnspersonalaccesstokens,dfnswebhooks,dfnspolicies,dfnsusers"
 
 var _ = Describe("dfns-operator", Ordered, func() {
 	It("makes the samples Ready with kubectl, with a Secret an app can use", func() {

@@ -198,7 +198,7 @@ func checkCredentials(t *testing.T, pod corev1.PodSpec) {
 // connection's namespaces), events, and the workloads a rotation restarts.
 var managerResources = map[string][]string{
 	"access.dfns.io": {"dfnsserviceaccounts", "dfnspersonalaccesstokens", "dfnspermissions", "dfnspermissionassignments",
-		"dfnswebhooks", "dfnspolicies", "clusterdfnsconnections", "dfnsconnections"},
+		"dfnswebhooks", "dfnspolicies", "dfnsusers", "clusterdfnsconnections", "dfnsconnections"},
 	"":              {"secrets", "namespaces", "events"},
 	"events.k8s.io": {"events"},
 	"apps":          {"deployments", "statefulsets", "daemonsets"},
