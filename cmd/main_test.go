@@ -45,13 +45,14 @@ func TestFlags(t *testing.T) {
 			args: []string{
 				"--metrics-bind-address=:8443", "--health-probe-bind-address=127.0.0.1:0", "--metrics-secure=false",
 				"--metrics-cert-path=/certs", "--enable-http2", "--leader-elect=false",
-				"--dfns-credentials-dir=/tmp/creds", "--dfns-api-url=https://dfns.test",
+				"--dfns-credentials-dir=/tmp/creds", "--dfns-credentials-secret=creds", "--dfns-api-url=https://dfns.test",
 				"--dfns-qps=2.5", "--dfns-burst=3", "--dfns-timeout=5s", "--sync-period=30s", "--max-concurrent-reconciles=8",
 				"--watch-namespaces=team-a, team-b", "--dfns-connection-api-urls=https://api.dfns.io,https://api.uae.dfns.io/",
 			},
 			want: flags{
 				metricsAddr: ":8443", probeAddr: "127.0.0.1:0", metricsCertPath: "/certs", enableHTTP2: true, leaderElect: false,
-				credentialsDir: "/tmp/creds", apiURL: "https://dfns.test", qps: 2.5, burst: 3, timeout: 5 * time.Second,
+				credentialsDir: "/tmp/creds", credentialsSecret: "creds", apiURL: "https://dfns.test",
+				qps: 2.5, burst: 3, timeout: 5 * time.Second,
 				syncPeriod: 30 * time.Second, maxConcurrentReconciles: 8,
 				watchNamespaces: "team-a, team-b", connectionAPIURLs: "https://api.dfns.io,https://api.uae.dfns.io/",
 			},

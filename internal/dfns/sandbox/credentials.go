@@ -290,3 +290,23 @@ func (s *Server) deactivateCredential(c *call) (*reply, error) {
 	cr.IsActive = false
 	return ok(map[string]string{"message": "success"}), nil
 }
+
+// CredentialState is one of a user's Key credentials as a test sees it.
+type CredentialState struct {
+	CredID   string
+	UUID     string
+	Name     string
+	IsActive bool
+}
+
+// UserCredentials lists a user's own Key credentials (not those of its PATs), oldest first.
+func (s *Server) UserCredentials(userID string) []CredentialState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	own := s.ownCredentials(userID)
+	out := make([]CredentialState, 0, len(own))
+	for _, cr := range own {
+		out = append(out, CredentialState{CredID: cr.CredID, UUID: cr.UUID, Name: cr.Name, IsActive: cr.IsActive})
+	}
+	return out
+}
