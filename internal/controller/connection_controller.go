@@ -130,7 +130,7 @@ func (r *connectionReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	if cl != nil {
 		res := r.rotator.reconcile(ctx, &rotationInput{obj: obj, key: key, spec: *spec, secrets: secrets, cl: cl, checkErr: err, old: status.Credential})
 		status.Credential = res.status
-		r.setRotationCondition(obj, status, res.cond)
+		r.setRotationCondition(obj, status, res.cond, res.reported)
 		if res.requeue > 0 && res.requeue < requeue {
 			requeue = res.requeue
 		}
@@ -144,14 +144,15 @@ func (r *connectionReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 }
 
 // setRotationCondition sets the CredentialRotation condition (nil: leave it), with a warning
-// event when it turns False or says something new while False.
-func (r *connectionReconciler) setRotationCondition(obj client.Object, status *v1alpha1.ConnectionStatus, cond *metav1.Condition) {
+// event when it turns False or says something new while False, unless one was recorded already.
+func (r *connectionReconciler) setRotationCondition(obj client.Object, status *v1alpha1.ConnectionStatus, cond *metav1.Condition,
+	reported bool) {
 	if cond == nil {
 		return
 	}
 	cond.ObservedGeneration = obj.GetGeneration()
 	old := meta.FindStatusCondition(status.Conditions, v1alpha1.ConditionCredentialRotation)
-	if cond.Status == metav1.ConditionFalse && cond.Reason != v1alpha1.ReasonNotRotatable &&
+	if !reported && cond.Status == metav1.ConditionFalse && cond.Reason != v1alpha1.ReasonNotRotatable &&
 		(old == nil || old.Status != cond.Status || old.Message != cond.Message) {
 		r.recorder.Eventf(obj, corev1.EventTypeWarning, cond.Reason, "%s", cond.Message)
 	}

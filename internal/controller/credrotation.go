@@ -163,6 +163,8 @@ type rotationResult struct {
 	// cond is the CredentialRotation condition; nil leaves it as it was.
 	cond    *metav1.Condition
 	requeue time.Duration
+	// reported: an event already says why cond is False.
+	reported bool
 }
 
 // secretRef locates the connection's credentials Secret, or says why there is none the
@@ -309,7 +311,7 @@ func (r *rotation) idle(ctx context.Context, s *corev1.Secret, rec rotationRecor
 		r.status.NextRotationAt = timePtr(due)
 	}
 	if !manual && (due.IsZero() || r.now.Before(due)) {
-		res := rotationResult{cond: r.scheduledCondition(rec)}
+		res := rotationResult{cond: r.scheduledCondition(rec), reported: rec.Phase == recordRolledBack}
 		if !due.IsZero() {
 			res.requeue = due.Sub(r.now)
 		}
@@ -324,7 +326,7 @@ func (r *rotation) idle(ctx context.Context, s *corev1.Secret, rec rotationRecor
 // scheduledCondition is the condition of an idle connection.
 func (r *rotation) scheduledCondition(rec rotationRecord) *metav1.Condition {
 	if rec.Phase == recordRolledBack {
-		msg := "the last rotation was rolled back: " + rec.Reason
+		msg := "the last rotation did not complete: " + rec.Reason
 		if r.status.NextRotationAt != nil {
 			msg += fmt.Sprintf("; next attempt at %s", r.status.NextRotationAt.UTC().Format(time.RFC3339))
 		}
@@ -546,7 +548,7 @@ func (r *rotation) rollback(ctx context.Context, s *corev1.Secret, rec rotationR
 	r.finish(rec)
 	r.status.Phase, r.status.NewCredID, r.status.PreviousCredID = "", "", ""
 	return rotationResult{cond: rotationCondition(metav1.ConditionFalse, v1alpha1.ReasonRotationFailed, "rolled back: "+reason),
-		requeue: rotationPoll}, nil
+		requeue: rotationPoll, reported: true}, nil
 }
 
 // abandon drops a staged key whose credential Dfns refused or deactivated: the credential in
@@ -563,7 +565,7 @@ func (r *rotation) abandon(ctx context.Context, s *corev1.Secret, rec rotationRe
 	r.finish(rec)
 	r.status.Phase, r.status.NewCredID, r.status.PreviousCredID = "", "", ""
 	return rotationResult{cond: rotationCondition(metav1.ConditionFalse, v1alpha1.ReasonRotationFailed, "abandoned: "+reason),
-		requeue: rotationPoll}, nil
+		requeue: rotationPoll, reported: true}, nil
 }
 
 // refusesRegistration reports whether Dfns refused a registration for good: a 4xx other than

@@ -205,6 +205,9 @@ func signsThrough(ns, conn, name string, labels ...string) {
 	sa.Labels = l
 	sa.Spec.ConnectionRef = via(conn)
 	Expect(k8sClient.Create(ctx, sa)).To(Succeed())
+	// Deleted while the connection still exists (cleanups run in reverse order).
+	DeferCleanup(deleteAndWait, p)
+	DeferCleanup(deleteAndWait, sa)
 	waitReady(p)
 	waitReady(sa)
 }
@@ -396,7 +399,8 @@ var _ = Describe("A rotation of the operator's credential interrupted", func() {
 		By("someone deactivating it in Dfns")
 		Expect(newClient(loginCredentials(sbServer.URL, u)).DeactivateCredential(ctx, credentialUUID(u, staged))).To(Succeed())
 		eventually(rotationCond(c)).Should(And(Not(BeNil()), HaveField("Reason", v1alpha1.ReasonRotationFailed),
-			HaveField("Message", ContainSubstring("abandoned"))))
+			HaveField("Message", ContainSubstring("credential "+staged+" was deactivated in Dfns before it was used"))))
+		Expect(hasEvent(c, corev1.EventTypeWarning, eventRotationFailed)()).To(BeTrue())
 		Expect(c.Status.Credential).To(And(HaveField("CredID", u.CredID), HaveField("Phase", BeEmpty()), HaveField("RotateRequest", "1")))
 		Expect(operatorSecret(Default, c.Name).Data).NotTo(HaveKey(keyNextCredID))
 		Expect(credentialStates(u)).To(Equal(map[string]bool{u.CredID: true, staged: false}))
@@ -540,7 +544,7 @@ var _ = Describe("Rotating the manager's mounted credentials", func() {
 			PrivateKeyPEM: s.Data[keyPreviousPrivateKey]}).DeactivateCredential(ctx, credentialUUID(u, refused))).To(Succeed())
 		k.paused.Store(false)
 		eventually(rotationCond(c)).Should(And(Not(BeNil()), HaveField("Reason", v1alpha1.ReasonRotationFailed),
-			HaveField("Message", ContainSubstring("rolled back: credential "+refused+" does not log in"))))
+			HaveField("Message", ContainSubstring("credential "+refused+" does not log in"))))
 		eventually(credentialOf(c)).Should(And(HaveField("CredID", first), HaveField("RotateRequest", "2")))
 		connectionReady(c, &c.Status)
 		Expect(string(operatorSecret(Default, name).Data[dfns.FileCredID])).To(Equal(first))
@@ -552,7 +556,8 @@ var _ = Describe("Rotating the manager's mounted credentials", func() {
 		eventually(credentialOf(c)).Should(And(Not(BeNil()), HaveField("Phase", v1alpha1.CredentialPhaseWritten)))
 		unread := c.Status.Credential.NewCredID
 		Eventually(rotationCond(c)).WithTimeout(30 * time.Second).WithPolling(200 * time.Millisecond).Should(And(Not(BeNil()),
-			HaveField("Message", ContainSubstring("rolled back: the manager still signs with "+first))))
+			HaveField("Message", ContainSubstring("the manager still signs with "+first))))
+		Expect(readRecord(operatorSecret(Default, name))).To(And(HaveField("Phase", recordRolledBack), HaveField("NewCredID", unread)))
 		k.paused.Store(false)
 		eventually(func() map[string]bool { return credentialStates(u) }).Should(Equal(
 			map[string]bool{u.CredID: false, first: true, refused: false, unread: false}))
