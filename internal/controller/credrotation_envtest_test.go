@@ -258,6 +258,36 @@ var _ = Describe("Rotating the operator's own credential", func() {
 		Expect(rotationEvents(c)).To(inOrder(eventRotationStarted, eventCredentialRotated))
 	})
 
+	It("rotates a DfnsConnection's credential in its namespace's Secret, on a schedule", func() {
+		ns := newNamespace()
+		u, err := sb2.CreateUser("tenant-"+ns+"@org2.example", true)
+		Expect(err).NotTo(HaveOccurred())
+		credentialsSecret(ns, "org2", loginData(sb2Server.URL, u))
+		conn := &v1alpha1.DfnsConnection{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "org2"},
+			Spec: v1alpha1.DfnsConnectionSpec{ConnectionSpec: v1alpha1.ConnectionSpec{
+				Credentials:        v1alpha1.ConnectionCredentials{SecretRef: &v1alpha1.SecretReference{Name: "org2"}},
+				CredentialRotation: &v1alpha1.CredentialRotation{Every: metav1.Duration{Duration: time.Hour}}}}}
+		Expect(k8sClient.Create(ctx, conn)).To(Succeed())
+		DeferCleanup(func() { Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, conn))).To(Succeed()) })
+		connectionReady(conn, &conn.Status)
+		askRotation(conn, "tenant-1")
+		eventually(func(g Gomega) {
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(conn), conn)).To(Succeed())
+			g.Expect(conn.Status.Credential).To(And(Not(BeNil()), HaveField("CredID", Not(Equal(u.CredID))),
+				HaveField("Phase", BeEmpty()), HaveField("RotateRequest", "tenant-1"), HaveField("NextRotationAt", Not(BeNil()))))
+		}).Should(Succeed())
+		next := conn.Status.Credential.CredID
+		var s corev1.Secret
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "org2"}, &s)).To(Succeed())
+		Expect(string(s.Data[dfns.FileCredID])).To(Equal(next))
+		states := map[string]bool{}
+		for _, cr := range sb2.UserCredentials(u.UserID) {
+			states[cr.CredID] = cr.IsActive
+		}
+		Expect(states).To(Equal(map[string]bool{u.CredID: false, next: true}))
+		Expect(sb2.UserCredentials(u.UserID)[1].Name).To(HavePrefix("dfns-operator " + ns + "/org2 "))
+	})
+
 	It("says what it cannot rotate: a token, or mounted credentials whose Secret the manager was not told", func() {
 		ns := newNamespace()
 		_, pub, err := dfns.GenerateKey(dfns.KeyECDSAP256)
