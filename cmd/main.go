@@ -76,6 +76,7 @@ type flags struct {
 	leaderElect            bool
 
 	credentialsDir          string
+	credentialsSecret       string
 	apiURL                  string
 	qps                     float64
 	burst                   int
@@ -107,6 +108,10 @@ func registerFlags(fs *flag.FlagSet, f *flags) {
 	fs.StringVar(&f.credentialsDir, "dfns-credentials-dir", "/var/run/secrets/dfns",
 		"Directory with the operator's Dfns credentials, one file per key (DFNS_API_URL, DFNS_ORG_ID, "+
 			"DFNS_USERNAME or DFNS_AUTH_TOKEN, DFNS_CRED_ID, DFNS_PRIVATE_KEY, optional ca.crt). Re-read when it changes.")
+	fs.StringVar(&f.credentialsSecret, "dfns-credentials-secret", "",
+		"Name of the Secret, in the manager's namespace, mounted at --dfns-credentials-dir: a rotation of the mounted "+
+			"credentials (spec.credentialRotation, or the access.dfns.io/rotate-credential annotation) writes the new "+
+			"credential into it. Empty: the mounted credentials are not rotated.")
 	fs.StringVar(&f.apiURL, "dfns-api-url", "", "Dfns API base URL; overrides DFNS_API_URL from the credentials.")
 	fs.Float64Var(&f.qps, "dfns-qps", 10,
 		"Requests per second to Dfns per connection, unless its spec.rateLimit says otherwise.")
@@ -275,6 +280,7 @@ func run(f flags) error {
 		OperatorNamespace:       ns,
 		ConnectionAPIURLs:       splitList(f.connectionAPIURLs),
 		OwnershipKey:            key,
+		MountedSecret:           f.credentialsSecret,
 		SyncPeriod:              f.syncPeriod,
 		MaxConcurrentReconciles: f.maxConcurrentReconciles,
 	}); err != nil {
@@ -298,7 +304,8 @@ func run(f flags) error {
 		return fmt.Errorf("adding the readiness check: %w", err)
 	}
 
-	setupLog.Info("Starting manager", "dfnsCredentialsDir", f.credentialsDir, "syncPeriod", f.syncPeriod,
+	setupLog.Info("Starting manager", "dfnsCredentialsDir", f.credentialsDir, "dfnsCredentialsSecret", f.credentialsSecret,
+		"syncPeriod", f.syncPeriod,
 		"namespace", ns, "watchNamespaces", f.namespaces())
 	return mgr.Start(ctrl.SetupSignalHandler())
 }

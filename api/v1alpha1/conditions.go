@@ -23,6 +23,25 @@ const (
 	ConditionReady = "Ready"
 	// ConditionSynced is True when the last reconcile reached Dfns and converged.
 	ConditionSynced = "Synced"
+	// ConditionCredentialRotation (connections) is True when the operator can replace its own
+	// Key credential and nothing is failing; it says when the next rotation is due, or which
+	// step one is at.
+	ConditionCredentialRotation = "CredentialRotation"
+)
+
+// Reasons of a connection's CredentialRotation condition.
+const (
+	// ReasonRotationScheduled (True): no rotation under way; the message says when the next
+	// one is due, or that only the access.dfns.io/rotate-credential annotation starts one.
+	ReasonRotationScheduled = "Scheduled"
+	// ReasonRotating (True): a rotation is under way; the message names the step.
+	ReasonRotating = "Rotating"
+	// ReasonRotationFailed (False): the last rotation step failed or the rotation was rolled
+	// back; the credential in use still works. The message says why.
+	ReasonRotationFailed = "RotationFailed"
+	// ReasonNotRotatable (False): there is nothing the operator can rotate: token mode, or
+	// credentials in a Secret it does not know or may not write.
+	ReasonNotRotatable = "NotRotatable"
 )
 
 // Condition reasons. They are API: tools and users match on them.

@@ -120,6 +120,22 @@ type ConnectionSpec struct {
 	// rateLimit is the connection's own client-side rate limiter. Default: the manager's flags.
 	// +optional
 	RateLimit *RateLimit `json:"rateLimit,omitempty"`
+	// credentialRotation replaces the operator's own Key credential on a schedule. It needs
+	// login mode and credentials in a Secret the operator may write: credentials.secretRef, or
+	// mounted credentials whose Secret the manager is told (--dfns-credentials-secret).
+	// Without it, the credential is replaced only when the annotation
+	// access.dfns.io/rotate-credential changes.
+	// +optional
+	CredentialRotation *CredentialRotation `json:"credentialRotation,omitempty"`
+}
+
+// CredentialRotation schedules the replacement of the operator's own Key credential.
+type CredentialRotation struct {
+	// every is how long a credential is used before it is replaced, counted from its creation
+	// in Dfns (e.g. 720h). At least 1h.
+	// +required
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1h')",message="every must be at least 1h"
+	Every metav1.Duration `json:"every"`
 }
 
 // Adoption says whether resources may adopt existing Dfns objects.
@@ -211,14 +227,65 @@ type ConnectionStatus struct {
 	// status changes, it is refreshed hourly rather than at every check.
 	// +optional
 	LastCheckedAt *metav1.Time `json:"lastCheckedAt,omitempty"`
+	// credential is the operator's own Key credential, as the connection uses it (login mode
+	// only), and its rotation.
+	// +optional
+	Credential *ConnectionCredentialStatus `json:"credential,omitempty"`
 	// observedGeneration is the generation the status describes.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-	// conditions: Ready says whether the credentials work (logged in, or token accepted).
+	// conditions: Ready says whether the credentials work (logged in, or token accepted);
+	// CredentialRotation whether the operator can replace its own Key credential, and how far
+	// a rotation is.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// Phases of a credential rotation (ConnectionCredentialStatus.Phase).
+const (
+	// CredentialPhaseStaged: the new key is saved in the Secret (DFNS_NEXT_*) and being
+	// registered in Dfns; the credential in use is unchanged.
+	CredentialPhaseStaged = "Staged"
+	// CredentialPhaseWritten: the new credential is in DFNS_CRED_ID and DFNS_PRIVATE_KEY, the
+	// previous one in DFNS_PREVIOUS_*, both active in Dfns; the new one is being confirmed
+	// before the previous one is deactivated.
+	CredentialPhaseWritten = "Written"
+)
+
+// ConnectionCredentialStatus is the operator's own Key credential. It names credentials by
+// their credId, which is no secret.
+type ConnectionCredentialStatus struct {
+	// credId is the Key credential the operator signs with.
+	// +optional
+	CredID string `json:"credId,omitempty"`
+	// createdAt is when Dfns created that credential (read when rotation is scheduled or
+	// asked for).
+	// +optional
+	CreatedAt *metav1.Time `json:"createdAt,omitempty"`
+	// nextRotationAt is when it is due to be replaced: createdAt plus credentialRotation.every
+	// (later after a rotation that failed).
+	// +optional
+	NextRotationAt *metav1.Time `json:"nextRotationAt,omitempty"`
+	// phase is the step of the rotation under way: Staged or Written; empty when none is.
+	// +optional
+	// +kubebuilder:validation:Enum=Staged;Written
+	Phase string `json:"phase,omitempty"`
+	// newCredId is the credential a rotation under way introduces.
+	// +optional
+	NewCredID string `json:"newCredId,omitempty"`
+	// previousCredId is the credential a rotation under way replaces, or the last rotation
+	// deactivated.
+	// +optional
+	PreviousCredID string `json:"previousCredId,omitempty"`
+	// lastRotatedAt is when the last rotation finished (or was rolled back).
+	// +optional
+	LastRotatedAt *metav1.Time `json:"lastRotatedAt,omitempty"`
+	// rotateRequest is the last value of the access.dfns.io/rotate-credential annotation a
+	// rotation was made for.
+	// +optional
+	RotateRequest string `json:"rotateRequest,omitempty"`
 }
 
 // +kubebuilder:object:root=true
@@ -228,6 +295,8 @@ type ConnectionStatus struct {
 // +kubebuilder:printcolumn:name="Org",type=string,JSONPath=`.status.orgId`
 // +kubebuilder:printcolumn:name="Identity",type=string,JSONPath=`.status.identity`
 // +kubebuilder:printcolumn:name="Checked",type=date,JSONPath=`.status.lastCheckedAt`
+// +kubebuilder:printcolumn:name="Credential",type=string,JSONPath=`.status.credential.credId`,priority=1
+// +kubebuilder:printcolumn:name="Next-Rotation",type=date,JSONPath=`.status.credential.nextRotationAt`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 
 // ClusterDfnsConnection is a Dfns identity the operator acts as, shared by the namespaces it
@@ -260,6 +329,8 @@ type ClusterDfnsConnectionList struct {
 // +kubebuilder:printcolumn:name="Org",type=string,JSONPath=`.status.orgId`
 // +kubebuilder:printcolumn:name="Identity",type=string,JSONPath=`.status.identity`
 // +kubebuilder:printcolumn:name="Checked",type=date,JSONPath=`.status.lastCheckedAt`
+// +kubebuilder:printcolumn:name="Credential",type=string,JSONPath=`.status.credential.credId`,priority=1
+// +kubebuilder:printcolumn:name="Next-Rotation",type=date,JSONPath=`.status.credential.nextRotationAt`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 
 // DfnsConnection is a Dfns identity, held in a Secret of its own namespace, that the

@@ -43,6 +43,14 @@ const (
 	AnnotationCreatePending = "access.dfns.io/create-pending"
 	// AnnotationRotate: changing it to any new value rotates the resource's token or secret once.
 	AnnotationRotate = "access.dfns.io/rotate"
+	// AnnotationRotateCredential, on a connection: changing it to any new value replaces the
+	// operator's own Key credential once (docs/architecture.md, "Rotating the operator's
+	// credential").
+	AnnotationRotateCredential = "access.dfns.io/rotate-credential"
+	// AnnotationCredentialRotation is written by the operator on a connection's credentials
+	// Secret: the rotation under way, or the last one, as JSON. Together with the Secret's
+	// DFNS_NEXT_* and DFNS_PREVIOUS_* keys it is what a rotation resumes from.
+	AnnotationCredentialRotation = "access.dfns.io/credential-rotation"
 	// AnnotationPrevious lists the Dfns objects a rotation superseded, each with the time it is
 	// retired and the operator's proof that it was this resource's, as JSON. Written in the
 	// same patch that records the new object's ID, so that a crash never forgets one.

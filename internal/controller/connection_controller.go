@@ -63,6 +63,7 @@ type connectionReconciler struct {
 	period   time.Duration
 	timeout  time.Duration
 	recorder driver.EventRecorder
+	rotator  *credentialRotator
 }
 
 // Reconcile checks one connection.
@@ -95,7 +96,7 @@ func (r *connectionReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	before := obj.DeepCopyObject().(client.Object)
-	acct, err := r.check(ctx, key, ref.String(), obj.GetUID(), *spec, secrets)
+	acct, cl, err := r.check(ctx, key, ref.String(), obj.GetUID(), *spec, secrets)
 	ready := metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: reasonConnected,
 		Message: "the credentials work", ObservedGeneration: obj.GetGeneration()}
 	switch {
@@ -111,12 +112,6 @@ func (r *connectionReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	old := meta.FindStatusCondition(status.Conditions, v1alpha1.ConditionReady)
 	changed := old == nil || old.Status != ready.Status || old.Reason != ready.Reason
 	meta.SetStatusCondition(&status.Conditions, ready)
-	// lastCheckedAt alone is refreshed hourly, not at every check: at rest a connection costs
-	// the API server no write per sync period.
-	if now := metav1.Now(); status.LastCheckedAt == nil || now.Sub(status.LastCheckedAt.Time) >= lastCheckedRefresh ||
-		!equality.Semantic.DeepEqual(before, obj) {
-		status.LastCheckedAt = &now
-	}
 	if ready.Status == metav1.ConditionTrue {
 		connectionReadyGauge.WithLabelValues(key).Set(1)
 	} else {
@@ -129,34 +124,66 @@ func (r *connectionReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 			r.recorder.Eventf(obj, corev1.EventTypeWarning, ready.Reason, "%s", ready.Message)
 		}
 	}
+	requeue := r.period
+	if cl != nil {
+		res := r.rotator.reconcile(ctx, &rotationInput{obj: obj, key: key, spec: *spec, secrets: secrets, cl: cl, checkErr: err, old: status.Credential})
+		status.Credential = res.status
+		r.setRotationCondition(obj, status, res.cond, res.reported)
+		if res.requeue > 0 && res.requeue < requeue {
+			requeue = res.requeue
+		}
+	}
+	// lastCheckedAt alone is refreshed hourly, not at every check: at rest a connection costs
+	// the API server no write per sync period.
+	if now := metav1.Now(); status.LastCheckedAt == nil || now.Sub(status.LastCheckedAt.Time) >= lastCheckedRefresh ||
+		!equality.Semantic.DeepEqual(before, obj) {
+		status.LastCheckedAt = &now
+	}
 	if !equality.Semantic.DeepEqual(before, obj) {
 		if err := r.client.Status().Patch(ctx, obj, client.MergeFrom(before)); err != nil && !apierrors.IsNotFound(err) {
 			return ctrl.Result{}, fmt.Errorf("patching status: %w", err)
 		}
 	}
-	return ctrl.Result{RequeueAfter: r.period}, nil
+	return ctrl.Result{RequeueAfter: requeue}, nil
 }
 
 // lastCheckedRefresh is how old a connection's status.lastCheckedAt may grow while nothing else
 // in its status changes.
 const lastCheckedRefresh = time.Hour
 
-// check proves the connection's credentials against Dfns.
+// setRotationCondition sets the CredentialRotation condition (nil: leave it), with a warning
+// event when it turns False or says something new while False, unless one was recorded already.
+func (r *connectionReconciler) setRotationCondition(obj client.Object, status *v1alpha1.ConnectionStatus, cond *metav1.Condition,
+	reported bool) {
+	if cond == nil {
+		return
+	}
+	cond.ObservedGeneration = obj.GetGeneration()
+	old := meta.FindStatusCondition(status.Conditions, v1alpha1.ConditionCredentialRotation)
+	if !reported && cond.Status == metav1.ConditionFalse && cond.Reason != v1alpha1.ReasonNotRotatable &&
+		(old == nil || old.Status != cond.Status || old.Message != cond.Message) {
+		r.recorder.Eventf(obj, corev1.EventTypeWarning, cond.Reason, "%s", cond.Message)
+	}
+	meta.SetStatusCondition(&status.Conditions, *cond)
+}
+
+// check proves the connection's credentials against Dfns. It returns the connection's client
+// whenever there is one, even when the check fails.
 func (r *connectionReconciler) check(ctx context.Context, key, name string, uid types.UID, spec v1alpha1.ConnectionSpec,
-	secrets string) (acct struct{ OrgID, Identity string }, err error) {
-	cl, err := r.conns.client(ctx, key, name, uid, spec, secrets)
+	secrets string) (acct struct{ OrgID, Identity string }, cl *connectionClient, err error) {
+	cl, err = r.conns.client(ctx, key, name, uid, spec, secrets)
 	if err != nil {
-		return acct, err
+		return acct, nil, err
 	}
 	if _, err := cl.source.Credentials(); err != nil {
-		return acct, err
+		return acct, cl, err
 	}
 	a, err := cl.api.Check(ctx)
 	if err != nil {
-		return acct, fmt.Errorf("checking the credentials against Dfns: %w", err)
+		return acct, cl, fmt.Errorf("checking the credentials against Dfns: %w", err)
 	}
 	acct.OrgID, acct.Identity = a.OrgID, a.Identity
-	return acct, nil
+	return acct, cl, nil
 }
 
 // invalidLimits finds what in limits the API server could not check: the webhook URL
@@ -176,16 +203,18 @@ func invalidLimits(limits *v1alpha1.ConnectionLimits) string {
 // setupConnections registers the controllers of both connection kinds.
 func setupConnections(mgr ctrl.Manager, opts Options, conns *connections) error {
 	c := mgr.GetClient()
+	rotator := &credentialRotator{client: c, reader: mgr.GetAPIReader(), conns: conns, recorder: opts.EventRecorder, now: opts.Now,
+		mountedSecret: opts.MountedSecret, confirmTimeout: opts.CredentialConfirmTimeout, retry: min(opts.SyncPeriod, 10*time.Second)}
 	for _, cluster := range []bool{true, false} {
 		r := &connectionReconciler{client: c, conns: conns, cluster: cluster, period: opts.SyncPeriod,
-			timeout: opts.ReconcileTimeout, recorder: opts.EventRecorder}
+			timeout: opts.ReconcileTimeout, recorder: opts.EventRecorder, rotator: rotator}
 		var obj client.Object = &v1alpha1.DfnsConnection{}
 		name := "dfnsconnection"
 		if cluster {
 			obj, name = &v1alpha1.ClusterDfnsConnection{}, "clusterdfnsconnection"
 		}
 		bySecret := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, s client.Object) []reconcile.Request {
-			return connectionsUsingSecret(ctx, c, cluster, conns.operatorNamespace, s)
+			return connectionsUsingSecret(ctx, c, cluster, conns.operatorNamespace, opts.MountedSecret, s)
 		})
 		err := ctrl.NewControllerManagedBy(mgr).For(obj).Named(name).
 			Watches(&corev1.Secret{}, bySecret).
@@ -197,8 +226,11 @@ func setupConnections(mgr ctrl.Manager, opts Options, conns *connections) error 
 	return nil
 }
 
-// connectionsUsingSecret maps a Secret to the connections whose credentials it holds.
-func connectionsUsingSecret(ctx context.Context, c client.Reader, cluster bool, operatorNamespace string, s client.Object) []reconcile.Request {
+// connectionsUsingSecret maps a Secret to the connections whose credentials it holds: by
+// secretRef, and, for the manager's mounted Secret (mountedSecret in the operator's
+// namespace), every ClusterDfnsConnection with mounted credentials.
+func connectionsUsingSecret(ctx context.Context, c client.Reader, cluster bool, operatorNamespace, mountedSecret string,
+	s client.Object) []reconcile.Request {
 	var reqs []reconcile.Request
 	add := func(ns, name string, ref *v1alpha1.SecretReference) {
 		if ref != nil && ref.Name == s.GetName() {
@@ -212,6 +244,9 @@ func connectionsUsingSecret(ctx context.Context, c client.Reader, cluster bool, 
 		}
 		for _, cc := range list.Items {
 			add("", cc.Name, cc.Spec.Credentials.SecretRef)
+			if cc.Spec.Credentials.Mounted != nil && mountedSecret != "" && s.GetName() == mountedSecret {
+				reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Name: cc.Name}})
+			}
 		}
 		return reqs
 	}

@@ -234,6 +234,16 @@ func (c *connections) tenantURLAllowed(data map[string][]byte) bool {
 	return slices.Contains(c.tenantURLs, url)
 }
 
+// readAgain makes the next use of a connection's client read its Secret again (a DfnsConnection's
+// is otherwise read once per sync period): a rotation just wrote it.
+func (c *connections) readAgain(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cl := c.clients[key]; cl != nil {
+		cl.readAt = time.Time{}
+	}
+}
+
 // forget drops the client of a connection that was deleted, and its metric series.
 func (c *connections) forget(key string) {
 	c.mu.Lock()

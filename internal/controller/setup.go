@@ -70,6 +70,13 @@ type Options struct {
 	// Now tells the time (default time.Now): token renewals and grace periods follow it. Tests
 	// move it with the sandbox's clock.
 	Now func() time.Time
+	// MountedSecret names the Secret, in OperatorNamespace, that is mounted as the Mounted
+	// credentials directory: the Secret a rotation of the mounted credentials writes. Empty:
+	// mounted credentials are not rotated.
+	MountedSecret string
+	// CredentialConfirmTimeout is how long the manager may take to read a rotated credential
+	// before the rotation is rolled back. Default: DefaultCredentialConfirmTimeout.
+	CredentialConfirmTimeout time.Duration
 
 	conns *connections
 }
@@ -135,6 +142,9 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	}
 	if opts.MaxConcurrentReconciles <= 0 {
 		opts.MaxConcurrentReconciles = 1
+	}
+	if opts.CredentialConfirmTimeout <= 0 {
+		opts.CredentialConfirmTimeout = DefaultCredentialConfirmTimeout
 	}
 	if opts.EventRecorder == nil {
 		opts.EventRecorder = recorderAdapter{mgr.GetEventRecorder("dfns-operator")}

@@ -69,9 +69,13 @@ const syncPeriod = time.Second
 // own so that it can stop it while it deletes and recreates them.
 const restoreMode = "restore"
 
-// testModeLabel selects which of the suite's two managers reconciles a resource: the main one
-// (login mode) or the token-mode one.
+// testModeLabel selects which of the suite's managers reconciles a resource: the main one
+// (login mode), the token-mode one, the restore one, or the one whose mounted credentials
+// rotate (mountedMode, which alone sees the ClusterDfnsConnections so labelled).
 const testModeLabel = "test.dfns.io/mode"
+
+// mountedMode labels the resources of the spec that rotates a manager's mounted credentials.
+const mountedMode = "mounted"
 
 var (
 	ctx        context.Context
@@ -294,15 +298,20 @@ func testClient(name string, creds dfns.CredentialsSource, rate v1alpha1.RateLim
 // (login mode and token mode); each sees only the resources labelled with its mode. A manager
 // still reconciles what a watch enqueues (an owned Secret), so the token-mode one runs only for
 // its spec: stop ends it and waits until it has stopped.
-func startManager(mounted dfns.CredentialsSource, mode string) (stop func()) {
+func startManager(mounted dfns.CredentialsSource, mode string, configure ...func(*Options)) (stop func()) {
 	sel := labels.SelectorFromSet(labels.Set{testModeLabel: mode})
 	if mode == "login" {
 		sel = labels.NewSelector()
-		req, err := labels.NewRequirement(testModeLabel, selection.NotIn, []string{"token", restoreMode})
+		req, err := labels.NewRequirement(testModeLabel, selection.NotIn, []string{"token", restoreMode, mountedMode})
 		Expect(err).NotTo(HaveOccurred())
 		sel = sel.Add(*req)
 	}
 	opts := CacheOptions(DefaultOperatorNamespace, nil)
+	// The mounted-rotation manager has credentials of its own: it alone sees the connections
+	// labelled with its mode, which the main manager does not see.
+	if mode == "login" || mode == mountedMode {
+		opts.ByObject[&v1alpha1.ClusterDfnsConnection{}] = cache.ByObject{Label: sel}
+	}
 	opts.ByObject[&v1alpha1.DfnsServiceAccount{}] = cache.ByObject{Label: sel}
 	opts.ByObject[&v1alpha1.DfnsPermission{}] = cache.ByObject{Label: sel}
 	opts.ByObject[&v1alpha1.DfnsPermissionAssignment{}] = cache.ByObject{Label: sel}
@@ -317,8 +326,12 @@ func startManager(mounted dfns.CredentialsSource, mode string) (stop func()) {
 	})
 	Expect(err).NotTo(HaveOccurred())
 	rec := tee{capture, recorderAdapter{mgr.GetEventRecorder("dfns-operator")}}
-	Expect(Setup(mgr, Options{Mounted: mounted, NewClient: testClient, SyncPeriod: syncPeriod, EventRecorder: rec, MaxConcurrentReconciles: 2,
-		OwnershipKey: ownershipKey, ConnectionAPIURLs: []string{sb2Server.URL}, Now: clock.Now})).To(Succeed())
+	setup := Options{Mounted: mounted, NewClient: testClient, SyncPeriod: syncPeriod, EventRecorder: rec, MaxConcurrentReconciles: 2,
+		OwnershipKey: ownershipKey, ConnectionAPIURLs: []string{sb2Server.URL}, Now: clock.Now}
+	for _, f := range configure {
+		f(&setup)
+	}
+	Expect(Setup(mgr, setup)).To(Succeed())
 	watchForCapture(mgr)
 	mctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})

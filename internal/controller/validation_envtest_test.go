@@ -26,6 +26,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
@@ -113,6 +115,24 @@ var _ = Describe("The CRDs", func() {
 		Entry("an unknown operation", []v1alpha1.Operation{"Wallets:Steal"}, v1alpha1.DeletionPolicyDelete),
 		Entry("no operations", []v1alpha1.Operation{}, v1alpha1.DeletionPolicyDelete),
 		Entry("deletionPolicy Deactivate", []v1alpha1.Operation{tOpRead}, v1alpha1.DeletionPolicyDeactivate),
+	)
+
+	DescribeTable("refuse a credential rotation schedule that is not a duration of an hour or more",
+		func(every string) {
+			c := &v1alpha1.DfnsConnection{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "rotating"},
+				Spec: v1alpha1.DfnsConnectionSpec{ConnectionSpec: v1alpha1.ConnectionSpec{
+					Credentials:        v1alpha1.ConnectionCredentials{SecretRef: &v1alpha1.SecretReference{Name: "creds"}},
+					CredentialRotation: &v1alpha1.CredentialRotation{Every: metav1.Duration{}}}}}
+			u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(c)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(unstructured.SetNestedField(u, every, "spec", "credentialRotation", "every")).To(Succeed())
+			obj := &unstructured.Unstructured{Object: u}
+			obj.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind(v1alpha1.KindDfnsConnection))
+			Expect(k8sClient.Create(ctx, obj)).To(And(Satisfy(apierrors.IsInvalid), MatchError(ContainSubstring("credentialRotation"))))
+		},
+		Entry("under an hour", "59m"),
+		Entry("zero", "0s"),
+		Entry("words", "monthly"),
 	)
 
 	It("refuses a DfnsWebhook whose description carries the operator's marker", func() {

@@ -1,6 +1,9 @@
 package dfns
 
-import "context"
+import (
+	"context"
+	"fmt"
+)
 
 // This file is the contract between the controllers and the Dfns client: the interfaces the
 // controllers depend on (so that they can be tested with fakes) and the wire types they see.
@@ -109,6 +112,26 @@ type PoliciesAPI interface {
 	DecideApproval(ctx context.Context, id string, req ApprovalDecisionRequest) (*Approval, error)
 }
 
+// CredentialsAPI manages the calling user's own credentials (/auth/credentials): what the
+// operator needs to rotate its Key credential (docs/dfns-api.md §3.6). Only a user logged in
+// with a credential (login mode) may call it.
+type CredentialsAPI interface {
+	// ListCredentials lists the caller's credentials, active or not (not paginated by Dfns).
+	ListCredentials(ctx context.Context) ([]Credential, error)
+	// CreateKeyCredential registers a new Key credential for the caller: a challenge from
+	// POST /auth/credentials/init, answered with the new key, sent to POST /auth/credentials
+	// signed by the client's current credential. The new credential is active at once. It is
+	// never retried once the request may have reached Dfns: list to find out.
+	CreateKeyCredential(ctx context.Context, req NewKeyCredential) (*Credential, error)
+	ActivateCredential(ctx context.Context, credentialUUID string) error
+	// DeactivateCredential deactivates one of the caller's credentials; Dfns refuses to
+	// deactivate the last active one.
+	DeactivateCredential(ctx context.Context, credentialUUID string) error
+	// ConfirmSigning proves that Dfns accepts the client's current credential: it logs in when
+	// needed and has a user action signed (for activating credentialUUID), which it never sends.
+	ConfirmSigning(ctx context.Context, credentialUUID string) error
+}
+
 // API is everything the controllers use.
 type API interface {
 	Identity
@@ -118,6 +141,7 @@ type API interface {
 	PermissionsAPI
 	WebhooksAPI
 	PoliciesAPI
+	CredentialsAPI
 }
 
 // PermissionAssignmentInfo is an identity's view of one of its assignments.
@@ -157,6 +181,38 @@ type AccessToken struct {
 	DateCreated           string                     `json:"dateCreated"`
 	PermissionAssignments []PermissionAssignmentInfo `json:"permissionAssignments"`
 }
+
+// Credential is one of a user's credentials (ListCredentials, CreateKeyCredential), as
+// @dfns/sdk types it: credentialId is the credId a signature names, credentialUuid (cr-…) the
+// ID the activate and deactivate calls take.
+type Credential struct {
+	Kind           string `json:"kind"`
+	CredentialID   string `json:"credentialId"`
+	CredentialUUID string `json:"credentialUuid"`
+	DateCreated    string `json:"dateCreated"`
+	IsActive       bool   `json:"isActive"`
+	Name           string `json:"name"`
+	// PublicKey is a fingerprint of the public key (SHA256:…), not the key.
+	PublicKey      string `json:"publicKey"`
+	RelyingPartyID string `json:"relyingPartyId"`
+	Origin         string `json:"origin"`
+}
+
+// NewKeyCredential is a Key credential to register: its name in Dfns, the credId the client
+// chooses, and its private key (PEM), which signs the registration and never leaves the client.
+type NewKeyCredential struct {
+	Name          string
+	CredID        string
+	PrivateKeyPEM []byte
+}
+
+// String hides the key.
+func (n NewKeyCredential) String() string {
+	return fmt.Sprintf("new Key credential (name %q, credId %s, key set %t)", n.Name, n.CredID, len(n.PrivateKeyPEM) > 0)
+}
+
+// GoString is String.
+func (n NewKeyCredential) GoString() string { return n.String() }
 
 // ServiceAccount is the answer of every service-account call.
 type ServiceAccount struct {

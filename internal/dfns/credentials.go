@@ -232,7 +232,14 @@ func normalizePEM(b []byte) []byte {
 	return b
 }
 
-// readCredentialFiles returns the content of every credentials file present in dir.
+// kubeletData is the symlink through which the kubelet replaces all the files of a mounted
+// Secret at once: dir/KEY links to ..data/KEY, and ..data to the current version's directory.
+const kubeletData = "..data"
+
+// readCredentialFiles returns the content of every credentials file present in dir. In a
+// mounted Secret's layout, every file is read from the one version ..data names, read again if
+// ..data moved meanwhile: file by file through dir, a swap in the middle of the read would mix
+// the credential ID of one version with the key of another (as a rotation's swap would).
 func readCredentialFiles(dir string) (map[string][]byte, error) {
 	info, err := os.Stat(dir)
 	if err != nil {
@@ -244,6 +251,21 @@ func readCredentialFiles(dir string) (map[string][]byte, error) {
 	if !info.IsDir() {
 		return nil, fmt.Errorf("credentials directory %s: not a directory", dir)
 	}
+	for range 3 {
+		version, err := filepath.EvalSymlinks(filepath.Join(dir, kubeletData))
+		if err != nil {
+			break // not a mounted Secret's layout
+		}
+		files, err := readFilesIn(version)
+		if again, aerr := filepath.EvalSymlinks(filepath.Join(dir, kubeletData)); aerr == nil && again == version {
+			return files, err
+		}
+	}
+	return readFilesIn(dir)
+}
+
+// readFilesIn reads the credentials files present in dir.
+func readFilesIn(dir string) (map[string][]byte, error) {
 	files := make(map[string][]byte, len(credentialFiles))
 	for _, name := range credentialFiles {
 		b, err := readCredentialFile(filepath.Join(dir, name))

@@ -4,6 +4,7 @@ package dfns
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -251,6 +252,35 @@ func TestFileCredentialsReload(t *testing.T) {
 			t.Errorf("%s: token %s, same pointer %t; want %s, %t", s.reason, c.AuthToken[:10], c == prev, s.wantToken[:10], s.wantSame)
 		}
 		prev = c
+	}
+}
+
+// TestMountedSecretReadFromOneVersion: the files are read from the version ..data names, never
+// through links that a swap may have left pointing at another version.
+func TestMountedSecretReadFromOneVersion(t *testing.T) {
+	key1, key2 := newTestKey(t, KeyEd25519), newTestKey(t, KeyEd25519)
+	base := map[string]string{FileOrgID: testOrg, FileUsername: testUsername}
+	k := &kubeletDir{t: t, dir: t.TempDir()}
+	v1 := map[string]string{FileCredID: "c1", FilePrivateKey: string(key1.pem)}
+	v2 := map[string]string{FileCredID: "c2", FilePrivateKey: string(key2.pem)}
+	maps.Copy(v1, base)
+	maps.Copy(v2, base)
+	k.publish(v1)
+	k.publish(v2)
+	// The moment of a swap: DFNS_CRED_ID still links into the first version.
+	link := filepath.Join(k.dir, FileCredID)
+	if err := os.Remove(link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join("..v1", FileCredID), link); err != nil {
+		t.Fatal(err)
+	}
+	c, err := LoadCredentials(k.dir)
+	if err != nil {
+		t.Fatalf("LoadCredentials: %v", err)
+	}
+	if c.CredID != "c2" || string(c.PrivateKeyPEM) != strings.TrimSpace(string(key2.pem)) {
+		t.Errorf("read credential %s with the key of another version", c.CredID)
 	}
 }
 

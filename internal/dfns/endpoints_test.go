@@ -173,6 +173,17 @@ func TestEndpoints(t *testing.T) {
 				return c.DecideApproval(ctx, "ap-1", ApprovalDecisionRequest{Value: "Approved", Reason: "ok"})
 			},
 			func(v any) bool { return v.(*Approval).ID == "ap-1" }},
+		{"list credentials", "GET /auth/credentials", items(map[string]any{"kind": "Key", "credentialId": "Y2kt", "credentialUuid": "cr-1",
+			"dateCreated": "2026-01-02T03:04:05.000Z", "isActive": true, "name": "bot", "publicKey": "SHA256:x"}), 200, "-",
+			func(c *Client) (any, error) { return c.ListCredentials(ctx) },
+			func(v any) bool {
+				l := v.([]Credential)
+				return len(l) == 1 && l[0].CredentialID == "Y2kt" && l[0].CredentialUUID == "cr-1" && l[0].IsActive && l[0].Kind == "Key"
+			}},
+		{"activate credential", "PUT /auth/credentials/activate", map[string]string{"message": "success"}, 200, `{"credentialUuid":"cr-1"}`,
+			func(c *Client) (any, error) { return nil, c.ActivateCredential(ctx, "cr-1") }, nil},
+		{"deactivate credential", "PUT /auth/credentials/deactivate", map[string]string{"message": "success"}, 200, `{"credentialUuid":"cr-1"}`,
+			func(c *Client) (any, error) { return nil, c.DeactivateCredential(ctx, "cr-1") }, nil},
 		{"IDs are escaped in paths", "GET /permissions/a%2Fb", pm, 200, "-",
 			func(c *Client) (any, error) { return c.GetPermission(ctx, "a/b") },
 			func(v any) bool { return v.(*Permission).ID == "pm-1" }},

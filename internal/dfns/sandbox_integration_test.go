@@ -271,3 +271,81 @@ func sandboxApproval(t *testing.T, env *sandboxEnv) {
 		t.Errorf("permission after approval: %+v, %v", got, err)
 	}
 }
+
+// TestCredentialRotationAgainstSandbox replaces the client's own Key credential three times
+// (one key type after another), as the operator does: register the new key signed by the
+// current one, switch the credentials source, confirm, deactivate the previous one.
+func TestCredentialRotationAgainstSandbox(t *testing.T) {
+	sb, srv := newSandbox(t)
+	user, err := sb.CreateUser("bot@example.com", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	data := func(credID string, key []byte) map[string][]byte {
+		return map[string][]byte{dfns.FileAPIURL: []byte(srv.URL), dfns.FileOrgID: []byte(user.OrgID), dfns.FileUsername: []byte(user.Username),
+			dfns.FileCredID: []byte(credID), dfns.FilePrivateKey: key, dfns.FileCACert: certPEM(srv)}
+	}
+	src := &dfns.SettableCredentials{}
+	src.Set(data(user.CredID, user.PrivateKeyPEM))
+	c, err := dfns.New(dfns.Options{Credentials: src, QPS: 1000, Burst: 1000, MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	current, currentKey := user.CredID, user.PrivateKeyPEM
+	for i, alg := range []dfns.KeyAlgorithm{dfns.KeyEd25519, dfns.KeyRSA2048, dfns.KeyECDSAP256} {
+		before := sandboxClient(t, srv, dfns.Credentials{Username: user.Username, OrgID: user.OrgID, CredID: current, PrivateKeyPEM: currentKey})
+		key, _, err := dfns.GenerateKey(alg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		credID, err := dfns.GenerateCredID()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 { // the answer is lost after Dfns registered the credential: listing finds it
+			sb.InjectOnce("CreateCredential", sandbox.FaultAnswerLost)
+			if _, err := c.CreateKeyCredential(ctx, dfns.NewKeyCredential{Name: "rotated", CredID: credID, PrivateKeyPEM: key}); !errors.Is(err, dfns.ErrOutcomeUnknown) {
+				t.Fatalf("lost answer: %v, want ErrOutcomeUnknown", err)
+			}
+		} else if _, err := c.CreateKeyCredential(ctx, dfns.NewKeyCredential{Name: "rotated", CredID: credID, PrivateKeyPEM: key}); err != nil {
+			t.Fatalf("CreateKeyCredential(%s): %v", alg, err)
+		}
+		list, err := c.ListCredentials(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		byID := map[string]dfns.Credential{}
+		for _, cr := range list {
+			byID[cr.CredentialID] = cr
+		}
+		if len(list) != i+2 || !byID[credID].IsActive || !byID[current].IsActive {
+			t.Fatalf("after registering %s: %+v", alg, list)
+		}
+		src.Set(data(credID, key))
+		if _, err := c.Check(ctx); err != nil {
+			t.Fatalf("login with the new %s credential: %v", alg, err)
+		}
+		if err := c.ConfirmSigning(ctx, byID[credID].CredentialUUID); err != nil {
+			t.Fatalf("signing with the new %s credential: %v", alg, err)
+		}
+		if err := c.DeactivateCredential(ctx, byID[current].CredentialUUID); err != nil {
+			t.Fatalf("deactivating the previous credential: %v", err)
+		}
+		if _, err := before.Check(ctx); !errors.Is(err, dfns.ErrCredentials) {
+			t.Errorf("the previous credential still logs in: %v", err)
+		}
+		current, currentKey = credID, key
+	}
+	list, err := c.ListCredentials(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := list[len(list)-1]
+	if last.CredentialID != current || !last.IsActive || last.Name != "rotated" {
+		t.Fatalf("credentials at the end: %+v", list)
+	}
+	if err := c.DeactivateCredential(ctx, last.CredentialUUID); !dfns.IsBadRequest(err) {
+		t.Errorf("deactivating the last active credential: %v, want 400", err)
+	}
+}

@@ -64,6 +64,35 @@ func GenerateKey(alg KeyAlgorithm) (privateKeyPEM []byte, publicKeyPEM string, e
 	return pem.EncodeToMemory(&pem.Block{Type: pemPrivateKey, Bytes: der}), pub, nil
 }
 
+// KeyAlgorithmOf names the algorithm of a private key (PEM) among those GenerateKey makes:
+// ECDSA keys of any curve are KeyECDSAP256 (the one curve Dfns and the operator share), RSA
+// keys of any size KeyRSA2048. Errors never quote the key.
+func KeyAlgorithmOf(privateKeyPEM []byte) (KeyAlgorithm, error) {
+	key, err := parsePrivateKey(normalizePEM(privateKeyPEM))
+	if err != nil {
+		return "", err
+	}
+	switch key.(type) {
+	case ed25519.PrivateKey:
+		return KeyEd25519, nil
+	case *rsa.PrivateKey:
+		return KeyRSA2048, nil
+	default:
+		return KeyECDSAP256, nil
+	}
+}
+
+// GenerateCredID makes the credId of a new Key credential: 32 random bytes, base64url
+// without padding, as the official browser key signer chooses it. It is an identifier, not a
+// secret.
+func GenerateCredID() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("generate credId: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
 // PublicKeyPEM encodes a public key as SPKI PEM.
 func PublicKeyPEM(pub crypto.PublicKey) (string, error) {
 	der, err := x509.MarshalPKIXPublicKey(pub)
@@ -145,12 +174,20 @@ func verifyMessage(pub crypto.PublicKey, data, sig []byte) bool {
 }
 
 // clientDataGo is the clientData of the official Go SDK: keys sorted, crossOrigin false.
-func clientDataGo(challenge string) []byte {
+func clientDataGo(challenge string) []byte { return clientDataOf("key.get", challenge) }
+
+// clientDataOf is a Key credential's clientData of the given type ("key.get" to sign a
+// challenge, "key.create" to register a credential): keys sorted, as the Dfns docs ask of a
+// registration, crossOrigin false, no origin.
+func clientDataOf(typ, challenge string) []byte {
 	c, _ := json.Marshal(challenge) // a string always marshals
-	out := make([]byte, 0, len(c)+48)
+	t, _ := json.Marshal(typ)
+	out := make([]byte, 0, len(c)+len(t)+40)
 	out = append(out, `{"challenge":`...)
 	out = append(out, c...)
-	out = append(out, `,"crossOrigin":false,"type":"key.get"}`...)
+	out = append(out, `,"crossOrigin":false,"type":`...)
+	out = append(out, t...)
+	out = append(out, '}')
 	return out
 }
 

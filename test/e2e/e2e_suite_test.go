@@ -82,7 +82,8 @@ var _ = ReportAfterEach(func(r SpecReport) {
 // startManager runs the manager binary as the e2e specs expect it.
 func startManager() {
 	GinkgoHelper()
-	Expect(h.StartManager("--sync-period", "5s", "--max-concurrent-reconciles", "4")).To(Succeed())
+	Expect(h.StartManager("--sync-period", "5s", "--max-concurrent-reconciles", "4",
+		"--dfns-credentials-secret", credentialsSecret)).To(Succeed())
 }
 
 // killManager stops the manager with SIGKILL.

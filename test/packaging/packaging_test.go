@@ -189,7 +189,12 @@ func checkCredentials(t *testing.T, pod corev1.PodSpec) {
 	}
 	vol := slices.IndexFunc(pod.Volumes, func(v corev1.Volume) bool { return v.Name == c.VolumeMounts[mount].Name })
 	if vol < 0 || pod.Volumes[vol].Secret == nil || pod.Volumes[vol].Secret.SecretName != "dfns-credentials" {
-		t.Errorf("the credentials volume must be the Secret dfns-credentials: %+v", pod.Volumes)
+		t.Fatalf("the credentials volume must be the Secret dfns-credentials: %+v", pod.Volumes)
+	}
+	// A rotation of the operator's credential writes the Secret the flag names; it must be the
+	// one mounted, or the manager never reads the new credential (and the rotation rolls back).
+	if want := "--dfns-credentials-secret=" + pod.Volumes[vol].Secret.SecretName; !slices.Contains(c.Args, want) {
+		t.Errorf("manager args %v lack %s", c.Args, want)
 	}
 }
 

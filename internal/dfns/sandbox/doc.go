@@ -1,5 +1,5 @@
 // Package sandbox is an in-memory implementation of the Dfns access API (authentication,
-// user-action signing, service accounts, personal access tokens, users, permissions,
+// user-action signing, a user's own credentials, service accounts, personal access tokens, users, permissions,
 // assignments, policies, approvals and webhooks) for tests, benchmarks and local demos.
 //
 // It models Dfns independently of the project's client (it imports nothing from
@@ -40,6 +40,15 @@
 //     asynchronously; the ping is delivered synchronously with kind "ping" and not stored.
 //   - Faults: "answer-lost" hijacks and closes the connection after the change is
 //     committed (HTTP/2: the stream is aborted).
+//   - Credentials (/auth/credentials): a user manages its own, logged in (service-account
+//     tokens and PATs answer 403); only Key credentials exist. A registration needs a
+//     challenge from /auth/credentials/init (single-use, 5 minutes), clientData of type
+//     key.create with that challenge, and attestationData {publicKey, signature} whose hex
+//     signature by the new key covers {"clientDataHash":<hex SHA-256 of clientData>,
+//     "publicKey":<PEM as sent>} written compactly; the credId is the client's, unique in
+//     the organisation (409). A new credential is active and usable at once; deactivated, it
+//     can neither log in nor sign; the last active one cannot be deactivated (400).
+//     credentialName is 1..100 characters. The list shows every credential, active or not.
 //   - Keys: ECDSA credentials must be P-256 in every mode. The docs allow any curve Node
 //     supports (secp256k1 included), but Go's standard library has no secp256k1.
 //

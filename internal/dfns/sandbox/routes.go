@@ -44,6 +44,13 @@ func (s *Server) buildRoutes() []*route {
 	add("POST", "/auth/action/init", "CreateUserActionChallenge", "", s.actionInit).auth = authToken
 	add("POST", "/auth/action", "CreateUserActionSignature", "", s.actionSign).auth = authToken
 
+	// The caller's own credentials: the registration challenge is not user-action signed.
+	add("GET", "/auth/credentials", "ListCredentials", "", s.listCredentials)
+	add("POST", "/auth/credentials/init", "CreateCredentialChallenge", "", s.credentialInit).auth = authToken
+	add("POST", "/auth/credentials", "CreateCredential", "", s.createCredential)
+	add("PUT", "/auth/credentials/activate", "ActivateCredential", "", s.activateCredential)
+	add("PUT", "/auth/credentials/deactivate", "DeactivateCredential", "", s.deactivateCredential)
+
 	add("GET", "/auth/service-accounts", "ListServiceAccounts", "Auth:ServiceAccounts:Read", s.listServiceAccounts)
 	add("POST", "/auth/service-accounts", "CreateServiceAccount", "Auth:ServiceAccounts:Create", s.createServiceAccount)
 	add("GET", "/auth/service-accounts/{id}", "GetServiceAccount", "Auth:ServiceAccounts:Read", s.getServiceAccount)
