@@ -38,8 +38,8 @@ import (
 // install: the chart's CRDs are templates, and Helm maps every object of a release (and of its
 // hooks, with a discovery it does not refresh) before the CRDs are served, so the chart cannot
 // create the default connection itself until its next upgrade, which then adopts the object
-// created here (it carries the release's ownership labels). See docs/architecture.md,
-// "Packaging".
+// created here (it carries the release's ownership labels). See docs/architecture.md, "The
+// default connection".
 type DefaultConnection struct {
 	Client     client.Client
 	Connection *v1alpha1.ClusterDfnsConnection
