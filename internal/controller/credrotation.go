@@ -300,11 +300,7 @@ func (r *rotation) idle(ctx context.Context, s *corev1.Secret, rec rotationRecor
 	manual := request != "" && request != r.status.RotateRequest
 	var due time.Time
 	if every := r.in.spec.CredentialRotation; every != nil {
-		created := r.now
-		if r.status.CreatedAt != nil {
-			created = r.status.CreatedAt.Time
-		}
-		due = created.Add(every.Every.Duration)
+		due = r.dueAfter(rec, every.Every.Duration)
 		if rec.Phase == recordRolledBack && rec.FinishedAt.Add(rotationRetryAfterFailure).After(due) {
 			due = rec.FinishedAt.Add(rotationRetryAfterFailure)
 		}
@@ -321,6 +317,21 @@ func (r *rotation) idle(ctx context.Context, s *corev1.Secret, rec rotationRecor
 		request = ""
 	}
 	return r.stage(ctx, s, request)
+}
+
+// dueAfter is when a scheduled rotation is due: every after the later of the credential's
+// creation, by Dfns' clock, and the end of the last rotation that made it, by the manager's. The
+// latter keeps a manager whose clock runs ahead of Dfns' by more than every from replacing each
+// new credential at once, forever.
+func (r *rotation) dueAfter(rec rotationRecord, every time.Duration) time.Time {
+	from := r.now
+	if r.status.CreatedAt != nil {
+		from = r.status.CreatedAt.Time
+	}
+	if rec.Phase == recordDone && rec.NewCredID == r.creds.CredID && rec.FinishedAt.After(from) {
+		from = rec.FinishedAt
+	}
+	return from.Add(every)
 }
 
 // scheduledCondition is the condition of an idle connection.
@@ -515,8 +526,8 @@ func (r *rotation) written(ctx context.Context, s *corev1.Secret, rec rotationRe
 	r.finish(rec)
 	r.status.Phase, r.status.NewCredID, r.status.PreviousCredID = "", "", previous
 	r.status.CreatedAt = dfnsTime(made.DateCreated)
-	if every := r.in.spec.CredentialRotation; every != nil && r.status.CreatedAt != nil {
-		r.status.NextRotationAt = timePtr(r.status.CreatedAt.Add(every.Every.Duration))
+	if every := r.in.spec.CredentialRotation; every != nil {
+		r.status.NextRotationAt = timePtr(r.dueAfter(rec, every.Every.Duration))
 	}
 	return rotationResult{cond: r.scheduledCondition(rec)}, nil
 }
@@ -530,9 +541,27 @@ func (r *rotation) finish(rec rotationRecord) {
 }
 
 // rollback puts the previous credential back in the Secret; the new one, still active in
-// Dfns, is deactivated as an orphan once the manager signs with the previous one again.
+// Dfns, is deactivated as an orphan once the manager signs with the previous one again. It
+// never goes back once the new credential was confirmed (the previous one may be deactivated
+// already, by this step or by an earlier attempt whose answer or Secret write was lost), nor
+// when Dfns lists the previous credential as inactive: going back to a credential that
+// does not work would throw away the only one that does. The rotation then stays where it is
+// and the reason is reported until the new credential can be finished with.
 func (r *rotation) rollback(ctx context.Context, s *corev1.Secret, rec rotationRecord, reason string) (rotationResult, error) {
 	next, previous := value(s, dfns.FileCredID), value(s, keyPreviousCredID)
+	if rec.Phase == recordConfirmed {
+		return rotationResult{}, fmt.Errorf("%s; credential %s was confirmed, so the rotation is not rolled back: it is finished "+
+			"once the manager signs with %s again", reason, next, next)
+	}
+	// Unconfirmed, this rotation never deactivated the previous credential (that step follows
+	// the recorded confirmation). Someone else may have: look, where the credential in use can
+	// still list (it cannot when the new one does not log in, the usual reason to go back).
+	if list, err := r.in.cl.api.ListCredentials(ctx); err == nil {
+		if old := findCredential(list, previous); old == nil || !old.IsActive {
+			return rotationResult{}, fmt.Errorf("%s; the previous credential %s is not active in Dfns, so the rotation is not "+
+				"rolled back to it", reason, previous)
+		}
+	}
 	s.Data[dfns.FileCredID], s.Data[dfns.FilePrivateKey] = s.Data[keyPreviousCredID], s.Data[keyPreviousPrivateKey]
 	for _, k := range []string{keyPreviousCredID, keyPreviousPrivateKey, keyNextCredID, keyNextPrivateKey} {
 		delete(s.Data, k)

@@ -258,11 +258,14 @@ var _ = Describe("Rotating the operator's own credential", func() {
 		Expect(rotationEvents(c)).To(inOrder(eventRotationStarted, eventCredentialRotated))
 	})
 
-	It("rotates a DfnsConnection's credential in its namespace's Secret, on a schedule", func() {
+	It("rotates a DfnsConnection's credential in its namespace's Secret: once when due, whatever Dfns' clock says, and when asked", func() {
 		ns := newNamespace()
 		u, err := sb2.CreateUser("tenant-"+ns+"@org2.example", true)
 		Expect(err).NotTo(HaveOccurred())
 		credentialsSecret(ns, "org2", loginData(sb2Server.URL, u))
+		// sb2 keeps the real time and the managers' clock runs ahead of it: the credential just made
+		// looks two hours old, and so does each one the rotation makes.
+		clock.Advance(2 * time.Hour)
 		conn := &v1alpha1.DfnsConnection{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "org2"},
 			Spec: v1alpha1.DfnsConnectionSpec{ConnectionSpec: v1alpha1.ConnectionSpec{
 				Credentials:        v1alpha1.ConnectionCredentials{SecretRef: &v1alpha1.SecretReference{Name: "org2"}},
@@ -270,11 +273,26 @@ var _ = Describe("Rotating the operator's own credential", func() {
 		Expect(k8sClient.Create(ctx, conn)).To(Succeed())
 		DeferCleanup(func() { Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, conn))).To(Succeed()) })
 		connectionReady(conn, &conn.Status)
+		credential := func(g Gomega) *v1alpha1.ConnectionCredentialStatus {
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(conn), conn)).To(Succeed())
+			g.Expect(conn.Status.Credential).NotTo(BeNil())
+			return conn.Status.Credential
+		}
+		var scheduled string
+		eventually(func(g Gomega) {
+			c := credential(g)
+			g.Expect(c).To(And(HaveField("CredID", Not(Equal(u.CredID))), HaveField("Phase", BeEmpty()),
+				HaveField("NextRotationAt", Not(BeNil()))))
+			scheduled = c.CredID
+		}).Should(Succeed())
+		// Due an hour after that rotation ended, by the manager's clock: not again at once.
+		Consistently(func(g Gomega) string { return credential(g).CredID }, 3*time.Second, 200*time.Millisecond).
+			Should(Equal(scheduled))
+
 		askRotation(conn, "tenant-1")
 		eventually(func(g Gomega) {
-			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(conn), conn)).To(Succeed())
-			g.Expect(conn.Status.Credential).To(And(Not(BeNil()), HaveField("CredID", Not(Equal(u.CredID))),
-				HaveField("Phase", BeEmpty()), HaveField("RotateRequest", "tenant-1"), HaveField("NextRotationAt", Not(BeNil()))))
+			g.Expect(credential(g)).To(And(HaveField("CredID", Not(Equal(scheduled))), HaveField("Phase", BeEmpty()),
+				HaveField("RotateRequest", "tenant-1"), HaveField("PreviousCredID", scheduled)))
 		}).Should(Succeed())
 		next := conn.Status.Credential.CredID
 		var s corev1.Secret
@@ -283,9 +301,11 @@ var _ = Describe("Rotating the operator's own credential", func() {
 		states := map[string]bool{}
 		for _, cr := range sb2.UserCredentials(u.UserID) {
 			states[cr.CredID] = cr.IsActive
+			if cr.CredID != u.CredID {
+				Expect(cr.Name).To(HavePrefix("dfns-operator " + ns + "/org2 "))
+			}
 		}
-		Expect(states).To(Equal(map[string]bool{u.CredID: false, next: true}))
-		Expect(sb2.UserCredentials(u.UserID)[1].Name).To(HavePrefix("dfns-operator " + ns + "/org2 "))
+		Expect(states).To(Equal(map[string]bool{u.CredID: false, scheduled: false, next: true}))
 	})
 
 	It("says what it cannot rotate: a token, or mounted credentials whose Secret the manager was not told", func() {
@@ -457,7 +477,10 @@ type fakeKubelet struct {
 	dir, secret string
 	delay       time.Duration
 	paused      atomic.Bool
-	n           int
+	// shown, when set, is written into the directory at the next tick, whatever the Secret
+	// holds: a stale view, as another node's kubelet may show a replica for a while.
+	shown atomic.Pointer[map[string][]byte]
+	n     int
 }
 
 // write puts data into the directory in one atomic swap of ..data.
@@ -504,6 +527,13 @@ func (k *fakeKubelet) run(ctx context.Context, written map[string][]byte) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+		}
+		if shown := k.shown.Swap(nil); shown != nil {
+			if err := k.write(*shown); err != nil {
+				_, _ = fmt.Fprintln(GinkgoWriter, "fake kubelet:", err)
+			}
+			written, pending = *shown, nil
+			continue
 		}
 		var s corev1.Secret
 		if k8sClient.Get(ctx, client.ObjectKey{Namespace: DefaultOperatorNamespace, Name: k.secret}, &s) != nil {
@@ -594,5 +624,42 @@ var _ = Describe("Rotating the manager's mounted credentials", func() {
 		eventually(hasEvent(c, corev1.EventTypeNormal, eventOrphanDeactivated)).Should(BeTrue())
 		connectionReady(c, &c.Status)
 		signsThrough(ns, c.Name, "still", testModeLabel, mountedMode)
+
+		By("never going back once the new credential is confirmed, though the files show the previous one again")
+		record := func(obj string) string {
+			return fmt.Sprintf("(has(%s.metadata.annotations) && %q in %s.metadata.annotations ? %s.metadata.annotations[%q] : '')",
+				obj, v1alpha1.AnnotationCredentialRotation, obj, obj, v1alpha1.AnnotationCredentialRotation)
+		}
+		allow := denySecretWrites(name, record("oldObject")+`.contains('"phase":"Confirmed"') && `+
+			record("object")+`.contains('"phase":"Done"')`)
+		askRotation(c, "4")
+		eventually(rotationCond(c)).Should(And(Not(BeNil()), HaveField("Reason", v1alpha1.ReasonRotationFailed),
+			HaveField("Message", ContainSubstring("removing the deactivated credential"))))
+		confirmed := c.Status.Credential.NewCredID
+		s = operatorSecret(Default, name)
+		Expect(readRecord(s).Phase).To(Equal(recordConfirmed))
+		Expect(credentialStates(u)).To(And(HaveKeyWithValue(first, false), HaveKeyWithValue(confirmed, true)))
+		k.paused.Store(true)
+		stale := map[string][]byte{}
+		for key, v := range s.Data {
+			stale[key] = v
+		}
+		stale[dfns.FileCredID], stale[dfns.FilePrivateKey] = s.Data[keyPreviousCredID], s.Data[keyPreviousPrivateKey]
+		k.shown.Store(&stale)
+		clock.Advance(10 * time.Second) // past the confirmation's time limit
+		eventually(rotationCond(c)).Should(And(Not(BeNil()), HaveField("Message", ContainSubstring("not rolled back"))))
+		s = operatorSecret(Default, name)
+		Expect(string(s.Data[dfns.FileCredID])).To(Equal(confirmed))
+		Expect(readRecord(s).Phase).To(Equal(recordConfirmed))
+
+		allow()
+		k.paused.Store(false)
+		eventually(func(g Gomega) {
+			s := operatorSecret(g, name)
+			g.Expect(readRecord(s).Phase).To(Equal(recordDone))
+			g.Expect(string(s.Data[dfns.FileCredID])).To(Equal(confirmed))
+		}).Should(Succeed())
+		connectionReady(c, &c.Status)
+		signsThrough(ns, c.Name, "confirmed", testModeLabel, mountedMode)
 	})
 })
