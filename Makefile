@@ -88,7 +88,7 @@ test-chaos: ## Kill the manager 10 times amid 20% injected Dfns faults; check no
 
 .PHONY: bench
 bench: ## Measure convergence, Dfns calls, API-server writes, latency and memory (BENCH_N; results in bench/results.json, or bench/results-<N>.json).
-	go test -tags bench ./test/bench/ -count=1 -timeout 60m -v
+	go test -tags bench ./test/bench/ -count=1 -timeout 120m -v
 
 .PHONY: fuzz
 fuzz: ## Run every fuzz target for FUZZTIME each (default 10s).

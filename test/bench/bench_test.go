@@ -215,7 +215,10 @@ func TestBench(t *testing.T) {
 	before := apiRequests(t, h)
 	start := time.Now()
 	createBatch(t, h, ns, n)
+	t.Logf("bench: %d service accounts and %d assignments applied in %.0f s", n, n, time.Since(start).Seconds())
+	converging := profileCPU(t, m, "convergence", 30*time.Second)
 	waitAllReady(t, h, ns, n)
+	<-converging
 	r.ConvergenceSeconds = time.Since(start).Seconds()
 	counters, err := h.Counters()
 	must(t, err)
@@ -482,22 +485,48 @@ func createBatch(t *testing.T, h *harness.Harness, ns string, n int) {
 // client rate limit: it added 25 s to 200 objects' convergence.)
 func waitAllReady(t *testing.T, h *harness.Harness, ns string, n int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	limit := 30*time.Minute + time.Duration(n)*180*time.Millisecond // 60 minutes for 10,000
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
+	start := time.Now()
 	every := max(time.Second, time.Duration(n)*time.Second/500) // a list of 20,000 objects is no light read
-	for !allReady(ctx, t, h, ns, n) {
+	for {
+		accounts, assignments := readyCounts(ctx, t, h, ns)
+		if accounts >= n && assignments >= n {
+			return
+		}
+		if n >= 1000 {
+			calls := -1
+			if c, err := h.Counters(); err == nil {
+				calls = 0
+				for op, v := range c {
+					if !strings.HasPrefix(op, "sandbox:") {
+						calls += v
+					}
+				}
+			}
+			t.Logf("bench: after %3.0f s, Ready: %d service accounts, %d assignments; %d Dfns calls",
+				time.Since(start).Seconds(), accounts, assignments, calls)
+		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("not all Ready after 30 minutes")
+			t.Fatalf("not all Ready after %s", limit)
 		case <-time.After(every):
 		}
 	}
 }
 
-// allReady reports whether the n service accounts and n assignments in ns are all Ready. It
-// lists by pages of 500 (one answer of 20,000 objects failed under load); a failed list is
-// "not yet", tried again at the next poll.
+// allReady reports whether the n service accounts and n assignments in ns are all Ready.
 func allReady(ctx context.Context, t *testing.T, h *harness.Harness, ns string, n int) bool {
+	t.Helper()
+	accounts, assignments := readyCounts(ctx, t, h, ns)
+	return accounts >= n && assignments >= n
+}
+
+// readyCounts counts the Ready service accounts and assignments in ns. It lists by pages of 500
+// (one answer of 20,000 objects failed under load); a failed list counts -1, tried again at the
+// next poll.
+func readyCounts(ctx context.Context, t *testing.T, h *harness.Harness, ns string) (accounts, assignments int) {
 	t.Helper()
 	ready := func(list client.ObjectList) int {
 		count, cont := 0, ""
@@ -520,7 +549,7 @@ func allReady(ctx context.Context, t *testing.T, h *harness.Harness, ns string, 
 			}
 		}
 	}
-	return ready(&v1alpha1.DfnsServiceAccountList{}) >= n && ready(&v1alpha1.DfnsPermissionAssignmentList{}) >= n
+	return ready(&v1alpha1.DfnsServiceAccountList{}), ready(&v1alpha1.DfnsPermissionAssignmentList{})
 }
 
 func must(t *testing.T, err error) {
