@@ -67,6 +67,17 @@ type link struct {
 	// self is the username of the Dfns user the connection logs in as ("" in token mode): no
 	// resource may manage it, or a DfnsUser could deactivate the operator.
 	self string
+	// operators lists the usernames every connection the manager knows logs in as: a DfnsUser
+	// of one connection must not manage the identity of another either.
+	operators func() map[string]bool
+}
+
+// isOperator reports whether email is the Dfns user this or another connection acts as.
+func (l link) isOperator(email string) bool {
+	if l.self != "" && emailKey(email) == emailKey(l.self) {
+		return true
+	}
+	return l.operators != nil && l.operators()[emailKey(email)]
 }
 
 // dfnsName is base, a resource's <namespace>/<name>, as the connection names it in Dfns:
@@ -108,6 +119,32 @@ type connections struct {
 
 	mu      sync.Mutex
 	clients map[string]*connectionClient
+}
+
+// operatorIdentities returns the usernames, in lower case, of the Dfns users the manager's
+// connections log in as: the mounted credentials' and those of every connection whose client
+// is built (the connection controller builds each one at its first check).
+func (c *connections) operatorIdentities() map[string]bool {
+	out := map[string]bool{}
+	add := func(src dfns.CredentialsSource) {
+		if src == nil {
+			return
+		}
+		if creds, err := src.Credentials(); err == nil && creds != nil && creds.Username != "" {
+			out[emailKey(creds.Username)] = true
+		}
+	}
+	add(c.mounted)
+	c.mu.Lock()
+	sources := make([]dfns.CredentialsSource, 0, len(c.clients))
+	for _, cl := range c.clients {
+		sources = append(sources, cl.source)
+	}
+	c.mu.Unlock()
+	for _, src := range sources {
+		add(src)
+	}
+	return out
 }
 
 // resolve finds the connection obj names, and its client. A missing connection is a

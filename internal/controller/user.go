@@ -53,12 +53,13 @@ func (e *users) bind(l link) driver.External[*v1alpha1.DfnsUser, *dfns.User] {
 // matched without regard to case, as Dfns refuses a second user whose e-mail differs only so).
 func emailKey(email string) string { return strings.ToLower(email) }
 
-// Validate refuses the connection's own user: a DfnsUser could otherwise deactivate or delete
-// the identity the operator acts as.
+// Validate refuses the user any of the manager's connections logs in as: a DfnsUser could
+// otherwise deactivate or delete the identity the operator acts as, for its own connection or
+// for another namespace's.
 func (e *users) Validate(_ context.Context, u *v1alpha1.DfnsUser) error {
-	if e.self != "" && emailKey(u.Spec.Email) == emailKey(e.self) {
-		return driver.Stopf(v1alpha1.ReasonNotPermitted, "%s is the Dfns user connection %s logs in as: the operator never manages "+
-			"its own identity", u.Spec.Email, u.GetConnectionRef())
+	if e.isOperator(u.Spec.Email) {
+		return driver.Stopf(v1alpha1.ReasonNotPermitted, "%s is a Dfns user the operator logs in as (through connection %s or "+
+			"another): the operator never manages its own identities", u.Spec.Email, u.GetConnectionRef())
 	}
 	return nil
 }
@@ -245,6 +246,11 @@ const orphanHint = ", or set deletionPolicy: Orphan to keep the user in Dfns as 
 // Delete handles the user per deletionPolicy: Deactivate (the default) keeps the user and
 // their history in Dfns, unable to act; Delete archives the user. One already gone is fine.
 func (e *users) Delete(ctx context.Context, u *v1alpha1.DfnsUser, id string) error {
+	if e.isOperator(u.Spec.Email) {
+		// It became one after the resource recorded it (a connection's credentials changed).
+		return driver.Waitf(v1alpha1.ReasonDeletionRefused, "%s is now a Dfns user the operator logs in as: it is not "+
+			"deactivated or deleted; set deletionPolicy: Orphan to let the resource go", u.Spec.Email)
+	}
 	defer e.lists.Invalidate(e.key)
 	if u.GetDeletionPolicy() == v1alpha1.DeletionPolicyDeactivate {
 		if _, err := e.api.DeactivateUser(ctx, id); err != nil && !dfns.IsNotFound(err) {

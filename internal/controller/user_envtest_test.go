@@ -349,6 +349,24 @@ var _ = Describe("A tenant's DfnsUser", func() {
 			haveCondition(metav1.ConditionFalse, v1alpha1.ReasonNotPermitted), HaveField("Message", ContainSubstring("logs in as"))))
 		Expect(self.GetFinalizers()).To(BeEmpty())
 
+		By("the user another connection logs in as, through the default connection, which allows adoption")
+		ops, err := sb.CreateUser(emailIn(team, "ops"), true)
+		Expect(err).NotTo(HaveOccurred())
+		opsConn := "ops-" + team
+		credentialsSecret(DefaultOperatorNamespace, opsConn, loginData(sbServer.URL, ops))
+		oc := &v1alpha1.ClusterDfnsConnection{ObjectMeta: metav1.ObjectMeta{Name: opsConn},
+			Spec: v1alpha1.ClusterDfnsConnectionSpec{Namespaces: []string{team}, ConnectionSpec: v1alpha1.ConnectionSpec{
+				Credentials: v1alpha1.ConnectionCredentials{SecretRef: &v1alpha1.SecretReference{Name: opsConn}}}}}
+		Expect(k8sClient.Create(ctx, oc)).To(Succeed())
+		DeferCleanup(func() { Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, oc))).To(Succeed()) })
+		connectionReady(oc, &oc.Status)
+		other := newUser(tenant, "other", ops.Username)
+		other.Spec.Active = ptr.To(false)
+		Expect(k8sClient.Create(ctx, other)).To(Succeed())
+		eventually(conditionOf(other, v1alpha1.ConditionSynced)).Should(And(
+			haveCondition(metav1.ConditionFalse, v1alpha1.ReasonNotPermitted), HaveField("Message", ContainSubstring("logs in as"))))
+		Expect(other.Status.UserID).To(BeEmpty())
+
 		By("a connection whose limits.kinds leaves DfnsUser out")
 		narrow := "no-people-" + tenant
 		clusterConnection(narrow, v1alpha1.ClusterDfnsConnectionSpec{Namespaces: []string{tenant},
@@ -360,12 +378,12 @@ var _ = Describe("A tenant's DfnsUser", func() {
 		Expect(usersNamed(emailIn(tenant, "outsider"))(Default)).To(BeEmpty())
 
 		By("deleting the tenant's resources, each with a policy that would deactivate or delete")
-		for _, u := range []*v1alpha1.DfnsUser{grab, claim, adopt, self, outsider} {
+		for _, u := range []*v1alpha1.DfnsUser{grab, claim, adopt, self, other, outsider} {
 			deleteAndWait(u)
 		}
 
 		By("checking in Dfns that nobody's user changed")
-		for _, who := range []string{id, approver.UserID, admin.UserID} {
+		for _, who := range []string{id, approver.UserID, admin.UserID, ops.UserID} {
 			got := dfnsUser(who)(Default)
 			Expect(got.IsActive).To(BeTrue(), who)
 			Expect(got.IsRegistered).To(BeTrue(), who)
