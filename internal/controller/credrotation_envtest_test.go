@@ -19,6 +19,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -640,10 +641,7 @@ var _ = Describe("Rotating the manager's mounted credentials", func() {
 		Expect(readRecord(s).Phase).To(Equal(recordConfirmed))
 		Expect(credentialStates(u)).To(And(HaveKeyWithValue(first, false), HaveKeyWithValue(confirmed, true)))
 		k.paused.Store(true)
-		stale := map[string][]byte{}
-		for key, v := range s.Data {
-			stale[key] = v
-		}
+		stale := maps.Clone(s.Data)
 		stale[dfns.FileCredID], stale[dfns.FilePrivateKey] = s.Data[keyPreviousCredID], s.Data[keyPreviousPrivateKey]
 		k.shown.Store(&stale)
 		clock.Advance(10 * time.Second) // past the confirmation's time limit

@@ -176,7 +176,7 @@ func (e *policies) body(ctx context.Context, p *v1alpha1.DfnsPolicy) (dfns.Polic
 		}
 		// The ID comes from status, which only the operator writes.
 		if !meta.IsStatusConditionTrue(u.Status.Conditions, v1alpha1.ConditionReady) || u.Status.UserID == "" || !u.DeletionTimestamp.IsZero() {
-			return dfns.PolicyBody{}, driver.Waitf(v1alpha1.ReasonIdentityNotReady, "waiting for DfnsUser %s, an approver, to be Ready", name)
+			return dfns.PolicyBody{}, waitFor(u.Status.Conditions, v1alpha1.ReasonIdentityNotReady, "waiting for DfnsUser %s, an approver, to be Ready", name)
 		}
 		users[name] = u.Status.UserID
 	}

@@ -76,7 +76,7 @@ func (c *connector[T, O]) Connect(ctx context.Context, obj T, deleting bool) (dr
 		}
 	}
 	return driver.Session[T, O]{
-		External:  c.adapter.bind(link{api: conn.api, prefix: conn.spec.NamePrefix, key: conn.key, self: conn.self,
+		External: c.adapter.bind(link{api: conn.api, prefix: conn.spec.NamePrefix, key: conn.key, self: conn.self,
 			operators: c.conns.operatorIdentities}),
 		Approvals: dfnsApprovals{api: conn.api},
 		Adoption:  conn.cluster == nil || conn.cluster.Limits != nil && conn.cluster.Limits.Adoption == v1alpha1.AdoptionAllowed,

@@ -178,9 +178,11 @@ func (e *users) Prepare(_ context.Context, u *v1alpha1.DfnsUser, _ driver.Observ
 			}
 			return driver.Creation{}, fmt.Errorf("inviting %s: %w", req.Email, err)
 		}
-		e.lists.Amend(e.key, func(all []dfns.User) []dfns.User { return append(all, *got) })
+		e.lists.Append(e.key, *got)
 		reportUser(u, got)
-		return driver.Creation{ID: got.UserID}, nil
+		// Ready from the answer when it shows the user as the spec asks; else a second look acts.
+		return driver.Creation{ID: got.UserID, UpToDate: got.IsActive == u.WantActive() && got.IsSSORequired == u.WantSSORequired() &&
+			emailKey(got.Email()) == emailKey(u.Spec.Email)}, nil
 	}}, nil
 }
 
