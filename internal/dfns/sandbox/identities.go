@@ -217,24 +217,34 @@ func (s *Server) newCredential(userID, tokenID, name, pemStr string, now time.Ti
 		UUID: s.newID("cr"), CredID: base64.RawURLEncoding.EncodeToString([]byte(s.newID("ci"))),
 		UserID: userID, TokenID: tokenID, Name: name, PublicKeyPEM: pemStr, IsActive: true, DateCreated: now,
 	}
-	s.st.Credentials[cr.CredID] = cr
+	s.st.Credentials[cr.CredID], s.credIdx = cr, nil
 	return cr
 }
 
 // credentialUUID is the credentialUuid shown in userInfo: a user's first own Key credential
 // (not one of its PATs'), or a service account's token credential.
 func (s *Server) credentialUUID(u *userRec) string {
-	var list []*credRec
-	for _, cr := range s.st.Credentials {
-		if cr.UserID == u.ID && (u.IsServiceAccount || cr.TokenID == "") {
-			list = append(list, cr)
+	for _, cr := range s.credentialsOf(u.ID) {
+		if u.IsServiceAccount || cr.TokenID == "" {
+			return cr.UUID
 		}
 	}
-	slices.SortFunc(list, func(a, b *credRec) int { return a.DateCreated.Compare(b.DateCreated) })
-	if len(list) == 0 {
-		return ""
+	return ""
+}
+
+// credentialsOf returns the user's credentials (its own and its tokens'), oldest first. The
+// caller holds s.mu.
+func (s *Server) credentialsOf(userID string) []*credRec {
+	if s.credIdx == nil {
+		s.credIdx = map[string][]*credRec{}
+		for _, cr := range s.st.Credentials {
+			s.credIdx[cr.UserID] = append(s.credIdx[cr.UserID], cr)
+		}
+		for _, list := range s.credIdx {
+			slices.SortFunc(list, func(a, b *credRec) int { return a.DateCreated.Compare(b.DateCreated) })
+		}
 	}
-	return list[0].UUID
+	return s.credIdx[userID]
 }
 
 func (s *Server) userInfoJSON(u *userRec) map[string]any {
@@ -630,6 +640,7 @@ func (s *Server) removeUser(id string) {
 	for cid, cr := range s.st.Credentials {
 		if cr.UserID == id {
 			delete(s.st.Credentials, cid)
+			s.credIdx = nil
 		}
 	}
 	s.deleteAssignmentsOf(id)
@@ -640,6 +651,7 @@ func (s *Server) removeToken(id string) {
 	for cid, cr := range s.st.Credentials {
 		if cr.TokenID == id {
 			delete(s.st.Credentials, cid)
+			s.credIdx = nil
 		}
 	}
 	s.deleteAssignmentsOf(id)

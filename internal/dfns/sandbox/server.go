@@ -45,8 +45,12 @@ type Server struct {
 	client *http.Client
 	routes []*route
 
-	mu sync.Mutex // guards st
+	mu sync.Mutex // guards st and credIdx
 	st *state
+	// credIdx indexes st.Credentials by user ID, sorted by creation; nil when a credential was
+	// added or removed since it was built. Without it, listing n identities read every
+	// credential for each (n² at 10,000 service accounts: seconds under the state lock).
+	credIdx map[string][]*credRec
 
 	faults     faultState // has its own lock so that the state lock stays off the latency sleep
 	strict     atomic.Pointer[Strictness]
@@ -73,7 +77,7 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.st = st
+	s.st, s.credIdx = st, nil
 	s.routes = s.buildRoutes()
 	return s, nil
 }
