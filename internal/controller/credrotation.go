@@ -108,6 +108,9 @@ type rotationRecord struct {
 	WrittenAt      time.Time `json:"writtenAt,omitzero"`
 	FinishedAt     time.Time `json:"finishedAt,omitzero"`
 	Reason         string    `json:"reason,omitempty"`
+	// Held is the change request of a step Dfns holds for approval (202): it is never sent
+	// again while the step waits for it.
+	Held string `json:"held,omitempty"`
 }
 
 // readRecord reads a Secret's rotation record; an unreadable one reads as none.
@@ -424,6 +427,10 @@ func (r *rotation) staged(ctx context.Context, s *corev1.Secret, rec rotationRec
 		return rotationResult{}, fmt.Errorf("listing the operator's credentials: %w", err)
 	}
 	made := findCredential(list, next)
+	if made == nil && rec.Held != "" && rec.NewCredID == next {
+		return r.waiting(fmt.Sprintf("the registration of credential %s is held for approval in Dfns (change request %s); "+
+			"it goes on once approved", next, rec.Held)), nil
+	}
 	if made == nil {
 		name := rec.Name
 		if name == "" || rec.NewCredID != next {
@@ -436,6 +443,9 @@ func (r *rotation) staged(ctx context.Context, s *corev1.Secret, rec rotationRec
 		case refusesRegistration(err):
 			return r.abandon(ctx, s, rec, fmt.Sprintf("Dfns refused the new credential: %v", err))
 		default:
+			if cr, held := dfns.IsPendingApproval(err); held {
+				return r.hold(ctx, s, rec, next, cr)
+			}
 			// Unknown outcome, a 409, a 202 or a failure to reach Dfns: the next try lists first.
 			return rotationResult{}, fmt.Errorf("registering credential %s in Dfns: %w", next, err)
 		}
@@ -460,6 +470,21 @@ func (r *rotation) staged(ctx context.Context, s *corev1.Secret, rec rotationRec
 	r.conns.readAgain(r.in.key)
 	r.status.Phase = v1alpha1.CredentialPhaseWritten
 	return r.waiting(fmt.Sprintf("waiting for the manager to read credential %s from Secret %s", next, r.loc)), nil
+}
+
+// hold records that Dfns holds the registration of credential next for approval: a 202 is
+// never answered by sending the change again.
+func (r *rotation) hold(ctx context.Context, s *corev1.Secret, rec rotationRecord, next string, cr *dfns.ChangeRequest) (rotationResult, error) {
+	rec.NewCredID, rec.Held = next, cr.ID
+	writeRecord(s, rec)
+	if err := r.client.Update(ctx, s); err != nil {
+		return rotationResult{}, fmt.Errorf("recording in Secret %s that the registration of credential %s is held for approval "+
+			"(change request %s): %w", r.loc, next, cr.ID, err)
+	}
+	r.recorder.Eventf(r.in.obj, corev1.EventTypeNormal, v1alpha1.ReasonAwaitingApproval,
+		"the registration of credential %s is held for approval in Dfns (change request %s, approval %s)", next, cr.ID, cr.ApprovalID)
+	return r.waiting(fmt.Sprintf("the registration of credential %s is held for approval in Dfns (change request %s); "+
+		"it goes on once approved", next, cr.ID)), nil
 }
 
 // written: the new credential is in the Secret, the previous one beside it. Once the manager

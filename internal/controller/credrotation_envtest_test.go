@@ -375,6 +375,21 @@ var _ = Describe("A rotation of the operator's credential interrupted", func() {
 		Expect(credentialStates(u)).To(Equal(map[string]bool{u.CredID: false, staged: true}))
 	})
 
+	It("waits for a registration Dfns holds for approval, and never sends it again", func() {
+		ns := newNamespace()
+		c, u := rotatingConnection(ns, nil)
+		before := sb.Counters()["CreateCredential"]
+		sb.InjectOnce("CreateCredential", sandbox.FaultHeld)
+		askRotation(c, "1")
+		eventually(rotationCond(c)).Should(And(Not(BeNil()), HaveField("Reason", v1alpha1.ReasonRotating),
+			HaveField("Message", ContainSubstring("held for approval"))))
+		Consistently(func() int { return sb.Counters()["CreateCredential"] - before }, 3*rotationPoll, 200*time.Millisecond).
+			Should(Equal(1))
+		Expect(credentialStates(u)).To(Equal(map[string]bool{u.CredID: true}))
+		Expect(hasEvent(c, corev1.EventTypeNormal, v1alpha1.ReasonAwaitingApproval)()).To(BeTrue())
+		signsThrough(ns, c.Name, "held")
+	})
+
 	It("retries the deactivation of the previous credential", func() {
 		ns := newNamespace()
 		c, u := rotatingConnection(ns, nil)

@@ -25,6 +25,10 @@ const (
 	FaultTimeout FaultKind = "timeout"
 	// FaultAnswerLost commits the change, then drops the connection without an answer.
 	FaultAnswerLost FaultKind = "answer-lost"
+	// FaultHeld answers 202 with a pending change request, as a policy holding the change for
+	// an approval that never comes; the change is not made. Only through InjectOnce: a random
+	// fault of this kind would hold what a test expects to converge.
+	FaultHeld FaultKind = "held"
 )
 
 // allFaultKinds is the choice when Faults.Kinds is empty.

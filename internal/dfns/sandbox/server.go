@@ -241,6 +241,13 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 			writeError(w, newErr(http.StatusGatewayTimeout, "gateway timeout"))
 		}
 		return
+	case FaultHeld:
+		s.mu.Lock()
+		cr, ap := s.newID("cr"), s.newID("ap")
+		s.mu.Unlock()
+		writeJSON(w, http.StatusAccepted, map[string]any{"id": cr, "kind": rt.op, "operationKind": "Create",
+			"status": crPending, "approvalId": ap, "dateCreated": isoTime(s.now())})
+		return
 	}
 	rep, err := s.execute(rt, params, r)
 	if kind == FaultAnswerLost {
