@@ -292,7 +292,16 @@ func (s *Server) serviceAccountJSON(u *userRec, accessToken string) map[string]a
 
 func (s *Server) tokensOf(userID, kind string) []*tokenRec {
 	var out []*tokenRec
-	for _, t := range s.st.Tokens {
+	all := s.st.Tokens
+	if s.memo != nil {
+		for _, t := range s.memo.tokens[userID] {
+			if t.Kind == kind {
+				out = append(out, t)
+			}
+		}
+		all = nil
+	}
+	for _, t := range all {
 		if t.UserID == userID && t.Kind == kind {
 			out = append(out, t)
 		}
@@ -441,6 +450,7 @@ func (s *Server) findServiceAccount(id string) (*userRec, error) {
 }
 
 func (s *Server) listServiceAccounts(_ *call) (*reply, error) {
+	defer s.memoize()()
 	var list []*userRec
 	for _, u := range s.st.Users {
 		if u.IsServiceAccount {
@@ -801,6 +811,7 @@ func (s *Server) findUser(id string) (*userRec, error) {
 }
 
 func (s *Server) listUsers(c *call) (*reply, error) {
+	defer s.memoize()()
 	kind := c.r.URL.Query().Get("kind")
 	if kind != "" {
 		if err := checkEnum("kind", kind, kindEmployee, "EndUser"); err != nil {

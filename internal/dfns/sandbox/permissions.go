@@ -162,14 +162,18 @@ func (s *Server) pendingAssignments() []*assignRec {
 // "pending-listed" mode it includes pending creations, which its item shape cannot mark.
 func (s *Server) permissionAssignments(identityID string) []map[string]any {
 	var list []*assignRec
-	for _, a := range s.st.Assignments {
-		if a.IdentityID == identityID {
-			list = append(list, a)
+	if s.memo != nil {
+		list = slices.Clone(s.memo.assignments[identityID])
+	} else {
+		for _, a := range s.st.Assignments {
+			if a.IdentityID == identityID {
+				list = append(list, a)
+			}
 		}
-	}
-	for _, a := range s.pendingAssignments() {
-		if a.IdentityID == identityID {
-			list = append(list, a)
+		for _, a := range s.pendingAssignments() {
+			if a.IdentityID == identityID {
+				list = append(list, a)
+			}
 		}
 	}
 	slices.SortFunc(list, func(a, b *assignRec) int { return int(a.Seq - b.Seq) })
@@ -514,4 +518,28 @@ func (s *Server) deleteAssignmentsOf(identityID string) {
 			delete(s.st.Assignments, id)
 		}
 	}
+}
+
+// listMemo indexes, for one list answer, every identity's tokens and assignments (applied and,
+// in strict "pending-listed" mode, pending).
+type listMemo struct {
+	tokens      map[string][]*tokenRec
+	assignments map[string][]*assignRec
+}
+
+// memoize sets s.memo for the list answer being built; the caller holds s.mu and calls the
+// function it returns when the answer is built.
+func (s *Server) memoize() (done func()) {
+	m := &listMemo{tokens: map[string][]*tokenRec{}, assignments: map[string][]*assignRec{}}
+	for _, t := range s.st.Tokens {
+		m.tokens[t.UserID] = append(m.tokens[t.UserID], t)
+	}
+	for _, a := range s.st.Assignments {
+		m.assignments[a.IdentityID] = append(m.assignments[a.IdentityID], a)
+	}
+	for _, a := range s.pendingAssignments() {
+		m.assignments[a.IdentityID] = append(m.assignments[a.IdentityID], a)
+	}
+	s.memo = m
+	return func() { s.memo = nil }
 }

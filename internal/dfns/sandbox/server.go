@@ -51,6 +51,9 @@ type Server struct {
 	// added or removed since it was built. Without it, listing n identities read every
 	// credential for each (n² at 10,000 service accounts: seconds under the state lock).
 	credIdx map[string][]*credRec
+	// memo, set while one list answer is built (under mu), holds every identity's tokens and
+	// assignments, read once for the whole list instead of once per item.
+	memo *listMemo
 
 	faults     faultState // has its own lock so that the state lock stays off the latency sleep
 	strict     atomic.Pointer[Strictness]
