@@ -27,11 +27,12 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -204,6 +205,8 @@ type Reconciler[T Object, O any] struct {
 	connector Connector[T, O]
 	newObject func() T
 	newList   func() client.ObjectList
+	// owners looks up the resources of the kind by the Dfns IDs they prove are their own.
+	owners Lookup
 	// kind names T in ownership proofs and messages.
 	kind string
 	// key signs and checks ownership proofs.
@@ -219,8 +222,13 @@ type Reconciler[T Object, O any] struct {
 	now           func() time.Time
 	// current is, per resource, the resourceVersion this driver last wrote or read past the
 	// cache: a cached copy at that version is as fresh as a read past the cache.
-	current sync.Map // types.NamespacedName -> string
+	current versions
+	// primed is done once every resource's version was read with one list past the cache.
+	primed sync.Once
 }
+
+// primePageSize is the page size of the list that primes current.
+const primePageSize = 500
 
 // Statuses of a change request.
 const (
@@ -252,6 +260,9 @@ type Config[T Object, O any] struct {
 	// NewObject and NewList make empty objects of the kind.
 	NewObject func() T
 	NewList   func() client.ObjectList
+	// Owners looks up the resources of the kind by the Dfns IDs they prove are their own: an
+	// index (NewIndex) named OwnedIDIndex whose values are OwnedIDs.
+	Owners Lookup
 	// Key signs and checks ownership proofs.
 	Key *ownership.Key
 	// Errors classifies the errors of the Dfns client.
@@ -267,7 +278,7 @@ type Config[T Object, O any] struct {
 func New[T Object, O any](c Config[T, O]) *Reconciler[T, O] {
 	r := &Reconciler[T, O]{
 		client: c.Client, reader: c.Reader, scheme: c.Scheme, connector: c.Connector,
-		newObject: c.NewObject, newList: c.NewList, kind: c.Kind, key: c.Key, errs: c.Errors,
+		newObject: c.NewObject, newList: c.NewList, owners: c.Owners, kind: c.Kind, key: c.Key, errs: c.Errors,
 		recorder: c.Recorder, syncPeriod: c.SyncPeriod, timeout: c.Timeout,
 		secretRetries: 5, secretBackoff: 100 * time.Millisecond, now: c.Now,
 	}
@@ -366,10 +377,11 @@ func (r *Reconciler[T, O]) Reconcile(ctx context.Context, req ctrl.Request) (res
 // driver last wrote or read; otherwise the resource is read past the cache. At rest that saves
 // the API server one read per resource per sync period.
 func (r *Reconciler[T, O]) get(ctx context.Context, req ctrl.Request) (T, bool, error) {
+	r.primed.Do(func() { r.prime(ctx) })
 	obj := r.newObject()
 	err := r.client.Get(ctx, req.NamespacedName, obj)
 	if err == nil {
-		if v, ok := r.current.Load(req.NamespacedName); ok && v == obj.GetResourceVersion() {
+		if v, ok := r.current.load(req.NamespacedName); ok && v == obj.GetResourceVersion() {
 			return obj, true, nil
 		}
 	} else if !apierrors.IsNotFound(err) {
@@ -377,16 +389,86 @@ func (r *Reconciler[T, O]) get(ctx context.Context, req ctrl.Request) (T, bool, 
 	}
 	obj = r.newObject()
 	if err := r.reader.Get(ctx, req.NamespacedName, obj); err != nil {
-		r.current.Delete(req.NamespacedName)
+		r.current.forget(req.NamespacedName)
 		return obj, false, client.IgnoreNotFound(err)
 	}
-	r.current.Store(req.NamespacedName, obj.GetResourceVersion())
+	r.current.store(req.NamespacedName, obj.GetResourceVersion())
 	return obj, true, nil
+}
+
+// prime reads the version of every resource of the kind with one paged list of their metadata
+// past the cache, when the driver first runs, as if it had read each one: a manager that starts
+// beside thousands of resources then trusts its fresh cache at those versions instead of
+// reading each resource again (at 10,000 pairs, 40 list pages instead of 20,000 reads). A write
+// of a former process is in the list, which is read after it; a version the cache has not
+// caught up with yet differs from the listed one and is read again. A failed list is not
+// retried: every resource is then read past the cache, as before.
+func (r *Reconciler[T, O]) prime(ctx context.Context) {
+	gvk, err := apiutil.GVKForObject(r.newObject(), r.scheme)
+	if err != nil {
+		return
+	}
+	list := &metav1.PartialObjectMetadataList{}
+	list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
+	for {
+		if err := r.reader.List(ctx, list, client.Limit(primePageSize), client.Continue(list.Continue)); err != nil {
+			logf.FromContext(ctx).V(1).Info("could not list the kind's versions; each resource is read past the cache", "error", err.Error())
+			return
+		}
+		for i := range list.Items {
+			m := &list.Items[i]
+			// A version this driver wrote meanwhile is newer: kept.
+			r.current.storeIfAbsent(types.NamespacedName{Namespace: m.Namespace, Name: m.Name}, m.ResourceVersion)
+		}
+		if list.Continue == "" {
+			return
+		}
+	}
 }
 
 // wrote records the resourceVersion of a write of this driver.
 func (r *Reconciler[T, O]) wrote(obj T) {
-	r.current.Store(client.ObjectKeyFromObject(obj), obj.GetResourceVersion())
+	r.current.store(client.ObjectKeyFromObject(obj), obj.GetResourceVersion())
+}
+
+// versions maps resources to resourceVersions: a plain map under a mutex keeps key and value
+// in place, where a sync.Map boxes both (two more allocations per resource).
+type versions struct {
+	mu sync.Mutex
+	m  map[types.NamespacedName]string
+}
+
+func (v *versions) load(k types.NamespacedName) (string, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	rv, ok := v.m[k]
+	return rv, ok
+}
+
+func (v *versions) store(k types.NamespacedName, rv string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.m == nil {
+		v.m = map[types.NamespacedName]string{}
+	}
+	v.m[k] = rv
+}
+
+func (v *versions) storeIfAbsent(k types.NamespacedName, rv string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if _, ok := v.m[k]; !ok {
+		if v.m == nil {
+			v.m = map[types.NamespacedName]string{}
+		}
+		v.m[k] = rv
+	}
+}
+
+func (v *versions) forget(k types.NamespacedName) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	delete(v.m, k)
 }
 
 // converge acts on an observation: adopt, create, wait for approval, update, or report Ready.
@@ -986,17 +1068,16 @@ func (r *Reconciler[T, O]) connect(ctx context.Context, st *state[T, O], deletin
 // notManagedElsewhere fails (NotPermitted) when another resource of the kind proves it owns the
 // Dfns object id. The message names no object of the other resource.
 func (r *Reconciler[T, O]) notManagedElsewhere(ctx context.Context, obj T, id string) error {
-	list := r.newList()
-	if err := r.client.List(ctx, list, client.MatchingFields{OwnedIDIndex: id}); err != nil {
+	owners, err := r.owners(ctx, id)
+	if err != nil {
 		return fmt.Errorf("looking for other resources that manage the Dfns object: %w", err)
 	}
 	others := 0
-	_ = meta.EachListItem(list, func(o runtime.Object) error {
-		if o.(client.Object).GetUID() != obj.GetUID() {
+	for _, o := range owners {
+		if o.GetUID() != obj.GetUID() {
 			others++
 		}
-		return nil
-	})
+	}
 	if others > 0 {
 		return Stopf(v1alpha1.ReasonNotPermitted, "the Dfns object this resource would take as its own is managed by another resource")
 	}

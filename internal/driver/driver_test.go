@@ -33,6 +33,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/record"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -211,7 +212,21 @@ func newDriver[T Object](t *testing.T, ext *extFns[T], newObj func() T, objs ...
 		newList = func() client.ObjectList { return &v1alpha1.DfnsServiceAccountList{} }
 	}
 	conn := &testConnector[T]{ext: ext, approvals: testApprovals{}, adoption: true}
-	return &Reconciler[T, string]{client: c, reader: c, scheme: s, connector: conn, newObject: newObj, newList: newList, recorder: rec, errs: testErrors{},
+	// The fake client files the index as the cache would; the lookup lists through it.
+	owners := func(ctx context.Context, id string) ([]client.Object, error) {
+		list := newList()
+		if err := c.List(ctx, list, client.MatchingFields{OwnedIDIndex: id}); err != nil {
+			return nil, err
+		}
+		var out []client.Object
+		err := meta.EachListItem(list, func(o runtime.Object) error {
+			out = append(out, o.(client.Object))
+			return nil
+		})
+		return out, err
+	}
+	return &Reconciler[T, string]{client: c, reader: c, scheme: s, connector: conn, newObject: newObj, newList: newList,
+		owners: owners, recorder: rec, errs: testErrors{},
 		kind: tKind, key: testOwnershipKey,
 		syncPeriod: time.Minute, timeout: time.Minute, secretRetries: 1, secretBackoff: time.Millisecond,
 		now: func() time.Time { return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) }}, c, rec
@@ -1455,5 +1470,53 @@ func TestQuietWait(t *testing.T) {
 				t.Errorf("events = %v, want %d", ev, tc.wantEvents)
 			}
 		})
+	}
+}
+
+// TestPrimedFromOneList: a driver that starts beside existing resources reads their versions
+// with one list past the cache and then trusts the cache at those versions, reading past it
+// only a resource whose cached copy is at another version (stale, or changed since).
+func TestPrimedFromOneList(t *testing.T) {
+	ctx := context.Background()
+	newObj := func() *v1alpha1.DfnsPermission { return &v1alpha1.DfnsPermission{} }
+	names := []string{"a", "b", "c"}
+	objs := make([]client.Object, 0, len(names))
+	for _, n := range names {
+		objs = append(objs, &v1alpha1.DfnsPermission{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: n}})
+	}
+	r, apiServer, _ := newDriver[*v1alpha1.DfnsPermission](t, &extFns[*v1alpha1.DfnsPermission]{}, newObj, objs...)
+	// The cache: the same objects, but "c" as it was before a change the list shows.
+	cached := fake.NewClientBuilder().WithScheme(r.scheme).WithObjects(objs...).Build()
+	var c v1alpha1.DfnsPermission
+	if err := apiServer.Get(ctx, client.ObjectKey{Namespace: "ns", Name: "c"}, &c); err != nil {
+		t.Fatal(err)
+	}
+	c.Labels = map[string]string{"changed": "yes"}
+	if err := apiServer.Update(ctx, &c); err != nil {
+		t.Fatal(err)
+	}
+	gets, lists := 0, 0
+	r.client = cached
+	r.reader = interceptor.NewClient(apiServer.(client.WithWatch), interceptor.Funcs{
+		Get: func(ctx context.Context, cl client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+			gets++
+			return cl.Get(ctx, key, obj, opts...)
+		},
+		List: func(ctx context.Context, cl client.WithWatch, list client.ObjectList, opts ...client.ListOption) error {
+			lists++
+			return cl.List(ctx, list, opts...)
+		},
+	})
+	for _, n := range names {
+		got, ok, err := r.get(ctx, ctrl.Request{NamespacedName: types.NamespacedName{Namespace: "ns", Name: n}})
+		if err != nil || !ok {
+			t.Fatalf("get %s: %v, %v", n, ok, err)
+		}
+		if n == "c" && got.Labels["changed"] != "yes" {
+			t.Errorf("c was taken from the stale cache: labels %v", got.Labels)
+		}
+	}
+	if lists != 1 || gets != 1 {
+		t.Errorf("%d lists and %d reads past the cache; want 1 list and 1 read (the stale c)", lists, gets)
 	}
 }
