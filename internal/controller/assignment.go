@@ -196,8 +196,8 @@ func identityObject(kind string) (driver.Object, error) {
 	return nil, driver.Stopf(v1alpha1.ReasonInvalidSpec, "identityRef.kind %q is not an identity kind", kind)
 }
 
-// identityKey is the identityRefIndex value of a kind and name.
-func identityKey(kind, name string) string { return kind + "/" + name }
+// identityKey is the identityRefIndex value of an identity in a namespace, of a kind and name.
+func identityKey(namespace, kind, name string) string { return namespace + "/" + kind + "/" + name }
 
 // Prepare readies the assign of the permission to the identity, both resolved by Observe. The
 // driver records and follows an assign held for approval, so it is never sent twice.

@@ -79,6 +79,9 @@ type Options struct {
 	CredentialConfirmTimeout time.Duration
 
 	conns *connections
+	// owners looks up each kind's resources by the Dfns IDs they prove are their own
+	// (driver.OwnedIDIndex), by kind.
+	owners map[string]driver.Lookup
 }
 
 // Defaults of Options.
@@ -92,7 +95,7 @@ const (
 const permissionRefIndex = ".spec.permissionRef.name"
 
 // identityRefIndex indexes DfnsPermissionAssignments by the identity they reference, as
-// "<kind>/<name>".
+// "<namespace>/<kind>/<name>" (identityKey).
 const identityRefIndex = ".spec.identityRef"
 
 // Kinds an identityRef names.
@@ -155,6 +158,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 		return err
 	}
 	opts.conns = conns
+	opts.owners = map[string]driver.Lookup{}
 	if err := setupPermissions(mgr, opts); err != nil {
 		return err
 	}
@@ -231,9 +235,11 @@ func trimForCache(in any) (any, error) {
 func setupKind[T driver.Object, O any](mgr ctrl.Manager, opts Options, kind string, ext adapter[T, O], newObject func() T,
 	newList func() client.ObjectList, watches func(*builder.Builder) *builder.Builder) error {
 	name := strings.ToLower(kind)
-	if err := mgr.GetFieldIndexer().IndexField(context.Background(), newObject(), driver.OwnedIDIndex, driver.OwnedIDs[T](kind, opts.OwnershipKey)); err != nil {
+	owners, err := driver.NewIndex(context.Background(), mgr.GetCache(), newObject(), driver.OwnedIDIndex, driver.OwnedIDs[T](kind, opts.OwnershipKey))
+	if err != nil {
 		return fmt.Errorf("indexing %s by Dfns ID: %w", kind, err)
 	}
+	opts.owners[kind] = owners
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), newObject(), connectionRefIndex, func(o client.Object) []string {
 		return []string{o.(T).GetConnectionRef().String()}
 	}); err != nil {
@@ -244,10 +250,10 @@ func setupKind[T driver.Object, O any](mgr ctrl.Manager, opts Options, kind stri
 		Named(name).
 		WithOptions(controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles})
 	b = watchConnections(b, mgr.GetClient(), newList)
-	conn := &connector[T, O]{conns: opts.conns, cache: mgr.GetClient(), kind: kind, adapter: ext}
+	conn := &connector[T, O]{conns: opts.conns, owners: opts.owners, cache: mgr.GetClient(), kind: kind, adapter: ext}
 	r := driver.New(driver.Config[T, O]{
 		Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(), Kind: kind, Connector: conn,
-		NewObject: newObject, NewList: newList, Key: opts.OwnershipKey, Errors: dfnsErrors{},
+		NewObject: newObject, NewList: newList, Owners: owners, Key: opts.OwnershipKey, Errors: dfnsErrors{},
 		Recorder: opts.EventRecorder, SyncPeriod: opts.SyncPeriod, Timeout: opts.ReconcileTimeout, Now: opts.Now,
 	})
 	if err := watches(b).Complete(r); err != nil {
@@ -346,9 +352,9 @@ func setupAssignments(mgr ctrl.Manager, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("indexing DfnsPermissionAssignments by permission: %w", err)
 	}
-	err = idx.IndexField(ctx, &v1alpha1.DfnsPermissionAssignment{}, identityRefIndex, func(o client.Object) []string {
+	byIdentity, err := driver.NewIndex(ctx, mgr.GetCache(), &v1alpha1.DfnsPermissionAssignment{}, identityRefIndex, func(o client.Object) []string {
 		if ref := o.(*v1alpha1.DfnsPermissionAssignment).Spec.IdentityRef; ref != nil {
-			return []string{identityKey(ref.Kind, ref.Name)}
+			return []string{identityKey(o.GetNamespace(), ref.Kind, ref.Name)}
 		}
 		return nil
 	})
@@ -364,9 +370,9 @@ func setupAssignments(mgr ctrl.Manager, opts Options) error {
 		func() client.ObjectList { return &v1alpha1.DfnsPermissionAssignmentList{} },
 		func(b *builder.Builder) *builder.Builder {
 			return b.Watches(&v1alpha1.DfnsPermission{}, on(permissionRefIndex, objectName)).
-				Watches(&v1alpha1.DfnsServiceAccount{}, on(identityRefIndex, identityKeyOf(kindServiceAccount))).
-				Watches(&v1alpha1.DfnsPersonalAccessToken{}, on(identityRefIndex, identityKeyOf(kindPersonalAccessToken))).
-				Watches(&v1alpha1.DfnsUser{}, on(identityRefIndex, identityKeyOf(kindUser)))
+				Watches(&v1alpha1.DfnsServiceAccount{}, referencedBy(byIdentity, identityKeyOf(kindServiceAccount))).
+				Watches(&v1alpha1.DfnsPersonalAccessToken{}, referencedBy(byIdentity, identityKeyOf(kindPersonalAccessToken))).
+				Watches(&v1alpha1.DfnsUser{}, referencedBy(byIdentity, identityKeyOf(kindUser)))
 		})
 }
 
@@ -389,12 +395,27 @@ func referencing(c client.Reader, list client.ObjectList, index string, key func
 	}
 }
 
+// referencedBy maps a referenced resource to the resources lookup files under key(resource).
+func referencedBy(lookup driver.Lookup, key func(client.Object) string) handler.EventHandler {
+	return handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+		found, err := lookup(ctx, key(o))
+		if err != nil {
+			return nil
+		}
+		reqs := make([]reconcile.Request, 0, len(found))
+		for _, m := range found {
+			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: m.GetNamespace(), Name: m.GetName()}})
+		}
+		return reqs
+	})
+}
+
 // objectName is the index key of a resource referenced by name.
 func objectName(o client.Object) string { return o.GetName() }
 
-// identityKeyOf is the index key of an identity resource of the given kind.
+// identityKeyOf is the identityRefIndex value of an identity resource of the given kind.
 func identityKeyOf(kind string) func(client.Object) string {
-	return func(o client.Object) string { return identityKey(kind, o.GetName()) }
+	return func(o client.Object) string { return identityKey(o.GetNamespace(), kind, o.GetName()) }
 }
 
 // recorderAdapter records events through the events.k8s.io recorder of controller-runtime.

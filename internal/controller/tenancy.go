@@ -25,10 +25,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -47,7 +45,9 @@ import (
 // connector is the driver.Connector of one kind: it resolves a resource's connection, checks
 // the connection's rules, and binds the kind's adapter to the connection's client.
 type connector[T driver.Object, O any] struct {
-	conns   *connections
+	conns *connections
+	// owners looks up each kind's resources by the Dfns IDs they own.
+	owners  map[string]driver.Lookup
 	cache   client.Reader
 	kind    string
 	adapter adapter[T, O]
@@ -265,7 +265,7 @@ func (c *connector[T, O]) permissionAllowed(ctx context.Context, conn *connectio
 		return nil
 	}
 	if !idListed(limits.PermissionIDs, ref.ID) {
-		own, err := c.madeHere(ctx, namespace, conn, ref.ID, &v1alpha1.DfnsPermissionList{})
+		own, err := c.madeHere(ctx, namespace, conn, ref.ID, kindPermission)
 		if err != nil {
 			return err
 		}
@@ -306,8 +306,8 @@ func (c *connector[T, O]) identityAllowed(ctx context.Context, conn *connection,
 	if id == "" || idListed(limits.IdentityIDs, id) {
 		return nil
 	}
-	for _, list := range []client.ObjectList{&v1alpha1.DfnsServiceAccountList{}, &v1alpha1.DfnsPersonalAccessTokenList{}, &v1alpha1.DfnsUserList{}} {
-		own, err := c.madeHere(ctx, a.Namespace, conn, id, list)
+	for _, kind := range []string{kindServiceAccount, kindPersonalAccessToken, kindUser} {
+		own, err := c.madeHere(ctx, a.Namespace, conn, id, kind)
 		if err != nil || own {
 			return err
 		}
@@ -321,20 +321,24 @@ func idListed(list []string, id string) bool {
 	return slices.Contains(list, id) || slices.Contains(list, "*")
 }
 
-// madeHere reports whether a resource of list's kind in namespace, using the same connection,
-// records id in its status: only the operator writes status, so a tenant cannot forge it.
-func (c *connector[T, O]) madeHere(ctx context.Context, namespace string, conn *connection, id string, list client.ObjectList) (bool, error) {
-	if err := c.cache.List(ctx, list, client.InNamespace(namespace), client.MatchingFields{driver.OwnedIDIndex: id}); err != nil {
+// madeHere reports whether a resource of kind in namespace, using the same connection, records
+// id in its status: only the operator writes status, so a tenant cannot forge it.
+func (c *connector[T, O]) madeHere(ctx context.Context, namespace string, conn *connection, id string, kind string) (bool, error) {
+	lookup, ok := c.owners[kind]
+	if !ok {
+		return false, fmt.Errorf("looking for the resource that made %s: no index of %s", id, kind)
+	}
+	owners, err := lookup(ctx, id)
+	if err != nil {
 		return false, fmt.Errorf("looking for the resource that made %s: %w", id, err)
 	}
-	found := false
-	_ = meta.EachListItem(list, func(item runtime.Object) error {
-		if o, ok := item.(driver.Object); ok && o.GetStatusID() == id && o.GetConnectionRef().String() == conn.name {
-			found = true
+	for _, item := range owners {
+		if o, ok := item.(driver.Object); ok && o.GetNamespace() == namespace && o.GetStatusID() == id &&
+			o.GetConnectionRef().String() == conn.name {
+			return true, nil
 		}
-		return nil
-	})
-	return found, nil
+	}
+	return false, nil
 }
 
 // webhookURLAllowed: with limits.webhookURLs set, the URL must match one of the expressions

@@ -136,14 +136,16 @@ func namedInSandbox(ns string) func(g Gomega) []string {
 var _ = Describe("A tenant limited to Wallets:* service accounts", func() {
 	var (
 		ns, conn string
-		admin    *dfns.Permission // an org-wide permission made in the dashboard
-		victim   *dfns.ServiceAccount
+		// neighbour is another team's namespace served by the same connection.
+		neighbour string
+		admin     *dfns.Permission // an org-wide permission made in the dashboard
+		victim    *dfns.ServiceAccount
 	)
 	BeforeEach(func() {
-		ns = newNamespace()
+		ns, neighbour = newNamespace(), newNamespace()
 		conn = "team-" + ns
 		clusterConnection(conn, v1alpha1.ClusterDfnsConnectionSpec{
-			Namespaces: []string{ns},
+			Namespaces: []string{ns, neighbour},
 			Limits: &v1alpha1.ConnectionLimits{
 				Kinds:       []v1alpha1.ManagedKind{kindServiceAccount, kindPermission, kindAssignment, kindWebhook},
 				Operations:  []string{"Wallets:*"},
@@ -185,6 +187,20 @@ var _ = Describe("A tenant limited to Wallets:* service accounts", func() {
 				IdentityID: victim.UserInfo.UserID}}
 		Expect(k8sClient.Create(ctx, grant)).To(Succeed())
 		refused(grant, "ClusterDfnsConnection/"+conn, "does not allow referencing identity "+victim.UserInfo.UserID+" by ID")
+
+		By("an assignment to an identity a neighbouring namespace made through the same connection, by ID")
+		theirPerm := &v1alpha1.DfnsPermission{ObjectMeta: metav1.ObjectMeta{Namespace: neighbour, Name: "wallets"},
+			Spec: v1alpha1.DfnsPermissionSpec{ConnectionRef: via(conn), Operations: []v1alpha1.Operation{"Wallets:Read"}}}
+		Expect(k8sClient.Create(ctx, theirPerm)).To(Succeed())
+		theirs := newSA(neighbour, "theirs", "wallets")
+		theirs.Spec.ConnectionRef = via(conn)
+		Expect(k8sClient.Create(ctx, theirs)).To(Succeed())
+		waitReady(theirs)
+		poach := &v1alpha1.DfnsPermissionAssignment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "poach"},
+			Spec: v1alpha1.DfnsPermissionAssignmentSpec{ConnectionRef: via(conn), PermissionRef: v1alpha1.PermissionRef{Name: "wallets"},
+				IdentityID: theirs.GetStatusID()}}
+		Expect(k8sClient.Create(ctx, poach)).To(Succeed())
+		refused(poach, "ClusterDfnsConnection/"+conn, "does not allow referencing identity "+theirs.GetStatusID()+" by ID")
 		assigned, err := dashboard.ListAssignments(ctx, own.Status.PermissionID)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(assigned).To(BeEmpty())
@@ -219,6 +235,7 @@ var _ = Describe("A tenant limited to Wallets:* service accounts", func() {
 		Expect(err).NotTo(HaveOccurred())
 		Expect(got.UserInfo.IsActive).To(BeTrue())
 		Expect(namedInSandbox(ns)(Default)).To(ConsistOf(ns + "/wallets"))
+		Expect(namedInSandbox(neighbour)(Default)).To(ConsistOf(neighbour+"/wallets", HavePrefix(neighbour+"/theirs.")))
 	})
 
 	It("may reference by ID what its own resources made, and is re-evaluated when the connection changes", func() {
