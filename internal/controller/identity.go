@@ -32,6 +32,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/dfns-operator/dfns-operator/api/v1alpha1"
 	"github.com/dfns-operator/dfns-operator/internal/dfns"
@@ -348,12 +349,17 @@ func renewTime(r *v1alpha1.Rotation, minted, expires time.Time) *metav1.Time {
 // view reads identity id from this sync period's list of the kind when it is there, else with
 // a GET: only Dfns' answer to the GET says it is gone.
 func (m *minter[T]) view(ctx context.Context, id string) (identityView, error) {
-	if all, _, err := m.lists.Get(ctx, m.key, m.calls.listViews); err == nil {
+	all, fetched, err := m.lists.Get(ctx, m.key, m.calls.listViews)
+	if err == nil {
 		for _, v := range all {
 			if v.ID == id {
 				return v, nil
 			}
 		}
+	} else if fetched {
+		// Said once per failed list (those who waited for it say nothing): every check then
+		// reads its identity alone, a call each, until a list succeeds.
+		logf.FromContext(ctx).Info("could not list the "+m.calls.nounOf()+"s; each is read alone", "error", err.Error())
 	}
 	return m.calls.getView(ctx, id)
 }

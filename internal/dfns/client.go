@@ -29,10 +29,15 @@ const (
 	DefaultMaxAttempts = 4
 	DefaultMinBackoff  = 250 * time.Millisecond
 	DefaultMaxBackoff  = 10 * time.Second
+	// DefaultMaxAnswerSize bounds an answer read from Dfns. The lists Dfns does not paginate
+	// grow with the organisation: about 1 KB per service account with one permission in the
+	// shape Dfns documents, so this reads the list of more than 100,000
+	// (docs/dfns-compatibility.md). The former 10 MiB failed at about 9,000.
+	DefaultMaxAnswerSize = 128 << 20
 )
 
-// maxAnswerSize bounds an answer read from Dfns.
-const maxAnswerSize = 10 << 20
+// errAnswerTooLarge: Dfns answered more than Options.MaxAnswerSize; trying again would not help.
+var errAnswerTooLarge = errors.New("the answer is larger than the client reads (Options.MaxAnswerSize)")
 
 // Options configure a Client. Zero values take the defaults above.
 type Options struct {
@@ -62,6 +67,8 @@ type Options struct {
 	// Retry-After is longer than MaxBackoff is returned at once for the caller to requeue.
 	MinBackoff time.Duration
 	MaxBackoff time.Duration
+	// MaxAnswerSize bounds an answer read from Dfns, in bytes; a larger one fails the call.
+	MaxAnswerSize int64
 }
 
 // Client is the Dfns API client. It is safe for concurrent use; build one per process.
@@ -116,6 +123,9 @@ func setDefaults(o *Options) {
 	}
 	if o.MaxAttempts <= 0 {
 		o.MaxAttempts = DefaultMaxAttempts
+	}
+	if o.MaxAnswerSize <= 0 {
+		o.MaxAnswerSize = DefaultMaxAnswerSize
 	}
 	if o.MinBackoff <= 0 {
 		o.MinBackoff = DefaultMinBackoff
@@ -306,10 +316,15 @@ func (c *Client) attempt(ctx context.Context, s *session, bearer string, r reque
 	if resp.StatusCode == http.StatusTooManyRequests {
 		c.pause(parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()))
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerSize))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, c.opts.MaxAnswerSize+1))
 	c.metrics.observe(c.opts.Connection, r.op, resp.StatusCode, time.Since(start))
 	if err != nil {
 		return nil, &transportError{op: r.op, written: true, err: fmt.Errorf("read answer (status %d): %w", resp.StatusCode, err)}
+	}
+	if int64(len(body)) > c.opts.MaxAnswerSize {
+		// Cut short, it would fail as invalid JSON, which says nothing of the cause.
+		return nil, &transportError{op: r.op, written: true, err: fmt.Errorf("status %d: %w: %d bytes",
+			resp.StatusCode, errAnswerTooLarge, c.opts.MaxAnswerSize)}
 	}
 	return &response{status: resp.StatusCode, header: resp.Header, body: body}, nil
 }
@@ -389,7 +404,7 @@ func (c *Client) newRequest(ctx context.Context, s *session, bearer string, r re
 // retryable reports whether an answer (or its absence) is worth another try of a request
 // that is safe to repeat.
 func retryable(resp *response, err error) bool {
-	if _, throttled := IsThrottled(err); throttled {
+	if _, throttled := IsThrottled(err); throttled || errors.Is(err, errAnswerTooLarge) {
 		return false
 	}
 	if err != nil {

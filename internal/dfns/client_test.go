@@ -425,3 +425,33 @@ func TestLoginTransientFailureAndTokensWithoutExp(t *testing.T) {
 		t.Errorf("%d logins, want 1: a token without exp is kept until a 401", f.logins)
 	}
 }
+
+// TestAnswerLargerThanTheLimit: an answer over MaxAnswerSize fails once, saying so, instead of
+// being cut short and failing as invalid JSON; an answer at the limit is read whole.
+func TestAnswerLargerThanTheLimit(t *testing.T) {
+	key := newTestKey(t, KeyEd25519)
+	f := newFakeDfns(t, key.signer.Public(), false)
+	const limit = 4 << 10
+	item := `{"userInfo":{"userId":"us-1","name":"sa"},"accessTokens":[]}`
+	list := func(n int) string { return `{"items":[` + strings.Repeat(item+",", n) + item + `]}` }
+	small := list(limit / len(item) / 2)
+	calls := 0
+	answer := small
+	f.route("GET /auth/service-accounts", func(w http.ResponseWriter, _ *http.Request) {
+		calls++
+		_, _ = w.Write([]byte(answer))
+	})
+	c := tokenClient(t, f, key, func(o *Options) { o.MaxAnswerSize = limit })
+	ctx := context.Background()
+	if got, err := c.ListServiceAccounts(ctx); err != nil || len(got) != limit/len(item)/2+1 {
+		t.Fatalf("an answer of %d bytes, under the limit: %d items, %v", len(small), len(got), err)
+	}
+	answer, calls = list(limit/len(item)+1), 0
+	_, err := c.ListServiceAccounts(ctx)
+	if !errors.Is(err, errAnswerTooLarge) || !strings.Contains(err.Error(), "larger than the client reads") {
+		t.Errorf("an answer of %d bytes over a limit of %d: %v", len(answer), limit, err)
+	}
+	if calls != 1 {
+		t.Errorf("%d calls; an answer too large is not asked for again", calls)
+	}
+}
