@@ -268,13 +268,36 @@ type request struct {
 	body       []byte // nil: no body
 	userAction string // X-DFNS-USERACTION
 	anonymous  bool   // no bearer token (login steps)
+	// stream, when set, reads a 200 answer as it arrives instead of the answer being kept
+	// whole first: a list Dfns does not paginate is megabytes, and its items are what is kept.
+	// It is called once per attempt, and must keep nothing of a failed one.
+	stream func(io.Reader) error
 }
 
-// response is a complete answer.
+// response is a complete answer, or the status of one read by request.stream.
 type response struct {
 	status int
 	header http.Header
 	body   []byte
+	// streamed: the answer was read by request.stream, which said streamErr of it (of the
+	// answer, not of the connection).
+	streamed  bool
+	streamErr error
+}
+
+// readErrors remembers the first error of reading an answer, to tell a broken connection from
+// an answer that is not what was expected.
+type readErrors struct {
+	r   io.Reader
+	err error
+}
+
+func (e *readErrors) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF && e.err == nil {
+		e.err = err
+	}
+	return n, err
 }
 
 // transportError is an exchange that got no complete answer.
@@ -316,6 +339,9 @@ func (c *Client) attempt(ctx context.Context, s *session, bearer string, r reque
 	if resp.StatusCode == http.StatusTooManyRequests {
 		c.pause(parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()))
 	}
+	if r.stream != nil && resp.StatusCode == http.StatusOK {
+		return c.readStream(r, resp, start)
+	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, c.opts.MaxAnswerSize+1))
 	c.metrics.observe(c.opts.Connection, r.op, resp.StatusCode, time.Since(start))
 	if err != nil {
@@ -327,6 +353,23 @@ func (c *Client) attempt(ctx context.Context, s *session, bearer string, r reque
 			resp.StatusCode, errAnswerTooLarge, c.opts.MaxAnswerSize)}
 	}
 	return &response{status: resp.StatusCode, header: resp.Header, body: body}, nil
+}
+
+// readStream reads a 200 answer with r.stream; only a broken connection is worth another
+// attempt.
+func (c *Client) readStream(r request, resp *http.Response, start time.Time) (*response, error) {
+	limited := &io.LimitedReader{R: resp.Body, N: c.opts.MaxAnswerSize + 1}
+	body := &readErrors{r: limited}
+	err := r.stream(body)
+	c.metrics.observe(c.opts.Connection, r.op, resp.StatusCode, time.Since(start))
+	switch {
+	case limited.N <= 0:
+		return nil, &transportError{op: r.op, written: true, err: fmt.Errorf("status %d: %w: %d bytes",
+			resp.StatusCode, errAnswerTooLarge, c.opts.MaxAnswerSize)}
+	case body.err != nil:
+		return nil, &transportError{op: r.op, written: true, err: fmt.Errorf("read answer (status %d): %w", resp.StatusCode, body.err)}
+	}
+	return &response{status: resp.StatusCode, header: resp.Header, streamed: true, streamErr: err}, nil
 }
 
 // Admit lets a unit of work (one reconcile) start, or fails with a *ThrottledError when the
@@ -754,6 +797,12 @@ func finish(op string, resp *response, err error, out any, kind callKind) error 
 		e.outcomeUnknown = kind != callRead && gateway && !hasBody
 		return e
 	}
+	if resp.streamed {
+		if resp.streamErr != nil {
+			return fmt.Errorf("dfns %s: decode answer: %s", op, describeJSONError(resp.streamErr))
+		}
+		return nil
+	}
 	if out == nil || resp.status == http.StatusNoContent || len(bytes.TrimSpace(resp.body)) == 0 {
 		return nil
 	}
@@ -792,11 +841,16 @@ func describeJSONError(err error) string {
 
 // get reads path into out, with retries.
 func (c *Client) get(ctx context.Context, op, path string, out any) error {
+	return c.getStream(ctx, op, path, out, nil)
+}
+
+// getStream is get with a 200 answer read by stream (nil: into out).
+func (c *Client) getStream(ctx context.Context, op, path string, out any, stream func(io.Reader) error) error {
 	s, err := c.session()
 	if err != nil {
 		return err
 	}
-	resp, err := c.exchange(ctx, s, request{op: op, method: http.MethodGet, path: path})
+	resp, err := c.exchange(ctx, s, request{op: op, method: http.MethodGet, path: path, stream: stream})
 	return finish(op, resp, err, out, callRead)
 }
 

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -453,5 +455,49 @@ func TestAnswerLargerThanTheLimit(t *testing.T) {
 	}
 	if calls != 1 {
 		t.Errorf("%d calls; an answer too large is not asked for again", calls)
+	}
+}
+
+// TestListReadAsItArrives: a list Dfns does not paginate is decoded item by item. A connection
+// cut in the middle of the answer is tried again, and nothing of the cut attempt is kept; other
+// members are skipped; an answer that is not a list fails once, quoting nothing of it.
+func TestListReadAsItArrives(t *testing.T) {
+	key := newTestKey(t, KeyEd25519)
+	f := newFakeDfns(t, key.signer.Public(), false)
+	item := func(id string) string { return `{"userInfo":{"userId":"` + id + `","name":"n"},"accessTokens":[]}` }
+	whole := `{"kind":"list","items":[` + item("us-1") + `,` + item("us-2") + `,` + item("us-3") + `],"more":{"a":[1]}}`
+	calls := 0
+	answer := func(w http.ResponseWriter) {
+		calls++
+		if calls == 1 { // cut after the first item: the client reads an unexpected end
+			w.Header().Set("Content-Length", strconv.Itoa(len(whole)))
+			_, _ = w.Write([]byte(whole[:len(whole)/2]))
+			return
+		}
+		_, _ = w.Write([]byte(whole))
+	}
+	f.route("GET /auth/service-accounts", func(w http.ResponseWriter, _ *http.Request) { answer(w) })
+	c := tokenClient(t, f, key, func(o *Options) { o.MinBackoff, o.MaxBackoff = time.Millisecond, time.Millisecond })
+	ctx := context.Background()
+	got, err := c.ListServiceAccounts(ctx)
+	if err != nil || calls != 2 {
+		t.Fatalf("after a cut answer: %v after %d calls; want the list at the second", err, calls)
+	}
+	ids := make([]string, 0, len(got))
+	for _, sa := range got {
+		ids = append(ids, sa.UserInfo.UserID)
+	}
+	if !slices.Equal(ids, []string{"us-1", "us-2", "us-3"}) {
+		t.Errorf("items %v; want us-1, us-2, us-3 once each", ids)
+	}
+	const secret = "NOT-A-LIST-SECRET"
+	answer = func(w http.ResponseWriter) {
+		calls++
+		_, _ = w.Write([]byte(`{"items":"` + secret + `"}`))
+	}
+	calls = 0
+	_, err = c.ListServiceAccounts(ctx)
+	if err == nil || calls != 1 || strings.Contains(err.Error(), secret) || !strings.Contains(err.Error(), "decode answer") {
+		t.Errorf("an answer that is not a list: %v after %d calls; want one decode error quoting nothing", err, calls)
 	}
 }

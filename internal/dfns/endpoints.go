@@ -2,10 +2,13 @@ package dfns
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strconv"
 	"strings"
 )
@@ -64,16 +67,85 @@ func listAll[T any](ctx context.Context, c *Client, op, path string, limit int, 
 	return nil, fmt.Errorf("dfns %s: more than %d pages", op, maxPages)
 }
 
-// listOnce reads a list that Dfns does not paginate.
+// listOnce reads a list that Dfns does not paginate, item by item as it arrives: the answer
+// (12 MB at 10,000 service accounts) is never held whole.
 func listOnce[T any](ctx context.Context, c *Client, op, path string) ([]T, error) {
-	var p page[T]
-	if err := c.get(ctx, op, path, &p); err != nil {
+	var items []T
+	err := c.getStream(ctx, op, path, nil, func(r io.Reader) error {
+		got, err := decodeItems[T](r)
+		if err == nil {
+			items = got
+		}
+		return err
+	})
+	if err != nil {
 		return nil, err
 	}
-	if p.Items == nil {
-		p.Items = []T{}
+	return items, nil
+}
+
+// itemsMember is the member of a list answer that holds its items.
+const itemsMember = "items"
+
+// decodeItems decodes the items of {"items": [...], ...}, one at a time; other members are
+// skipped.
+func decodeItems[T any](r io.Reader) ([]T, error) {
+	dec := json.NewDecoder(r)
+	if err := expectDelim(dec, '{'); err != nil {
+		return nil, err
 	}
-	return p.Items, nil
+	items := []T{}
+	for dec.More() {
+		key, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		if key != itemsMember {
+			var skip json.RawMessage
+			if err := dec.Decode(&skip); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		if tok == nil { // "items": null
+			continue
+		}
+		if tok != json.Delim('[') {
+			return nil, wrongType(tok)
+		}
+		for dec.More() {
+			var item T
+			if err := dec.Decode(&item); err != nil {
+				return nil, err
+			}
+			items = append(items, item)
+		}
+		if err := expectDelim(dec, ']'); err != nil {
+			return nil, err
+		}
+	}
+	return items, expectDelim(dec, '}')
+}
+
+// expectDelim reads the next token, which must be d.
+func expectDelim(dec *json.Decoder, d json.Delim) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if tok != d {
+		return wrongType(tok)
+	}
+	return nil
+}
+
+// wrongType says that the answer is not a list of items where tok stands, naming its type only.
+func wrongType(tok json.Token) error {
+	return &json.UnmarshalTypeError{Value: fmt.Sprintf("%T", tok), Field: itemsMember, Type: reflect.TypeFor[[]any]()}
 }
 
 // pathOf joins path pieces, escaping every second one (the IDs): pathOf("/a/", id, "/b").
