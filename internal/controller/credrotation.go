@@ -23,6 +23,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -111,6 +112,42 @@ type rotationRecord struct {
 	// Held is the change request of a step Dfns holds for approval (202): it is never sent
 	// again while the step waits for it.
 	Held string `json:"held,omitempty"`
+	// DeactivationsHeld are the credentials whose deactivation Dfns holds for approval: it is
+	// never asked again, by this rotation or a later one. One leaves the list once Dfns shows it
+	// inactive or gone.
+	DeactivationsHeld []string `json:"deactivationsHeld,omitempty"`
+}
+
+// deactivate deactivates credential cr unless Dfns already holds its deactivation for approval.
+// A deactivation Dfns holds now (202) is recorded in rec, with an AwaitingApproval event, and
+// is not an error: held reports it, for the caller to save rec.
+func (r *rotation) deactivate(ctx context.Context, rec *rotationRecord, cr *dfns.Credential, why string) (held bool, err error) {
+	if slices.Contains(rec.DeactivationsHeld, cr.CredentialID) {
+		return false, nil
+	}
+	err = r.in.cl.api.DeactivateCredential(ctx, cr.CredentialUUID)
+	if change, ok := dfns.IsPendingApproval(err); ok {
+		rec.DeactivationsHeld = append(rec.DeactivationsHeld, cr.CredentialID)
+		r.recorder.Eventf(r.in.obj, corev1.EventTypeNormal, v1alpha1.ReasonAwaitingApproval,
+			"the deactivation of %s %s is held for approval in Dfns (change request %s, approval %s); it is not asked again, "+
+				"and the credential stays active until it is approved", why, cr.CredentialID, change.ID, change.ApprovalID)
+		return true, nil
+	}
+	if err != nil && !dfns.IsNotFound(err) {
+		return false, err
+	}
+	return false, nil
+}
+
+// stillHeld keeps, of the deactivations Dfns held, those of credentials it still shows active.
+func stillHeld(held []string, list []dfns.Credential) []string {
+	var out []string
+	for _, id := range held {
+		if c := findCredential(list, id); c != nil && c.IsActive {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // readRecord reads a Secret's rotation record; an unreadable one reads as none.
@@ -296,7 +333,7 @@ func (r *rotation) idle(ctx context.Context, s *corev1.Secret, rec rotationRecor
 		return rotationResult{}, fmt.Errorf("credential %s is not among the operator user's active credentials in Dfns", r.creds.CredID)
 	}
 	r.status.CreatedAt = dfnsTime(current.DateCreated)
-	if err := r.deactivateOrphans(ctx, s, list); err != nil {
+	if err := r.deactivateOrphans(ctx, s, &rec, list); err != nil {
 		return rotationResult{}, err
 	}
 	request := r.annotation()
@@ -362,18 +399,30 @@ func (r *rotation) annotation() string {
 // deactivateOrphans deactivates the active credentials that a rotation for this Secret made
 // and that the Secret no longer holds: one registered before its rotation was abandoned or
 // rolled back. The credential in use is never one of them.
-func (r *rotation) deactivateOrphans(ctx context.Context, s *corev1.Secret, list []dfns.Credential) error {
+func (r *rotation) deactivateOrphans(ctx context.Context, s *corev1.Secret, rec *rotationRecord, list []dfns.Credential) error {
 	prefix := credentialNameBase(r.loc)
+	before := rec.DeactivationsHeld
+	rec.DeactivationsHeld = stillHeld(before, list)
 	for _, cr := range list {
 		if !cr.IsActive || cr.CredentialID == r.creds.CredID || cr.CredentialID == value(s, dfns.FileCredID) ||
-			!strings.HasPrefix(cr.Name, prefix) {
+			!strings.HasPrefix(cr.Name, prefix) || slices.Contains(rec.DeactivationsHeld, cr.CredentialID) {
 			continue
 		}
-		if err := r.in.cl.api.DeactivateCredential(ctx, cr.CredentialUUID); err != nil && !dfns.IsNotFound(err) {
+		held, err := r.deactivate(ctx, rec, &cr, "credential")
+		if err != nil {
 			return fmt.Errorf("deactivating credential %s, which a rotation made and no Secret holds: %w", cr.CredentialID, err)
 		}
-		r.recorder.Eventf(r.in.obj, corev1.EventTypeNormal, eventOrphanDeactivated,
-			"deactivated credential %s: a rotation made it for Secret %s, which no longer holds it", cr.CredentialID, r.loc)
+		if !held {
+			r.recorder.Eventf(r.in.obj, corev1.EventTypeNormal, eventOrphanDeactivated,
+				"deactivated credential %s: a rotation made it for Secret %s, which no longer holds it", cr.CredentialID, r.loc)
+		}
+	}
+	if slices.Equal(rec.DeactivationsHeld, before) {
+		return nil
+	}
+	writeRecord(s, *rec)
+	if err := r.client.Update(ctx, s); err != nil {
+		return fmt.Errorf("recording in Secret %s the credential deactivations Dfns holds for approval: %w", r.loc, err)
 	}
 	return nil
 }
@@ -394,7 +443,8 @@ func (r *rotation) stage(ctx context.Context, s *corev1.Secret, request string) 
 		return rotationResult{}, err
 	}
 	rec := rotationRecord{Phase: v1alpha1.CredentialPhaseStaged, NewCredID: credID, PreviousCredID: r.creds.CredID,
-		Name: credentialName(r.loc, r.now), Request: request, By: r.in.key, StartedAt: r.now}
+		Name: credentialName(r.loc, r.now), Request: request, By: r.in.key, StartedAt: r.now,
+		DeactivationsHeld: readRecord(s).DeactivationsHeld}
 	s.Data[keyNextCredID] = []byte(credID)
 	s.Data[keyNextPrivateKey] = key
 	writeRecord(s, rec)
@@ -535,7 +585,8 @@ func (r *rotation) written(ctx context.Context, s *corev1.Secret, rec rotationRe
 		r.recorder.Eventf(r.in.obj, corev1.EventTypeNormal, eventCredentialConfirm, "the manager logs in and signs with credential %s", next)
 	}
 	if old := findCredential(list, previous); old != nil && old.IsActive {
-		if err := r.in.cl.api.DeactivateCredential(ctx, old.CredentialUUID); err != nil && !dfns.IsNotFound(err) {
+		// Held for approval, the deactivation is a human's to decide: the rotation is done.
+		if _, err := r.deactivate(ctx, &rec, old, "the previous credential"); err != nil {
 			return rotationResult{}, fmt.Errorf("deactivating the previous credential %s: %w", previous, err)
 		}
 	}
@@ -546,8 +597,12 @@ func (r *rotation) written(ctx context.Context, s *corev1.Secret, rec rotationRe
 	if err := r.client.Update(ctx, s); err != nil {
 		return rotationResult{}, fmt.Errorf("removing the deactivated credential %s from Secret %s: %w", previous, r.loc, err)
 	}
+	state := "is deactivated"
+	if slices.Contains(rec.DeactivationsHeld, previous) {
+		state = "stays active until its deactivation, held for approval in Dfns, is approved"
+	}
 	r.recorder.Eventf(r.in.obj, corev1.EventTypeNormal, eventCredentialRotated,
-		"rotation done in %s: signing with credential %s; the previous credential %s is deactivated", r.now.Sub(rec.StartedAt).Round(time.Second), next, previous)
+		"rotation done in %s: signing with credential %s; the previous credential %s %s", r.now.Sub(rec.StartedAt).Round(time.Second), next, previous, state)
 	r.finish(rec)
 	r.status.Phase, r.status.NewCredID, r.status.PreviousCredID = "", "", previous
 	r.status.CreatedAt = dfnsTime(made.DateCreated)

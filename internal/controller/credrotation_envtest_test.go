@@ -390,6 +390,25 @@ var _ = Describe("A rotation of the operator's credential interrupted", func() {
 		signsThrough(ns, c.Name, "held")
 	})
 
+	It("finishes when Dfns holds the previous credential's deactivation for approval, and never asks for it again", func() {
+		ns := newNamespace()
+		c, u := rotatingConnection(ns, nil)
+		askRotation(c, "1")
+		first := rotatedFrom(c, u.CredID)
+		By("a second rotation, whose previous credential (made by the first) Dfns keeps active pending approval")
+		before := sb.Counters()["DeactivateCredential"]
+		sb.InjectOnce("DeactivateCredential", sandbox.FaultHeld)
+		askRotation(c, "2")
+		second := rotatedFrom(c, first)
+		Expect(hasEvent(c, corev1.EventTypeNormal, v1alpha1.ReasonAwaitingApproval)()).To(BeTrue())
+		// Neither the end of the rotation nor the later passes, which deactivate what rotations
+		// left active, ask again.
+		Consistently(func() int { return sb.Counters()["DeactivateCredential"] - before }, 3*rotationPoll, 200*time.Millisecond).
+			Should(Equal(1))
+		Expect(credentialStates(u)).To(Equal(map[string]bool{u.CredID: false, first: true, second: true}))
+		signsThrough(ns, c.Name, "held")
+	})
+
 	It("retries the deactivation of the previous credential", func() {
 		ns := newNamespace()
 		c, u := rotatingConnection(ns, nil)
