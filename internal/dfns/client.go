@@ -32,7 +32,7 @@ const (
 	// DefaultMaxAnswerSize bounds an answer read from Dfns. The lists Dfns does not paginate
 	// grow with the organisation: about 1 KB per service account with one permission in the
 	// shape Dfns documents, so this reads the list of more than 100,000
-	// (docs/dfns-compatibility.md). The former 10 MiB failed at about 9,000.
+	// (docs/dfns-api.md, "Pagination"). The former 10 MiB failed at about 9,000.
 	DefaultMaxAnswerSize = 128 << 20
 )
 
