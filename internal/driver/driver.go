@@ -376,12 +376,20 @@ func (r *Reconciler[T, O]) Reconcile(ctx context.Context, req ctrl.Request) (res
 // re-mint a token that was just written, so the cached copy is used only at the version this
 // driver last wrote or read; otherwise the resource is read past the cache. At rest that saves
 // the API server one read per resource per sync period.
+//
+// One more cached copy is used as it is: that of a resource this driver has not seen before
+// and that holds nothing of it (no finalizer, nothing recorded), such as one just applied.
+// Acting on it changes nothing in Dfns before the write that marks the create, which adds the
+// finalizer under optimistic locking: were the copy stale, that write fails with a conflict
+// and the next reconcile reads past the cache (fail). A new resource's Secret comes one read
+// sooner.
 func (r *Reconciler[T, O]) get(ctx context.Context, req ctrl.Request) (T, bool, error) {
 	r.primed.Do(func() { r.prime(ctx) })
 	obj := r.newObject()
 	err := r.client.Get(ctx, req.NamespacedName, obj)
 	if err == nil {
-		if v, ok := r.current.load(req.NamespacedName); ok && v == obj.GetResourceVersion() {
+		v, ok := r.current.load(req.NamespacedName)
+		if ok && v == obj.GetResourceVersion() || !ok && r.holdsNothing(obj) {
 			return obj, true, nil
 		}
 	} else if !apierrors.IsNotFound(err) {
@@ -465,6 +473,9 @@ func (v *versions) storeIfAbsent(k types.NamespacedName, rv string) {
 	}
 }
 
+// distrust makes the next read of the resource go past the cache: "" is no resourceVersion.
+func (v *versions) distrust(k types.NamespacedName) { v.store(k, "") }
+
 func (v *versions) forget(k types.NamespacedName) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -547,7 +558,9 @@ func (r *Reconciler[T, O]) converge(ctx context.Context, st *state[T, O], rec Re
 func (r *Reconciler[T, O]) create(ctx context.Context, st *state[T, O], obs Observation[O]) (ctrl.Result, error) {
 	// A rotation keeps the current object usable until its successor's secret is published.
 	st.unusable, st.expired = obs.Rotate == nil, obs.Expired
-	if err := r.checkSecret(ctx, st.obj); err != nil {
+	// The first create of a resource that recorded nothing finds no Secret of its own.
+	absent := r.recordsNothing(st.obj)
+	if err := r.checkSecret(ctx, st.obj, absent); err != nil {
 		return r.fail(ctx, st, err)
 	}
 	prep, err := st.External.Prepare(ctx, st.obj, obs)
@@ -595,7 +608,7 @@ func (r *Reconciler[T, O]) create(ctx context.Context, st *state[T, O], obs Obse
 	}
 	if created.Secret != nil {
 		st.unusable = true // the Secret is about to hold the new object's secret
-		if err := r.publish(ctx, st.obj, created.Secret); err != nil {
+		if err := r.publish(ctx, st.obj, created.Secret, absent); err != nil {
 			if reason, stop := StopReason(err); stop {
 				// The secret is lost: the mark finds the object as an orphan at the next look,
 				// which must come without a spec change.
@@ -697,6 +710,12 @@ func (r *Reconciler[T, O]) awaitApproval(ctx context.Context, st *state[T, O], c
 // condition changed or the error is retried, and the requeue policy of the class.
 func (r *Reconciler[T, O]) fail(ctx context.Context, st *state[T, O], err error) (ctrl.Result, error) {
 	v := Classify(r.errs, err)
+	if apierrors.IsConflict(err) {
+		// The copy this reconcile acted on was stale: it says nothing about the resource, so
+		// nothing is reported, and the next reconcile reads past the cache.
+		r.current.distrust(client.ObjectKeyFromObject(st.obj))
+		v = Verdict{Policy: Requeue, Reason: v.Reason}
+	}
 	if v.Policy == Requeue {
 		st.silent = true
 		logf.FromContext(ctx).V(1).Info("Requeued", "reason", v.Reason, "after", v.After)
@@ -881,6 +900,12 @@ func (r *Reconciler[T, O]) recordsNothing(obj T) bool {
 	}
 	m := obj.Managed()
 	return obj.GetStatusID() == "" && m.PendingChangeRequest == nil && len(m.Previous) == 0
+}
+
+// holdsNothing reports whether the resource carries nothing of this driver: no finalizer and
+// nothing recorded.
+func (r *Reconciler[T, O]) holdsNothing(obj T) bool {
+	return !controllerutil.ContainsFinalizer(obj, Finalizer) && r.recordsNothing(obj)
 }
 
 // unmark clears create-pending, when it is set.

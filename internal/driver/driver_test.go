@@ -30,6 +30,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -205,7 +206,8 @@ func newDriver[T Object](t *testing.T, ext *extFns[T], newObj func() T, objs ...
 	s := testSchemeUnit(t)
 	c := fake.NewClientBuilder().WithScheme(s).WithObjects(objs...).
 		WithIndex(newObj(), OwnedIDIndex, OwnedIDs[T](tKind, testOwnershipKey)).
-		WithStatusSubresource(&v1alpha1.DfnsPermission{}, &v1alpha1.DfnsServiceAccount{}).Build()
+		WithStatusSubresource(&v1alpha1.DfnsPermission{}, &v1alpha1.DfnsServiceAccount{}).
+		WithInterceptorFuncs(interceptor.Funcs{Create: dryRunCreate}).Build()
 	rec := record.NewFakeRecorder(100)
 	newList := func() client.ObjectList { return &v1alpha1.DfnsPermissionList{} }
 	if _, ok := any(newObj()).(*v1alpha1.DfnsServiceAccount); ok {
@@ -230,6 +232,20 @@ func newDriver[T Object](t *testing.T, ext *extFns[T], newObj func() T, objs ...
 		kind: tKind, key: testOwnershipKey,
 		syncPeriod: time.Minute, timeout: time.Minute, secretRetries: 1, secretBackoff: time.Millisecond,
 		now: func() time.Time { return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) }}, c, rec
+}
+
+// dryRunCreate answers a server-side dry-run create (the driver's are of Secrets) as the API
+// server does, which the fake client does not: AlreadyExists when the object exists.
+func dryRunCreate(ctx context.Context, cl client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+	o := &client.CreateOptions{}
+	o.ApplyOptions(opts)
+	if slices.Contains(o.DryRun, metav1.DryRunAll) {
+		existing := obj.DeepCopyObject().(client.Object)
+		if err := cl.Get(ctx, client.ObjectKeyFromObject(obj), existing); err == nil {
+			return apierrors.NewAlreadyExists(corev1.Resource("secrets"), obj.GetName())
+		}
+	}
+	return cl.Create(ctx, obj, opts...)
 }
 
 // drain returns the "Type Reason" of each recorded event.
@@ -725,6 +741,9 @@ func TestCreatePublishesSecretFirst(t *testing.T) {
 		wantSynced string
 		wantID     string
 		wantSecret bool
+		// wantReads counts the reads of the Secret: none when it is absent, as expected of a
+		// resource that recorded nothing.
+		wantReads int
 	}{
 		"Publishes": {
 			reason: "the Secret is written, owned and labelled, and the ID recorded after it",
@@ -734,7 +753,7 @@ func TestCreatePublishesSecretFirst(t *testing.T) {
 		"SecretConflict": {
 			reason: "an unowned Secret stops the create before Dfns is called",
 			objs:   []client.Object{sa(), foreign}, wantCalls: "Validate,Observe",
-			wantSynced: "False/SecretConflict",
+			wantSynced: "False/SecretConflict", wantReads: 1,
 		},
 	}
 	for name, tc := range cases {
@@ -748,9 +767,21 @@ func TestCreatePublishesSecretFirst(t *testing.T) {
 						Annotations: map[string]string{v1alpha1.AnnotationExternalID: tSAID}}}, nil
 				}}
 			r, c, _ := newDriver[*v1alpha1.DfnsServiceAccount](t, ext, func() *v1alpha1.DfnsServiceAccount { return &v1alpha1.DfnsServiceAccount{} }, tc.objs...)
+			reads := 0
+			r.reader = interceptor.NewClient(c.(client.WithWatch), interceptor.Funcs{
+				Get: func(ctx context.Context, cl client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+					if _, ok := obj.(*corev1.Secret); ok {
+						reads++
+					}
+					return cl.Get(ctx, key, obj, opts...)
+				},
+			})
 			res, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: client.ObjectKey{Namespace: "ns", Name: "sa"}})
 			if err != nil {
 				t.Fatalf("%s\nerror = %v", tc.reason, err)
+			}
+			if reads != tc.wantReads {
+				t.Errorf("%s\n%d reads of the Secret, want %d", tc.reason, reads, tc.wantReads)
 			}
 			if tc.wantSecret == (res.RequeueAfter == 0) {
 				t.Errorf("%s\nresult = %+v", tc.reason, res)
@@ -829,7 +860,7 @@ func TestPublishHasItsOwnDeadline(t *testing.T) {
 	r.client, r.reader = ic, ic
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := r.publish(ctx, sa, &SecretContent{Data: map[string][]byte{keyToken: []byte("t")}}); err != nil {
+	if err := r.publish(ctx, sa, &SecretContent{Data: map[string][]byte{keyToken: []byte("t")}}, true); err != nil {
 		t.Fatalf("publish with a spent reconcile context: %v", err)
 	}
 	var s corev1.Secret
@@ -840,21 +871,26 @@ func TestPublishHasItsOwnDeadline(t *testing.T) {
 
 // TestSecretTakenOverAfterRestore: a Secret whose controller is this resource's kind and name
 // under an old UID (a backup restored) is this resource's and gets the new UID; one controlled
-// by another kind of the same name is a conflict.
+// by another kind of the same name is a conflict. Both hold when the Secret was expected to be
+// absent (created without a read first).
 func TestSecretTakenOverAfterRestore(t *testing.T) {
 	ref := func(kind string) []metav1.OwnerReference {
 		return []metav1.OwnerReference{{APIVersion: v1alpha1.GroupVersion.String(), Kind: kind, Name: "sa", UID: "old-uid", Controller: new(true)}}
 	}
 	for name, tc := range map[string]struct {
-		kind string
-		want bool
-	}{"SameKind": {tKind, true}, "OtherKind": {"DfnsWebhook", false}} {
+		kind   string
+		absent bool
+		want   bool
+	}{
+		"SameKind": {tKind, false, true}, "OtherKind": {"DfnsWebhook", false, false},
+		"SameKindExpectedAbsent": {tKind, true, true}, "OtherKindExpectedAbsent": {"DfnsWebhook", true, false},
+	} {
 		t.Run(name, func(t *testing.T) {
 			sa := &v1alpha1.DfnsServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "sa", UID: tUID}}
 			old := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: tSecret, OwnerReferences: ref(tc.kind)}}
 			r, c, _ := newDriver[*v1alpha1.DfnsServiceAccount](t, &extFns[*v1alpha1.DfnsServiceAccount]{secret: tSecret},
 				func() *v1alpha1.DfnsServiceAccount { return &v1alpha1.DfnsServiceAccount{} }, sa, old)
-			err := r.publish(context.Background(), sa, &SecretContent{Data: map[string][]byte{keyToken: []byte("t")}})
+			err := r.publish(context.Background(), sa, &SecretContent{Data: map[string][]byte{keyToken: []byte("t")}}, tc.absent)
 			if (err == nil) != tc.want {
 				t.Fatalf("publish = %v, want success %t", err, tc.want)
 			}
@@ -1518,5 +1554,82 @@ func TestPrimedFromOneList(t *testing.T) {
 	}
 	if lists != 1 || gets != 1 {
 		t.Errorf("%d lists and %d reads past the cache; want 1 list and 1 read (the stale c)", lists, gets)
+	}
+}
+
+// TestNewResourceFromTheCache: a resource the driver has not seen, holding nothing of it, is
+// taken from the cache; one carrying the finalizer is read past it. Were the new one's cached
+// copy stale (someone marked it meanwhile), the marking write conflicts: nothing is created
+// in Dfns, nothing is reported, and the next reconcile reads past the cache.
+func TestNewResourceFromTheCache(t *testing.T) {
+	ctx := context.Background()
+	newObj := func() *v1alpha1.DfnsServiceAccount { return &v1alpha1.DfnsServiceAccount{} }
+	fresh := &v1alpha1.DfnsServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "fresh", UID: tUID, Generation: 1}}
+	held := &v1alpha1.DfnsServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "held", UID: tUID, Generation: 1,
+		Finalizers: []string{Finalizer}}}
+	sent := 0
+	ext := &extFns[*v1alpha1.DfnsServiceAccount]{secret: tSecret,
+		observe: func(*v1alpha1.DfnsServiceAccount, string) (Observation[string], error) {
+			return Observation[string]{}, nil
+		},
+		create: func(*v1alpha1.DfnsServiceAccount, Observation[string]) (Creation, error) {
+			sent++
+			return Creation{ID: tSAID}, nil
+		}}
+	r, apiServer, rec := newDriver[*v1alpha1.DfnsServiceAccount](t, ext, newObj, fresh, held)
+	cached := fake.NewClientBuilder().WithScheme(r.scheme).WithObjects(fresh.DeepCopy(), held.DeepCopy()).Build()
+	r.primed.Do(func() {}) // both appeared after the priming list
+	reads := map[string]int{}
+	r.client = interceptor.NewClient(apiServer.(client.WithWatch), interceptor.Funcs{
+		Get: func(ctx context.Context, _ client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+			return cached.Get(ctx, key, obj, opts...) // reads come from the cache, writes go to the API server
+		},
+	})
+	r.reader = interceptor.NewClient(apiServer.(client.WithWatch), interceptor.Funcs{
+		Get: func(ctx context.Context, cl client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+			reads[key.Name]++
+			return cl.Get(ctx, key, obj, opts...)
+		},
+	})
+	for _, n := range []string{"fresh", "held"} {
+		if _, ok, err := r.get(ctx, ctrl.Request{NamespacedName: types.NamespacedName{Namespace: "ns", Name: n}}); err != nil || !ok {
+			t.Fatalf("get %s: %v, %v", n, ok, err)
+		}
+	}
+	if reads["fresh"] != 0 || reads["held"] != 1 {
+		t.Errorf("reads past the cache %v; want none for fresh and 1 for held", reads)
+	}
+
+	// Someone else marks fresh; the cache has not seen it yet.
+	var live v1alpha1.DfnsServiceAccount
+	if err := apiServer.Get(ctx, client.ObjectKeyFromObject(fresh), &live); err != nil {
+		t.Fatal(err)
+	}
+	live.Finalizers = []string{Finalizer}
+	SetAnnotation(&live, v1alpha1.AnnotationCreatePending, "someone else's")
+	if err := apiServer.Update(ctx, &live); err != nil {
+		t.Fatal(err)
+	}
+	req := ctrl.Request{NamespacedName: client.ObjectKeyFromObject(fresh)}
+	res, err := r.Reconcile(ctx, req)
+	if err != nil || res.RequeueAfter == 0 {
+		t.Fatalf("reconcile of a stale copy = %+v, %v; want a quiet requeue", res, err)
+	}
+	if sent != 0 {
+		t.Errorf("a create was sent to Dfns from a stale copy")
+	}
+	if ev := drain(rec); len(ev) != 0 {
+		t.Errorf("a stale copy's conflict recorded events %v", ev)
+	}
+	var after v1alpha1.DfnsServiceAccount
+	if err := apiServer.Get(ctx, req.NamespacedName, &after); err != nil {
+		t.Fatal(err)
+	}
+	if after.ResourceVersion != live.ResourceVersion {
+		t.Errorf("the stale copy's reconcile wrote the resource: %+v", after.Status)
+	}
+	reads["fresh"] = 0
+	if _, _, err := r.get(ctx, req); err != nil || reads["fresh"] != 1 {
+		t.Errorf("after the conflict, %d reads past the cache (%v); want 1", reads["fresh"], err)
 	}
 }

@@ -44,14 +44,15 @@ func secretConflict(name string) error {
 
 // checkSecret makes sure the Secret a create will write is free or ours, and that the API
 // server accepts it (a server-side dry run: quotas, admission policies), before Dfns is called:
-// a token that cannot be stored must not be minted.
-func (r *Reconciler[T, O]) checkSecret(ctx context.Context, obj T) error {
+// a token that cannot be stored must not be minted. absent says the Secret is not expected to
+// exist (see writeSecret).
+func (r *Reconciler[T, O]) checkSecret(ctx context.Context, obj T, absent bool) error {
 	name, tmpl := r.connector.Secret(obj)
 	if name == "" {
 		return nil
 	}
 	placeholder := &SecretContent{Data: map[string][]byte{"DFNS_DRY_RUN": []byte("placeholder")}}
-	err := r.writeSecret(ctx, obj, name, tmpl, placeholder, true)
+	err := r.writeSecret(ctx, obj, name, tmpl, placeholder, true, absent)
 	switch {
 	case err == nil || isStop(err):
 		return err
@@ -89,8 +90,8 @@ func (r *Reconciler[T, O]) releaseSecret(ctx context.Context, obj T) error {
 
 // publish writes a one-time secret into the resource's Secret, retrying with a short backoff:
 // the values exist nowhere else. It has its own deadline, not what the rate-limiter wait and
-// the create left of the reconcile's.
-func (r *Reconciler[T, O]) publish(ctx context.Context, obj T, content *SecretContent) error {
+// the create left of the reconcile's. absent is as for checkSecret.
+func (r *Reconciler[T, O]) publish(ctx context.Context, obj T, content *SecretContent, absent bool) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), secretTimeout)
 	defer cancel()
 	name, tmpl := r.connector.Secret(obj)
@@ -105,7 +106,7 @@ func (r *Reconciler[T, O]) publish(ctx context.Context, obj T, content *SecretCo
 			}
 			backoff *= 2
 		}
-		err = r.writeSecret(ctx, obj, name, tmpl, content, false)
+		err = r.writeSecret(ctx, obj, name, tmpl, content, false, absent)
 		if err == nil || isStop(err) {
 			return err
 		}
@@ -117,14 +118,20 @@ func (r *Reconciler[T, O]) publish(ctx context.Context, obj T, content *SecretCo
 const secretTimeout = 30 * time.Second
 
 // writeSecret creates the Secret or replaces the data of the one this resource controls.
+// When the Secret is expected to be absent (the first create of a resource that recorded
+// nothing), it is created without reading it first, one round trip fewer; if it exists after
+// all, it is read and handled as any existing Secret.
 func (r *Reconciler[T, O]) writeSecret(ctx context.Context, obj T, name string, tmpl v1alpha1.SecretTemplate,
-	content *SecretContent, dryRun bool) error {
+	content *SecretContent, dryRun, absent bool) error {
 	var s corev1.Secret
-	err := r.reader.Get(ctx, types.NamespacedName{Namespace: obj.GetNamespace(), Name: name}, &s)
-	if err != nil && !apierrors.IsNotFound(err) {
-		return err
+	exists := false
+	if !absent {
+		err := r.reader.Get(ctx, types.NamespacedName{Namespace: obj.GetNamespace(), Name: name}, &s)
+		if err != nil && !apierrors.IsNotFound(err) {
+			return err
+		}
+		exists = err == nil
 	}
-	exists := err == nil
 	if exists && !ownsSecret(&s, obj, r.kind) {
 		return secretConflict(name)
 	}
@@ -152,8 +159,11 @@ func (r *Reconciler[T, O]) writeSecret(ctx context.Context, obj T, name string, 
 	if exists {
 		return r.client.Update(ctx, &s, upd...)
 	}
-	err = r.client.Create(ctx, &s, crt...)
-	if apierrors.IsAlreadyExists(err) {
+	err := r.client.Create(ctx, &s, crt...)
+	switch {
+	case apierrors.IsAlreadyExists(err) && absent:
+		return r.writeSecret(ctx, obj, name, tmpl, content, dryRun, false)
+	case apierrors.IsAlreadyExists(err):
 		return secretConflict(name)
 	}
 	return err
