@@ -77,10 +77,10 @@ func (e *assignments) Observe(ctx context.Context, a *v1alpha1.DfnsPermissionAss
 	}
 	cur := assignmentView{PermissionID: permID, IdentityID: identityID}
 	list := func(ctx context.Context) ([]dfns.Assignment, error) { return e.api.ListAssignments(ctx, permID) }
-	all, fresh, err := e.lists.Get(ctx, e.listKey(permID), list)
-	found, recorded := findAssignment(all, identityID, id)
+	found, recorded, fresh, err := e.lookup(ctx, permID, identityID, id, list)
 	if err == nil && found == nil && !fresh && (id != "" || rec.Marked != "") {
 		// Absence of what the operator may have assigned is concluded from a fresh list only.
+		var all []dfns.Assignment
 		all, err = e.lists.Fetch(ctx, e.listKey(permID), list)
 		found, recorded = findAssignment(all, identityID, id)
 	}
@@ -137,6 +137,32 @@ func pendingCreation(cr *dfns.ChangeRequest) bool {
 
 // pairMarker is an assignment's marker: its permission and identity.
 func pairMarker(permID, identityID string) string { return permID + " " + identityID }
+
+// The fields the kept lists of assignments are searched by.
+const (
+	byIdentity = iota
+	byID
+)
+
+// assignmentFields gives an assignment's values of byIdentity and byID.
+func assignmentFields(a dfns.Assignment) []string { return []string{a.IdentityID, a.ID} }
+
+// lookup is findAssignment on the permission's kept list, through its index; fresh reports
+// whether the list was fetched for this call.
+func (e *assignments) lookup(ctx context.Context, permID, identityID, id string,
+	list func(context.Context) ([]dfns.Assignment, error)) (found, recorded *dfns.Assignment, fresh bool, err error) {
+	a, ok, fresh, err := e.lists.Find(ctx, e.listKey(permID), byIdentity, identityID, list)
+	switch {
+	case err != nil:
+		return nil, nil, fresh, err
+	case ok:
+		return &a, nil, fresh, nil
+	}
+	if r, ok, _, err := e.lists.Find(ctx, e.listKey(permID), byID, id, list); err == nil && ok {
+		recorded = &r
+	}
+	return nil, recorded, fresh, nil
+}
 
 // findAssignment returns the assignment to the identity and the one with the recorded ID.
 func findAssignment(all []dfns.Assignment, identityID, id string) (found, recorded *dfns.Assignment) {

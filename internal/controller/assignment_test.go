@@ -72,7 +72,7 @@ func TestAssignmentObserve(t *testing.T) {
 				ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "grant", Generation: 1},
 				Spec:       v1alpha1.DfnsPermissionAssignmentSpec{PermissionRef: v1alpha1.PermissionRef{ID: perm}, IdentityID: user},
 			}
-			e := &assignments{link: link{api: tc.api}, client: fake.NewClientBuilder().WithScheme(testSchemeUnit(t)).Build(), lists: driver.NewListCache[dfns.Assignment](time.Minute)}
+			e := &assignments{link: link{api: tc.api}, client: fake.NewClientBuilder().WithScheme(testSchemeUnit(t)).Build(), lists: driver.NewListCache(time.Minute, assignmentFields)}
 			obs, err := e.Observe(context.Background(), a, driver.Recorded{ID: tc.id, Proved: true})
 			var got string
 			switch {
@@ -113,7 +113,7 @@ func TestAssignmentKeptList(t *testing.T) {
 		},
 	}
 	e := &assignments{link: link{api: api}, client: fake.NewClientBuilder().WithScheme(testSchemeUnit(t)).Build(),
-		lists: driver.NewListCache[dfns.Assignment](time.Minute)}
+		lists: driver.NewListCache(time.Minute, assignmentFields)}
 	a := &v1alpha1.DfnsPermissionAssignment{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "grant", Generation: 1},
 		Spec:       v1alpha1.DfnsPermissionAssignmentSpec{PermissionRef: v1alpha1.PermissionRef{ID: perm}, IdentityID: user},
@@ -192,7 +192,7 @@ func TestAssignmentDeleteWithoutStatus(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			api := &revokeAPI{}
 			e := &assignments{link: link{api: api}, client: fake.NewClientBuilder().WithScheme(testSchemeUnit(t)).WithObjects(perm).Build(),
-				lists: driver.NewListCache[dfns.Assignment](time.Minute)}
+				lists: driver.NewListCache(time.Minute, assignmentFields)}
 			a := &v1alpha1.DfnsPermissionAssignment{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "grant"},
 				Spec: v1alpha1.DfnsPermissionAssignmentSpec{PermissionRef: tc.ref, IdentityID: "us-1"}}
 			err := e.Delete(context.Background(), a, "as-1")

@@ -209,7 +209,7 @@ type minter[T mintable] struct {
 func newMinter[T mintable, D any](calls func(api dfns.API) identityCalls[T, D], kind string, c client.Client, r client.Reader,
 	syncPeriod time.Duration) *minter[T] {
 	return &minter[T]{kind: kind, callsOf: func(api dfns.API) identities[T] { return calls(api) }, client: c,
-		secrets: driver.NewSecretReader(c, r), lists: driver.NewListCache[identityView](syncPeriod), now: time.Now}
+		secrets: driver.NewSecretReader(c, r), lists: driver.NewListCache(syncPeriod, identityFields), now: time.Now}
 }
 
 // bind returns the kind's calls through one connection.
@@ -346,17 +346,17 @@ func renewTime(r *v1alpha1.Rotation, minted, expires time.Time) *metav1.Time {
 	return &t
 }
 
+// identityFields are what the kept list of identities is searched by: the ID.
+func identityFields(v identityView) []string { return []string{v.ID} }
+
 // view reads identity id from this sync period's list of the kind when it is there, else with
 // a GET: only Dfns' answer to the GET says it is gone.
 func (m *minter[T]) view(ctx context.Context, id string) (identityView, error) {
-	all, fetched, err := m.lists.Get(ctx, m.key, m.calls.listViews)
-	if err == nil {
-		for _, v := range all {
-			if v.ID == id {
-				return v, nil
-			}
-		}
-	} else if fetched {
+	v, found, fetched, err := m.lists.Find(ctx, m.key, 0, id, m.calls.listViews)
+	if found {
+		return v, nil
+	}
+	if err != nil && fetched {
 		// Said once per failed list (those who waited for it say nothing): every check then
 		// reads its identity alone, a call each, until a list succeeds.
 		logf.FromContext(ctx).Info("could not list the "+m.calls.nounOf()+"s; each is read alone", "error", err.Error())

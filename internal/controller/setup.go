@@ -291,7 +291,7 @@ func setupPolicies(mgr ctrl.Manager, opts Options) error {
 
 // setupUsers registers the DfnsUser controller.
 func setupUsers(mgr ctrl.Manager, opts Options) error {
-	ext := &users{lists: driver.NewListCache[dfns.User](opts.SyncPeriod)}
+	ext := &users{lists: driver.NewListCache(opts.SyncPeriod, userFields)}
 	return setupKind(mgr, opts, kindUser, ext, func() *v1alpha1.DfnsUser { return &v1alpha1.DfnsUser{} },
 		func() client.ObjectList { return &v1alpha1.DfnsUserList{} }, none)
 }
@@ -361,7 +361,7 @@ func setupAssignments(mgr ctrl.Manager, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("indexing DfnsPermissionAssignments by identity: %w", err)
 	}
-	ext := &assignments{client: mgr.GetClient(), lists: driver.NewListCache[dfns.Assignment](opts.SyncPeriod)}
+	ext := &assignments{client: mgr.GetClient(), lists: driver.NewListCache(opts.SyncPeriod, assignmentFields)}
 	c, list := mgr.GetClient(), &v1alpha1.DfnsPermissionAssignmentList{}
 	on := func(index string, key func(client.Object) string) handler.EventHandler {
 		return handler.EnqueueRequestsFromMapFunc(referencing(c, list, index, key))

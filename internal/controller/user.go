@@ -92,15 +92,14 @@ func (e *users) Observe(ctx context.Context, u *v1alpha1.DfnsUser, rec driver.Re
 // view reads user id from this sync period's list when it is there, else with a GET: only
 // Dfns' answer to the GET says it is gone.
 func (e *users) view(ctx context.Context, id string) (*dfns.User, error) {
-	if all, _, err := e.lists.Get(ctx, e.key, e.list); err == nil {
-		for i := range all {
-			if all[i].UserID == id {
-				return &all[i], nil
-			}
-		}
+	if u, found, _, _ := e.lists.Find(ctx, e.key, 0, id, e.list); found {
+		return &u, nil
 	}
 	return e.api.GetUser(ctx, id)
 }
+
+// userFields are what the kept list of people is searched by: the user ID.
+func userFields(u dfns.User) []string { return []string{u.UserID} }
 
 // list lists the organisation's people.
 func (e *users) list(ctx context.Context) ([]dfns.User, error) {

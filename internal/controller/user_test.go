@@ -89,7 +89,7 @@ func person(id, email string, active bool) dfns.User {
 }
 
 func testUsers(api dfns.API) *users {
-	e := &users{lists: driver.NewListCache[dfns.User](time.Minute)}
+	e := &users{lists: driver.NewListCache(time.Minute, userFields)}
 	return e.bind(link{api: api, key: "c", self: "operator@example.com"}).(*users)
 }
 

@@ -32,6 +32,8 @@ import (
 type ListCache[V any] struct {
 	ttl time.Duration
 	now func() time.Time
+	// fields are what Find looks items up by: fields(v)[f] is item v's value of field f.
+	fields func(V) []string
 
 	mu       sync.Mutex
 	entries  map[string]listEntry[V]
@@ -49,16 +51,62 @@ type flight[V any] struct {
 	err   error
 }
 
-// listEntry is a kept list and when it was fetched.
+// listEntry is a kept list and when it was fetched, with its index for Find: per field, the
+// position of the first item of each value, for the first indexed items.
 type listEntry[V any] struct {
-	items []V
-	at    time.Time
+	items   []V
+	at      time.Time
+	index   []map[string]int
+	indexed int
 }
 
-// NewListCache keeps lists for ttl, normally the sync period.
-func NewListCache[V any](ttl time.Duration) *ListCache[V] {
-	return &ListCache[V]{ttl: ttl, now: time.Now, entries: map[string]listEntry[V]{}, versions: map[string]uint64{},
+// NewListCache keeps lists for ttl, normally the sync period. fields, which may be nil, gives
+// the values of an item that Find looks it up by (an ID, say), in a fixed order.
+func NewListCache[V any](ttl time.Duration, fields func(V) []string) *ListCache[V] {
+	return &ListCache[V]{ttl: ttl, now: time.Now, fields: fields, entries: map[string]listEntry[V]{}, versions: map[string]uint64{},
 		inflight: map[string]*flight[V]{}}
+}
+
+// Find returns the first item of the list under key whose field f has the value v, getting the
+// list as Get does. A kept list is searched through an index built at the first Find after it
+// was fetched and extended by Append: the drift checks of 10,000 objects in one list each find
+// theirs without scanning the other 9,999. A list fetched across a change is not kept, and is
+// scanned.
+func (c *ListCache[V]) Find(ctx context.Context, key string, f int, v string,
+	fetch func(context.Context) ([]V, error)) (item V, found, fresh bool, err error) {
+	items, fresh, err := c.Get(ctx, key, fetch)
+	if err != nil || v == "" {
+		return item, false, fresh, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, kept := c.entries[key]
+	if !kept || len(items) > len(e.items) || len(items) > 0 && &items[0] != &e.items[0] {
+		for _, it := range items {
+			if c.fields(it)[f] == v {
+				return it, true, fresh, nil
+			}
+		}
+		return item, false, fresh, nil
+	}
+	if e.index == nil {
+		e.index = make([]map[string]int, len(c.fields(item)))
+		for i := range e.index {
+			e.index[i] = make(map[string]int, len(e.items))
+		}
+	}
+	for ; e.indexed < len(e.items); e.indexed++ {
+		for i, val := range c.fields(e.items[e.indexed]) {
+			if _, seen := e.index[i][val]; !seen {
+				e.index[i][val] = e.indexed
+			}
+		}
+	}
+	c.entries[key] = e
+	if i, ok := e.index[f][v]; ok {
+		return e.items[i], true, fresh, nil // perhaps appended since Get: the newer list
+	}
+	return item, false, fresh, nil
 }
 
 // Get returns the list under key, fetching it when there is none younger than the TTL; callers
@@ -117,6 +165,7 @@ func (c *ListCache[V]) Amend(key string, edit func([]V) []V) {
 	c.versions[key]++
 	if e, ok := c.entries[key]; ok {
 		e.items = edit(slices.Clone(e.items)) // callers may still hold the old slice
+		e.index, e.indexed = nil, 0
 		c.entries[key] = e
 	}
 }

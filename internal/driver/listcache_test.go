@@ -19,6 +19,7 @@ package driver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -29,7 +30,7 @@ import (
 func TestListCache(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	c := NewListCache[string](time.Minute)
+	c := NewListCache[string](time.Minute, nil)
 	c.now = func() time.Time { return now }
 	lists := 0
 	fetch := func(context.Context) ([]string, error) { lists++; return []string{"a"}, nil }
@@ -93,7 +94,7 @@ func TestListCache(t *testing.T) {
 // stays as it was; a list not kept gets nothing made up.
 func TestListCacheAppend(t *testing.T) {
 	ctx := context.Background()
-	c := NewListCache[string](time.Minute)
+	c := NewListCache[string](time.Minute, nil)
 	lists := 0
 	fetch := func(context.Context) ([]string, error) {
 		lists++
@@ -118,7 +119,7 @@ func TestListCacheAppend(t *testing.T) {
 // TestListCacheSharesOneFetch: drift checks that miss the kept list at the same moment wait for
 // one list instead of each listing; only the one that fetched reports it fresh.
 func TestListCacheSharesOneFetch(t *testing.T) {
-	c := NewListCache[string](time.Minute)
+	c := NewListCache[string](time.Minute, nil)
 	var lists atomic.Int32
 	gate := make(chan struct{})
 	fetch := func(ctx context.Context) ([]string, error) {
@@ -162,5 +163,57 @@ func TestListCacheSharesOneFetch(t *testing.T) {
 	}
 	if n := fresh.Load(); n != 1 {
 		t.Errorf("%d callers reported a fresh list, want 1", n)
+	}
+}
+
+// TestListCacheFind: Find looks items up by field through an index built once per kept list,
+// extended by Append and rebuilt after Amend; a list not kept is scanned.
+func TestListCacheFind(t *testing.T) {
+	ctx := context.Background()
+	type item [2]string // ID, name
+	filed := 0          // items filed (or scanned) by the index
+	c := NewListCache(time.Minute, func(v item) []string { filed++; return v[:] })
+	const n = 1000
+	lists := 0
+	fetch := func(context.Context) ([]item, error) {
+		lists++
+		all := make([]item, 0, n+8)
+		for i := range n {
+			all = append(all, item{fmt.Sprintf("id-%d", i), fmt.Sprintf("name-%d", i%(n/2))}) // names twice
+		}
+		return all, nil
+	}
+	got, found, fresh, err := c.Find(ctx, "k", 0, "id-7", fetch)
+	if err != nil || !found || !fresh || got[0] != "id-7" {
+		t.Fatalf("Find = %v %t %t %v", got, found, fresh, err)
+	}
+	for i := range n {
+		if got, found, _, _ := c.Find(ctx, "k", 0, fmt.Sprintf("id-%d", i), fetch); !found || got[0] != fmt.Sprintf("id-%d", i) {
+			t.Fatalf("id-%d not found: %v", i, got)
+		}
+	}
+	if filed > n+1 || lists != 1 {
+		t.Errorf("%d finds filed %d items and listed %d times; want each item filed once and 1 list", n+1, filed, lists)
+	}
+	if got, found, _, _ := c.Find(ctx, "k", 1, "name-3", fetch); !found || got[0] != "id-3" {
+		t.Errorf("a value shared by two items finds the first: %v %t", got, found)
+	}
+	if _, found, _, _ := c.Find(ctx, "k", 0, "id-none", fetch); found {
+		t.Errorf("an absent ID was found")
+	}
+	c.Append("k", item{"id-new", "new"})
+	if got, found, fresh, _ := c.Find(ctx, "k", 1, "new", fetch); !found || fresh || got[0] != "id-new" || lists != 1 {
+		t.Errorf("an appended item is found without a list: %v %t %t (%d lists)", got, found, fresh, lists)
+	}
+	c.Amend("k", func(all []item) []item { all[7][1] = "renamed"; return all })
+	if got, found, _, _ := c.Find(ctx, "k", 1, "renamed", fetch); !found || got[0] != "id-7" {
+		t.Errorf("an amended item is found by its new value: %v %t", got, found)
+	}
+	racing := func(context.Context) ([]item, error) {
+		c.Invalidate("r") // a change while this list was in flight: it is not kept
+		return []item{{"id-r", "r"}}, nil
+	}
+	if got, found, _, _ := c.Find(ctx, "r", 0, "id-r", racing); !found || got[0] != "id-r" {
+		t.Errorf("a list not kept is scanned: %v %t", got, found)
 	}
 }
