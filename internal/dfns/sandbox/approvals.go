@@ -421,7 +421,7 @@ func (s *Server) applyAssignmentChange(cr *changeRec, now time.Time) bool {
 		if s.st.Assignments[b.ID] == nil {
 			return false
 		}
-		delete(s.st.Assignments, b.ID)
+		s.unassign(b.ID)
 		return true
 	}
 	p := s.st.Permissions[b.PermissionID]
@@ -434,7 +434,7 @@ func (s *Server) applyAssignmentChange(cr *changeRec, now time.Time) bool {
 		}
 	}
 	a := s.assign(b.PermissionID, b.IdentityID, now)
-	delete(s.st.Assignments, a.ID)
+	delete(s.st.Assignments, a.ID) // the same record under the ID the change request named
 	a.ID = b.ID
 	s.st.Assignments[a.ID] = a
 	return true

@@ -184,7 +184,7 @@ func (s *Server) issueAuthToken(u *userRec, t *tokenRec, now, exp time.Time) str
 // credentials, or the one a SA/PAT was created with.
 func (s *Server) callerCredentials(c *caller) []*credRec {
 	var out []*credRec
-	for _, cr := range s.st.Credentials {
+	for _, cr := range s.credentialsOf(c.user.ID) {
 		if !cr.IsActive {
 			continue
 		}
@@ -200,8 +200,8 @@ func (s *Server) callerCredentials(c *caller) []*credRec {
 
 func userCredentials(s *Server, userID string) []*credRec {
 	var out []*credRec
-	for _, cr := range s.st.Credentials {
-		if cr.IsActive && cr.TokenID == "" && cr.UserID == userID {
+	for _, cr := range s.credentialsOf(userID) {
+		if cr.IsActive && cr.TokenID == "" {
 			out = append(out, cr)
 		}
 	}

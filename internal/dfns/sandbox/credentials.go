@@ -166,7 +166,7 @@ func (s *Server) createCredential(c *call) (*reply, error) {
 		UUID: s.newID("cr"), CredID: info.CredID, UserID: c.caller.user.ID, Name: *req.CredentialName,
 		PublicKeyPEM: pemStr, IsActive: true, DateCreated: c.now,
 	}
-	s.st.Credentials[cr.CredID], s.credIdx = cr, nil
+	s.addCredential(cr)
 	return ok(credentialJSON(cr)), nil
 }
 

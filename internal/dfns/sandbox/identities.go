@@ -217,8 +217,17 @@ func (s *Server) newCredential(userID, tokenID, name, pemStr string, now time.Ti
 		UUID: s.newID("cr"), CredID: base64.RawURLEncoding.EncodeToString([]byte(s.newID("ci"))),
 		UserID: userID, TokenID: tokenID, Name: name, PublicKeyPEM: pemStr, IsActive: true, DateCreated: now,
 	}
-	s.st.Credentials[cr.CredID], s.credIdx = cr, nil
+	s.addCredential(cr)
 	return cr
+}
+
+// addCredential stores a new credential, and files it in credIdx when that is built: being
+// the newest, it goes last.
+func (s *Server) addCredential(cr *credRec) {
+	s.st.Credentials[cr.CredID] = cr
+	if s.credIdx != nil {
+		s.credIdx[cr.UserID] = append(s.credIdx[cr.UserID], cr)
+	}
 }
 
 // credentialUUID is the credentialUuid shown in userInfo: a user's first own Key credential
@@ -230,6 +239,11 @@ func (s *Server) credentialUUID(u *userRec) string {
 		}
 	}
 	return ""
+}
+
+// replaceState makes st the sandbox's state, dropping the indexes of the former one.
+func (s *Server) replaceState(st *state) {
+	s.st, s.credIdx, s.asgIdx, s.tokIdx = st, nil, nil, nil
 }
 
 // credentialsOf returns the user's credentials (its own and its tokens'), oldest first. The
@@ -292,21 +306,11 @@ func (s *Server) serviceAccountJSON(u *userRec, accessToken string) map[string]a
 
 func (s *Server) tokensOf(userID, kind string) []*tokenRec {
 	var out []*tokenRec
-	all := s.st.Tokens
-	if s.memo != nil {
-		for _, t := range s.memo.tokens[userID] {
-			if t.Kind == kind {
-				out = append(out, t)
-			}
-		}
-		all = nil
-	}
-	for _, t := range all {
-		if t.UserID == userID && t.Kind == kind {
+	for _, t := range s.tokensByUser(userID) {
+		if t.Kind == kind {
 			out = append(out, t)
 		}
 	}
-	slices.SortFunc(out, func(a, b *tokenRec) int { return int(a.Seq - b.Seq) })
 	return out
 }
 
@@ -438,7 +442,24 @@ func (s *Server) newToken(userID, kind, name, pemStr, fp, externalID string, now
 	cred := s.newCredential(userID, t.ID, name, pemStr, now)
 	t.CredID = cred.CredID
 	s.st.Tokens[t.ID] = t
+	if s.tokIdx != nil {
+		s.tokIdx[userID] = append(s.tokIdx[userID], t)
+	}
 	return t
+}
+
+// tokensByUser returns the user's tokens, oldest first. The caller holds s.mu.
+func (s *Server) tokensByUser(userID string) []*tokenRec {
+	if s.tokIdx == nil {
+		s.tokIdx = map[string][]*tokenRec{}
+		for _, t := range s.st.Tokens {
+			s.tokIdx[t.UserID] = append(s.tokIdx[t.UserID], t)
+		}
+		for _, list := range s.tokIdx {
+			slices.SortFunc(list, func(a, b *tokenRec) int { return int(a.Seq - b.Seq) })
+		}
+	}
+	return s.tokIdx[userID]
 }
 
 func (s *Server) findServiceAccount(id string) (*userRec, error) {
@@ -666,6 +687,7 @@ func (s *Server) removeToken(id string) {
 	}
 	s.deleteAssignmentsOf(id)
 	delete(s.st.Tokens, id)
+	s.tokIdx = nil
 }
 
 // ---- personal access tokens ----

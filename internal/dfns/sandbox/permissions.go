@@ -74,10 +74,7 @@ func (s *Server) permissionByName(name string) *permRec {
 // non-archived permissions.
 func (s *Server) operationsOf(identityID string) map[string]bool {
 	ops := map[string]bool{}
-	for _, a := range s.st.Assignments {
-		if a.IdentityID != identityID {
-			continue
-		}
+	for _, a := range s.assignmentsOf(identityID) {
 		p := s.st.Permissions[a.PermissionID]
 		if p == nil || p.IsArchived {
 			continue
@@ -108,7 +105,30 @@ func (s *Server) assign(permissionID, identityID string, now time.Time) *assignR
 		DateCreated: now, DateUpdated: now, Seq: s.nextSeq(),
 	}
 	s.st.Assignments[a.ID] = a
+	if s.asgIdx != nil {
+		s.asgIdx[identityID] = append(s.asgIdx[identityID], a)
+	}
 	return a
+}
+
+// assignmentsOf returns the identity's applied assignments, oldest first. The caller holds s.mu.
+func (s *Server) assignmentsOf(identityID string) []*assignRec {
+	if s.asgIdx == nil {
+		s.asgIdx = map[string][]*assignRec{}
+		for _, a := range s.st.Assignments {
+			s.asgIdx[a.IdentityID] = append(s.asgIdx[a.IdentityID], a)
+		}
+		for _, list := range s.asgIdx {
+			slices.SortFunc(list, func(a, b *assignRec) int { return int(a.Seq - b.Seq) })
+		}
+	}
+	return s.asgIdx[identityID]
+}
+
+// unassign removes an applied assignment.
+func (s *Server) unassign(id string) {
+	delete(s.st.Assignments, id)
+	s.asgIdx = nil
 }
 
 func (s *Server) permissionJSON(p *permRec) map[string]any {
@@ -161,15 +181,10 @@ func (s *Server) pendingAssignments() []*assignRec {
 // permissionAssignments is the permissionAssignments[] of a user, SA or PAT; in strict
 // "pending-listed" mode it includes pending creations, which its item shape cannot mark.
 func (s *Server) permissionAssignments(identityID string) []map[string]any {
-	var list []*assignRec
+	list := slices.Clone(s.assignmentsOf(identityID))
 	if s.memo != nil {
-		list = slices.Clone(s.memo.assignments[identityID])
+		list = append(list, s.memo.pending[identityID]...)
 	} else {
-		for _, a := range s.st.Assignments {
-			if a.IdentityID == identityID {
-				list = append(list, a)
-			}
-		}
 		for _, a := range s.pendingAssignments() {
 			if a.IdentityID == identityID {
 				list = append(list, a)
@@ -507,7 +522,7 @@ func (s *Server) revokePermission(c *call) (*reply, error) {
 		a.PendingCR = cr.ID
 		return &reply{status: http.StatusAccepted, body: s.changeRequestJSON(cr)}, nil
 	}
-	delete(s.st.Assignments, a.ID)
+	s.unassign(a.ID)
 	return &reply{status: http.StatusNoContent}, nil
 }
 
@@ -515,30 +530,23 @@ func (s *Server) revokePermission(c *call) (*reply, error) {
 func (s *Server) deleteAssignmentsOf(identityID string) {
 	for id, a := range s.st.Assignments {
 		if a.IdentityID == identityID {
-			delete(s.st.Assignments, id)
+			s.unassign(id)
 		}
 	}
 }
 
-// listMemo indexes, for one list answer, every identity's tokens and assignments (applied and,
-// in strict "pending-listed" mode, pending).
+// listMemo indexes, for one list answer, every identity's pending assignments (listed in strict
+// "pending-listed" mode), which are read from the change requests.
 type listMemo struct {
-	tokens      map[string][]*tokenRec
-	assignments map[string][]*assignRec
+	pending map[string][]*assignRec
 }
 
 // memoize sets s.memo for the list answer being built; the caller holds s.mu and calls the
 // function it returns when the answer is built.
 func (s *Server) memoize() (done func()) {
-	m := &listMemo{tokens: map[string][]*tokenRec{}, assignments: map[string][]*assignRec{}}
-	for _, t := range s.st.Tokens {
-		m.tokens[t.UserID] = append(m.tokens[t.UserID], t)
-	}
-	for _, a := range s.st.Assignments {
-		m.assignments[a.IdentityID] = append(m.assignments[a.IdentityID], a)
-	}
+	m := &listMemo{pending: map[string][]*assignRec{}}
 	for _, a := range s.pendingAssignments() {
-		m.assignments[a.IdentityID] = append(m.assignments[a.IdentityID], a)
+		m.pending[a.IdentityID] = append(m.pending[a.IdentityID], a)
 	}
 	s.memo = m
 	return func() { s.memo = nil }

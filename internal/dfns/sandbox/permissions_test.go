@@ -109,6 +109,10 @@ func TestPermissionsAndAssignments(t *testing.T) {
 			t.Errorf("revoke: %d %q", st, out)
 		}
 		e.mustCall(sa, 403, "GET", "/permissions", nil)
+		got = e.mustCall(admin, 200, "GET", "/auth/service-accounts/"+id, nil)
+		if pa := got["userInfo"].(map[string]any)["permissionAssignments"].([]any); len(pa) != 0 {
+			t.Errorf("permissionAssignments after the revocation = %v", pa)
+		}
 		e.mustCall(admin, 404, "DELETE", "/permissions/"+pm+"/assignments/"+aid, nil)
 	})
 }

@@ -45,13 +45,17 @@ type Server struct {
 	client *http.Client
 	routes []*route
 
-	mu sync.Mutex // guards st and credIdx
+	mu sync.Mutex // guards st and its indexes
 	st *state
-	// credIdx indexes st.Credentials by user ID, sorted by creation; nil when a credential was
-	// added or removed since it was built. Without it, listing n identities read every
-	// credential for each (n² at 10,000 service accounts: seconds under the state lock).
+	// The indexes of st by owner, oldest first: credentials by user ID (credIdx), applied
+	// assignments by identity ID (asgIdx), tokens by user ID (tokIdx). Each is built at its
+	// first read, takes additions in place, and is dropped (nil) when one of its records is
+	// removed or st is replaced. Without them, every answer about one identity read every
+	// record (n² at 10,000 service accounts: seconds under the state lock, and 14 ms a create).
 	credIdx map[string][]*credRec
-	// memo, set while one list answer is built (under mu), holds every identity's tokens and
+	asgIdx  map[string][]*assignRec
+	tokIdx  map[string][]*tokenRec
+	// memo, set while one list answer is built (under mu), holds every identity's pending
 	// assignments, read once for the whole list instead of once per item.
 	memo *listMemo
 
@@ -80,7 +84,7 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.st, s.credIdx = st, nil
+	s.replaceState(st)
 	s.routes = s.buildRoutes()
 	return s, nil
 }

@@ -98,7 +98,7 @@ func (s *Server) loadOrInitState() (*state, error) {
 		}
 	}
 	st := newState(s.opts.Seed)
-	s.st, s.credIdx = st, nil
+	s.replaceState(st)
 	st.OrgID = s.opts.OrgID
 	if st.OrgID == "" {
 		st.OrgID = s.newID("or")
