@@ -41,7 +41,7 @@ const EventReassigned = "Reassigned"
 // serves the drift checks of all its assignments (lists).
 type assignments struct {
 	link
-	client client.Reader // cached: DfnsPermissions and DfnsServiceAccounts
+	client client.Reader // DfnsPermissions and identities, from the cache (references)
 	lists  *driver.ListCache[dfns.Assignment]
 }
 

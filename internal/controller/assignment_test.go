@@ -209,3 +209,26 @@ func TestAssignmentDeleteWithoutStatus(t *testing.T) {
 		})
 	}
 }
+
+// TestReferenceNotYetCached: an identity applied with its assignment but not yet in the cache
+// is read past it, and waited for without a word (it has not been reconciled); one missing
+// from both is reported.
+func TestReferenceNotYetCached(t *testing.T) {
+	s := testSchemeUnit(t)
+	sa := &v1alpha1.DfnsServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "app"}}
+	e := &assignments{link: link{api: &fakeAPI{}}, lists: driver.NewListCache(time.Minute, assignmentFields),
+		client: references{cache: fake.NewClientBuilder().WithScheme(s).Build(), direct: fake.NewClientBuilder().WithScheme(s).WithObjects(sa).Build()}}
+	for name, want := range map[string]driver.Verdict{
+		"app":  {Reason: v1alpha1.ReasonIdentityNotReady, Policy: driver.Wait, Quiet: true},
+		"typo": {Reason: v1alpha1.ReasonIdentityNotReady, Policy: driver.Wait},
+	} {
+		a := &v1alpha1.DfnsPermissionAssignment{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "grant"},
+			Spec: v1alpha1.DfnsPermissionAssignmentSpec{PermissionRef: v1alpha1.PermissionRef{ID: "pm-1"},
+				IdentityRef: &v1alpha1.IdentityRef{Kind: kindServiceAccount, Name: name}}}
+		_, _, err := e.resolve(context.Background(), a)
+		got := driver.Classify(nil, err)
+		if got.Reason != want.Reason || got.Policy != want.Policy || got.Quiet != want.Quiet {
+			t.Errorf("identity %s: %+v; want %+v", name, got, want)
+		}
+	}
+}

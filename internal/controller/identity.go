@@ -198,6 +198,7 @@ type minter[T mintable] struct {
 	calls   identities[T]
 	callsOf func(api dfns.API) identities[T]
 	client  client.Client // cached: DfnsPermissions
+	refs    client.Reader // the permission a spec references (references)
 	secrets driver.SecretReader
 	// lists shares one list of the kind per sync period among the drift checks.
 	lists *driver.ListCache[identityView]
@@ -209,7 +210,7 @@ type minter[T mintable] struct {
 func newMinter[T mintable, D any](calls func(api dfns.API) identityCalls[T, D], kind string, c client.Client, r client.Reader,
 	syncPeriod time.Duration) *minter[T] {
 	return &minter[T]{kind: kind, callsOf: func(api dfns.API) identities[T] { return calls(api) }, client: c,
-		secrets: driver.NewSecretReader(c, r), lists: driver.NewListCache(syncPeriod, identityFields), now: time.Now}
+		refs: references{cache: c, direct: r}, secrets: driver.NewSecretReader(c, r), lists: driver.NewListCache(syncPeriod, identityFields), now: time.Now}
 }
 
 // bind returns the kind's calls through one connection.
@@ -470,7 +471,7 @@ func (m *minter[T]) Prepare(ctx context.Context, obj T, obs driver.Observation[i
 		return p, driver.Waitf(v1alpha1.ReasonForbidden,
 			"the operator runs in token mode and Dfns lets only users create %ss: give it login mode (DFNS_USERNAME with a Key credential)", m.calls.nounOf())
 	}
-	permID, err := resolvePermission(ctx, m.client, obj.GetNamespace(), obj.GetPermissionRef())
+	permID, err := resolvePermission(ctx, m.refs, obj.GetNamespace(), obj.GetPermissionRef())
 	if err != nil {
 		return p, err
 	}
@@ -643,6 +644,26 @@ func resolvePermission(ctx context.Context, c client.Reader, namespace string, r
 		return "", waitFor(p.Status.Conditions, v1alpha1.ReasonPermissionNotReady, "waiting for DfnsPermission %s to be Ready", ref.Name)
 	}
 	return p.Status.PermissionID, nil
+}
+
+// references reads the resources a spec references: from the cache, and past it when the cache
+// does not have one. A resource applied in the same batch as the one referencing it may not be
+// in the cache yet when the referencing one is first reconciled (itself read from the cache),
+// and reporting the reference missing then cost a status write and an event for nothing (128
+// of 10,000 assignments in a benchmark). Only a miss costs a read; a reference still missing
+// past the cache is reported.
+type references struct{ cache, direct client.Reader }
+
+func (r references) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	err := r.cache.Get(ctx, key, obj, opts...)
+	if apierrors.IsNotFound(err) {
+		return r.direct.Get(ctx, key, obj, opts...)
+	}
+	return err
+}
+
+func (r references) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	return r.cache.List(ctx, list, opts...)
 }
 
 // waitFor is the wait for a referenced resource that is not Ready, whose conditions are given:

@@ -52,7 +52,7 @@ const partRule = "rule"
 type policies struct {
 	secretless[*v1alpha1.DfnsPolicy, *dfns.Policy]
 	link
-	client client.Reader // cached: the DfnsUsers approval groups name
+	client client.Reader // the DfnsUsers approval groups name, from the cache (references)
 }
 
 var _ driver.External[*v1alpha1.DfnsPolicy, *dfns.Policy] = (*policies)(nil)

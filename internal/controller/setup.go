@@ -284,7 +284,7 @@ func setupPolicies(mgr ctrl.Manager, opts Options) error {
 		return fmt.Errorf("indexing DfnsPolicies by user: %w", err)
 	}
 	byUser := handler.EnqueueRequestsFromMapFunc(referencing(mgr.GetClient(), &v1alpha1.DfnsPolicyList{}, userRefIndex, objectName))
-	return setupKind(mgr, opts, kindPolicy, &policies{client: mgr.GetClient()}, func() *v1alpha1.DfnsPolicy { return &v1alpha1.DfnsPolicy{} },
+	return setupKind(mgr, opts, kindPolicy, &policies{client: references{cache: mgr.GetClient(), direct: mgr.GetAPIReader()}}, func() *v1alpha1.DfnsPolicy { return &v1alpha1.DfnsPolicy{} },
 		func() client.ObjectList { return &v1alpha1.DfnsPolicyList{} },
 		func(b *builder.Builder) *builder.Builder { return b.Watches(&v1alpha1.DfnsUser{}, byUser) })
 }
@@ -361,7 +361,7 @@ func setupAssignments(mgr ctrl.Manager, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("indexing DfnsPermissionAssignments by identity: %w", err)
 	}
-	ext := &assignments{client: mgr.GetClient(), lists: driver.NewListCache(opts.SyncPeriod, assignmentFields)}
+	ext := &assignments{client: references{cache: mgr.GetClient(), direct: mgr.GetAPIReader()}, lists: driver.NewListCache(opts.SyncPeriod, assignmentFields)}
 	c, list := mgr.GetClient(), &v1alpha1.DfnsPermissionAssignmentList{}
 	on := func(index string, key func(client.Object) string) handler.EventHandler {
 		return handler.EnqueueRequestsFromMapFunc(referencing(c, list, index, key))
