@@ -232,3 +232,21 @@ func TestReferenceNotYetCached(t *testing.T) {
 		}
 	}
 }
+
+// TestConnectionCheckReadsPastTheCache: the connection check of an assignment whose service
+// account was applied with it, but is not in the cache yet, reads the account past the cache
+// instead of reporting it missing; an account missing from both is reported.
+func TestConnectionCheckReadsPastTheCache(t *testing.T) {
+	s := testSchemeUnit(t)
+	sa := &v1alpha1.DfnsServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "app"}}
+	c := &connector[*v1alpha1.DfnsPermissionAssignment, assignmentView]{kind: kindAssignment,
+		cache: references{cache: fake.NewClientBuilder().WithScheme(s).Build(), direct: fake.NewClientBuilder().WithScheme(s).WithObjects(sa).Build()}}
+	for name, wantErr := range map[string]bool{"app": false, "typo": true} {
+		a := &v1alpha1.DfnsPermissionAssignment{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "grant"},
+			Spec: v1alpha1.DfnsPermissionAssignmentSpec{PermissionRef: v1alpha1.PermissionRef{ID: "pm-1"},
+				IdentityRef: &v1alpha1.IdentityRef{Kind: kindServiceAccount, Name: name}}}
+		if err := c.sameConnection(context.Background(), nil, a); (err != nil) != wantErr {
+			t.Errorf("identity %s: %v; want an error %t", name, err, wantErr)
+		}
+	}
+}

@@ -250,7 +250,8 @@ func setupKind[T driver.Object, O any](mgr ctrl.Manager, opts Options, kind stri
 		Named(name).
 		WithOptions(controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles})
 	b = watchConnections(b, mgr.GetClient(), newList)
-	conn := &connector[T, O]{conns: opts.conns, owners: opts.owners, cache: mgr.GetClient(), kind: kind, adapter: ext}
+	conn := &connector[T, O]{conns: opts.conns, owners: opts.owners, kind: kind, adapter: ext,
+		cache: references{cache: mgr.GetClient(), direct: mgr.GetAPIReader()}}
 	r := driver.New(driver.Config[T, O]{
 		Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Scheme: mgr.GetScheme(), Kind: kind, Connector: conn,
 		NewObject: newObject, NewList: newList, Owners: owners, Key: opts.OwnershipKey, Errors: dfnsErrors{},

@@ -47,7 +47,9 @@ import (
 type connector[T driver.Object, O any] struct {
 	conns *connections
 	// owners looks up each kind's resources by the Dfns IDs they own.
-	owners  map[string]driver.Lookup
+	owners map[string]driver.Lookup
+	// cache reads the resources a spec references and the namespace (references: past the
+	// cache when it does not have one).
 	cache   client.Reader
 	kind    string
 	adapter adapter[T, O]
