@@ -147,18 +147,19 @@ const (
 // assignmentFields gives an assignment's values of byIdentity and byID.
 func assignmentFields(a dfns.Assignment) []string { return []string{a.IdentityID, a.ID} }
 
-// lookup is findAssignment on the permission's kept list, through its index; fresh reports
-// whether the list was fetched for this call.
+// lookup is findAssignment on the permission's kept list, through its index: both searches
+// read the one list Get returned. fresh reports whether the list was fetched for this call.
 func (e *assignments) lookup(ctx context.Context, permID, identityID, id string,
 	list func(context.Context) ([]dfns.Assignment, error)) (found, recorded *dfns.Assignment, fresh bool, err error) {
-	a, ok, fresh, err := e.lists.Find(ctx, e.listKey(permID), byIdentity, identityID, list)
-	switch {
-	case err != nil:
+	key := e.listKey(permID)
+	all, fresh, err := e.lists.Get(ctx, key, list)
+	if err != nil {
 		return nil, nil, fresh, err
-	case ok:
+	}
+	if a, ok := e.lists.Search(key, all, byIdentity, identityID); ok {
 		return &a, nil, fresh, nil
 	}
-	if r, ok, _, err := e.lists.Find(ctx, e.listKey(permID), byID, id, list); err == nil && ok {
+	if r, ok := e.lists.Search(key, all, byID, id); ok {
 		recorded = &r
 	}
 	return nil, recorded, fresh, nil

@@ -710,11 +710,13 @@ func (r *Reconciler[T, O]) awaitApproval(ctx context.Context, st *state[T, O], c
 // condition changed or the error is retried, and the requeue policy of the class.
 func (r *Reconciler[T, O]) fail(ctx context.Context, st *state[T, O], err error) (ctrl.Result, error) {
 	v := Classify(r.errs, err)
-	if apierrors.IsConflict(err) {
-		// The copy this reconcile acted on was stale: it says nothing about the resource, so
-		// nothing is reported, and the next reconcile reads past the cache.
+	var stale *staleCopyError
+	if errors.As(err, &stale) {
+		// The copy this reconcile acted on was older than the resource: that says nothing
+		// about the resource, so nothing is reported, and the next reconcile reads past the
+		// cache. The short delay bounds the loop a writer fighting over the resource makes.
 		r.current.distrust(client.ObjectKeyFromObject(st.obj))
-		v = Verdict{Policy: Requeue, Reason: v.Reason}
+		v = Verdict{Policy: Requeue, Reason: v.Reason, After: staleCopyRequeue}
 	}
 	if v.Policy == Requeue {
 		st.silent = true
@@ -902,6 +904,17 @@ func (r *Reconciler[T, O]) recordsNothing(obj T) bool {
 	return obj.GetStatusID() == "" && m.PendingChangeRequest == nil && len(m.Previous) == 0
 }
 
+// staleCopyError is a conflict on an optimistic-lock patch of the resource itself: the copy
+// the reconcile acted on was not the latest (fail). Conflicts on other objects (a Secret, a
+// Deployment) stay ordinary failures, retried with backoff and reported.
+type staleCopyError struct{ err error }
+
+func (e *staleCopyError) Error() string { return e.err.Error() }
+func (e *staleCopyError) Unwrap() error { return e.err }
+
+// staleCopyRequeue is the wait before a resource whose copy was stale is read again.
+const staleCopyRequeue = 100 * time.Millisecond
+
 // holdsNothing reports whether the resource carries nothing of this driver: no finalizer and
 // nothing recorded.
 func (r *Reconciler[T, O]) holdsNothing(obj T) bool {
@@ -952,6 +965,9 @@ func (r *Reconciler[T, O]) patchMeta(ctx context.Context, st *state[T, O], mutat
 		patch = client.MergeFromWithOptions(st.obj, client.MergeFromWithOptimisticLock{})
 	}
 	if err := r.client.Patch(ctx, cp, patch); err != nil {
+		if apierrors.IsConflict(err) {
+			return &staleCopyError{err: err}
+		}
 		return err
 	}
 	for _, o := range []T{st.obj, st.before} {

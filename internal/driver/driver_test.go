@@ -20,6 +20,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -34,6 +35,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/record"
@@ -1631,5 +1633,34 @@ func TestNewResourceFromTheCache(t *testing.T) {
 	reads["fresh"] = 0
 	if _, _, err := r.get(ctx, req); err != nil || reads["fresh"] != 1 {
 		t.Errorf("after the conflict, %d reads past the cache (%v); want 1", reads["fresh"], err)
+	}
+}
+
+// TestOnlyAStaleCopyIsQuiet: a conflict on the resource's own patch (its copy was stale)
+// requeues without a word; a conflict on another object (a Secret, a Deployment) is a failure,
+// reported and retried with backoff.
+func TestOnlyAStaleCopyIsQuiet(t *testing.T) {
+	sa := &v1alpha1.DfnsServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "sa", UID: tUID, Generation: 1}}
+	r, _, rec := newDriver[*v1alpha1.DfnsServiceAccount](t, &extFns[*v1alpha1.DfnsServiceAccount]{},
+		func() *v1alpha1.DfnsServiceAccount { return &v1alpha1.DfnsServiceAccount{} }, sa)
+	conflict := func(resource string) error {
+		return apierrors.NewConflict(schema.GroupResource{Resource: resource}, "x", errors.New("modified"))
+	}
+	for name, tc := range map[string]struct {
+		err   error
+		quiet bool
+	}{
+		"OwnPatch":    {fmt.Errorf("marking the create as pending: %w", &staleCopyError{err: conflict("dfnsserviceaccounts")}), true},
+		"OtherObject": {fmt.Errorf("writing Secret s: %w", conflict("secrets")), false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			st := &state[*v1alpha1.DfnsServiceAccount, string]{obj: sa.DeepCopy(), before: sa.DeepCopy()}
+			res, err := r.fail(context.Background(), st, tc.err)
+			events := drain(rec)
+			quiet := err == nil && res.RequeueAfter > 0 && len(events) == 0 && len(st.obj.Status.Conditions) == 0
+			if quiet != tc.quiet {
+				t.Errorf("result %+v, error %v, events %v, conditions %v; want quiet %t", res, err, events, st.obj.Status.Conditions, tc.quiet)
+			}
+		})
 	}
 }

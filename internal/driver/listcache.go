@@ -68,26 +68,37 @@ func NewListCache[V any](ttl time.Duration, fields func(V) []string) *ListCache[
 }
 
 // Find returns the first item of the list under key whose field f has the value v, getting the
-// list as Get does. A kept list is searched through an index built at the first Find after it
-// was fetched and extended by Append: the drift checks of 10,000 objects in one list each find
-// theirs without scanning the other 9,999. A list fetched across a change is not kept, and is
-// scanned.
+// list as Get does (Search tells how it is found).
 func (c *ListCache[V]) Find(ctx context.Context, key string, f int, v string,
 	fetch func(context.Context) ([]V, error)) (item V, found, fresh bool, err error) {
 	items, fresh, err := c.Get(ctx, key, fetch)
-	if err != nil || v == "" {
+	if err != nil {
 		return item, false, fresh, err
+	}
+	item, found = c.Search(key, items, f, v)
+	return item, found, fresh, nil
+}
+
+// Search returns the first of items, a list Get returned under key, whose field f has the value
+// v. When items is the list kept under key, it is searched through an index built at the first
+// search after the fetch and extended by Append: the drift checks of 10,000 objects in one list
+// each find theirs without scanning the other 9,999 (an item appended since Get may be found).
+// Any other list (fetched across a change, so not kept) is scanned. Several searches of one
+// list answer from the same list.
+func (c *ListCache[V]) Search(key string, items []V, f int, v string) (item V, found bool) {
+	if v == "" || len(items) == 0 {
+		return item, false
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, kept := c.entries[key]
-	if !kept || len(items) > len(e.items) || len(items) > 0 && &items[0] != &e.items[0] {
+	if !kept || len(items) > len(e.items) || &items[0] != &e.items[0] {
 		for _, it := range items {
 			if c.fields(it)[f] == v {
-				return it, true, fresh, nil
+				return it, true
 			}
 		}
-		return item, false, fresh, nil
+		return item, false
 	}
 	if e.index == nil {
 		e.index = make([]map[string]int, len(c.fields(item)))
@@ -104,9 +115,9 @@ func (c *ListCache[V]) Find(ctx context.Context, key string, f int, v string,
 	}
 	c.entries[key] = e
 	if i, ok := e.index[f][v]; ok {
-		return e.items[i], true, fresh, nil // perhaps appended since Get: the newer list
+		return e.items[i], true
 	}
-	return item, false, fresh, nil
+	return item, false
 }
 
 // Get returns the list under key, fetching it when there is none younger than the TTL; callers

@@ -216,4 +216,14 @@ func TestListCacheFind(t *testing.T) {
 	if got, found, _, _ := c.Find(ctx, "r", 0, "id-r", racing); !found || got[0] != "id-r" {
 		t.Errorf("a list not kept is scanned: %v %t", got, found)
 	}
+	// An empty list fetched across a change (not kept) finds nothing, whatever an expired kept
+	// list held.
+	c.now = func() time.Time { return time.Now().Add(time.Hour) }
+	emptied := func(context.Context) ([]item, error) {
+		c.Append("k", item{"id-late", "late"})
+		return nil, nil
+	}
+	if got, found, fresh, _ := c.Find(ctx, "k", 0, "id-7", emptied); found || !fresh {
+		t.Errorf("an empty fresh list found %v (fresh %t) in the expired one", got, fresh)
+	}
 }
