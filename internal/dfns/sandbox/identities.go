@@ -241,6 +241,18 @@ func (s *Server) credentialUUID(u *userRec) string {
 	return ""
 }
 
+// byOwner files records by owner, each owner's oldest first (by older).
+func byOwner[R any](records map[string]*R, owner func(*R) string, older func(a, b *R) int) map[string][]*R {
+	idx := map[string][]*R{}
+	for _, r := range records {
+		idx[owner(r)] = append(idx[owner(r)], r)
+	}
+	for _, list := range idx {
+		slices.SortFunc(list, older)
+	}
+	return idx
+}
+
 // replaceState makes st the sandbox's state, dropping the indexes of the former one.
 func (s *Server) replaceState(st *state) {
 	s.st, s.credIdx, s.asgIdx, s.tokIdx = st, nil, nil, nil
@@ -250,13 +262,8 @@ func (s *Server) replaceState(st *state) {
 // caller holds s.mu.
 func (s *Server) credentialsOf(userID string) []*credRec {
 	if s.credIdx == nil {
-		s.credIdx = map[string][]*credRec{}
-		for _, cr := range s.st.Credentials {
-			s.credIdx[cr.UserID] = append(s.credIdx[cr.UserID], cr)
-		}
-		for _, list := range s.credIdx {
-			slices.SortFunc(list, func(a, b *credRec) int { return a.DateCreated.Compare(b.DateCreated) })
-		}
+		s.credIdx = byOwner(s.st.Credentials, func(cr *credRec) string { return cr.UserID },
+			func(a, b *credRec) int { return a.DateCreated.Compare(b.DateCreated) })
 	}
 	return s.credIdx[userID]
 }
@@ -451,13 +458,8 @@ func (s *Server) newToken(userID, kind, name, pemStr, fp, externalID string, now
 // tokensByUser returns the user's tokens, oldest first. The caller holds s.mu.
 func (s *Server) tokensByUser(userID string) []*tokenRec {
 	if s.tokIdx == nil {
-		s.tokIdx = map[string][]*tokenRec{}
-		for _, t := range s.st.Tokens {
-			s.tokIdx[t.UserID] = append(s.tokIdx[t.UserID], t)
-		}
-		for _, list := range s.tokIdx {
-			slices.SortFunc(list, func(a, b *tokenRec) int { return int(a.Seq - b.Seq) })
-		}
+		s.tokIdx = byOwner(s.st.Tokens, func(t *tokenRec) string { return t.UserID },
+			func(a, b *tokenRec) int { return int(a.Seq - b.Seq) })
 	}
 	return s.tokIdx[userID]
 }

@@ -114,13 +114,8 @@ func (s *Server) assign(permissionID, identityID string, now time.Time) *assignR
 // assignmentsOf returns the identity's applied assignments, oldest first. The caller holds s.mu.
 func (s *Server) assignmentsOf(identityID string) []*assignRec {
 	if s.asgIdx == nil {
-		s.asgIdx = map[string][]*assignRec{}
-		for _, a := range s.st.Assignments {
-			s.asgIdx[a.IdentityID] = append(s.asgIdx[a.IdentityID], a)
-		}
-		for _, list := range s.asgIdx {
-			slices.SortFunc(list, func(a, b *assignRec) int { return int(a.Seq - b.Seq) })
-		}
+		s.asgIdx = byOwner(s.st.Assignments, func(a *assignRec) string { return a.IdentityID },
+			func(a, b *assignRec) int { return int(a.Seq - b.Seq) })
 	}
 	return s.asgIdx[identityID]
 }
